@@ -1,0 +1,215 @@
+"""The ``ragent`` command: ingest, ask, chat, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.context import Context
+from app.ingest.pipeline import Ingestor, IngestReport
+from app.service import Answer, QuestionError, ask, new_thread_id
+from app.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+cli = typer.Typer(
+    name="ragent",
+    help="A RAG + tool-calling agent on LangGraph. Offline by default.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Settings YAML (default: $RAGENT_CONFIG or configs/default.yaml)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+UserOpt = Annotated[str, typer.Option("--user", help="User id; threads and memory are per user.")]
+GroupsOpt = Annotated[str, typer.Option("--groups", help="Comma-separated ACL groups of the user.")]
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr with exit code 2."""
+
+
+def _groups(raw: str) -> list[str]:
+    return sorted({g.strip() for g in raw.split(",") if g.strip()})
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+def _print_answer(answer: Answer) -> None:
+    typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\nSources:")
+        for c in answer.citations:
+            typer.echo(f"  [{c['label']}] {c['source']} (characters {c['span'][0]}-{c['span'][1]})")
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    as_json: JsonOpt = False,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: settings).")] = None,
+    acl: Annotated[str, typer.Option(help="Comma-separated groups allowed to read.")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest .md, .txt and .html files; unchanged files are skipped.
+
+    Exit codes: 0 all ingested, 1 some files failed (reported), 2 bad input.
+    """
+    from app.resources import build_resources
+
+    settings = _settings(config)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such file or directory: {missing[0]}")
+    resources = build_resources(settings)
+    ingestor = Ingestor(
+        writer=resources.writer,
+        embedder=resources.embedder,
+        counter=resources.counter,
+        chunk_tokens=settings.ingest.chunk_tokens,
+        chunk_overlap=settings.ingest.chunk_overlap,
+        max_file_bytes=settings.ingest.max_file_bytes,
+    )
+    report: IngestReport = ingestor.ingest(
+        paths, tenant_id=tenant or settings.tenant_id, acl=_groups(acl)
+    )
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        typer.echo(
+            f"{report.documents} documents ({report.chunks} chunks) indexed, "
+            f"{report.unchanged} unchanged, {report.duplicates} duplicate chunks, "
+            f"{report.skipped} unsupported skipped, {len(report.failed)} failed "
+            f"in {report.seconds:.1f} s"
+        )
+        for failure in report.failed:
+            typer.echo(f"  failed: {failure['source']}: {failure['reason']}", err=True)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+async def _ask(settings: Settings, question: str, context: Context, thread_id: str) -> Answer:
+    from app.graphs.agent import compile_agent
+    from app.memory.checkpoint import open_checkpointer
+    from app.resources import build_resources, use_resources
+
+    with use_resources(build_resources(settings)):
+        async with open_checkpointer(settings) as saver:
+            agent = compile_agent(saver)
+            return await ask(
+                agent,
+                question,
+                context=context,
+                thread_id=thread_id,
+                max_chars=settings.limits.max_input_chars,
+            )
+
+
+def _context(settings: Settings, user: str, groups: str) -> Context:
+    return Context(tenant_id=settings.tenant_id, user_id=user, acl_groups=_groups(groups))
+
+
+@cli.command(name="ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    thread: Annotated[str | None, typer.Option(help="Continue this thread.")] = None,
+    user: UserOpt = "local",
+    groups: GroupsOpt = "",
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Ask one question and print a cited answer.
+
+    With --json: {"answer", "citations": [{"label", "source", "doc_id",
+    "chunk_id", "span"}], "thread_id", "refused"}.
+    """
+    if not question.strip():
+        raise CliError("the question is empty")
+    settings = _settings(config)
+    answer = asyncio.run(
+        _ask(settings, question, _context(settings, user, groups), thread or new_thread_id())
+    )
+    if as_json:
+        _print_json(answer.as_dict())
+    else:
+        _print_answer(answer)
+        typer.echo(f"\n(thread {answer.thread_id})")
+
+
+@cli.command()
+def chat(
+    thread: Annotated[str | None, typer.Option(help="Continue this thread.")] = None,
+    user: UserOpt = "local",
+    groups: GroupsOpt = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Chat interactively on one thread; an empty line or Ctrl-D ends it."""
+    settings = _settings(config)
+    thread_id = thread or new_thread_id()
+    context = _context(settings, user, groups)
+    typer.echo(f"thread {thread_id}; an empty line or Ctrl-D quits")
+    while True:
+        try:
+            question = input("you> ")
+        except EOFError:
+            break
+        if not question.strip():
+            break
+        try:
+            answer = asyncio.run(_ask(settings, question, context, thread_id))
+        except QuestionError as exc:
+            typer.echo(f"ragent: {exc}", err=True)
+            continue
+        _print_answer(answer)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the HTTP API with uvicorn and the configured checkpointer."""
+    import uvicorn
+
+    _settings(config)  # fail fast on a bad config, before binding the port
+    if config is not None:
+        os.environ["RAGENT_CONFIG"] = str(config)
+    uvicorn.run("app.server.app:app", host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning known errors into one line and exit code 2."""
+    try:
+        cli()
+    except (CliError, SettingsError, QuestionError, FileNotFoundError) as exc:
+        typer.echo(f"ragent: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback dump
+        if os.environ.get("RAGENT_DEBUG"):
+            raise
+        typer.echo(
+            f"ragent: error: {type(exc).__name__}: {exc} (set RAGENT_DEBUG=1 for details)",
+            err=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,49 @@
+"""The agent graph: wiring only. See ARCHITECTURE.md for the request lifecycle."""
+
+from __future__ import annotations
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+
+from app.context import Context
+from app.nodes.guard import after_guard, guard_input, guard_output
+from app.nodes.memory import compress_memory, load_memory
+from app.nodes.respond import respond
+from app.nodes.retrieve import retrieve
+from app.nodes.route import route, select_path
+from app.nodes.tools import after_respond, execute_tools
+from app.state import AgentState, InputState
+
+__all__ = ["builder", "compile_agent", "graph"]
+
+builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState)
+builder.add_node(guard_input)
+builder.add_node(load_memory)
+builder.add_node(route)
+builder.add_node(retrieve)
+builder.add_node(respond)
+builder.add_node(execute_tools)
+builder.add_node(guard_output)
+builder.add_node(compress_memory)
+
+builder.add_edge(START, "guard_input")
+builder.add_conditional_edges("guard_input", after_guard, ["load_memory", END])
+builder.add_edge("load_memory", "route")
+builder.add_conditional_edges("route", select_path, ["retrieve", "respond"])
+builder.add_edge("retrieve", "respond")
+builder.add_conditional_edges("respond", after_respond, ["execute_tools", "guard_output"])
+builder.add_edge("execute_tools", "respond")
+builder.add_edge("guard_output", "compress_memory")
+builder.add_edge("compress_memory", END)
+
+graph = builder.compile(name="ragent")
+"""The graph for ``langgraph dev``; the server supplies the checkpointer."""
+
+
+def compile_agent(
+    checkpointer: BaseCheckpointSaver[str] | None = None, store: BaseStore | None = None
+) -> CompiledStateGraph[AgentState, Context, InputState, AgentState]:
+    """Compile the agent with a checkpointer (and optionally a long-term store)."""
+    return builder.compile(checkpointer=checkpointer, store=store, name="ragent")

@@ -1,0 +1,323 @@
+"""An offline, deterministic, grounded chat model that stands in for an LLM.
+
+:class:`ExtractiveAnswerer` answers by quoting the sentences of the retrieved sources
+(the ``<sources>`` block that the respond node writes into the system message) that best
+match the question, each followed by its ``[S<n>]`` label. It calls the ``calculator``
+and ``current_time`` tools when they are bound and the question needs them, and turns
+tool results into plain sentences. It needs no network, no randomness and no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from app.llm.text import asks_for_time, find_arithmetic, find_timezone, rank_sentences
+from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
+
+__all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]
+
+MODEL_NAME = "offline-extractive"
+"""Value of ``response_metadata["model_name"]`` and of ``_llm_type``."""
+
+_HEADER = re.compile(r"^\[S(\d+)\] (.*)$")
+
+
+def parse_sources(text: str) -> list[tuple[str, str]]:
+    """Parse the ``<sources>`` block(s) of a system prompt.
+
+    Each source starts with a header line ``[S<n>] <where it came from>`` and runs until
+    the next header or the closing tag. Text before the first header is ignored.
+
+    Args:
+        text: The system message text.
+
+    Returns:
+        ``(label, text)`` pairs such as ``("S1", "WAL mode ...")`` in order, the text
+        stripped of surrounding whitespace; empty when there is no sources block.
+    """
+    sources: list[tuple[str, str]] = []
+    pos = 0
+    while (start := text.find(SOURCES_OPEN, pos)) >= 0:
+        body_start = start + len(SOURCES_OPEN)
+        end = text.find(SOURCES_CLOSE, body_start)
+        end = len(text) if end < 0 else end
+        pos = end + len(SOURCES_CLOSE)
+        label: str | None = None
+        lines: list[str] = []
+        for line in text[body_start:end].splitlines():
+            header = _HEADER.match(line)
+            if header is None:
+                lines.append(line)
+                continue
+            if label is not None:
+                sources.append((label, "\n".join(lines).strip()))
+            label, lines = f"S{header.group(1)}", []
+        if label is not None:
+            sources.append((label, "\n".join(lines).strip()))
+    return sources
+
+
+def answer_from_sources(
+    question: str,
+    sources: Sequence[tuple[str, str]],
+    *,
+    min_relevance: float = 0.3,
+    max_sentences: int = 3,
+) -> str:
+    """Answer a question by quoting the most relevant source sentences with their labels.
+
+    See :func:`app.llm.text.rank_sentences` for how sentences are chosen.
+
+    Args:
+        question: The user's question.
+        sources: ``(label, text)`` pairs as returned by :func:`parse_sources`.
+        min_relevance: The lowest score (0 to 1) a sentence may have to be quoted.
+        max_sentences: The most sentences to quote.
+
+    Returns:
+        ``"<sentence> [S<n>] <sentence> [S<m>]"``, best first, or ``DONT_KNOW`` when no
+        sentence qualifies.
+    """
+    ranked = rank_sentences(question, sources, min_relevance, max_sentences)
+    return " ".join(f"{text.rstrip()} [{label}]" for label, text in ranked) or DONT_KNOW
+
+
+def _words(text: str) -> int:
+    # Token counts are approximated by whitespace-separated words: there is no tokenizer
+    # offline, and the numbers only feed usage reporting.
+    return len(text.split())
+
+
+def _tool_name(message: ToolMessage, messages: Sequence[BaseMessage]) -> str:
+    if message.name:
+        return message.name
+    for earlier in messages:
+        if isinstance(earlier, AIMessage):
+            for call in earlier.tool_calls:
+                if call.get("id") == message.tool_call_id:
+                    return call["name"]
+    return "tool"
+
+
+def _describe_tool_result(name: str, message: ToolMessage) -> str:
+    readable = name.replace("_", " ")
+    result = " ".join(message.text.split())
+    if message.status == "error":
+        return f"The {readable} tool failed: {result.rstrip('.') or 'no details'}."
+    if not result:
+        return f"The {readable} returned nothing."
+    return f"The {readable} returned {result}{'' if result.endswith('.') else '.'}"
+
+
+def _make_call(name: str, args: dict[str, Any]) -> ToolCall:
+    digest = hashlib.sha1((name + json.dumps(args, sort_keys=True)).encode()).hexdigest()
+    return ToolCall(name=name, args=args, id=f"call_{digest[:12]}", type="tool_call")
+
+
+class ExtractiveAnswerer(BaseChatModel):
+    """A deterministic, offline chat model that answers only from its inputs.
+
+    It reads the ``<sources>`` block of the system messages, the last human message and
+    any trailing tool results, and never invents anything: it quotes source sentences
+    with their labels, calls bound tools, restates tool results, or says ``DONT_KNOW``.
+
+    Attributes:
+        min_relevance: Lowest score (0 to 1) a source sentence needs to be quoted.
+        max_sentences: Most source sentences quoted in one answer.
+        tool_names: Names of the tools bound with :meth:`bind_tools`; empty means the
+            model never emits tool calls.
+    """
+
+    min_relevance: float = 0.3
+    max_sentences: int = 3
+    tool_names: tuple[str, ...] = ()
+
+    @property
+    def _llm_type(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": MODEL_NAME,
+            "min_relevance": self.min_relevance,
+            "max_sentences": self.max_sentences,
+        }
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> ExtractiveAnswerer:
+        """Return a copy of the model that may call the given tools.
+
+        Only the tool names matter: the model knows how to call ``calculator`` and
+        ``current_time`` and never calls any other tool.
+
+        Args:
+            tools: Tools as ``BaseTool`` objects, OpenAI-format dicts or callables.
+            tool_choice: ``"none"`` binds nothing; the name of a bound tool binds only
+                that tool; anything else binds them all.
+            **kwargs: Accepted for compatibility with other chat models and ignored.
+
+        Returns:
+            A new :class:`ExtractiveAnswerer` with ``tool_names`` set.
+        """
+        names: list[str] = []
+        for tool in tools:
+            spec = convert_to_openai_tool(tool)
+            function = spec.get("function")
+            name = function.get("name") if isinstance(function, dict) else spec.get("name")
+            if isinstance(name, str):
+                names.append(name)
+        if tool_choice == "none":
+            names = []
+        elif tool_choice in names:
+            names = [tool_choice]
+        return self.model_copy(update={"tool_names": tuple(names)})
+
+    def respond(self, messages: Sequence[BaseMessage], stop: list[str] | None = None) -> AIMessage:
+        """Compute the reply to a conversation; what ``invoke`` and ``stream`` return.
+
+        Args:
+            messages: System message(s), history and the conversation, oldest first.
+            stop: Optional stop sequences; a text answer is cut at the first one.
+
+        Returns:
+            An ``AIMessage`` with either text content or tool calls, and with
+            ``response_metadata`` (``model_name``, ``finish_reason``) and
+            ``usage_metadata`` set.
+        """
+        tool_calls: list[ToolCall] = []
+        if messages and isinstance(messages[-1], ToolMessage):
+            first = 1 + max(
+                (i for i, m in enumerate(messages) if not isinstance(m, ToolMessage)), default=-1
+            )
+            trailing = [m for m in messages[first:] if isinstance(m, ToolMessage)]
+            text = " ".join(_describe_tool_result(_tool_name(m, messages), m) for m in trailing)
+        else:
+            last_human = max(
+                (i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1
+            )
+            question = messages[last_human].text if last_human >= 0 else ""
+            tool_calls = self._plan_tool_calls(question, messages[last_human + 1 :])
+            sources = [
+                source
+                for message in messages
+                if isinstance(message, SystemMessage)
+                for source in parse_sources(message.text)
+            ]
+            text = ""
+            if not tool_calls:
+                text = answer_from_sources(
+                    question,
+                    sources,
+                    min_relevance=self.min_relevance,
+                    max_sentences=self.max_sentences,
+                )
+        for sequence in stop or []:
+            if sequence and sequence in text:
+                text = text[: text.index(sequence)]
+        output_words = _words(text) + sum(_words(json.dumps(c["args"])) + 1 for c in tool_calls)
+        input_words = sum(_words(m.text) for m in messages)
+        finish: Literal["stop", "tool_calls"] = "tool_calls" if tool_calls else "stop"
+        return AIMessage(
+            content=text,
+            tool_calls=tool_calls,
+            response_metadata={"model_name": MODEL_NAME, "finish_reason": finish},
+            usage_metadata=UsageMetadata(
+                input_tokens=input_words,
+                output_tokens=output_words,
+                total_tokens=input_words + output_words,
+            ),
+        )
+
+    def _plan_tool_calls(self, question: str, after: Sequence[BaseMessage]) -> list[ToolCall]:
+        """Pick the tool calls a question needs, skipping tools already used for it."""
+        used = {_tool_name(m, after) for m in after if isinstance(m, ToolMessage)}
+        used |= {c["name"] for m in after if isinstance(m, AIMessage) for c in m.tool_calls}
+        calls: list[ToolCall] = []
+        if "calculator" in self.tool_names and "calculator" not in used:
+            expression = find_arithmetic(question)
+            if expression is not None:
+                calls.append(_make_call("calculator", {"expression": expression}))
+        if "current_time" in self.tool_names and "current_time" not in used:
+            if asks_for_time(question):
+                zone = find_timezone(question) or "UTC"
+                calls.append(_make_call("current_time", {"timezone": zone}))
+        return calls
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self.respond(messages, stop))])
+
+    def _chunks(
+        self, messages: list[BaseMessage], stop: list[str] | None
+    ) -> Iterator[ChatGenerationChunk]:
+        message = self.respond(messages, stop)
+        calls = [
+            tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+            for i, c in enumerate(message.tool_calls)
+        ]
+        # Split before each whitespace run: the pieces concatenate back to the text exactly.
+        # A tool-call reply has no text, so it comes as one chunk.
+        pieces = [p for p in re.split(r"(?<=\S)(?=\s)", message.text) if p] or [""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=piece,
+                    tool_call_chunks=calls if last else [],
+                    response_metadata=message.response_metadata if last else {},
+                    usage_metadata=message.usage_metadata if last else None,
+                    chunk_position="last" if last else None,
+                )
+            )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        # The caller (BaseChatModel.stream / invoke) reports each chunk to run_manager.
+        yield from self._chunks(messages, stop)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._chunks(messages, stop):
+            yield chunk

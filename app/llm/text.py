@@ -1,0 +1,376 @@
+"""Small, dependency-free text utilities for the offline extractive answerer.
+
+Sentence splitting, tokenising, light stemming and a compact English stopword list,
+plus the pattern matching the offline model uses to decide when a question calls for
+the calculator or the clock. Everything here is deterministic and pure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+__all__ = [
+    "STOPWORDS",
+    "content_terms",
+    "rank_sentences",
+    "find_arithmetic",
+    "find_timezone",
+    "asks_for_time",
+    "is_heading",
+    "split_sentences",
+    "split_units",
+    "stem",
+    "tokenize",
+]
+
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing done down during
+    each either else ever few for from further get gets got had has have having he her
+    here hers herself him himself his how i if in into is it its itself just let me
+    might more most must my myself no nor not now of off on once only or other our ours
+    ourselves out over own please same shall she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until
+    up upon us very was we were what whats when where whether which while who whom whose
+    why will with within would yes yet you your yours yourself yourselves
+    dont doesnt didnt isnt arent wasnt werent wont cant cannot im ive youre thats
+    tell explain describe
+    """.split()
+)
+"""Lower-case words that carry no content for lexical matching (includes question words)."""
+
+# Words that end in "." without ending a sentence. Single letters (initials, "e" of "e.g")
+# are handled separately.
+_ABBREVIATIONS = frozenset(
+    """
+    e.g i.e cf vs etc al approx dr mr mrs ms prof sr jr st mt no nos fig figs eq eqs ref
+    refs sec vol vols pp ch inc ltd co corp dept est min max avg resp viz ca jan feb mar apr
+    jun jul aug sep sept oct nov dec
+    """.split()
+)
+# "etc." very often does end a sentence; only keep it joined when lower case follows,
+# which the splitter already does for every word.
+_ABBREVIATIONS = _ABBREVIATIONS - {"etc"}
+
+_TERMINATOR = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
+_WORD = re.compile(r"\w+")
+_STRUCTURAL_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+\u2022]\s|\d{1,3}[.)]\s|>|\|)")
+_LIST_MARKER = re.compile(r"^(?:[-*+\u2022]|\d{1,3}[.)]|>)\s+")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
+def is_heading(unit: str) -> bool:
+    """Tell whether a text unit is a Markdown ATX heading such as ``## WAL mode``.
+
+    Args:
+        unit: One unit returned by :func:`split_units`.
+
+    Returns:
+        True for heading lines.
+    """
+    return _HEADING.match(unit) is not None
+
+
+def split_units(text: str) -> list[str]:
+    """Split text into paragraphs, headings and list items.
+
+    Blank lines always separate units. Inside a paragraph, a line that looks like a
+    Markdown heading, list item, quote or table row starts a new unit, as does any line
+    after a heading; other lines are treated as hard-wrapped continuation lines and joined
+    with a single space. List and quote markers ("- ", "1. ", "> ") are removed; heading
+    markers are kept so that :func:`is_heading` can recognise headings.
+
+    Args:
+        text: Free text, possibly Markdown.
+
+    Returns:
+        The non-empty units, in order, each stripped of surrounding whitespace.
+    """
+    units: list[str] = []
+    for block in _BLANK_LINE.split(text):
+        current: list[str] = []
+        for line in block.splitlines():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            starts_new = _STRUCTURAL_LINE.match(line) is not None
+            if current and (starts_new or is_heading(current[0])):
+                units.append(" ".join(current))
+                current = []
+            current.append(stripped if is_heading(stripped) else _LIST_MARKER.sub("", stripped))
+        if current:
+            units.append(" ".join(current))
+    return units
+
+
+def _ends_sentence(unit: str, start: int, match: re.Match[str]) -> bool:
+    rest = unit[match.end() :].lstrip()
+    if not rest or rest[0].islower():
+        return False
+    if match.group().rstrip("\"'\u201d\u2019)]") != ".":
+        return True  # "!", "?", "..." followed by a capitalised word
+    before = unit[start : match.start()]
+    word = before.rsplit(None, 1)[-1] if before.strip() else ""
+    word = word.lstrip("(\"'\u201c\u2018[").lower()
+    if len(word) == 1 and word.isalpha():
+        return False  # an initial, as in "J. Smith"
+    if word in _ABBREVIATIONS:
+        return False
+    # A list marker such as "1." at the very start of the unit.
+    return not (before.strip() == word and len(word) <= 3 and word.isdigit())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences.
+
+    Works on the units of :func:`split_units`, then splits each at ``.``, ``!`` or ``?``
+    followed by whitespace and a capitalised word, except after abbreviations ("e.g.",
+    "Dr.", "vs.") and initials. Decimals such as ``3.14`` are never split because no
+    whitespace follows their point.
+
+    Args:
+        text: Free text, possibly Markdown.
+
+    Returns:
+        The sentences in order; their words are verbatim, with runs of whitespace
+        inside a sentence collapsed to a single space.
+    """
+    sentences: list[str] = []
+    for unit in split_units(text):
+        unit = " ".join(unit.split())
+        start = 0
+        for match in _TERMINATOR.finditer(unit):
+            if _ends_sentence(unit, start, match):
+                sentences.append(unit[start : match.end()].strip())
+                start = match.end()
+        tail = unit[start:].strip()
+        if tail:
+            sentences.append(tail)
+    return sentences
+
+
+def stem(word: str) -> str:
+    """Strip common English suffixes so that inflected forms compare equal.
+
+    A deliberately light stemmer: "indexes" -> "index", "running" -> "run",
+    "caches"/"cache"/"caching" -> "cach", "quickly" -> "quick".
+
+    Args:
+        word: A lower-case token.
+
+    Returns:
+        The stem; words under three letters and non-alphabetic tokens come back
+        unchanged.
+    """
+    if len(word) < 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith(("xes", "ches", "shes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    elif word.endswith("ing") and len(word) > 4 and _has_vowel(word[:-3]):
+        word = _undouble(word[:-3])
+    elif word.endswith("ed") and not word.endswith("eed") and _has_vowel(word[:-2]):
+        word = _undouble(word[:-2])
+    elif word.endswith("ly") and len(word) - 2 >= 4:
+        word = word[:-2]
+    if len(word) > 2 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _has_vowel(text: str) -> bool:
+    return any(ch in "aeiouy" for ch in text)
+
+
+def _undouble(word: str) -> str:
+    if len(word) >= 3 and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+        return word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    r"""Lower-case text and split it into word tokens.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The ``\w+`` runs of the lower-cased text, in order.
+    """
+    return _WORD.findall(text.lower().replace("'", "").replace("\u2019", ""))
+
+
+def content_terms(text: str) -> list[str]:
+    """Return the stemmed, non-stopword tokens of a text.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        Stems of the tokens that are not stopwords, in order (duplicates kept).
+    """
+    return [stem(tok) for tok in tokenize(text) if tok not in STOPWORDS]
+
+
+_NEAR_DUPLICATE = 0.8  # Jaccard similarity of content terms from which a sentence repeats
+
+
+def rank_sentences(
+    question: str,
+    sources: Sequence[tuple[str, str]],
+    min_relevance: float = 0.3,
+    max_sentences: int = 3,
+) -> list[tuple[str, str]]:
+    """Pick the source sentences that best match a question.
+
+    Every sentence is scored by the idf-weighted share of the question's content terms
+    that it contains: ``sum(idf of question terms in the sentence) / sum(idf of all
+    question terms)``, from 0 to 1, with idf smoothed over all sentences of all sources.
+    Headings, sentences under three words and near-duplicates of a sentence already
+    chosen are skipped. Ties keep source order.
+
+    Args:
+        question: The question.
+        sources: ``(label, text)`` pairs.
+        min_relevance: The lowest score a sentence may have to be chosen.
+        max_sentences: The most sentences to choose.
+
+    Returns:
+        ``(label, sentence)`` pairs, best first; empty when nothing qualifies, when
+        there are no sources or when the question has no content terms.
+    """
+    q_terms = sorted(set(content_terms(question)))  # sorted: float sums in a fixed order
+    units = [
+        (label, sentence, frozenset(content_terms(sentence)))
+        for label, text in sources
+        for sentence in split_sentences(text)
+    ]
+    if not q_terms or not units:
+        return []
+    df = Counter(term for _, _, terms in units for term in terms)
+    idf = {t: math.log((len(units) + 1) / (df[t] + 1)) + 1.0 for t in q_terms}
+    total = sum(idf[t] for t in q_terms)
+    ranked: list[tuple[float, int, str, str, frozenset[str]]] = []
+    for order, (label, sentence, terms) in enumerate(units):
+        if is_heading(sentence) or len(sentence.split()) < 3:
+            continue
+        score = sum(idf[t] for t in q_terms if t in terms) / total
+        if score >= min_relevance:
+            ranked.append((-score, order, label, sentence, terms))
+    chosen: list[tuple[str, str, frozenset[str]]] = []
+    for _, _, label, sentence, terms in sorted(ranked):
+        if len(chosen) >= max_sentences:
+            break
+        if not any(_similarity(terms, other) >= _NEAR_DUPLICATE for _, _, other in chosen):
+            chosen.append((label, sentence, terms))
+    return [(label, sentence) for label, sentence, _ in chosen]
+
+
+def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+# --- tool routing -----------------------------------------------------------------------
+
+_ARITH_RUN = re.compile(r"[0-9.\s()+\-*/^%]+")
+_BINARY_OP = re.compile(r"[\d)]\s*(?:\*\*|[-+*/^%])\s*[\d(]")
+_DATE_LIKE = re.compile(r"^\d{1,4}([-/])\d{1,2}\1\d{1,4}$")
+_ARITH_CUE = re.compile(r"\b(?:calculate|compute|evaluate|solve|what\s+is|what's|how\s+much)\b|=")
+
+
+def find_arithmetic(question: str) -> str | None:
+    """Find the first arithmetic expression in a question.
+
+    An expression is a run of numbers, parentheses and the operators ``+ - * / ^ ** %``
+    with at least one binary operator. ``^`` is rewritten as ``**``. Runs that are only
+    hyphen- or slash-joined numbers without spaces (dates, ranges such as "10-20") count
+    only when the question has a cue such as "calculate" or "what is"; date-like runs
+    (``2024-01-15``) never count.
+
+    Args:
+        question: The user's question.
+
+    Returns:
+        The expression, or None when the question contains none.
+    """
+    for match in _ARITH_RUN.finditer(question):
+        expr = re.sub(r"^(?:[^\d(-]|-(?![\d(]))+|[^\d)]+$", "", match.group())
+        while expr.count("(") > expr.count(")") and expr.startswith("("):
+            expr = re.sub(r"^\(\s*", "", expr)
+        while expr.count(")") > expr.count("(") and expr.endswith(")"):
+            expr = re.sub(r"\s*\)$", "", expr)
+        if expr.count("(") != expr.count(")") or not _BINARY_OP.search(expr):
+            continue
+        if _DATE_LIKE.match(expr):
+            continue
+        ops = set(re.findall(r"\*\*|[-+*/^%]", expr))
+        if ops <= {"-", "/"} and " " not in expr and not _ARITH_CUE.search(question.lower()):
+            continue
+        return expr.replace("**", "^").replace("^", "**")
+    return None
+
+
+_TIME_QUESTION = re.compile(
+    r"\bwhat\s+time\s+is\s+it\b"
+    r"|\bwhat\s+(?:day|date)\s+is\s+(?:it|today)\b"
+    r"|\btoday'?s\s+date\b"
+    r"|\b(?:current|local)\s+(?:date\s+and\s+time|time|date)\b(?!\s+(?:complexity|zone|format))"
+    r"|\bwhat(?:'s|\s+is)\s+the\s+(?:time|date)\b(?:\s+(?:now|today|right\s+now|in\s+\S+))?"
+    r"\s*[?.!]*$"
+    r"|\btime\s+(?:is\s+it\s+)?(?:right\s+)?now\b",
+    re.IGNORECASE,
+)
+_TIMEZONE = re.compile(
+    r"\b(?:Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)"
+    r"/[A-Za-z_\-]+(?:/[A-Za-z_\-]+)?"
+    r"|\b(?:UTC|GMT)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_time(question: str) -> bool:
+    """Tell whether a question asks for the current time or date.
+
+    Args:
+        question: The user's question.
+
+    Returns:
+        True for questions such as "what time is it?", "what's the date today?" or
+        "current time in Europe/Paris"; False for e.g. "what is the time complexity".
+    """
+    text = question.strip().replace("\u2019", "'")
+    return _TIME_QUESTION.search(text) is not None
+
+
+def find_timezone(question: str) -> str | None:
+    """Find an IANA time zone name ("Europe/Paris", "UTC") in a question.
+
+    Args:
+        question: The user's question.
+
+    Returns:
+        The zone with canonical capitalisation when the question was written in lower
+        case, or None when there is none.
+    """
+    match = _TIMEZONE.search(question)
+    if match is None:
+        return None
+    zone = match.group()
+    if zone.upper() in {"UTC", "GMT"}:
+        return zone.upper()
+    if zone.islower():
+        zone = "/".join(
+            "_".join(part[:1].upper() + part[1:] for part in piece.split("_"))
+            for piece in zone.split("/")
+        )
+    return zone

@@ -1,0 +1,116 @@
+"""Input and output guards: size limits, PII, prompt injection, citation stitching."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.runtime import Runtime
+
+from app import prompts
+from app.context import Context
+from app.resources import get_resources
+from app.safety import detect_injection, redact
+from app.state import AgentState, Citation
+
+__all__ = ["after_guard", "guard_input", "guard_output", "is_refusal"]
+
+_LABEL = re.compile(r"\[S(\d+)\]")
+_REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.IGNORECASE)
+
+
+def is_refusal(text: str) -> bool:
+    """Return whether an answer declines to answer ("I don't know", "I can't help")."""
+    return bool(_REFUSAL.search(text[:300]))
+
+
+async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Reset per-turn state, then block oversized or injected input and scrub PII.
+
+    A blocked message is replaced in the history by a marker, so neither a huge
+    payload nor an injection attempt reaches the model in later turns.
+    """
+    limits = get_resources().settings.limits
+    update: dict[str, Any] = {
+        "sources": "delete",
+        "citations": [],
+        "memories": [],
+        "tool_steps": 0,
+        "refused": False,
+        "blocked": "",
+        "query": "",
+    }
+    last = state.messages[-1] if state.messages else None
+    if not isinstance(last, HumanMessage):
+        reason = "the last message must come from the user"
+    else:
+        text = last.text
+        if not text.strip():
+            reason = "the message is empty"
+        elif len(text) > limits.max_input_chars:
+            reason = f"the message is longer than {limits.max_input_chars} characters"
+        else:
+            reason = detect_injection(text) or ""
+        if not reason:
+            clean, kinds = redact(text)
+            if kinds:
+                update["messages"] = [HumanMessage(content=clean, id=last.id)]
+            return update
+    marker = HumanMessage(content=f"[message blocked: {reason}]", id=last.id if last else None)
+    refusal = AIMessage(content=prompts.BLOCKED_INPUT.format(reason=reason))
+    return {**update, "blocked": reason, "refused": True, "messages": [marker, refusal]}
+
+
+def after_guard(state: AgentState) -> Literal["load_memory", "__end__"]:
+    """End the run at once when the input was blocked."""
+    return "__end__" if state.blocked else "load_memory"
+
+
+def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
+    by_label = {s["label"]: s for s in state.sources}
+    citations: dict[str, Citation] = {}
+
+    def keep(match: re.Match[str]) -> str:
+        label = f"S{match.group(1)}"
+        source = by_label.get(label)
+        if source is None:
+            return ""  # a label that maps to no retrieved chunk is dropped, never shown
+        citations.setdefault(
+            label,
+            Citation(
+                label=label,
+                source=source["source"],
+                doc_id=source["doc_id"],
+                chunk_id=source["chunk_id"],
+                span=list(source["span"]),
+            ),
+        )
+        return match.group(0)
+
+    stitched = _LABEL.sub(keep, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", stitched).strip(), list(citations.values())
+
+
+async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Finalise the answer: stop dangling tool calls, redact PII, cap size, map citations."""
+    limits = get_resources().settings.limits
+    last = state.messages[-1]
+    if isinstance(last, AIMessage) and last.tool_calls:
+        text = (
+            f"I stopped after {state.tool_steps} tool steps, the limit for one request, "
+            "before reaching an answer."
+        )
+    else:
+        text = last.text
+    text, _ = redact(text)
+    if len(text) > limits.max_output_chars:
+        text = text[: limits.max_output_chars].rstrip() + " [truncated]"
+    text, citations = _stitch(text, state)
+    final = AIMessage(
+        content=text,
+        id=last.id,
+        response_metadata=getattr(last, "response_metadata", {}),
+        usage_metadata=getattr(last, "usage_metadata", None),
+    )
+    return {"messages": [final], "citations": citations, "refused": is_refusal(text)}

