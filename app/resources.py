@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
 from app.tools import ToolRegistry, default_registry
 
-__all__ = ["Resources", "build_resources", "get_resources", "use_resources"]
+__all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "use_resources"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,14 @@ def _default() -> Resources:
 def get_resources() -> Resources:
     """Return the resources for the current context (an override, else the process default)."""
     return _override.get() or _default()
+
+
+async def aget_resources() -> Resources:
+    """Like :func:`get_resources`, but builds the default off the event loop on first use."""
+    override = _override.get()
+    if override is not None:
+        return override
+    return await asyncio.to_thread(_default)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.state import AgentState, Citation
 
@@ -31,7 +31,7 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
     A blocked message is replaced in the history by a marker, so neither a huge
     payload nor an injection attempt reaches the model in later turns.
     """
-    limits = get_resources().settings.limits
+    limits = (await aget_resources()).settings.limits
     update: dict[str, Any] = {
         "sources": "delete",
         "citations": [],
@@ -94,7 +94,7 @@ def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
 
 async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Finalise the answer: stop dangling tool calls, redact PII, cap size, map citations."""
-    limits = get_resources().settings.limits
+    limits = (await aget_resources()).settings.limits
     last = state.messages[-1]
     if isinstance(last, AIMessage) and last.tool_calls:
         text = (

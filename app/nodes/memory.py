@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from app.context import Context
 from app.memory.summary import fold_point, summarise, window_tokens
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.state import AgentState
 
 __all__ = ["compress_memory", "load_memory", "memory_namespace"]
@@ -39,7 +39,7 @@ async def compress_memory(state: AgentState, runtime: Runtime[Context]) -> dict[
     Messages stay in the checkpoint; only ``summarized_count`` moves, so the
     context window shrinks while nothing is lost.
     """
-    resources = get_resources()
+    resources = await aget_resources()
     limits = resources.settings.limits
     window = state.messages[state.summarized_count :]
     budget = limits.history_token_budget

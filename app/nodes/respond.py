@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.state import AgentState, Source
 
 __all__ = ["render_sources", "respond"]
@@ -40,7 +40,7 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     model's window minus its answer budget. Tools are unbound once the step
     limit is reached, so the model must answer.
     """
-    resources = get_resources()
+    resources = await aget_resources()
     llm = resources.settings.llm
     counter = resources.counter
     ctx = runtime.context

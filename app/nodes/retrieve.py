@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState, Source
 
@@ -18,7 +18,7 @@ async def retrieve(state: AgentState, runtime: Runtime[Context]) -> dict[str, An
     """Search the caller's documents for the standalone query and store the sources."""
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
-    hits = await get_resources().retriever.search(state.query, flt, top_n=ctx.top_n)
+    hits = await (await aget_resources()).retriever.search(state.query, flt, top_n=ctx.top_n)
     sources = [
         Source(
             label="",  # assigned by the reducer

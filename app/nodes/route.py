@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
 
@@ -49,7 +49,7 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"route": "direct", "query": query}
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
-    indexed = await asyncio.to_thread(get_resources().retriever.keywords.count, flt)
+    indexed = await asyncio.to_thread((await aget_resources()).retriever.keywords.count, flt)
     return {"route": "rag" if indexed else "direct", "query": query}
 
 

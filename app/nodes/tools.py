@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.resources import get_resources
+from app.resources import aget_resources, get_resources
 from app.state import AgentState
 
 __all__ = ["after_respond", "execute_tools"]
@@ -17,7 +17,7 @@ __all__ = ["after_respond", "execute_tools"]
 
 async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Run every tool call of the last AI message concurrently; failures become tool errors."""
-    resources = get_resources()
+    resources = await aget_resources()
     last = state.messages[-1]
     assert isinstance(last, AIMessage)  # guaranteed by after_respond
     results = await asyncio.gather(
