@@ -145,26 +145,38 @@ def _emails(text: str) -> Iterator[Finding]:
         yield Finding("email", m.start(), m.end())
 
 
+def _validated(
+    pattern: re.Pattern[str], text: str, kind: str, valid: Callable[[str], bool], seps: str
+) -> Iterator[Finding]:
+    # A greedy match can swallow a neighbouring number ("card 4111 ... 1111 123",
+    # "+44 20 7946 0958 4111 ...") and fail validation. Retry it cut at each
+    # separator, longest first; if none passes, resume the search one character
+    # later rather than at the match end, which finditer would skip past.
+    pos = 0
+    while (m := pattern.search(text, pos)) is not None:
+        cand = m.group()
+        cuts = (i for i in range(len(cand) - 1, 0, -1) if cand[i] in seps)
+        end = next((e for e in (len(cand), *cuts) if valid(cand[:e])), 0)
+        if end:
+            yield Finding(kind, m.start(), m.start() + end)
+            pos = m.start() + end
+        else:
+            pos = m.start() + 1
+
+
 def _phones(text: str) -> Iterator[Finding]:
-    for m in _PHONE_INTL.finditer(text):
-        if 9 <= _digit_count(m.group()) <= 15:
-            yield Finding("phone", m.start(), m.end())
+    yield from _validated(_PHONE_INTL, text, "phone", lambda s: 9 <= _digit_count(s) <= 15, " .-")
     for pattern in (_PHONE_NANP, _PHONE_TRUNK):
-        for m in pattern.finditer(text):
-            if 9 <= _digit_count(m.group()) <= 12:
-                yield Finding("phone", m.start(), m.end())
+        yield from _validated(pattern, text, "phone", lambda s: 9 <= _digit_count(s) <= 12, " .-")
+
+
+def _card_ok(candidate: str) -> bool:
+    digits = _NON_DIGIT.sub("", candidate)
+    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
 
 
 def _cards(text: str) -> Iterator[Finding]:
-    for m in _CARD.finditer(text):
-        candidate = m.group()
-        # A 4-4-4-4-3 match may be a 16-digit card followed by its CVV.
-        ends = (len(candidate), len(candidate) - 4) if candidate[-4] in " -" else (len(candidate),)
-        for end in ends:
-            digits = _NON_DIGIT.sub("", candidate[:end])
-            if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-                yield Finding("card", m.start(), m.start() + end)
-                break
+    yield from _validated(_CARD, text, "card", _card_ok, " -")
 
 
 def _ssns(text: str) -> Iterator[Finding]:
@@ -173,18 +185,7 @@ def _ssns(text: str) -> Iterator[Finding]:
 
 
 def _ibans(text: str) -> Iterator[Finding]:
-    for m in _IBAN.finditer(text):
-        # The pattern is greedy and may swallow a following word that looks like
-        # a group ("... 3000 ABCD"), so retry without trailing groups.
-        candidate = m.group()
-        while len(candidate.replace(" ", "")) >= _IBAN_MIN:
-            if _iban_ok(candidate.replace(" ", "")):
-                yield Finding("iban", m.start(), m.start() + len(candidate))
-                break
-            cut = candidate.rfind(" ")
-            if cut < 0:
-                break
-            candidate = candidate[:cut]
+    yield from _validated(_IBAN, text, "iban", lambda s: _iban_ok(s.replace(" ", "")), " ")
 
 
 def _secrets(text: str) -> Iterator[Finding]:
