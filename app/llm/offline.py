@@ -32,7 +32,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from app.llm.text import asks_for_time, find_arithmetic, find_timezone, rank_sentences
+from app.llm.text import (
+    asks_for_time,
+    find_arithmetic,
+    find_timezone,
+    rank_sentences,
+    standalone_question,
+)
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 
 __all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]
@@ -233,7 +239,9 @@ class ExtractiveAnswerer(BaseChatModel):
             text = ""
             if not tool_calls:
                 text = answer_from_sources(
-                    question,
+                    standalone_question(
+                        [m.text for m in messages[: last_human + 1] if isinstance(m, HumanMessage)]
+                    ),
                     sources,
                     min_relevance=self.min_relevance,
                     max_sentences=self.max_sentences,

@@ -374,3 +374,28 @@ def find_timezone(question: str) -> str | None:
             for piece in zone.split("/")
         )
     return zone
+
+
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|this|that|these|those|they|them|their|he|she|there|the same)\b", re.IGNORECASE
+)
+
+
+def standalone_question(questions: Sequence[str]) -> str:
+    """Return the last question, made standalone for retrieval and answering.
+
+    A short or anaphoric follow-up ("and how big is it?") is joined to the
+    previous question, so "it" can be resolved lexically.
+
+    Args:
+        questions: The user's messages in a thread, oldest first.
+
+    Returns:
+        The last question, possibly prefixed by the one before it.
+    """
+    if not questions:
+        return ""
+    question = questions[-1]
+    if len(questions) >= 2 and (_FOLLOW_UP.search(question) or len(_WORD.findall(question)) < 4):
+        return f"{questions[-2]} {question}"
+    return question

@@ -10,6 +10,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
+from app.llm.text import standalone_question
 from app.resources import aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
@@ -22,23 +23,11 @@ _SMALL_TALK = re.compile(
 )
 _ARITHMETIC = re.compile(r"^[\s\w?:,']*?[-+*/^%()\d.\s]*\d\s*[-+*/^%]\s*[-+*/^%()\d.\s]*\??$")
 _TIME = re.compile(r"\bwhat(?:'s| is)? (?:the )?(?:current )?(?:time|date)\b", re.IGNORECASE)
-_FOLLOW_UP = re.compile(
-    r"\b(it|its|this|that|these|those|they|them|their|he|she|there|the same)\b", re.IGNORECASE
-)
-_WORD = re.compile(r"\w+")
 
 
 def standalone_query(messages: list[Any]) -> str:
-    """Return the retrieval query for the last human message.
-
-    A short or anaphoric follow-up ("and how large can it get?") is searched
-    together with the previous question, so retrieval sees what "it" refers to.
-    """
-    humans = [m.text for m in messages if isinstance(m, HumanMessage)]
-    question = humans[-1] if humans else ""
-    if len(humans) >= 2 and (_FOLLOW_UP.search(question) or len(_WORD.findall(question)) < 4):
-        return f"{humans[-2]} {question}"
-    return question
+    """Return the retrieval query for the last human message (see ``standalone_question``)."""
+    return standalone_question([m.text for m in messages if isinstance(m, HumanMessage)])
 
 
 async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ _CONFUSABLES = str.maketrans(
     }
 )  # fmt: skip
 _HSPACE = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r" ?\n[\s]*")
+_NEWLINES = re.compile(r" ?\n\s*")
 
 
 def _normalise(text: str) -> str:
@@ -35,21 +35,21 @@ def _normalise(text: str) -> str:
     return _NEWLINES.sub("\n", _HSPACE.sub(" ", text)).strip()
 
 
-_IGNORE_VERB = r"\b(?:ignore|disregard|forget|bypass|override|overlook|skip|discard|abandon)"
+_IGNORE_VERB = r"\b(?:ignore|disregard|forget|bypass|override|overlook|discard|abandon)"
 _QUALIFIER = (
     r"(?:previous|previously|prior|above|earlier|preceding|foregoing|former|original|"
-    r"initial|system|your|developer|safety|existing)"
+    r"initial|system|your|developer|safety)"
 )
 _RULE_NOUN = (
-    r"(?:instructions?|rules?|prompts?|directives?|guidelines?|guardrails?|context|"
-    r"commands?|restrictions?|polic(?:y|ies)|programming|constraints?|system\s+messages?)\b"
+    r"(?:instructions?|rules?|prompts?|directives?|guidelines?|guardrails?|restrictions?|"
+    r"polic(?:y|ies)|programming|constraints?|system\s+messages?)\b"
 )
 _IGNORE = re.compile(
     rf"{_IGNORE_VERB}\s+(?:(?:all|any|every|each|the|of|these|those|its)\s+){{0,3}}"
     rf"{_QUALIFIER}\s+(?:[\w-]+\s+){{0,2}}?{_RULE_NOUN}"
     rf"|{_IGNORE_VERB}\s+(?:all|any)\s+(?:of\s+)?(?:the\s+)?"
     r"(?:instructions|directives|guidelines|guardrails|prompts)\b"
-    rf"|{_IGNORE_VERB}\s+(?:everything|anything|all)\s+(?:(?:that\s+)?(?:above|before|prior)\b"
+    rf"|{_IGNORE_VERB}\s+(?:everything|anything|all|what)\s+(?:(?:that\s+)?(?:above|before|prior)\b"
     r"|(?:that\s+)?you\s+(?:were|have\s+been|are)\s+(?:told|taught|instructed|given))"
 )
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install ragent with its pinned dependencies.
+# Usage: scripts/setup.sh [--dev]   (--dev adds the test, lint and Studio tooling)
+# Re-running is cheap: the install is skipped while pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+python=${PYTHON:-python3}
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "ragent needs Python 3.11 or newer (found $("$python" --version 2>&1))" >&2
+    exit 2
+fi
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+
+stamp=".venv/.ragent-installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-dev}"
+if [[ ! -f "$stamp" ]]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    # torch first and exactly pinned: the CPU build; an unpinned resolve pulls a CUDA stack.
+    .venv/bin/python -m pip install --quiet "torch==2.13.0"
+    .venv/bin/python -m pip install --quiet -e ".${extras}"
+    rm -f .venv/.ragent-installed-*
+    touch "$stamp"
+fi

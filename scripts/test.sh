@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up with the dev tooling, then lint, type-check and run every test.
+# Redis and the HTTP servers are started by the test fixtures themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --dev
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+status=0
+.venv/bin/pytest "$@" || status=$?
+# pytest exits 5 when it collected no tests: that is a failure here, never a pass.
+if [[ $status -eq 5 ]]; then
+    echo "no tests were collected" >&2
+    exit 1
+fi
+exit $status

@@ -1,0 +1,72 @@
+"""Shared fixtures. Unit tests never touch the network: a guard refuses non-loopback sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.llm.offline import ExtractiveAnswerer
+from app.llm.tokens import ApproxCounter
+from app.resources import Resources, use_resources
+from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.retriever import HybridRetriever
+from app.settings import Settings, load_settings
+from app.tools import default_registry
+from tests.fakes import HashEmbedder
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else address
+    if (
+        isinstance(host, str)
+        and host not in {"127.0.0.1", "::1", "localhost"}
+        and not (self.family == socket.AF_UNIX)
+    ):
+        raise RuntimeError(f"network access in tests is forbidden: {address!r}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key in [k for k in __import__("os").environ if k.startswith("RAGENT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RAGENT_DATA_DIR", str(tmp_path / "data"))
+    return load_settings()
+
+
+@pytest.fixture
+def index(settings: Settings) -> Iterator[EmbeddedIndex]:
+    idx = EmbeddedIndex(settings.data_dir / "index.sqlite", dim=HashEmbedder.DIM)
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def resources(settings: Settings, index: EmbeddedIndex) -> Iterator[Resources]:
+    """Real engines with a fast deterministic embedder and the offline answerer."""
+    embedder = HashEmbedder()
+    res = Resources(
+        settings=settings,
+        chat_model=ExtractiveAnswerer(),
+        embedder=embedder,
+        retriever=HybridRetriever(
+            embedder=embedder,
+            vectors=EmbeddedVectorIndex(index),
+            keywords=EmbeddedKeywordIndex(index),
+        ),
+        writer=index,
+        tools=default_registry(),
+        counter=ApproxCounter(),
+    )
+    with use_resources(res):
+        yield res

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import CONFIG_DIR, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in [k for k in os.environ if k.startswith("RAGENT_")]:
+        monkeypatch.delenv(key)
+
+
+def test_default_profile_is_embedded_and_offline() -> None:
+    s = load_settings()
+    assert s.profile == "default"
+    assert s.llm.base_url is None
+    assert s.embed.provider == "local"
+    assert (s.retrieval.vector_backend, s.retrieval.keyword_backend) == ("embedded", "embedded")
+    assert s.checkpoint.backend == "sqlite"
+    assert s.data_dir == (Path.cwd() / ".ragent").resolve()
+
+
+def test_production_profile_names_distributed_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGENT_PROFILE", "production")
+    s = load_settings()
+    assert s.llm.base_url and s.retrieval.weaviate_url and s.retrieval.elasticsearch_url
+    assert s.retrieval.vector_backend == "weaviate"
+    assert s.retrieval.keyword_backend == "elasticsearch"
+    assert s.checkpoint.backend == "redis"
+
+
+def test_environment_overrides_nested_and_top_level_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RAGENT_LLM_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("RAGENT_LLM_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("RAGENT_LIMITS_MAX_TOOL_STEPS", "3")
+    monkeypatch.setenv("RAGENT_DATA_DIR", str(tmp_path / "d"))
+    s = load_settings()
+    assert s.llm.base_url == "http://127.0.0.1:8000/v1"
+    assert s.llm.timeout_s == 2.5
+    assert s.limits.max_tool_steps == 3
+    assert s.data_dir == tmp_path / "d"
+    # Keys the environment did not touch keep the file's values.
+    assert s.llm.max_retries == 2
+
+
+def test_environment_beats_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("llm:\n  timeout_s: 5\n  max_retries: 4\n")
+    monkeypatch.setenv("RAGENT_LLM_TIMEOUT_S", "7")
+    s = load_settings(cfg)
+    assert (s.llm.timeout_s, s.llm.max_retries) == (7, 4)
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "key"),
+    [
+        ("RAGENT_LLM_TIMEOUT_S", "abc", "llm.timeout_s"),
+        ("RAGENT_LLM_TIMEOUT_S", "-1", "llm.timeout_s"),
+        ("RAGENT_CHECKPOINT_BACKEND", "postgres", "checkpoint.backend"),
+        ("RAGENT_INGEST_CHUNK_OVERLAP", "500", "ingest"),
+        ("RAGENT_TENANT_ID", "", "tenant_id"),
+    ],
+)
+def test_bad_value_names_the_key(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, key: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert f"'{key}" in message
+    assert "\n" not in message
+
+
+def test_unknown_key_in_file_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("llm:\n  temprature: 0.2\n")
+    with pytest.raises(SettingsError, match=r"llm\.temprature"):
+        load_settings(cfg)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("llm:\n  model: [unclosed\n")
+    with pytest.raises(SettingsError, match=r"malformed YAML in config .*bad\.yaml line \d+"):
+        load_settings(cfg)
+
+
+def test_missing_config_and_unknown_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="cannot read config"):
+        load_settings("/nonexistent/ragent.yaml")
+    monkeypatch.setenv("RAGENT_PROFILE", "nope")
+    with pytest.raises(SettingsError, match="nope.yaml"):
+        load_settings()
+
+
+def test_remote_engines_require_urls(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("retrieval:\n  vector_backend: weaviate\n")
+    with pytest.raises(SettingsError, match="weaviate_url is required"):
+        load_settings(cfg)
+
+
+def test_every_shipped_config_loads() -> None:
+    for path in CONFIG_DIR.glob("*.yaml"):
+        load_settings(path)
