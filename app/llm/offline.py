@@ -32,13 +32,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from app.llm.text import (
-    asks_for_time,
-    find_arithmetic,
-    find_timezone,
-    rank_sentences,
-    standalone_question,
-)
+from app.llm.intents import asks_for_time, find_arithmetic, find_timezone, standalone_question
+from app.llm.text import rank_sentences
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 
 __all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]

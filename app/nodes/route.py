@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.llm.text import standalone_question
+from app.llm.intents import asks_for_time, find_arithmetic, standalone_question
 from app.resources import aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
@@ -21,8 +21,6 @@ _SMALL_TALK = re.compile(
     r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|bye)\b[\s!.,]*$",
     re.IGNORECASE,
 )
-_ARITHMETIC = re.compile(r"^[\s\w?:,']*?[-+*/^%()\d.\s]*\d\s*[-+*/^%]\s*[-+*/^%()\d.\s]*\??$")
-_TIME = re.compile(r"\bwhat(?:'s| is)? (?:the )?(?:current )?(?:time|date)\b", re.IGNORECASE)
 
 
 def standalone_query(messages: list[Any]) -> str:
@@ -34,7 +32,7 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Pick ``rag`` or ``direct`` with rules: small talk, arithmetic, time, or an empty index."""
     question = state.messages[-1].text
     query = standalone_query(state.messages)
-    if _SMALL_TALK.match(question) or _ARITHMETIC.match(question) or _TIME.search(question):
+    if _SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question):
         return {"route": "direct", "query": query}
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))

@@ -15,8 +15,9 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import tool
 
+from app.llm.intents import find_arithmetic
 from app.llm.offline import ExtractiveAnswerer, answer_from_sources, parse_sources
-from app.llm.text import find_arithmetic, split_sentences, stem
+from app.llm.text import split_sentences, stem
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 
 SQLITE = """# Write-ahead logging
