@@ -10,7 +10,6 @@ filter as a mask before scoring, inside the query.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,94 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from app.retrieval.protocols import Vector
+from app.retrieval.sqlite_sql import COLUMNS, SCHEMA, acl_clause, fts_query, row_to_chunk
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 
-__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY,
-    chunk_id TEXT NOT NULL UNIQUE,
-    doc_id TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    text TEXT NOT NULL,
-    span_start INTEGER NOT NULL,
-    span_end INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    acl TEXT NOT NULL,
-    heading TEXT NOT NULL,
-    page INTEGER,
-    vector BLOB
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(tenant_id, doc_id);
-CREATE TABLE IF NOT EXISTS chunk_acl (
-    grp TEXT NOT NULL,
-    chunk_rowid INTEGER NOT NULL,
-    PRIMARY KEY (grp, chunk_rowid)
-) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, heading, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
-);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
-    VALUES ('delete', old.rowid, old.text, old.heading);
-    DELETE FROM chunk_acl WHERE chunk_rowid = old.rowid;
-END;
-CREATE TABLE IF NOT EXISTS documents (
-    tenant_id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    embed_model TEXT NOT NULL,
-    chunk_count INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, doc_id)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0);
-"""
-
-_COLUMNS = (
-    "c.rowid, c.chunk_id, c.doc_id, c.tenant_id, c.source, c.text, c.span_start, "
-    "c.span_end, c.content_hash, c.acl, c.heading, c.page"
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def _row_to_chunk(row: sqlite3.Row) -> Chunk:
-    return Chunk(
-        chunk_id=row["chunk_id"],
-        doc_id=row["doc_id"],
-        tenant_id=row["tenant_id"],
-        source=row["source"],
-        text=row["text"],
-        span=(row["span_start"], row["span_end"]),
-        content_hash=row["content_hash"],
-        acl=tuple(json.loads(row["acl"])),
-        heading=row["heading"],
-        page=row["page"],
-    )
-
-
-def fts_query(text: str) -> str:
-    """Turn free text into a safe FTS5 query: every word quoted, OR-ed together."""
-    words = dict.fromkeys(w.lower() for w in _WORD.findall(text))
-    return " OR ".join(f'"{w}"' for w in words)
-
-
-def _acl_clause(flt: SearchFilter) -> tuple[str, list[str]]:
-    groups = sorted(flt.groups)
-    if not groups:
-        return "c.acl = '[]'", []
-    marks = ",".join("?" * len(groups))
-    clause = (
-        "(c.acl = '[]' OR EXISTS (SELECT 1 FROM chunk_acl a "
-        f"WHERE a.chunk_rowid = c.rowid AND a.grp IN ({marks})))"
-    )
-    return clause, groups
+__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex", "fts_query"]
 
 
 @dataclass
@@ -133,7 +48,7 @@ class EmbeddedIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._dense: _DenseCache | None = None
 
     def close(self) -> None:
@@ -249,7 +164,7 @@ class EmbeddedIndex:
             if flt is None:
                 row = self._db.execute("SELECT count(*) FROM chunks").fetchone()
             else:
-                clause, groups = _acl_clause(flt)
+                clause, groups = acl_clause(flt)
                 row = self._db.execute(
                     f"SELECT count(*) FROM chunks c WHERE c.tenant_id = ? AND {clause}",
                     (flt.tenant_id, *groups),
@@ -261,9 +176,9 @@ class EmbeddedIndex:
         match = fts_query(query)
         if not match:
             return []
-        clause, groups = _acl_clause(flt)
+        clause, groups = acl_clause(flt)
         sql = (
-            f"SELECT {_COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts "
+            f"SELECT {COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts "
             "JOIN chunks c ON c.rowid = chunks_fts.rowid "
             f"WHERE chunks_fts MATCH ? AND c.tenant_id = ? AND {clause} "
             "ORDER BY rank LIMIT ?"
@@ -271,7 +186,7 @@ class EmbeddedIndex:
         with self._lock:
             rows = self._db.execute(sql, (match, flt.tenant_id, *groups, k)).fetchall()
         # FTS5's bm25() is lower-is-better; negate so every engine scores higher-is-better.
-        return [Hit(_row_to_chunk(r), -float(r["rank"])) for r in rows]
+        return [Hit(row_to_chunk(r), -float(r["rank"])) for r in rows]
 
     def _generation(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
@@ -320,11 +235,11 @@ class EmbeddedIndex:
             ids = [int(cache.rowids[candidates[i]]) for i in top]
             marks = ",".join("?" * len(ids))
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", ids
+                f"SELECT {COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", ids
             ).fetchall()
             by_id = {int(r["rowid"]): r for r in rows}
         return [
-            Hit(_row_to_chunk(by_id[i]), float(scores[j])) for i, j in zip(ids, top, strict=True)
+            Hit(row_to_chunk(by_id[i]), float(scores[j])) for i, j in zip(ids, top, strict=True)
         ]
 
 
