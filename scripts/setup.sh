@@ -17,10 +17,14 @@ fi
 
 stamp=".venv/.ragent-installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-dev}"
 if [[ ! -f "$stamp" ]]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    # torch first and exactly pinned: the CPU build; an unpinned resolve pulls a CUDA stack.
-    .venv/bin/python -m pip install --quiet "torch==2.13.0"
-    .venv/bin/python -m pip install --quiet -e ".${extras}"
+    echo "Installing ragent${extras} into .venv (the first run takes a few minutes; log: .venv/install.log)"
+    log=.venv/install.log
+    {
+        .venv/bin/python -m pip install --quiet --upgrade pip &&
+        # torch first and exactly pinned: the CPU build; an unpinned resolve pulls a CUDA stack.
+        .venv/bin/python -m pip install --quiet "torch==2.13.0" &&
+        .venv/bin/python -m pip install --quiet -e ".${extras}"
+    } >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "installation failed; see $log" >&2; exit 1; }
     rm -f .venv/.ragent-installed-*
     touch "$stamp"
 fi
