@@ -63,7 +63,7 @@ def build_resources(settings: Settings) -> Resources:
     )
     return Resources(
         settings=settings,
-        chat_model=make_chat_model(settings.llm),
+        chat_model=make_chat_model(settings.llm, embedder=embedder),
         embedder=embedder,
         retriever=retriever,
         writer=index,

@@ -31,9 +31,10 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 from app.llm.intents import asks_for_time, find_arithmetic, find_timezone, standalone_question
-from app.llm.text import rank_sentences
+from app.llm.text import Similarity, rank_sentences
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 
 __all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]
@@ -85,6 +86,7 @@ def answer_from_sources(
     *,
     min_relevance: float = 0.3,
     max_sentences: int = 3,
+    similarity: Similarity | None = None,
 ) -> str:
     """Answer a question by quoting the most relevant source sentences with their labels.
 
@@ -95,12 +97,13 @@ def answer_from_sources(
         sources: ``(label, text)`` pairs as returned by :func:`parse_sources`.
         min_relevance: The lowest score (0 to 1) a sentence may have to be quoted.
         max_sentences: The most sentences to quote.
+        similarity: Optional semantic scorer used to order qualifying sentences.
 
     Returns:
         ``"<sentence> [S<n>] <sentence> [S<m>]"``, best first, or ``DONT_KNOW`` when no
         sentence qualifies.
     """
-    ranked = rank_sentences(question, sources, min_relevance, max_sentences)
+    ranked = rank_sentences(question, sources, min_relevance, max_sentences, similarity)
     return " ".join(f"{text.rstrip()} [{label}]" for label, text in ranked) or DONT_KNOW
 
 
@@ -148,11 +151,14 @@ class ExtractiveAnswerer(BaseChatModel):
         max_sentences: Most source sentences quoted in one answer.
         tool_names: Names of the tools bound with :meth:`bind_tools`; empty means the
             model never emits tool calls.
+        similarity: Optional semantic scorer (the local embedder) that orders the
+            sentences which pass the lexical threshold.
     """
 
     min_relevance: float = 0.3
     max_sentences: int = 3
     tool_names: tuple[str, ...] = ()
+    similarity: Similarity | None = Field(default=None, exclude=True)
 
     @property
     def _llm_type(self) -> str:
@@ -240,6 +246,7 @@ class ExtractiveAnswerer(BaseChatModel):
                     sources,
                     min_relevance=self.min_relevance,
                     max_sentences=self.max_sentences,
+                    similarity=self.similarity,
                 )
         for sequence in stop or []:
             if sequence and sequence in text:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "STOPWORDS",
+    "Similarity",
     "content_terms",
     "rank_sentences",
     "is_heading",
@@ -219,6 +220,9 @@ def content_terms(text: str) -> list[str]:
     return [stem(tok) for tok in tokenize(text) if tok not in STOPWORDS]
 
 
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
+"""Scores how close each sentence is in meaning to a question, from -1 to 1."""
+
 _NEAR_DUPLICATE = 0.8  # Jaccard similarity of content terms from which a sentence repeats
 
 
@@ -227,6 +231,7 @@ def rank_sentences(
     sources: Sequence[tuple[str, str]],
     min_relevance: float = 0.3,
     max_sentences: int = 3,
+    similarity: Similarity | None = None,
 ) -> list[tuple[str, str]]:
     """Pick the source sentences that best match a question.
 
@@ -241,6 +246,11 @@ def rank_sentences(
         sources: ``(label, text)`` pairs.
         min_relevance: The lowest score a sentence may have to be chosen.
         max_sentences: The most sentences to choose.
+        similarity: Optional semantic similarity of the question to each sentence
+            (e.g. embedding cosine). Sentences still need ``min_relevance`` lexically,
+            which keeps answers grounded; among those, the order uses the mean of the
+            lexical score and the similarity, so a sentence that answers the question
+            beats one that merely repeats its words.
 
     Returns:
         ``(label, sentence)`` pairs, best first; empty when nothing qualifies, when
@@ -264,6 +274,12 @@ def rank_sentences(
         score = sum(idf[t] for t in q_terms if t in terms) / total
         if score >= min_relevance:
             ranked.append((-score, order, label, sentence, terms))
+    if similarity is not None and ranked:
+        sims = similarity(question, [r[3] for r in ranked])
+        ranked = [
+            (round((r[0] - max(0.0, float(sim))) / 2, 9), *r[1:])
+            for r, sim in zip(ranked, sims, strict=True)
+        ]
     chosen: list[tuple[str, str, frozenset[str]]] = []
     for _, _, label, sentence, terms in sorted(ranked):
         if len(chosen) >= max_sentences:

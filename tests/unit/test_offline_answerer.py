@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -498,3 +499,24 @@ async def test_runs_a_tool_loop_in_langgraph_while_streaming() -> None:
     assert final[1].tool_calls[0]["args"] == {"expression": "12*(7+3)"}
     assert final[-1].text == "The calculator returned 120."
     assert "".join(streamed) == "The calculator returned 120."
+
+
+def test_similarity_orders_grounded_sentences_but_never_admits_ungrounded_ones() -> None:
+    sources = [
+        (
+            "S1",
+            "Checkpoints run often when the WAL is small. The WAL checkpoint runs at 1000 pages.",
+        ),
+        ("S2", "Bananas are yellow and rich in potassium."),
+    ]
+
+    def prefer_pages(question: str, sentences: Sequence[str]) -> list[float]:
+        return [1.0 if "1000" in s else (0.99 if "Bananas" in s else 0.0) for s in sentences]
+
+    plain = answer_from_sources("How often does the WAL checkpoint run?", sources)
+    ordered = answer_from_sources(
+        "How often does the WAL checkpoint run?", sources, similarity=prefer_pages
+    )
+    assert plain.startswith("Checkpoints run often")
+    assert ordered.startswith("The WAL checkpoint runs at 1000 pages. [S1]")
+    assert "Bananas" not in ordered
