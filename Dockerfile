@@ -1,0 +1,29 @@
+# ragent API image (CPU). Build: docker build -t ragent .
+# Run:   docker run -p 8000:8000 -e RAGENT_PROFILE=production ragent
+FROM python:3.11-slim AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    DO_NOT_TRACK=1 \
+    RAGENT_DATA_DIR=/var/lib/ragent
+
+WORKDIR /srv/ragent
+
+# torch from the CPU index first: PyPI's Linux wheels carry the multi-GB CUDA stack.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY configs ./configs
+COPY langgraph.json ./
+RUN --mount=type=cache,target=/root/.cache/pip pip install .
+
+RUN useradd --system --uid 10001 ragent && mkdir -p /var/lib/ragent && chown ragent /var/lib/ragent
+USER ragent
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["ragent", "serve", "--host", "0.0.0.0", "--port", "8000"]
