@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
     DO_NOT_TRACK=1 \
-    RAGENT_DATA_DIR=/var/lib/ragent
+    RAGENT_DATA_DIR=/var/lib/ragent \
+    RAGENT_CONFIG_DIR=/srv/ragent/configs
 
 WORKDIR /srv/ragent
 

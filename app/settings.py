@@ -164,7 +164,7 @@ def _config_path(config: str | Path | None) -> Path:
     if env_path := os.environ.get("RAGENT_CONFIG"):
         return Path(env_path)
     profile = os.environ.get("RAGENT_PROFILE", "default")
-    return CONFIG_DIR / f"{profile}.yaml"
+    return Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR)) / f"{profile}.yaml"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -198,7 +198,8 @@ def load_settings(config: str | Path | None = None) -> Settings:
 
     Args:
         config: A YAML file. Defaults to ``$RAGENT_CONFIG``, else
-            ``configs/$RAGENT_PROFILE.yaml`` (profile ``default``).
+            ``$RAGENT_CONFIG_DIR/$RAGENT_PROFILE.yaml`` (the repo's ``configs/`` and
+            profile ``default`` when unset).
 
     Returns:
         The validated settings, with ``data_dir`` made absolute.

@@ -111,3 +111,10 @@ def test_remote_engines_require_urls(tmp_path: Path) -> None:
 def test_every_shipped_config_loads() -> None:
     for path in CONFIG_DIR.glob("*.yaml"):
         load_settings(path)
+
+
+def test_config_dir_can_be_moved(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "edge.yaml").write_text("tenant_id: edge\n")
+    monkeypatch.setenv("RAGENT_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("RAGENT_PROFILE", "edge")
+    assert load_settings().tenant_id == "edge"
