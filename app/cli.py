@@ -6,8 +6,10 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
 
@@ -15,6 +17,13 @@ from app.context import Context
 from app.ingest.pipeline import Ingestor, IngestReport
 from app.service import Answer, QuestionError, ask, new_thread_id
 from app.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from app.state import AgentState, InputState
+
+    Agent: TypeAlias = CompiledStateGraph[AgentState, Context, InputState, AgentState]
 
 __all__ = ["main"]
 
@@ -106,21 +115,27 @@ def ingest(
         raise typer.Exit(1)
 
 
-async def _ask(settings: Settings, question: str, context: Context, thread_id: str) -> Answer:
+@asynccontextmanager
+async def _agent(settings: Settings) -> AsyncIterator[Agent]:
+    """Build the engines once and open the checkpointer for a whole CLI command."""
     from app.graphs.agent import compile_agent
     from app.memory.checkpoint import open_checkpointer
     from app.resources import build_resources, use_resources
 
     with use_resources(build_resources(settings)):
         async with open_checkpointer(settings) as saver:
-            agent = compile_agent(saver)
-            return await ask(
-                agent,
-                question,
-                context=context,
-                thread_id=thread_id,
-                max_chars=settings.limits.max_input_chars,
-            )
+            yield compile_agent(saver)
+
+
+async def _ask(settings: Settings, question: str, context: Context, thread_id: str) -> Answer:
+    async with _agent(settings) as agent:
+        return await ask(
+            agent,
+            question,
+            context=context,
+            thread_id=thread_id,
+            max_chars=settings.limits.max_input_chars,
+        )
 
 
 def _context(settings: Settings, user: str, groups: str) -> Context:
@@ -166,19 +181,30 @@ def chat(
     thread_id = thread or new_thread_id()
     context = _context(settings, user, groups)
     typer.echo(f"thread {thread_id}; an empty line or Ctrl-D quits")
-    while True:
-        try:
-            question = input("you> ")
-        except EOFError:
-            break
-        if not question.strip():
-            break
-        try:
-            answer = asyncio.run(_ask(settings, question, context, thread_id))
-        except QuestionError as exc:
-            typer.echo(f"ragent: {exc}", err=True)
-            continue
-        _print_answer(answer)
+    asyncio.run(_chat(settings, context, thread_id))
+
+
+async def _chat(settings: Settings, context: Context, thread_id: str) -> None:
+    async with _agent(settings) as agent:
+        while True:
+            try:
+                question = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                return
+            if not question.strip():
+                return
+            try:
+                answer = await ask(
+                    agent,
+                    question,
+                    context=context,
+                    thread_id=thread_id,
+                    max_chars=settings.limits.max_input_chars,
+                )
+            except QuestionError as exc:
+                typer.echo(f"ragent: {exc}", err=True)
+                continue
+            _print_answer(answer)
 
 
 @cli.command()
