@@ -164,10 +164,22 @@ def _config_path(config: str | Path | None) -> Path:
     if env_path := os.environ.get("RAGENT_CONFIG"):
         return Path(env_path)
     profile = os.environ.get("RAGENT_PROFILE", "default")
-    return Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR)) / f"{profile}.yaml"
+    directory = Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR))
+    path = directory / f"{profile}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
+        raise SettingsError(f"unknown profile '{profile}' in {directory} (known: {known})")
+    return path
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if (
+        not path.exists()
+        and "RAGENT_CONFIG" not in os.environ
+        and path.parent == Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR))
+    ):
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SettingsError(f"unknown profile '{path.stem}' (known: {', '.join(known)})")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

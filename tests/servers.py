@@ -142,6 +142,8 @@ def service(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def ragent(

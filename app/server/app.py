@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.memory.checkpoint import open_checkpointer
-from app.resources import get_resources
+from app.resources import aget_resources
 from app.service import QuestionError, ask, new_thread_id
 from app.settings import get_settings
 
@@ -30,6 +31,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="ragent", version="0.1.0", lifespan=lifespan)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+    return _error(422, f"{where}: {first['msg']}", "invalid_request_error")
 
 
 class AskRequest(BaseModel):
@@ -73,7 +81,7 @@ async def ask_route(body: AskRequest, request: Request) -> dict[str, Any] | JSON
 async def readyz() -> dict[str, str] | JSONResponse:
     """Readiness: the configured engines can be built."""
     try:
-        get_resources()
+        await aget_resources()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return _error(503, f"not ready: {type(exc).__name__}", "unavailable")
     return {"status": "ready"}
