@@ -52,7 +52,9 @@ def run_ragent(*args: str, env: dict[str, str], timeout: float = 120) -> dict[st
     return result
 
 
-def run_python(code: str, *args: str, env: dict[str, str], timeout: float = 120) -> Any:
+def run_python(
+    code: str, *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code args...`` of this venv with exactly ``env`` for settings."""
     return subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -120,7 +122,7 @@ async def _state(env: dict[str, str], thread: str, user: str) -> dict[str, Any]:
     assert settings.checkpoint.backend == env["RAGENT_CHECKPOINT_BACKEND"]
     key = thread_key(Context(tenant_id=settings.tenant_id, user_id=user), thread)
     with warnings.catch_warnings():
-        # langgraph-checkpoint-redis 0.5.2 calls redisvl 0.28's deprecated sync factory.
+        # AsyncRedisSaver calls redisvl's get_async_redis_connection, which always warns.
         warnings.filterwarnings("ignore", REDISVL_ASYNC_FACTORY, DeprecationWarning)
         async with open_checkpointer(settings) as saver:
             snapshot = await compile_agent(saver).aget_state({"configurable": {"thread_id": key}})
