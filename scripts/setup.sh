@@ -15,8 +15,10 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 
-stamp=".venv/.ragent-installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-dev}"
-if [[ ! -f "$stamp" ]]; then
+base=".venv/.ragent-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp="${base}${extras:+-dev}"
+# A dev install also satisfies a plain one.
+if [[ ! -f "$stamp" && ! -f "${base}-dev" ]]; then
     echo "Installing ragent${extras} into .venv (the first run takes a few minutes; log: .venv/install.log)"
     log=.venv/install.log
     {
