@@ -26,6 +26,21 @@ from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 __all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex", "fts_query"]
 
 
+_DOC_COLUMNS = "tenant_id, doc_id, source, content_hash, embed_model, index_version, chunk_ids"
+
+
+def _record(row: sqlite3.Row) -> DocumentRecord:
+    return DocumentRecord(
+        tenant_id=row["tenant_id"],
+        doc_id=row["doc_id"],
+        source=row["source"],
+        content_hash=row["content_hash"],
+        embed_model=row["embed_model"],
+        index_version=row["index_version"],
+        chunk_ids=tuple(json.loads(row["chunk_ids"])),
+    )
+
+
 @dataclass
 class _DenseCache:
     generation: int
@@ -49,7 +64,14 @@ class EmbeddedIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._dense: _DenseCache | None = None
+
+    def _migrate(self) -> None:
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(documents)")}
+        if "chunk_ids" not in columns:  # indexes written before records kept chunk ids
+            self._db.execute("DROP TABLE documents")
+            self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         """Close the database."""
@@ -135,14 +157,16 @@ class EmbeddedIndex:
             self._delete(record.tenant_id, record.doc_id)
             self._insert(chunks, vectors)
             self._db.execute(
-                "INSERT INTO documents VALUES (?,?,?,?,?,?)",
+                "INSERT INTO documents(tenant_id, doc_id, source, content_hash, embed_model, "
+                "index_version, chunk_ids) VALUES (?,?,?,?,?,?,?)",
                 (
                     record.tenant_id,
                     record.doc_id,
                     record.source,
                     record.content_hash,
                     record.embed_model,
-                    len(chunks),
+                    record.index_version,
+                    json.dumps([c.chunk_id for c in chunks]),
                 ),
             )
 
@@ -150,11 +174,19 @@ class EmbeddedIndex:
         """Return what is indexed for a document, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT tenant_id, doc_id, source, content_hash, embed_model FROM documents "
-                "WHERE tenant_id = ? AND doc_id = ?",
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND doc_id = ?",
                 (tenant_id, doc_id),
             ).fetchone()
-        return None if row is None else DocumentRecord(*row)
+        return None if row is None else _record(row)
+
+    def documents(self, tenant_id: str) -> list[DocumentRecord]:
+        """Return every document indexed for a tenant."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE tenant_id = ? ORDER BY source",
+                (tenant_id,),
+            ).fetchall()
+        return [_record(r) for r in rows]
 
     # -- reads ------------------------------------------------------------------
 

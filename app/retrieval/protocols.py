@@ -88,6 +88,10 @@ class DocumentWriter(Protocol):
         """Return what is indexed for a document, or None."""
         ...
 
+    def documents(self, tenant_id: str) -> list[DocumentRecord]:
+        """Return every document indexed for a tenant."""
+        ...
+
     def replace_document(
         self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
     ) -> None:

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     embed_model TEXT NOT NULL,
-    chunk_count INTEGER NOT NULL,
+    index_version TEXT NOT NULL DEFAULT '',
+    chunk_ids TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (tenant_id, doc_id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -55,4 +55,8 @@ class DocumentRecord:
     doc_id: str
     source: str
     content_hash: str
+    """Hash of the source's content as read (bytes of a file, text of a record)."""
     embed_model: str
+    index_version: str = ""
+    """Fingerprint of the pipeline settings that shaped the chunks; a change re-indexes."""
+    chunk_ids: tuple[str, ...] = ()

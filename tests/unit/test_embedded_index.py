@@ -114,7 +114,11 @@ def test_replace_document_is_atomic(filled: EmbeddedIndex) -> None:
     assert filled.count(flt) == 1
     assert [h.chunk.chunk_id for h in filled.keyword_search("vacuum", flt, 5)] == ["new1"]
     assert filled.keyword_search("checkpoint", flt, 5) == []
-    assert filled.document("t1", "d1") == record
+    assert filled.document("t1", "d1") == DocumentRecord(
+        "t1", "d1", "d1.md", "h2", "hash-256", chunk_ids=("new1",)
+    )
+    assert filled.documents("t1") == [filled.document("t1", "d1")]
+    assert filled.documents("t2") == []
 
 
 def test_keyword_upsert_keeps_existing_vectors(filled: EmbeddedIndex) -> None:
