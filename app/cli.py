@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 import typer
 
 from app.context import Context
-from app.ingest.pipeline import Ingestor, IngestReport
 from app.service import Answer, QuestionError, ask, new_thread_id
 from app.settings import Settings, SettingsError, load_settings
 
@@ -76,36 +75,53 @@ def ingest(
     as_json: JsonOpt = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: settings).")] = None,
     acl: Annotated[str, typer.Option(help="Comma-separated groups allowed to read.")] = "",
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Parser processes (default: settings).")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove documents whose source disappeared.")
+    ] = False,
+    text_fields: Annotated[
+        str, typer.Option(help="JSONL/CSV: comma-separated fields that form the text.")
+    ] = "",
+    id_field: Annotated[str | None, typer.Option(help="JSONL/CSV: the record id field.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Ingest .md, .txt and .html files; unchanged files are skipped.
+    """Ingest PDF, DOCX, HTML, Markdown, text and JSONL/CSV records; unchanged files are skipped.
 
     Exit codes: 0 all ingested, 1 some files failed (reported), 2 bad input.
     """
+    from app.ingest.factory import build_ingestor
+    from app.ingest.loaders import RecordSpec
+    from app.ingest.pipeline import IngestOptions
     from app.resources import build_resources
 
     settings = _settings(config)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise CliError(f"no such file or directory: {missing[0]}")
-    resources = build_resources(settings)
-    ingestor = Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=settings.ingest.chunk_tokens,
-        chunk_overlap=settings.ingest.chunk_overlap,
-        max_file_bytes=settings.ingest.max_file_bytes,
+    records = (
+        RecordSpec(text_fields=tuple(_groups(text_fields)), id_field=id_field)
+        if text_fields
+        else None
     )
-    report: IngestReport = ingestor.ingest(
-        paths, tenant_id=tenant or settings.tenant_id, acl=_groups(acl)
+    ingestor = build_ingestor(build_resources(settings))
+    options = IngestOptions(
+        tenant_id=tenant or settings.tenant_id,
+        acl=tuple(_groups(acl)),
+        workers=settings.ingest.workers if workers is None else workers,
+        prune=prune,
+        records=records,
+        progress=None if not as_json else False,
     )
+    report = ingestor.ingest(paths, options)
     if as_json:
         _print_json(report.as_dict())
     else:
         typer.echo(
             f"{report.documents} documents ({report.chunks} chunks) indexed, "
-            f"{report.unchanged} unchanged, {report.duplicates} duplicate chunks, "
+            f"{report.unchanged} unchanged, {report.duplicates} duplicates, "
+            f"{report.near_empty} near-empty, {report.pruned} pruned, "
             f"{report.skipped} unsupported skipped, {len(report.failed)} failed "
             f"in {report.seconds:.1f} s"
         )

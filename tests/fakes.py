@@ -65,6 +65,10 @@ class HashEmbedder:
     def dim(self) -> int:
         return self.DIM
 
+    @property
+    def max_tokens(self) -> int:
+        return 512
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.DIM), np.float32)
         for row, text in enumerate(texts):

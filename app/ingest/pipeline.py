@@ -1,50 +1,46 @@
-"""Incremental ingestion: load, chunk, embed and index files, skipping unchanged ones."""
+"""Incremental ingestion: parse (worker processes) -> clean, dedup, chunk -> embed and index.
+
+The three stages overlap: workers parse files ahead while this process strips
+boilerplate, drops duplicates and chunks, and a thread embeds and writes whole
+documents. Unchanged files (same bytes, same settings, same embedder) are
+skipped before any parsing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from app.ingest.chunking import chunk_text, content_hash, stable_id
-from app.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, load_text
+from app.ingest.chunking import chunk_document, content_hash, stable_id
+from app.ingest.clean import clean_documents
+from app.ingest.dedup import Deduplicator
+from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, RecordSpec
+from app.ingest.model import LoadedDocument
+from app.ingest.progress import IngestProgress
+from app.ingest.report import IngestReport
+from app.ingest.stage import EmbedStage, ReadyDocument
+from app.ingest.worker import ParseJob, ParseResult, parse_file
 from app.llm.tokens import TokenCounter
 from app.retrieval.protocols import DocumentWriter, Embedder
 from app.retrieval.types import Chunk, DocumentRecord
 
-__all__ = ["IngestReport", "Ingestor", "discover"]
+__all__ = ["IngestOptions", "IngestReport", "Ingestor", "discover"]
 
-
-@dataclass
-class IngestReport:
-    """What an ingest run did; ``ragent ingest --json`` prints it."""
-
-    documents: int = 0
-    """Documents indexed (new or changed)."""
-    chunks: int = 0
-    """Chunks written."""
-    unchanged: int = 0
-    """Documents skipped because their content was already indexed."""
-    duplicates: int = 0
-    """Chunks dropped as exact duplicates of another chunk of the same document."""
-    skipped: int = 0
-    """Files in the given folders with an unsupported type."""
-    failed: list[dict[str, str]] = field(default_factory=list)
-    """Files that could not be ingested, as ``{"source", "reason"}``."""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the report as a JSON-ready dict."""
-        return asdict(self)
+PIPELINE_VERSION = "2"
+# Documents are cleaned of cross-document boilerplate in groups of this many.
+_BOILERPLATE_BATCH = 32
 
 
 def discover(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
     """Yield ``(file, explicit)`` for each path, walking folders in sorted order.
 
     Raises:
-        FileNotFoundError: A given path does not exist.
+        FileNotFoundError: A given path does not exist (checked before yielding any).
     """
     for path in paths:
         if not path.exists():
@@ -58,9 +54,24 @@ def discover(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
             yield path, True
 
 
+@dataclass(frozen=True, kw_only=True)
+class IngestOptions:
+    """What to ingest for whom."""
+
+    tenant_id: str
+    acl: tuple[str, ...] = ()
+    workers: int = 1
+    """Parser processes; 0 parses in this process."""
+    prune: bool = False
+    """Remove indexed documents under the given paths whose source is gone."""
+    records: RecordSpec | None = None
+    progress: bool | None = None
+    """Show a progress bar on stderr; None: when stderr is a terminal."""
+
+
 @dataclass(kw_only=True)
 class Ingestor:
-    """Turns files into indexed chunks for one tenant."""
+    """Turns files into indexed chunks."""
 
     writer: DocumentWriter
     embedder: Embedder
@@ -68,78 +79,234 @@ class Ingestor:
     chunk_tokens: int
     chunk_overlap: int
     max_file_bytes: int
+    near_duplicate_threshold: float = 0.9
+    embed_batch: int = 256
+    _report: IngestReport = field(default_factory=IngestReport, init=False)
+    _docs: Deduplicator = field(init=False)
+    _chunks: Deduplicator = field(init=False)
+    _sources: dict[str, str] = field(default_factory=dict, init=False)
+    _boilerplate: set[str] = field(default_factory=set, init=False)
+    _parsed_ok: set[Path] = field(default_factory=set, init=False)
 
-    def _chunks(
-        self, text: str, *, tenant_id: str, doc_id: str, source: str, acl: tuple[str, ...]
-    ) -> tuple[list[Chunk], int]:
-        pieces = chunk_text(
-            text, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
-        )
-        chunks: list[Chunk] = []
-        seen: set[str] = set()
-        for piece in pieces:
-            digest = content_hash(piece.text)
-            if digest in seen:
-                continue
-            seen.add(digest)
-            chunks.append(
-                Chunk(
-                    chunk_id=stable_id(doc_id, digest),
-                    doc_id=doc_id,
-                    tenant_id=tenant_id,
-                    source=source,
-                    text=piece.text,
-                    span=(piece.start, piece.end),
-                    content_hash=digest,
-                    acl=acl,
-                )
-            )
-        return chunks, len(pieces) - len(chunks)
+    def _reset(self) -> IngestReport:
+        # Duplicates are found within one run of one tenant; unchanged files are
+        # skipped before parsing, so they are not compared again.
+        self._report = IngestReport()
+        self._docs = Deduplicator(threshold=self.near_duplicate_threshold)
+        self._chunks = Deduplicator(threshold=self.near_duplicate_threshold)
+        self._sources = {}
+        self._boilerplate = set()
+        self._parsed_ok = set()
+        return self._report
 
-    def ingest_file(
-        self, path: Path, *, tenant_id: str, acl: Iterable[str], report: IngestReport
-    ) -> None:
-        """Ingest one file into ``report``; failures are recorded, never raised."""
-        source = str(path)
-        doc_id = stable_id(tenant_id, str(path.resolve()))
-        try:
-            text = load_text(path, max_bytes=self.max_file_bytes)
-        except LoadError as exc:
-            report.failed.append({"source": source, "reason": str(exc)})
-            return
-        digest = content_hash(text)
-        record = DocumentRecord(tenant_id, doc_id, source, digest, self.embedder.model_name)
-        existing = self.writer.document(tenant_id, doc_id)
-        if existing is not None and (existing.content_hash, existing.embed_model) == (
-            digest,
-            record.embed_model,
-        ):
-            report.unchanged += 1
-            return
-        chunks, dropped = self._chunks(
-            text, tenant_id=tenant_id, doc_id=doc_id, source=source, acl=tuple(sorted(set(acl)))
-        )
-        vectors = self.embedder.embed_documents([c.text for c in chunks])
-        self.writer.replace_document(record, chunks, vectors)
-        report.documents += 1
-        report.chunks += len(chunks)
-        report.duplicates += dropped
+    @property
+    def index_version(self) -> str:
+        """Fingerprint of everything that shapes a document's chunks."""
+        return f"p{PIPELINE_VERSION}:c{self.chunk_tokens}/{self.chunk_overlap}"
 
-    def ingest(
-        self, paths: Sequence[Path], *, tenant_id: str, acl: Iterable[str] = ()
-    ) -> IngestReport:
-        """Ingest files and folders; unsupported files inside folders are skipped.
+    def ingest(self, paths: Sequence[Path], options: IngestOptions) -> IngestReport:
+        """Ingest files and folders.
 
         Raises:
             FileNotFoundError: A given path does not exist (nothing is ingested).
         """
         started = time.perf_counter()
-        report = IngestReport()
-        groups = tuple(acl)
-        for path, explicit in list(discover(paths)):
-            if not explicit and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        files = list(discover(paths))
+        report = self._reset()
+        jobs: list[ParseJob] = []
+        seen: set[str] = set()
+        for path, explicit in files:
+            suffix = path.suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES and not explicit:
                 report.skipped += 1
                 continue
-            self.ingest_file(path, tenant_id=tenant_id, acl=groups, report=report)
+            job = self._plan(path, options, seen)
+            if job is not None:
+                jobs.append(job)
+        stage = EmbedStage(
+            embedder=self.embedder, writer=self.writer, batch_chunks=self.embed_batch
+        )
+        parse_seconds = 0.0
+        try:
+            with IngestProgress(len(jobs), enabled=options.progress) as progress:
+                for batch in _batches(self._parsed(jobs, options.workers), _BOILERPLATE_BATCH):
+                    parse_seconds += sum(r.seconds for r in batch)
+                    for ready in self._prepare(batch, options, seen):
+                        stage.put(ready)
+                    progress.update(
+                        files=len(batch), documents=stage.documents, chunks=stage.chunks
+                    )
+        finally:
+            stage.close()
+        report.documents, report.chunks = stage.documents, stage.chunks
+        if options.prune:
+            report.pruned = self._prune(paths, options.tenant_id, seen)
+        report.timings = {
+            "parse": round(parse_seconds, 3),
+            "embed": round(stage.embed_seconds, 3),
+            "index": round(stage.index_seconds, 3),
+        }
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _plan(self, path: Path, options: IngestOptions, seen: set[str]) -> ParseJob | None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self._report.failed.append(
+                {"source": str(path), "reason": f"cannot read file: {exc.strerror or exc}"}
+            )
+            return None
+        file_hash = hashlib.sha256(data).hexdigest()
+        records = options.records if path.suffix.lower() in RECORD_SUFFIXES else None
+        if records is None:
+            doc_id = stable_id(options.tenant_id, str(path.resolve()))
+            existing = self.writer.document(options.tenant_id, doc_id)
+            if existing is not None and self._is_current(existing, file_hash):
+                self._report.unchanged += 1
+                seen.add(doc_id)
+                return None
+        return ParseJob(path, file_hash, self.max_file_bytes, records)
+
+    def _is_current(self, record: DocumentRecord, content: str) -> bool:
+        return (record.content_hash, record.index_version, record.embed_model) == (
+            content,
+            self.index_version,
+            self.embedder.model_name,
+        )
+
+    def _parsed(self, jobs: list[ParseJob], workers: int) -> Iterator[ParseResult]:
+        if workers <= 0 or len(jobs) <= 2:
+            yield from map(parse_file, jobs)
+            return
+        # spawn, not fork: the parent may already run torch threads, which fork breaks.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            yield from _ordered(pool, jobs, ahead=workers * 4)
+
+    def _prepare(
+        self, batch: list[ParseResult], options: IngestOptions, seen: set[str]
+    ) -> Iterator[ReadyDocument]:
+        report = self._report
+        docs: list[tuple[ParseJob, LoadedDocument]] = []
+        for result in batch:
+            if result.error is not None:
+                report.failed.append({"source": str(result.job.path), "reason": result.error})
+            else:
+                self._parsed_ok.add(result.job.path.resolve())
+            docs.extend((result.job, doc) for doc in result.documents)
+        kept, cleaned = clean_documents(
+            [doc for _, doc in docs], known_boilerplate=self._boilerplate
+        )
+        self._boilerplate |= cleaned.boilerplate.patterns
+        report.boilerplate += cleaned.boilerplate.elements + cleaned.boilerplate.page_lines
+        report.near_empty += len(cleaned.near_empty)
+        report.dropped.extend({"source": s, "reason": "near-empty"} for s in cleaned.near_empty)
+        job_of = {doc.source: job for job, doc in docs}
+        for doc in kept:
+            ready = self._document(doc, job_of[doc.source], options, seen)
+            if ready is not None:
+                yield ready
+
+    def _document(
+        self, doc: LoadedDocument, job: ParseJob, options: IngestOptions, seen: set[str]
+    ) -> ReadyDocument | None:
+        report = self._report
+        tenant = options.tenant_id
+        is_record = job.records is not None
+        doc_id = stable_id(tenant, doc.source if is_record else str(job.path.resolve()))
+        seen.add(doc_id)
+        text = doc.text()
+        digest = content_hash(text) if is_record else job.file_hash
+        if is_record:
+            existing = self.writer.document(tenant, doc_id)
+            if existing is not None and self._is_current(existing, digest):
+                report.unchanged += 1
+                return None
+        verdict = self._docs.check(doc_id, text)
+        if not verdict.kept:
+            report.duplicates += 1
+            report.dropped.append(
+                {
+                    "source": doc.source,
+                    "reason": f"duplicate of {self._sources[verdict.duplicate_of or '']} "
+                    f"({verdict.reason})",
+                }
+            )
+            return None
+        self._sources[doc_id] = doc.source
+        chunks = []
+        for piece in chunk_document(
+            doc, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
+        ):
+            piece_hash = content_hash(piece.text)
+            chunk_id = stable_id(doc_id, piece_hash)
+            if not self._chunks.check(chunk_id, piece.text).kept:
+                report.duplicates += 1
+                continue
+            chunks.append(
+                Chunk(
+                    chunk_id=chunk_id,
+                    doc_id=doc_id,
+                    tenant_id=tenant,
+                    source=doc.source,
+                    text=piece.text,
+                    span=piece.span,
+                    content_hash=piece_hash,
+                    acl=tuple(sorted(set(options.acl))),
+                    heading=" > ".join(piece.heading_path),
+                    page=piece.page,
+                )
+            )
+        record = DocumentRecord(
+            tenant_id=tenant,
+            doc_id=doc_id,
+            source=doc.source,
+            content_hash=digest,
+            embed_model=self.embedder.model_name,
+            index_version=self.index_version,
+        )
+        return ReadyDocument(record, chunks)
+
+    def _prune(self, paths: Sequence[Path], tenant_id: str, seen: set[str]) -> int:
+        roots = [p.resolve() for p in paths]
+        pruned = 0
+        for record in self.writer.documents(tenant_id):
+            if record.doc_id in seen:
+                continue
+            origin = Path(record.source.split("#", 1)[0]).resolve()
+            in_scope = any(origin == r or r in origin.parents for r in roots)
+            # A record missing from a file that parsed is gone; a file that failed to
+            # parse this time keeps its last good version.
+            gone = not origin.exists() or ("#" in record.source and origin in self._parsed_ok)
+            if in_scope and gone:
+                self.writer.delete_document(tenant_id, record.doc_id)
+                pruned += 1
+        return pruned
+
+
+def _ordered(pool: Executor, jobs: list[ParseJob], *, ahead: int) -> Iterator[ParseResult]:
+    """Yield results in job order, keeping at most ``ahead`` jobs in flight."""
+    pending: list[Future[ParseResult]] = []
+    it = iter(jobs)
+    for job in it:
+        pending.append(pool.submit(parse_file, job))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        result = pending.pop(0).result()
+        for job in it:
+            pending.append(pool.submit(parse_file, job))
+            break
+        yield result
+
+
+def _batches(items: Iterable[ParseResult], size: int) -> Iterator[list[ParseResult]]:
+    batch: list[ParseResult] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

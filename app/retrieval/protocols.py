@@ -29,6 +29,11 @@ class Embedder(Protocol):
         """The vector dimension."""
         ...
 
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of a passage the model reads; the rest is ignored."""
+        ...
+
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Embed passages; returns an ``(n, dim)`` float32 matrix of unit vectors."""
         ...

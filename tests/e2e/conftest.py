@@ -22,7 +22,8 @@ from typing import IO, Any
 
 import pytest
 
-from app.ingest.loaders import load_text
+from app.ingest.clean import clean_documents
+from app.ingest.loaders import load_document
 from tests.servers import REPO, ragent, service
 
 QUESTION = "How often does SQLite run a checkpoint in WAL mode?"
@@ -154,7 +155,10 @@ def check_citations(answer: str, citations: list[dict[str, Any]], data_dir: Path
         assert (row["span_start"], row["span_end"]) == (start, end)
         source = citation["source"]
         if source not in texts:
-            texts[source] = load_text(Path(source), max_bytes=50_000_000)
+            # Spans index the extracted, cleaned text of the document (one-document batch).
+            (doc,) = load_document(Path(source), max_bytes=50_000_000)
+            (cleaned,), _ = clean_documents([doc])
+            texts[source] = cleaned.text()
         assert texts[source][start:end] == row["text"], citation["label"]
 
 

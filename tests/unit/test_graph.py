@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import builder, compile_agent, graph
-from app.ingest.pipeline import Ingestor
+from app.ingest.pipeline import IngestOptions, Ingestor
 from app.resources import Resources, use_resources
 from app.service import QuestionError, ask, thread_key
 from app.state import InputState
@@ -37,7 +37,7 @@ def corpus(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> Re
         chunk_tokens=200,
         chunk_overlap=20,
         max_file_bytes=100_000,
-    ).ingest([docs], tenant_id="t1")
+    ).ingest([docs], IngestOptions(tenant_id="t1", workers=0, progress=False))
     return resources
 
 

@@ -64,7 +64,8 @@ def test_environment_beats_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_
         ("RAGENT_LLM_TIMEOUT_S", "abc", "llm.timeout_s"),
         ("RAGENT_LLM_TIMEOUT_S", "-1", "llm.timeout_s"),
         ("RAGENT_CHECKPOINT_BACKEND", "postgres", "checkpoint.backend"),
-        ("RAGENT_INGEST_CHUNK_OVERLAP", "500", "ingest"),
+        ("RAGENT_INGEST_CHUNK_TOKENS", "8", "ingest.chunk_tokens"),
+        ("RAGENT_INGEST_WORKERS", "-1", "ingest.workers"),
         ("RAGENT_TENANT_ID", "", "tenant_id"),
     ],
 )
@@ -118,3 +119,10 @@ def test_config_dir_can_be_moved(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("RAGENT_CONFIG_DIR", str(tmp_path))
     monkeypatch.setenv("RAGENT_PROFILE", "edge")
     assert load_settings().tenant_id == "edge"
+
+
+def test_overlap_must_be_below_an_explicit_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGENT_INGEST_CHUNK_TOKENS", "100")
+    monkeypatch.setenv("RAGENT_INGEST_CHUNK_OVERLAP", "500")
+    with pytest.raises(SettingsError, match="chunk_overlap must be smaller"):
+        load_settings()

@@ -1,0 +1,42 @@
+"""Build the ingestion pipeline from Settings and the process's engines."""
+
+from __future__ import annotations
+
+from app.ingest.chunking import (
+    ChunkingConfigError,
+    default_chunk_size,
+    default_overlap,
+    validate_chunking,
+)
+from app.ingest.pipeline import Ingestor
+from app.resources import Resources
+from app.settings import SettingsError
+
+__all__ = ["build_ingestor"]
+
+
+def build_ingestor(resources: Resources) -> Ingestor:
+    """Return an :class:`Ingestor` whose chunks fit the embedder's window.
+
+    Raises:
+        SettingsError: ``ingest.chunk_tokens`` is larger than the embedder reads, or the
+            overlap does not fit the chunk size.
+    """
+    cfg = resources.settings.ingest
+    window = resources.embedder.max_tokens
+    size = cfg.chunk_tokens or default_chunk_size(window)
+    overlap = cfg.chunk_overlap if cfg.chunk_overlap is not None else default_overlap(size)
+    try:
+        validate_chunking(size, overlap, window=window)
+    except ChunkingConfigError as exc:
+        raise SettingsError(f"invalid setting 'ingest.chunk_tokens': {exc}") from None
+    return Ingestor(
+        writer=resources.writer,
+        embedder=resources.embedder,
+        counter=resources.counter,
+        chunk_tokens=size,
+        chunk_overlap=overlap,
+        max_file_bytes=cfg.max_file_bytes,
+        near_duplicate_threshold=cfg.near_duplicate_threshold,
+        embed_batch=cfg.embed_batch,
+    )
