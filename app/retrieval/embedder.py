@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -51,8 +52,12 @@ class LocalEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        """How many word pieces the model reads; the rest of a passage is ignored."""
-        return int(self._load().max_seq_length)
+        """How many word pieces the model reads; the rest of a passage is ignored.
+
+        Read from the model's configuration, so asking does not load the model.
+        """
+        config = json.loads((local_model_path() / "sentence_bert_config.json").read_text())
+        return int(config["max_seq_length"])
 
     def _load(self) -> Any:
         with self._lock:
