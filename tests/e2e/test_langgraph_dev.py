@@ -243,3 +243,33 @@ def test_langgraph_dev_runs_on_the_redis_checkpointer(corpus: Corpus, tmp_path: 
             assert keys, "no checkpoint keys in Redis"
             assert any(thread_id in key for key in keys), keys[:10]
             assert not (dev_redis.data_dir / "checkpoints.sqlite").exists()
+
+
+def test_indexer_graph_ingests_for_the_run_tenant(dev: DevServer, tmp_path: Path) -> None:
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\n\nThe staging cluster is rebuilt every Tuesday at 04:00 UTC.\n")
+    found = dev.client.post("/assistants/search", json={"graph_id": "indexer"}).json()
+    assert [a["graph_id"] for a in found] == ["indexer"]
+    thread_id = new_thread(dev.client)
+    response = dev.client.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={
+            "assistant_id": "indexer",
+            "input": {"paths": [str(doc)]},
+            "context": {"tenant_id": "studio-tenant"},
+        },
+    )
+    assert response.status_code == 200, f"{response.text}\n{dev.output()}"
+    state = response.json()
+    assert state["error"] == "" and state["report"]["documents"] == 1, state
+    # The agent finds the new document for that tenant only.
+    ask = dev.client.post(
+        f"/threads/{new_thread(dev.client)}/runs/wait",
+        json={
+            **run_input("When is the staging cluster rebuilt?"),
+            "context": {"tenant_id": "studio-tenant"},
+        },
+    ).json()
+    assert "Tuesday" in text_of(ask["messages"][-1])
+    other = run_wait(dev, new_thread(dev.client), "When is the staging cluster rebuilt?")
+    assert "Tuesday" not in text_of(other["messages"][-1])
