@@ -15,7 +15,6 @@ estimate) gets every fit decided by a real count of the candidate chunk: slower,
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from bisect import bisect_left, bisect_right
@@ -31,13 +30,9 @@ __all__ = [
     "SPECIAL_TOKENS",
     "ChunkingConfigError",
     "DocChunk",
-    "TextChunk",
     "chunk_document",
-    "chunk_text",
-    "content_hash",
     "default_chunk_size",
     "default_overlap",
-    "stable_id",
     "validate_chunking",
 ]
 
@@ -60,16 +55,6 @@ _CACHE_LIMIT = 500_000
 
 class ChunkingConfigError(ValueError):
     """The chunk size or overlap does not fit the embedder."""
-
-
-def content_hash(text: str) -> str:
-    """Return the SHA-256 hex digest of ``text``."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def stable_id(*parts: str) -> str:
-    """Return a stable 32-hex-digit id derived from ``parts``."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def default_chunk_size(max_tokens_of_embedder: int) -> int:
@@ -114,15 +99,6 @@ class DocChunk:
     """Kinds of the elements the chunk covers, each once, in order."""
     tokens: int
     """Tokens by the chunker's counter; above ``size`` only for a single over-long word."""
-
-
-@dataclass(frozen=True, slots=True)
-class TextChunk:
-    """A chunk of a plain text with its ``[start, end)`` character span."""
-
-    text: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,10 +314,3 @@ def chunk_document(
     if size < 1 or not 0 <= overlap < size:
         raise ChunkingConfigError(f"need size >= 1 and 0 <= overlap < size, got {size}/{overlap}")
     return _Chunker(doc, counter, size, overlap).run()
-
-
-def chunk_text(text: str, *, counter: TokenCounter, size: int, overlap: int) -> list[TextChunk]:
-    """Chunk a plain text as one element (compatibility wrapper of :func:`chunk_document`)."""
-    doc = LoadedDocument(source="", elements=[Element(text)])
-    chunks = chunk_document(doc, counter=counter, size=size, overlap=overlap)
-    return [TextChunk(c.text, c.span[0], c.span[1]) for c in chunks]

@@ -11,47 +11,31 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.ingest.chunking import chunk_document, content_hash, stable_id
+from app.ingest.chunking import chunk_document
 from app.ingest.clean import clean_documents
 from app.ingest.dedup import Deduplicator
+from app.ingest.ids import content_hash, stable_id
 from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, RecordSpec
 from app.ingest.model import LoadedDocument
 from app.ingest.progress import IngestProgress
 from app.ingest.report import IngestReport
+from app.ingest.scheduling import batches, discover, ordered
 from app.ingest.stage import EmbedStage, ReadyDocument
 from app.ingest.worker import ParseJob, ParseResult, parse_file
 from app.llm.tokens import TokenCounter
 from app.retrieval.protocols import DocumentWriter, Embedder
 from app.retrieval.types import Chunk, DocumentRecord
 
-__all__ = ["IngestOptions", "IngestReport", "Ingestor", "discover"]
+__all__ = ["IngestOptions", "IngestReport", "Ingestor"]
 
 PIPELINE_VERSION = "2"
 # Documents are cleaned of cross-document boilerplate in groups of this many.
 _BOILERPLATE_BATCH = 32
-
-
-def discover(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
-    """Yield ``(file, explicit)`` for each path, walking folders in sorted order.
-
-    Raises:
-        FileNotFoundError: A given path does not exist (checked before yielding any).
-    """
-    for path in paths:
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or directory: {path}")
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if not any(part.startswith(".") for part in child.relative_to(path).parts):
-                    yield child, False
-        else:
-            yield path, True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,7 +113,7 @@ class Ingestor:
         parse_seconds = 0.0
         try:
             with IngestProgress(len(jobs), enabled=options.progress) as progress:
-                for batch in _batches(self._parsed(jobs, options.workers), _BOILERPLATE_BATCH):
+                for batch in batches(self._parsed(jobs, options.workers), _BOILERPLATE_BATCH):
                     parse_seconds += sum(r.seconds for r in batch)
                     for ready in self._prepare(batch, options, seen):
                         stage.put(ready)
@@ -182,7 +166,7 @@ class Ingestor:
         # spawn, not fork: the parent may already run torch threads, which fork breaks.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            yield from _ordered(pool, jobs, ahead=workers * 4)
+            yield from ordered(pool, jobs, ahead=workers * 4)
 
     def _prepare(
         self, batch: list[ParseResult], options: IngestOptions, seen: set[str]
@@ -283,30 +267,3 @@ class Ingestor:
                 self.writer.delete_document(tenant_id, record.doc_id)
                 pruned += 1
         return pruned
-
-
-def _ordered(pool: Executor, jobs: list[ParseJob], *, ahead: int) -> Iterator[ParseResult]:
-    """Yield results in job order, keeping at most ``ahead`` jobs in flight."""
-    pending: list[Future[ParseResult]] = []
-    it = iter(jobs)
-    for job in it:
-        pending.append(pool.submit(parse_file, job))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        result = pending.pop(0).result()
-        for job in it:
-            pending.append(pool.submit(parse_file, job))
-            break
-        yield result
-
-
-def _batches(items: Iterable[ParseResult], size: int) -> Iterator[list[ParseResult]]:
-    batch: list[ParseResult] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

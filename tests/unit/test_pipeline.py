@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.ingest.chunking import stable_id
 from app.ingest.clean import clean_document
 from app.ingest.factory import build_ingestor
+from app.ingest.ids import stable_id
 from app.ingest.loaders import RecordSpec, load_document
 from app.ingest.pipeline import IngestOptions, Ingestor
 from app.resources import Resources
