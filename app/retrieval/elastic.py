@@ -1,0 +1,193 @@
+"""Elasticsearch keyword index: BM25 with an explicit analyzer, filters inside the query.
+
+Mapping, documents and queries live in :mod:`app.retrieval.elastic_schema` (the ACL marker
+and document ids are explained there).
+
+Retries: transport-level (connection errors, timeouts, HTTP 429/502/503/504) with jittered
+exponential backoff in the client (:func:`connect`), plus per-item retries of 429-rejected
+bulk items in :func:`elasticsearch.helpers.bulk`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch.helpers import bulk
+
+from app.retrieval.elastic_schema import (
+    build_query,
+    chunk_to_doc,
+    doc_to_chunk,
+    document_id,
+    document_query,
+    filter_clauses,
+    index_mapping,
+)
+from app.retrieval.types import Chunk, Hit, SearchFilter
+
+__all__ = ["ElasticKeywordIndex", "Refresh", "connect"]
+
+_WORD = re.compile(r"\w", re.UNICODE)
+_RETRY_STATUS = (429, 502, 503, 504)
+Refresh = bool | Literal["wait_for"]
+
+
+def connect(
+    url: str, *, api_key: str | None = None, max_retries: int = 5, **overrides: Any
+) -> Elasticsearch:
+    """Build a client that retries transient failures with jittered exponential backoff.
+
+    Args:
+        url: The cluster address, e.g. ``http://localhost:9200``.
+        api_key: An API key, when the cluster requires one.
+        max_retries: How many times one request is retried.
+        **overrides: Other ``Elasticsearch`` arguments (TLS, timeouts); they win.
+    """
+    options: dict[str, Any] = {
+        "api_key": api_key,
+        "request_timeout": 30,
+        "retry_on_timeout": True,
+        "max_retries": max_retries,
+        "retry_on_status": _RETRY_STATUS,
+        "retry_backoff_base": 0.5,
+        "retry_backoff_cap": 30.0,
+    }
+    return Elasticsearch(url, **(options | overrides))
+
+
+def _error_type(err: BadRequestError) -> str:
+    body = err.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("type", ""))
+    return str(err.message)
+
+
+class ElasticKeywordIndex:
+    """A :class:`~app.retrieval.protocols.KeywordIndex` over one Elasticsearch index."""
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        index: str = "ragent-chunks",
+        *,
+        refresh: Refresh = "wait_for",
+        chunk_size: int = 500,
+        shards: int = 1,
+        replicas: int = 1,
+    ) -> None:
+        """Use ``index`` through ``client``, creating it when it does not exist.
+
+        Args:
+            client: A client, preferably from :func:`connect`.
+            index: The index name.
+            refresh: Passed to bulk writes; ``"wait_for"`` makes writes visible to the
+                next search (read-your-writes), ``False`` favours ingestion throughput.
+            chunk_size: Actions per bulk request.
+            shards: Primary shards, used only when the index is created.
+            replicas: Replicas, used only when the index is created.
+        """
+        self._es = client
+        self.index = index
+        self._refresh = refresh
+        self._chunk_size = chunk_size
+        self.ensure_index(shards, replicas)
+
+    def ensure_index(self, shards: int = 1, replicas: int = 1) -> None:
+        """Create the index with :func:`index_mapping`; an existing index is kept as is."""
+        try:
+            self._es.indices.create(index=self.index, **index_mapping(shards, replicas))
+        except BadRequestError as err:
+            if _error_type(err) != "resource_already_exists_exception":
+                raise
+
+    def _actions(self, chunks: Sequence[Chunk], generation: str) -> Iterator[dict[str, Any]]:
+        for chunk in chunks:
+            yield {
+                "_op_type": "index",
+                "_index": self.index,
+                "_id": document_id(chunk.tenant_id, chunk.chunk_id),
+                "_source": chunk_to_doc(chunk, generation),
+            }
+
+    def _write(self, chunks: Sequence[Chunk], generation: str, refresh: Refresh) -> None:
+        actions = list(self._actions(chunks, generation))  # refuse bad chunks before sending
+        bulk(
+            self._es,
+            actions,
+            chunk_size=self._chunk_size,
+            max_retries=5,
+            initial_backoff=1,
+            max_backoff=30,
+            raise_on_error=True,
+            refresh=refresh,
+        )
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Index chunks; a chunk with an existing id is overwritten.
+
+        Raises:
+            elasticsearch.helpers.BulkIndexError: Some chunks were rejected after retries.
+        """
+        if chunks:
+            self._write(chunks, uuid.uuid4().hex, self._refresh)
+
+    def _delete(self, tenant_id: str, doc_id: str, keep_generation: str | None) -> int:
+        if self._refresh is False:  # delete-by-query only sees refreshed documents
+            self._es.indices.refresh(index=self.index)
+        resp = self._es.delete_by_query(
+            index=self.index,
+            query=document_query(tenant_id, doc_id, keep_generation),
+            conflicts="proceed",
+            refresh=True,
+        )
+        return int(resp.get("deleted", 0))
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Delete every chunk of a document; returns how many were removed."""
+        return self._delete(tenant_id, doc_id, None)
+
+    def replace_document(self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk]) -> int:
+        """Replace a document's chunks so that a reader never finds the document missing.
+
+        Elasticsearch has no transaction across documents (nor with the vector store), so
+        the order makes the swap safe instead: first the new chunks are bulk-indexed with a
+        fresh ``generation`` and made searchable (``refresh="wait_for"``); unchanged chunk
+        ids are overwritten in place. Then a delete-by-query removes the document's chunks
+        whose generation differs: the stale ones. A reader may briefly see old and new
+        chunks together, never neither. If the process dies in between, the stale chunks
+        stay until the next replace or delete of the document, which removes them.
+
+        Returns:
+            How many stale chunks were removed.
+
+        Raises:
+            ValueError: A chunk belongs to another tenant or document.
+        """
+        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
+            raise ValueError("every chunk must belong to the document being replaced")
+        generation = uuid.uuid4().hex
+        if chunks:
+            self._write(chunks, generation, "wait_for")
+        return self._delete(tenant_id, doc_id, generation)
+
+    def search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
+        """Return the ``k`` best BM25 matches visible to ``flt``, best first."""
+        if k <= 0 or not _WORD.search(query):
+            return []
+        resp = self._es.search(index=self.index, **build_query(query, flt, k))
+        return [Hit(doc_to_chunk(h["_source"]), float(h["_score"])) for h in resp["hits"]["hits"]]
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``."""
+        query: dict[str, Any] = (
+            {"match_all": {}} if flt is None else {"bool": {"filter": filter_clauses(flt)}}
+        )
+        return int(self._es.count(index=self.index, query=query)["count"])
+
+    def drop(self) -> None:
+        """Delete the whole index (tests and tear-down)."""
+        self._es.options(ignore_status=404).indices.delete(index=self.index)

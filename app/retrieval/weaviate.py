@@ -1,0 +1,273 @@
+"""Weaviate vector index: our embedder's vectors, one Weaviate tenant per ragent tenant.
+
+Schema, mapping and filters live in :mod:`app.retrieval.weaviate_schema` (multi-tenancy and
+the ACL marker are explained there). Tenants are created on demand at the first write.
+
+Retries: the client retries gRPC calls (search, batch) on ``UNAVAILABLE`` with exponential
+backoff; REST calls (schema, tenants, aggregate) and failed batch objects are retried here
+with jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import weaviate
+from tenacity import (
+    retry,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import MetadataQuery
+from weaviate.classes.tenants import Tenant
+from weaviate.collections import Collection
+from weaviate.collections.classes.filters import _Filters
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateConnectionError,
+    WeaviateTimeoutError,
+)
+from weaviate.util import generate_uuid5
+
+from app.retrieval.protocols import Vector
+from app.retrieval.types import Chunk, Hit, SearchFilter
+from app.retrieval.weaviate_schema import (
+    build_filter,
+    chunk_properties,
+    collection_config,
+    document_filter,
+    object_to_chunk,
+    weaviate_tenant,
+)
+
+__all__ = ["WeaviateVectorIndex", "WeaviateWriteError", "connect"]
+
+
+class WeaviateWriteError(RuntimeError):
+    """Some objects of a batch import were rejected."""
+
+
+def _transient(err: BaseException) -> bool:
+    if isinstance(err, UnexpectedStatusCodeError):
+        return err.status_code in (429, 500, 502, 503, 504)
+    return isinstance(err, WeaviateConnectionError | WeaviateTimeoutError)
+
+
+_retry_transient = retry(
+    retry=retry_if_exception(_transient),
+    wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5),
+    stop=stop_after_attempt(5),
+    reraise=True,
+)
+
+
+def connect(
+    url: str, *, grpc_port: int = 50051, api_key: str | None = None
+) -> weaviate.WeaviateClient:
+    """Connect to Weaviate at ``url`` (REST) and ``grpc_port`` on the same host; close it after."""
+    parsed = urlparse(url)
+    secure = parsed.scheme == "https"
+    host = parsed.hostname or "localhost"
+    return weaviate.connect_to_custom(
+        http_host=host,
+        http_port=parsed.port or (443 if secure else 8080),
+        http_secure=secure,
+        grpc_host=host,
+        grpc_port=grpc_port,
+        grpc_secure=secure,
+        auth_credentials=Auth.api_key(api_key) if api_key else None,
+        additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120)),
+    )
+
+
+class WeaviateVectorIndex:
+    """A :class:`~app.retrieval.protocols.VectorIndex` over one multi-tenant collection."""
+
+    def __init__(
+        self,
+        client: weaviate.WeaviateClient,
+        collection: str = "RagentChunk",
+        *,
+        dim: int | None = None,
+        batch_size: int = 200,
+        concurrent_requests: int = 2,
+    ) -> None:
+        """Use ``collection`` through a connected ``client``, creating it when missing.
+
+        Args:
+            client: A connected ``weaviate.WeaviateClient`` (see :func:`connect`).
+            collection: The collection name (Weaviate capitalises the first letter).
+            dim: When set, every upserted vector must have this many dimensions.
+            batch_size: Objects per batch request.
+            concurrent_requests: Batch requests in flight at once.
+        """
+        self._client = client
+        self.name = collection
+        self._dim = dim
+        self._batch_size = batch_size
+        self._concurrency = concurrent_requests
+        self._tenants: set[str] = set()
+        self.ensure_collection()
+        self._col: Collection[Any, Any] = client.collections.get(collection)
+
+    @_retry_transient
+    def ensure_collection(self) -> None:
+        """Create the collection with :func:`collection_config` unless it exists."""
+        if self._client.collections.exists(self.name):
+            return
+        try:
+            self._client.collections.create(**collection_config(self.name))
+        except UnexpectedStatusCodeError as err:  # created concurrently by another process
+            if err.status_code != 422 or "already exists" not in err.message:
+                raise
+
+    @_retry_transient
+    def _ensure_tenant(self, name: str) -> None:
+        if name not in self._tenants:
+            if not self._col.tenants.exists(name):
+                try:
+                    self._col.tenants.create([Tenant(name=name)])
+                except UnexpectedStatusCodeError as err:  # created concurrently
+                    if err.status_code != 422 or "already exists" not in err.message:
+                        raise
+            self._tenants.add(name)
+
+    @_retry_transient
+    def _has_tenant(self, name: str) -> bool:
+        if name not in self._tenants and self._col.tenants.exists(name):
+            self._tenants.add(name)
+        return name in self._tenants
+
+    @retry(
+        retry=retry_if_exception_type(WeaviateWriteError),
+        wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
+        stop=stop_after_attempt(3),
+        reraise=True,
+    )
+    def _write(self, tenant: str, items: list[tuple[Chunk, list[float]]], gen: str) -> None:
+        col = self._col.with_tenant(tenant)
+        with col.batch.fixed_size(self._batch_size, self._concurrency) as batch:
+            for chunk, vector in items:
+                batch.add_object(
+                    properties=chunk_properties(chunk, gen),
+                    uuid=generate_uuid5(chunk.chunk_id),
+                    vector=vector,
+                )
+        failed = col.batch.failed_objects
+        if failed:  # a retry re-sends everything: objects are keyed by chunk id
+            raise WeaviateWriteError(
+                f"{len(failed)} of {len(items)} objects failed: {failed[0].message}"
+            )
+
+    def _upsert(self, chunks: Sequence[Chunk], vectors: Vector, generation: str) -> None:
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(chunks):
+            raise ValueError(f"expected {len(chunks)} vectors, got shape {vectors.shape}")
+        if self._dim is not None and vectors.shape[1] != self._dim:
+            raise ValueError(f"expected vectors of {self._dim} dimensions")
+        by_tenant: dict[str, list[tuple[Chunk, list[float]]]] = {}
+        for chunk, row in zip(chunks, vectors, strict=True):
+            chunk_properties(chunk)  # refuse a reserved ACL before anything is written
+            by_tenant.setdefault(weaviate_tenant(chunk.tenant_id), []).append((chunk, row.tolist()))
+        for tenant, items in by_tenant.items():
+            self._ensure_tenant(tenant)
+            self._write(tenant, items, generation)
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
+        """Insert or replace chunks with their vectors (one batch import per tenant).
+
+        Raises:
+            ValueError: ``vectors`` does not match ``chunks``.
+            WeaviateWriteError: Objects were still rejected after retries.
+        """
+        self._upsert(chunks, vectors, uuid.uuid4().hex)
+
+    @_retry_transient
+    def _delete_many(self, tenant: str, where: _Filters) -> int:
+        res = self._col.with_tenant(tenant).data.delete_many(where=where)
+        if res.failed:
+            raise WeaviateWriteError(f"{res.failed} objects were not deleted")
+        return int(res.successful)
+
+    def _delete(self, tenant_id: str, doc_id: str, keep_generation: str | None) -> int:
+        name = weaviate_tenant(tenant_id)
+        if not self._has_tenant(name):
+            return 0
+        where = document_filter(tenant_id, doc_id, keep_generation)
+        deleted = 0
+        while True:  # the server caps one delete_many at QUERY_MAXIMUM_RESULTS matches
+            removed = self._delete_many(name, where)
+            deleted += removed
+            if removed == 0:
+                return deleted
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Delete every chunk of a document; returns how many were removed."""
+        return self._delete(tenant_id, doc_id, None)
+
+    def replace_document(
+        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector
+    ) -> int:
+        """Replace a document's chunks: write the new ones first, then delete stale ones.
+
+        Weaviate has no multi-object transaction, so the new chunks are imported first
+        with a fresh ``generation`` (unchanged chunk ids are overwritten in place), and
+        only then are the document's objects of any other generation deleted. A reader
+        may briefly see old and new chunks, never a missing document; a crash in between
+        leaves stale chunks that the next replace or delete removes.
+
+        Returns:
+            How many stale chunks were removed.
+
+        Raises:
+            ValueError: A chunk belongs to another tenant or document.
+        """
+        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
+            raise ValueError("every chunk must belong to the document being replaced")
+        generation = uuid.uuid4().hex
+        if chunks:
+            self._upsert(chunks, vectors, generation)
+        return self._delete(tenant_id, doc_id, generation)
+
+    def search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
+        """Return the ``k`` nearest chunks visible to ``flt``; score is cosine similarity."""
+        name = weaviate_tenant(flt.tenant_id)
+        if k <= 0 or not self._has_tenant(name):
+            return []
+        res = self._col.with_tenant(name).query.near_vector(
+            near_vector=np.asarray(vector, np.float32).tolist(),
+            limit=k,
+            filters=build_filter(flt),
+            return_metadata=MetadataQuery(distance=True),
+        )
+        return [
+            Hit(object_to_chunk(o.properties), 1.0 - float(o.metadata.distance or 0.0))
+            for o in res.objects
+        ]
+
+    @_retry_transient
+    def _tenant_names(self) -> list[str]:
+        return list(self._col.tenants.get())
+
+    @_retry_transient
+    def _count_in(self, tenant: str, where: _Filters | None) -> int:
+        return int(self._col.with_tenant(tenant).aggregate.over_all(filters=where).total_count or 0)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``."""
+        if flt is None:
+            return sum(self._count_in(n, None) for n in self._tenant_names())
+        name = weaviate_tenant(flt.tenant_id)
+        return self._count_in(name, build_filter(flt)) if self._has_tenant(name) else 0
+
+    def drop(self) -> None:
+        """Delete the whole collection (tests and tear-down)."""
+        self._client.collections.delete(self.name)
+        self._tenants.clear()

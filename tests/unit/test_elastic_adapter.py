@@ -1,0 +1,243 @@
+"""ElasticKeywordIndex driven through the real client against a scripted in-process node.
+
+The node records every HTTP request the client sends (the real serialisation, bulk helper
+and retry logic run) and answers from a script, so request order, bodies and retries are
+checked without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
+from elastic_transport._node import NodeApiResponse
+from elasticsearch import BadRequestError
+from elasticsearch.helpers import BulkIndexError
+
+from app.retrieval.elastic import ElasticKeywordIndex, connect
+from app.retrieval.elastic_schema import build_query, document_id, index_mapping
+from app.retrieval.protocols import KeywordIndex
+from app.retrieval.types import Chunk, SearchFilter
+
+Reply = tuple[int, dict[str, Any]]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Script:
+    requests: list[Request] = field(default_factory=list)
+    handler: Callable[[Request], Reply] = lambda r: (200, {"acknowledged": True})
+
+
+SCRIPT = Script()
+
+
+class ScriptedNode(BaseNode):
+    _CLIENT_META_HTTP_CLIENT = ("scripted", "0")
+
+    def perform_request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: Any = None,
+        request_timeout: Any = None,
+    ) -> NodeApiResponse:  # noqa: E501
+        url = urlsplit(target)
+        text = (body or b"").decode()
+        if url.path.endswith("/_bulk"):
+            parsed: Any = [json.loads(line) for line in text.splitlines() if line]
+        else:
+            parsed = json.loads(text) if text else None
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        request = Request(method, url.path, params, parsed)
+        SCRIPT.requests.append(request)
+        status, reply = SCRIPT.handler(request)
+        meta = ApiResponseMeta(
+            status=status,
+            http_version="1.1",
+            headers=HttpHeaders(
+                {"content-type": "application/json", "x-elastic-product": "Elasticsearch"}
+            ),
+            duration=0.0,
+            node=self.config,
+        )
+        return NodeApiResponse(meta, json.dumps(reply).encode())
+
+    def close(self) -> None:
+        pass
+
+
+def _bulk_ok(request: Request) -> Reply:
+    actions = request.body[0::2]
+    return 200, {
+        "errors": False,
+        "took": 1,
+        "items": [
+            {"index": {"_id": a["index"]["_id"], "status": 201, "result": "created"}}
+            for a in actions
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def script() -> Script:
+    SCRIPT.requests.clear()
+    SCRIPT.handler = lambda r: (200, {"acknowledged": True})
+    return SCRIPT
+
+
+def _client() -> Any:
+    return connect("http://localhost:9200", node_class=ScriptedNode, retry_backoff_base=0)
+
+
+def _chunk(cid: str, doc: str = "d1", tenant: str = "t1", acl: tuple[str, ...] = ()) -> Chunk:
+    return Chunk(cid, doc, tenant, "a.md", f"text {cid}", (0, 5), "h", acl)
+
+
+def test_index_is_created_once_with_the_mapping(script: Script) -> None:
+    assert isinstance(ElasticKeywordIndex(_client(), "idx", replicas=0), KeywordIndex)
+    (create,) = script.requests
+    assert (create.method, create.path) == ("PUT", "/idx")
+    assert create.body == index_mapping(replicas=0)
+
+    exists = {
+        "error": {"type": "resource_already_exists_exception", "reason": "exists"},
+        "status": 400,
+    }
+    script.handler = lambda r: (400, exists)
+    ElasticKeywordIndex(_client(), "idx")  # idempotent: an existing index is kept
+
+    bad = {"error": {"type": "mapper_parsing_exception", "reason": "bad"}, "status": 400}
+    script.handler = lambda r: (400, bad)
+    with pytest.raises(BadRequestError):
+        ElasticKeywordIndex(_client(), "idx")
+
+
+def test_upsert_bulk_indexes_by_tenant_scoped_id(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    script.handler = _bulk_ok
+    index.upsert([_chunk("a"), _chunk("b", tenant="t2", acl=("hr",))])
+    (bulk,) = script.requests
+    assert bulk.path == "/_bulk" and bulk.params["refresh"] == "wait_for"
+    actions, sources = bulk.body[0::2], bulk.body[1::2]
+    assert [a["index"]["_id"] for a in actions] == [document_id("t1", "a"), document_id("t2", "b")]
+    assert {a["index"]["_index"] for a in actions} == {"idx"}
+    assert [s["acl"] for s in sources] == [["__public__"], ["hr"]]
+
+
+def test_rejected_bulk_items_raise(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.handler = lambda r: (
+        200,
+        {
+            "errors": True,
+            "took": 1,
+            "items": [
+                {
+                    "index": {
+                        "_id": "x",
+                        "status": 400,
+                        "error": {"type": "mapper_parsing_exception"},
+                    }
+                }
+            ],
+        },
+    )
+    with pytest.raises(BulkIndexError):
+        index.upsert([_chunk("a")])
+    script.requests.clear()
+    with pytest.raises(ValueError, match="reserved"):
+        index.upsert([_chunk("a"), _chunk("b", acl=("__public__",))])
+    assert script.requests == []  # nothing was sent
+
+
+def test_replace_writes_new_chunks_before_deleting_stale_ones(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx", refresh=False)
+    script.requests.clear()
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/_bulk":
+            return _bulk_ok(request)
+        return 200, {"deleted": 2, "took": 1, "failures": []}
+
+    script.handler = handler
+    assert index.replace_document("t1", "d1", [_chunk("a"), _chunk("c")]) == 2
+    bulk, refresh, delete = script.requests
+    assert bulk.path == "/_bulk" and bulk.params["refresh"] == "wait_for"  # visible first
+    assert refresh.path == "/idx/_refresh"  # earlier writes made with refresh=False too
+    generations = {s["generation"] for s in bulk.body[1::2]}
+    assert len(generations) == 1
+    assert delete.path == "/idx/_delete_by_query"
+    assert delete.params == {"conflicts": "proceed", "refresh": "true"}
+    assert delete.body["query"]["bool"] == {
+        "filter": [{"term": {"tenant_id": "t1"}}, {"term": {"doc_id": "d1"}}],
+        "must_not": [{"term": {"generation": generations.pop()}}],
+    }
+    with pytest.raises(ValueError):
+        index.replace_document("t1", "d1", [_chunk("x", doc="d2")])
+
+
+def test_delete_document_refreshes_first_when_writes_do_not(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx", refresh=False)
+    script.requests.clear()
+    script.handler = lambda r: (200, {"deleted": 3, "_shards": {}})
+    assert index.delete_document("t1", "d1") == 3
+    assert [r.path for r in script.requests] == ["/idx/_refresh", "/idx/_delete_by_query"]
+    assert "must_not" not in script.requests[1].body["query"]["bool"]
+
+
+def test_search_sends_the_built_query_and_maps_hits(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    src = {
+        "chunk_id": "a",
+        "doc_id": "d1",
+        "tenant_id": "t1",
+        "source": "a.md",
+        "text": "x",
+        "span_start": 0,
+        "span_end": 1,
+        "content_hash": "h",
+        "acl": ["__public__"],
+        "heading": "",
+        "generation": "g",
+    }
+    script.handler = lambda r: (
+        200,
+        {"hits": {"hits": [{"_id": "1", "_score": 2.5, "_source": src}]}},
+    )
+    flt = SearchFilter("t1", frozenset({"hr"}))
+    (hit,) = index.search("wal AND x", flt, 4)
+    assert hit.score == 2.5
+    assert hit.chunk == Chunk("a", "d1", "t1", "a.md", "x", (0, 1), "h")
+    (search,) = script.requests
+    assert search.path == "/idx/_search"
+    assert search.body == build_query("wal AND x", flt, 4)
+    script.requests.clear()
+    assert index.search('"" * ()', flt, 4) == []
+    assert index.search("wal", flt, 0) == []
+    assert script.requests == []  # nothing to match: no request at all
+
+
+def test_transient_errors_are_retried(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    replies = iter([(503, {"error": "unavailable"}), (429, {"error": "busy"}), (200, {"count": 7})])
+    script.handler = lambda r: next(replies)
+    assert index.count() == 7
+    assert len(script.requests) == 3
+    assert script.requests[-1].body == {"query": {"match_all": {}}}
