@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
@@ -15,10 +18,15 @@ from app.llm.factory import make_chat_model
 from app.llm.tokens import TokenCounter, default_counter
 from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedder import LocalEmbedder
-from app.retrieval.protocols import DocumentWriter, Embedder
+from app.retrieval.fanout import FanOutWriter
+from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, VectorIndex
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
 from app.tools import ToolRegistry, default_registry
+
+if TYPE_CHECKING:
+    from app.retrieval.elastic import ElasticKeywordIndex
+    from app.retrieval.weaviate import WeaviateVectorIndex
 
 __all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "use_resources"]
 
@@ -36,6 +44,28 @@ class Resources:
     counter: TokenCounter
 
 
+def _remote_indexes(
+    settings: Settings, dim: int
+) -> tuple[WeaviateVectorIndex, ElasticKeywordIndex]:
+    """Connect the Weaviate vector and Elasticsearch keyword adapters (closed at exit)."""
+    from app.retrieval import elastic, weaviate
+
+    retrieval = settings.retrieval
+    assert retrieval.weaviate_url and retrieval.elasticsearch_url  # enforced by Settings
+    vector_client = weaviate.connect(
+        retrieval.weaviate_url, api_key=os.environ.get("WEAVIATE_API_KEY")
+    )
+    atexit.register(vector_client.close)
+    keyword_client = elastic.connect(
+        retrieval.elasticsearch_url, api_key=os.environ.get("ELASTICSEARCH_API_KEY")
+    )
+    atexit.register(keyword_client.close)
+    return (
+        weaviate.WeaviateVectorIndex(vector_client, dim=dim),
+        elastic.ElasticKeywordIndex(keyword_client),
+    )
+
+
 def build_resources(settings: Settings) -> Resources:
     """Build engines for ``settings``; models load lazily on first use.
 
@@ -43,20 +73,31 @@ def build_resources(settings: Settings) -> Resources:
         SettingsError: A configured engine is not available in this build.
     """
     retrieval = settings.retrieval
-    if retrieval.vector_backend != "embedded" or retrieval.keyword_backend != "embedded":
+    remote = (retrieval.vector_backend == "weaviate", retrieval.keyword_backend == "elasticsearch")
+    if remote[0] != remote[1]:
         raise SettingsError(
-            "retrieval: only the embedded engines are available in this build "
+            "retrieval: use Weaviate and Elasticsearch together, or both embedded engines "
             f"(vector_backend={retrieval.vector_backend!r}, "
             f"keyword_backend={retrieval.keyword_backend!r})"
         )
     if settings.embed.provider != "local":
         raise SettingsError("embed.provider: only 'local' is available in this build")
     embedder = LocalEmbedder(settings.embed.model, batch_size=settings.embed.batch_size)
+    # The embedded index holds the chunks, or with remote engines only the document records.
     index = EmbeddedIndex(settings.data_dir / "index.sqlite", dim=embedder.dim)
+    vectors: VectorIndex
+    keywords: KeywordIndex
+    writer: DocumentWriter
+    if all(remote):
+        remote_vectors, remote_keywords = _remote_indexes(settings, embedder.dim)
+        vectors, keywords = remote_vectors, remote_keywords
+        writer = FanOutWriter(records=index, vectors=remote_vectors, keywords=remote_keywords)
+    else:
+        vectors, keywords, writer = EmbeddedVectorIndex(index), EmbeddedKeywordIndex(index), index
     retriever = HybridRetriever(
         embedder=embedder,
-        vectors=EmbeddedVectorIndex(index),
-        keywords=EmbeddedKeywordIndex(index),
+        vectors=vectors,
+        keywords=keywords,
         top_k=retrieval.top_k,
         top_n=retrieval.top_n,
         rrf_k=retrieval.rrf_k,
@@ -66,7 +107,7 @@ def build_resources(settings: Settings) -> Resources:
         chat_model=make_chat_model(settings.llm, embedder=embedder),
         embedder=embedder,
         retriever=retriever,
-        writer=index,
+        writer=writer,
         tools=default_registry(),
         counter=default_counter(),
     )

@@ -156,18 +156,37 @@ class EmbeddedIndex:
         with self.transaction():
             self._delete(record.tenant_id, record.doc_id)
             self._insert(chunks, vectors)
+            self._put_record(record, [c.chunk_id for c in chunks])
+
+    def _put_record(self, record: DocumentRecord, chunk_ids: Sequence[str]) -> None:
+        self._db.execute(
+            "INSERT INTO documents(tenant_id, doc_id, source, content_hash, embed_model, "
+            "index_version, chunk_ids) VALUES (?,?,?,?,?,?,?)",
+            (
+                record.tenant_id,
+                record.doc_id,
+                record.source,
+                record.content_hash,
+                record.embed_model,
+                record.index_version,
+                json.dumps(list(chunk_ids)),
+            ),
+        )
+
+    def put_record(self, record: DocumentRecord, chunk_ids: Sequence[str]) -> None:
+        """Record what is indexed for a document whose chunks live in other engines."""
+        with self.transaction():
             self._db.execute(
-                "INSERT INTO documents(tenant_id, doc_id, source, content_hash, embed_model, "
-                "index_version, chunk_ids) VALUES (?,?,?,?,?,?,?)",
-                (
-                    record.tenant_id,
-                    record.doc_id,
-                    record.source,
-                    record.content_hash,
-                    record.embed_model,
-                    record.index_version,
-                    json.dumps([c.chunk_id for c in chunks]),
-                ),
+                "DELETE FROM documents WHERE tenant_id = ? AND doc_id = ?",
+                (record.tenant_id, record.doc_id),
+            )
+            self._put_record(record, chunk_ids)
+
+    def forget_record(self, tenant_id: str, doc_id: str) -> None:
+        """Drop a document's record (its chunks live in other engines)."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM documents WHERE tenant_id = ? AND doc_id = ?", (tenant_id, doc_id)
             )
 
     def document(self, tenant_id: str, doc_id: str) -> DocumentRecord | None:
