@@ -101,6 +101,11 @@ def build_resources(settings: Settings) -> Resources:
         top_k=retrieval.top_k,
         top_n=retrieval.top_n,
         rrf_k=retrieval.rrf_k,
+        fusion=retrieval.fusion,
+        dense_weight=retrieval.dense_weight,
+        keyword_weight=retrieval.keyword_weight,
+        dense_depth=retrieval.dense_depth,
+        keyword_depth=retrieval.keyword_depth,
     )
     return Resources(
         settings=settings,

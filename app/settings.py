@@ -79,6 +79,13 @@ class RetrievalSettings(_Section):
     top_k: int = Field(default=20, gt=0, le=1000)
     top_n: int = Field(default=5, gt=0, le=100)
     rrf_k: int = Field(default=60, gt=0)
+    fusion: Literal["rrf", "minmax", "zscore"] = "rrf"
+    dense_weight: float = Field(default=1.0, ge=0)
+    keyword_weight: float = Field(default=1.0, ge=0)
+    dense_depth: int | None = Field(default=None, gt=0, le=1000)
+    """Candidates from the vector engine; None uses ``top_k``."""
+    keyword_depth: int | None = Field(default=None, gt=0, le=1000)
+    """Candidates from the keyword engine; None uses ``top_k``."""
 
     @model_validator(mode="after")
     def _engines_need_urls(self) -> RetrievalSettings:

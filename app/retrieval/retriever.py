@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from app.retrieval.fusion import rrf
+from app.retrieval.fusion import Fusion, fuse
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
 from app.retrieval.types import Hit, SearchFilter
 
@@ -14,7 +14,10 @@ __all__ = ["HybridRetriever"]
 
 @dataclass(frozen=True, kw_only=True)
 class HybridRetriever:
-    """Retrieve ``top_k`` from each engine, fuse with RRF, keep ``top_n``."""
+    """Retrieve from each engine, fuse, keep ``top_n``.
+
+    ``top_k`` candidates come from each engine unless a per-engine depth is set.
+    """
 
     embedder: Embedder
     vectors: VectorIndex
@@ -22,6 +25,11 @@ class HybridRetriever:
     top_k: int = 20
     top_n: int = 5
     rrf_k: int = 60
+    fusion: Fusion = "rrf"
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    dense_depth: int | None = None
+    keyword_depth: int | None = None
 
     async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
         """Search both engines concurrently and fuse.
@@ -39,9 +47,16 @@ class HybridRetriever:
 
         async def dense() -> list[Hit]:
             vector = await asyncio.to_thread(self.embedder.embed_query, query)
-            return await asyncio.to_thread(self.vectors.search, vector, flt, self.top_k)
+            depth = self.dense_depth or self.top_k
+            return await asyncio.to_thread(self.vectors.search, vector, flt, depth)
 
-        sparse = asyncio.to_thread(self.keywords.search, query, flt, self.top_k)
+        depth = self.keyword_depth or self.top_k
+        sparse = asyncio.to_thread(self.keywords.search, query, flt, depth)
         dense_hits, sparse_hits = await asyncio.gather(dense(), sparse)
-        fused = rrf([dense_hits, sparse_hits], k=self.rrf_k)
+        fused = fuse(
+            [dense_hits, sparse_hits],
+            method=self.fusion,
+            k=self.rrf_k,
+            weights=(self.dense_weight, self.keyword_weight),
+        )
         return fused[: top_n or self.top_n]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from app.retrieval.fusion import fuse, normalized_fusion, rrf
+from app.retrieval.retriever import HybridRetriever
+from app.retrieval.types import Chunk, Hit, SearchFilter
+
+
+def _hits(*pairs: tuple[str, float]) -> list[Hit]:
+    return [Hit(Chunk(cid, "d", "t", "s", cid, (0, 1), cid), score) for cid, score in pairs]
+
+
+DENSE = _hits(("a", 0.9), ("b", 0.8), ("c", 0.1))
+SPARSE = _hits(("c", 12.0), ("b", 11.0), ("d", 1.0))
+
+
+def _ids(hits: list[Hit]) -> list[str]:
+    return [h.chunk.chunk_id for h in hits]
+
+
+def test_rrf_sums_reciprocal_ranks_and_weights_shift_the_order() -> None:
+    fused = rrf([DENSE, SPARSE], k=60)
+    assert _ids(fused) == ["c", "b", "a", "d"]  # found by both engines first
+    assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[1].score == pytest.approx(2 / 62)
+    dense_only = rrf([DENSE, SPARSE], k=60, weights=[1.0, 0.0])
+    assert _ids(dense_only) == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="one weight per ranking"):
+        rrf([DENSE, SPARSE], weights=[1.0])
+
+
+def test_minmax_uses_the_engines_scores_not_just_ranks() -> None:
+    fused = normalized_fusion([DENSE, SPARSE], method="minmax")
+    scores = {h.chunk.chunk_id: h.score for h in fused}
+    assert scores["b"] == pytest.approx((0.8 - 0.1) / 0.8 + (11 - 1) / 11)
+    assert scores["d"] == 0.0 and _ids(fused)[0] == "b"
+
+
+def test_zscore_centres_each_list_and_handles_no_spread() -> None:
+    fused = normalized_fusion([DENSE, _hits(("x", 5.0))], method="zscore")
+    scores = {h.chunk.chunk_id: h.score for h in fused}
+    assert scores["x"] == 0.0
+    assert sum(scores[c] for c in "abc") == pytest.approx(0.0, abs=1e-9)
+    assert normalized_fusion([[], DENSE]) and fuse([[]], method="zscore") == []
+
+
+async def test_retriever_uses_per_engine_depth_and_method() -> None:
+    class Fixed:
+        def __init__(self, hits: list[Hit]) -> None:
+            self.hits, self.k = hits, 0
+
+        def search(self, query: object, flt: SearchFilter, k: int) -> list[Hit]:
+            self.k = k
+            return self.hits[:k]
+
+    class Embed:
+        def embed_query(self, text: str) -> list[float]:
+            return [1.0]
+
+    vectors, keywords = Fixed(DENSE), Fixed(SPARSE)
+    retriever = HybridRetriever(
+        embedder=Embed(),  # type: ignore[arg-type]
+        vectors=vectors,  # type: ignore[arg-type]
+        keywords=keywords,  # type: ignore[arg-type]
+        top_k=3,
+        top_n=2,
+        fusion="minmax",
+        keyword_depth=1,
+    )
+    hits = await retriever.search("q", SearchFilter("t"))
+    assert (vectors.k, keywords.k) == (3, 1)
+    # a: dense 1.0; c: dense 0.0 + keyword 1.0 (its only hit); the tie keeps first appearance.
+    assert _ids(hits) == ["a", "c"]
+    assert [h.score for h in hits] == [1.0, 1.0]
