@@ -15,8 +15,10 @@ Storage choices:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from app.retrieval.stored import PUBLIC, chunk_fields, fields_to_chunk
 from app.retrieval.types import Chunk, SearchFilter
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "index_mapping",
 ]
 
-PUBLIC = "__public__"
 """The ``acl`` value stored for chunks every user of the tenant may read."""
 
 
@@ -90,46 +91,13 @@ def document_id(tenant_id: str, chunk_id: str) -> str:
 
 
 def chunk_to_doc(chunk: Chunk, generation: str = "") -> dict[str, Any]:
-    """Map a chunk to its ``_source`` (``page`` is left out when unknown).
-
-    Raises:
-        ValueError: The ACL names the public marker, which would make the chunk public.
-    """
-    if PUBLIC in chunk.acl:
-        raise ValueError(f"{PUBLIC!r} is reserved and cannot be an ACL group")
-    doc: dict[str, Any] = {
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "tenant_id": chunk.tenant_id,
-        "source": chunk.source,
-        "text": chunk.text,
-        "span_start": chunk.span[0],
-        "span_end": chunk.span[1],
-        "content_hash": chunk.content_hash,
-        "acl": sorted(set(chunk.acl)) or [PUBLIC],
-        "heading": chunk.heading,
-        "generation": generation,
-    }
-    if chunk.page is not None:
-        doc["page"] = chunk.page
-    return doc
+    """Map a chunk to ``_source`` (see :func:`app.retrieval.stored.chunk_fields`)."""
+    return chunk_fields(chunk, generation)
 
 
-def doc_to_chunk(src: dict[str, Any]) -> Chunk:
-    """Map a stored ``_source`` back to a :class:`Chunk`."""
-    acl = src.get("acl") or []
-    return Chunk(
-        chunk_id=src["chunk_id"],
-        doc_id=src["doc_id"],
-        tenant_id=src["tenant_id"],
-        source=src["source"],
-        text=src["text"],
-        span=(int(src["span_start"]), int(src["span_end"])),
-        content_hash=src["content_hash"],
-        acl=tuple(g for g in ([acl] if isinstance(acl, str) else acl) if g != PUBLIC),
-        heading=src.get("heading", ""),
-        page=src.get("page"),
-    )
+def doc_to_chunk(src: Mapping[str, Any]) -> Chunk:
+    """Map ``_source`` back to a :class:`Chunk`."""
+    return fields_to_chunk(src)
 
 
 def filter_clauses(flt: SearchFilter) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from weaviate.classes.config import Configure, DataType, Property, Tokenization,
 from weaviate.classes.query import Filter
 from weaviate.collections.classes.filters import _Filters
 
+from app.retrieval.stored import PUBLIC, chunk_fields, fields_to_chunk
 from app.retrieval.types import Chunk, SearchFilter
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "weaviate_tenant",
 ]
 
-PUBLIC = "__public__"
 """The ``acl`` value stored for chunks every user of the tenant may read."""
 
 _TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -102,46 +102,13 @@ def collection_config(name: str) -> dict[str, Any]:
 
 
 def chunk_properties(chunk: Chunk, generation: str = "") -> dict[str, Any]:
-    """Map a chunk to the object's properties (``page`` is left out when unknown).
-
-    Raises:
-        ValueError: The ACL names the public marker, which would make the chunk public.
-    """
-    if PUBLIC in chunk.acl:
-        raise ValueError(f"{PUBLIC!r} is reserved and cannot be an ACL group")
-    props: dict[str, Any] = {
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "tenant_id": chunk.tenant_id,
-        "source": chunk.source,
-        "content_hash": chunk.content_hash,
-        "generation": generation,
-        "acl": sorted(set(chunk.acl)) or [PUBLIC],
-        "text": chunk.text,
-        "heading": chunk.heading,
-        "span_start": chunk.span[0],
-        "span_end": chunk.span[1],
-    }
-    if chunk.page is not None:
-        props["page"] = chunk.page
-    return props
+    """Map a chunk to the object's properties (see :func:`app.retrieval.stored.chunk_fields`)."""
+    return chunk_fields(chunk, generation)
 
 
 def object_to_chunk(props: Mapping[str, Any]) -> Chunk:
-    """Map an object's properties back to a :class:`Chunk`."""
-    page = props.get("page")
-    return Chunk(
-        chunk_id=props["chunk_id"],
-        doc_id=props["doc_id"],
-        tenant_id=props["tenant_id"],
-        source=props["source"],
-        text=props["text"],
-        span=(int(props["span_start"]), int(props["span_end"])),
-        content_hash=props["content_hash"],
-        acl=tuple(g for g in props.get("acl") or () if g != PUBLIC),
-        heading=props.get("heading") or "",
-        page=None if page is None else int(page),
-    )
+    """Map the object's properties back to a :class:`Chunk`."""
+    return fields_to_chunk(props)
 
 
 def build_filter(flt: SearchFilter) -> _Filters:
