@@ -17,9 +17,10 @@ from langchain_core.language_models import BaseChatModel
 from app.llm.factory import make_chat_model
 from app.llm.tokens import TokenCounter, default_counter
 from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
-from app.retrieval.embedder import LocalEmbedder
+from app.retrieval.embedder import make_embedder
 from app.retrieval.fanout import FanOutWriter
 from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, VectorIndex
+from app.retrieval.rerank import make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
 from app.tools import ToolRegistry, default_registry
@@ -80,9 +81,11 @@ def build_resources(settings: Settings) -> Resources:
             f"(vector_backend={retrieval.vector_backend!r}, "
             f"keyword_backend={retrieval.keyword_backend!r})"
         )
-    if settings.embed.provider != "local":
-        raise SettingsError("embed.provider: only 'local' is available in this build")
-    embedder = LocalEmbedder(settings.embed.model, batch_size=settings.embed.batch_size)
+    embedder = make_embedder(settings.embed)
+    reranker = make_reranker(settings.rerank)
+    for engine in (embedder, reranker):  # remote clients hold connection pools
+        if (close := getattr(engine, "close", None)) is not None:
+            atexit.register(close)
     # The embedded index holds the chunks, or with remote engines only the document records.
     index = EmbeddedIndex(settings.data_dir / "index.sqlite", dim=embedder.dim)
     vectors: VectorIndex
@@ -106,6 +109,8 @@ def build_resources(settings: Settings) -> Resources:
         keyword_weight=retrieval.keyword_weight,
         dense_depth=retrieval.dense_depth,
         keyword_depth=retrieval.keyword_depth,
+        reranker=reranker,
+        rerank_depth=settings.rerank.depth,
     )
     return Resources(
         settings=settings,

@@ -39,6 +39,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelEndpoint(_Section):
+    """One more OpenAI-compatible model (a tier or a fallback); unset fields come from ``llm``."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """Environment variable holding this endpoint's key; None: the key of ``llm``."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    context_window: int | None = Field(default=None, ge=512)
+    tokenizer: str | None = None
+
+
 class LLMSettings(_Section):
     """The chat model. No ``base_url`` means the offline extractive answerer."""
 
@@ -46,11 +58,44 @@ class LLMSettings(_Section):
     model: str = "offline-extractive"
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=30.0, gt=0)
+    """Per call: the longest wait for a model's first token."""
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
     max_tokens: int = Field(default=1024, gt=0)
     context_window: int = Field(default=8192, ge=512)
+    tokenizer: str | None = None
+    """A local ``tokenizer.json`` or a Hugging Face repo id already in the local cache."""
     min_relevance: float = Field(default=0.3, ge=0, le=1)
+    stall_timeout_s: float = Field(default=10.0, gt=0)
+    """The longest silence between two chunks of a stream."""
+    deadline_s: float | None = Field(default=None, gt=0)
+    """Time for remote models to start answering before the offline answerer does; None:
+    ``timeout_s``."""
+    backoff_s: float = Field(default=0.2, ge=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+    offline_fallback: bool = True
+    tiers: dict[Literal["small", "large", "code"], ModelEndpoint] = Field(default_factory=dict)
+    fallbacks: list[ModelEndpoint] = Field(default_factory=list)
+    """Secondary models, tried in order after the tier's own model."""
+    router: Literal["rules", "llm"] = "rules"
+    small_max_words: int = Field(default=40, ge=1)
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _endpoints_need_urls(self) -> LLMSettings:
+        named = [
+            *(f"tiers.{k}" for k in self.tiers),
+            *(f"fallbacks.{i}" for i in range(len(self.fallbacks))),
+        ]
+        for name, endpoint in zip(named, [*self.tiers.values(), *self.fallbacks], strict=True):
+            if not (endpoint.base_url or self.base_url):
+                raise ValueError(f"{name}: base_url is required (here or in llm.base_url)")
+        if self.router == "llm" and not self.base_url:
+            raise ValueError("router 'llm' needs a base_url")
+        return self
 
 
 class EmbedSettings(_Section):
@@ -61,11 +106,23 @@ class EmbedSettings(_Section):
     base_url: str | None = None
     api_key: SecretStr | None = None
     batch_size: int = Field(default=64, gt=0)
+    """Passages per forward pass (local) or per request (openai)."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    dim: int | None = Field(default=None, gt=0)
+    """openai: the vector dimension; None asks the server once."""
+    max_tokens: int | None = Field(default=None, ge=16)
+    """openai: tokens the model reads (chunk sizes derive from it). Local reads its own."""
+    query_cache_size: int = Field(default=2048, ge=0)
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> EmbedSettings:
         if self.provider == "openai" and not self.base_url:
             raise ValueError("base_url is required when provider is 'openai'")
+        if self.provider == "openai" and self.max_tokens is None:
+            raise ValueError("max_tokens is required when provider is 'openai'")
+        if self.provider == "local" and (self.dim, self.max_tokens) != (None, None):
+            raise ValueError("dim and max_tokens come from the local model; set them for 'openai'")
         return self
 
 
@@ -95,6 +152,30 @@ class RetrievalSettings(_Section):
             raise ValueError(
                 "elasticsearch_url is required when keyword_backend is 'elasticsearch'"
             )
+        return self
+
+
+class RerankSettings(_Section):
+    """Optional reranking of the first ``depth`` fused hits."""
+
+    provider: Literal["none", "cross-encoder", "http"] = "none"
+    model: str | None = None
+    """cross-encoder: a local model directory; http: the model name sent to the server."""
+    base_url: str | None = None
+    """http: an OpenAI-compatible server; ``{base_url}/rerank`` is called."""
+    api_key: SecretStr | None = None
+    depth: int = Field(default=20, gt=0, le=1000)
+    """Fused hits reranked (never fewer than ``retrieval.top_n``)."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    batch_size: int = Field(default=32, gt=0)
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> RerankSettings:
+        if self.provider != "none" and not self.model:
+            raise ValueError(f"model is required when provider is {self.provider!r}")
+        if self.provider == "http" and not self.base_url:
+            raise ValueError("base_url is required when provider is 'http'")
         return self
 
 
@@ -157,6 +238,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     embed: EmbedSettings = EmbedSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     ingest: IngestSettings = IngestSettings()
     limits: LimitSettings = LimitSettings()

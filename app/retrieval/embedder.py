@@ -1,4 +1,4 @@
-"""The default embedder: all-MiniLM-L6-v2 shipped inside a PyPI package, run locally."""
+"""The default embedder (all-MiniLM-L6-v2 shipped inside a PyPI package) and the factory."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.retrieval.protocols import Vector
+from app.retrieval.protocols import Embedder, Vector
+from app.retrieval.query_cache import QueryCache
+from app.settings import EmbedSettings
 
-__all__ = ["LocalEmbedder", "local_model_path"]
+__all__ = ["LocalEmbedder", "local_model_path", "make_embedder"]
 
 
 def local_model_path() -> Path:
@@ -27,18 +28,25 @@ def local_model_path() -> Path:
 class LocalEmbedder:
     """Sentence-transformers on CPU, loaded lazily, with an LRU cache of query vectors."""
 
-    def __init__(self, model_name: str = "all-MiniLM-L6-v2", *, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_name: str = "all-MiniLM-L6-v2",
+        *,
+        batch_size: int = 64,
+        cache: QueryCache | None = None,
+    ) -> None:
         """Configure the embedder; the model loads on first use.
 
         Args:
             model_name: Recorded with each indexed document.
             batch_size: Passages embedded per forward pass.
+            cache: Query vectors, keyed by model and text; a private one when None.
         """
         self._name = model_name
         self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
-        self._query_cache = lru_cache(maxsize=2048)(self._embed_query)
+        self._cache = cache if cache is not None else QueryCache()
 
     @property
     def model_name(self) -> str:
@@ -85,12 +93,32 @@ class LocalEmbedder:
         )
         return np.asarray(vectors, np.float32)
 
-    def _embed_query(self, text: str) -> Vector:
-        vector: Vector = self.embed_documents([text])[0]
-        vector.setflags(write=False)  # shared through the cache
-        return vector
+    @property
+    def cache(self) -> QueryCache:
+        """The query-vector cache."""
+        return self._cache
 
     def embed_query(self, text: str) -> Vector:
-        """Embed a query into a unit vector, cached by text (the model is fixed per instance)."""
-        vector: Vector = self._query_cache(text)
-        return vector
+        """Embed a query into a unit vector, cached by model and text."""
+        return self._cache.get_or_embed(self._name, text, lambda t: self.embed_documents([t])[0])
+
+
+def make_embedder(cfg: EmbedSettings) -> Embedder:
+    """Build the configured embedder: the local model, or an OpenAI-compatible endpoint."""
+    cache = QueryCache(cfg.query_cache_size)
+    if cfg.provider == "local":
+        return LocalEmbedder(cfg.model, batch_size=cfg.batch_size, cache=cache)
+    from app.retrieval.remote_embedder import RemoteEmbedder
+
+    assert cfg.base_url and cfg.max_tokens  # enforced by EmbedSettings
+    return RemoteEmbedder(
+        cfg.base_url,
+        cfg.model,
+        max_tokens=cfg.max_tokens,
+        dim=cfg.dim,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+        batch_size=cfg.batch_size,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        cache=cache,
+    )

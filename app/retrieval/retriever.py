@@ -1,22 +1,29 @@
-"""Hybrid retrieval: dense and BM25 in parallel, fused by reciprocal rank."""
+"""Hybrid retrieval: dense and BM25 in parallel, fused, optionally reranked."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from app.retrieval.fusion import Fusion, fuse
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
+from app.retrieval.remote_http import RemoteServiceError
+from app.retrieval.rerank import Reranker
 from app.retrieval.types import Hit, SearchFilter
 
 __all__ = ["HybridRetriever"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, kw_only=True)
 class HybridRetriever:
-    """Retrieve from each engine, fuse, keep ``top_n``.
+    """Retrieve from each engine, fuse, optionally rerank, keep ``top_n``.
 
-    ``top_k`` candidates come from each engine unless a per-engine depth is set.
+    ``top_k`` candidates come from each engine unless a per-engine depth is set. With a
+    reranker, the first ``rerank_depth`` fused hits (at least ``top_n``) are rescored; if
+    it fails, the fused order is kept and the failure is logged.
     """
 
     embedder: Embedder
@@ -30,6 +37,8 @@ class HybridRetriever:
     keyword_weight: float = 1.0
     dense_depth: int | None = None
     keyword_depth: int | None = None
+    reranker: Reranker | None = None
+    rerank_depth: int = 20
 
     async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
         """Search both engines concurrently and fuse.
@@ -40,7 +49,7 @@ class HybridRetriever:
             top_n: Results kept after fusion; defaults to the configured value.
 
         Returns:
-            The fused hits, best first.
+            The fused (and reranked) hits, best first.
         """
         if not query.strip():
             return []
@@ -59,4 +68,17 @@ class HybridRetriever:
             k=self.rrf_k,
             weights=(self.dense_weight, self.keyword_weight),
         )
-        return fused[: top_n or self.top_n]
+        n = top_n or self.top_n
+        if self.reranker is None or not fused:
+            return fused[:n]
+        return await self._rerank(self.reranker, query, fused, n)
+
+    async def _rerank(self, reranker: Reranker, query: str, fused: list[Hit], n: int) -> list[Hit]:
+        head = fused[: max(self.rerank_depth, n)]
+        try:
+            return await asyncio.to_thread(reranker.rerank, query, head, n)
+        except Exception as exc:  # a reranker outage must not fail the request
+            # Only our own messages are logged: they never contain query or document text.
+            reason = str(exc) if isinstance(exc, RemoteServiceError) else type(exc).__name__
+            logger.warning("rerank failed, keeping the fused order: %s", reason)
+            return fused[:n]

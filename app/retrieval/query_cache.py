@@ -1,0 +1,69 @@
+"""An LRU cache of query embeddings keyed by (model, text), shared by every embedder."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from app.retrieval.protocols import Vector
+
+__all__ = ["QueryCache"]
+
+
+class QueryCache:
+    """Least-recently-used query vectors, keyed by model name and query text.
+
+    The model is part of the key, so one cache may serve several embedders. Cached
+    vectors are made read-only because every caller gets the same array. A failed
+    embedding is not cached. The lock guards only the bookkeeping: two threads missing
+    on the same query both compute it, rather than one blocking on a slow remote call.
+    """
+
+    def __init__(self, maxsize: int = 2048) -> None:
+        """Create an empty cache holding at most ``maxsize`` vectors (0 disables it)."""
+        if maxsize < 0:
+            raise ValueError("maxsize must be >= 0")
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Return how many vectors are cached."""
+        return len(self._items)
+
+    def get_or_embed(self, model: str, text: str, embed: Callable[[str], Vector]) -> Vector:
+        """Return the cached vector of ``(model, text)``, computing it with ``embed`` on a miss.
+
+        Args:
+            model: The embedding model's name.
+            text: The query.
+            embed: Computes the vector of ``text`` with ``model``.
+
+        Returns:
+            A read-only ``(dim,)`` vector.
+        """
+        key = (model, text)
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return vector
+            self.misses += 1
+        vector = embed(text)
+        vector.setflags(write=False)
+        if self.maxsize:
+            with self._lock:
+                self._items[key] = vector
+                self._items.move_to_end(key)
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
+        return vector
+
+    def clear(self) -> None:
+        """Forget every cached vector."""
+        with self._lock:
+            self._items.clear()
