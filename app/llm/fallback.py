@@ -1,0 +1,330 @@
+"""A chat model that answers through a chain: primary, secondaries, then the offline answerer.
+
+Every model is streamed, whatever the caller asked for, so that two clocks bound each
+attempt: ``timeout_s`` for the first chunk and ``stall_timeout_s`` between chunks. The
+chain has a deadline (``deadline_s``) for remote models to start answering; once it has
+passed, the offline answerer replies. With the primary down, a call therefore ends
+within the deadline plus the offline answer, and no call waits on a silent stream.
+
+Tokens are forwarded to the caller's callbacks (LangGraph's ``stream_mode="messages"``)
+as they arrive. When an attempt fails after it has streamed tokens, the next attempt
+first sends an empty chunk with ``response_metadata["stream_reset"] = True``, and the
+final message holds only the attempt that succeeded. Each failed attempt is recorded in
+the final message's ``response_metadata["fallbacks"]``; ``served_by`` names the model
+that answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from pydantic import ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+from app.llm.resilience import FailureKind, ModelCallError, classify
+
+__all__ = ["OFFLINE", "Backend", "FallbackChatModel"]
+
+log = logging.getLogger(__name__)
+
+OFFLINE = "offline"
+"""``served_by`` when the offline answerer replied."""
+_NOSTREAM = "nostream"  # LangGraph's messages stream skips runs tagged with this
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One model of the chain.
+
+    Attributes:
+        name: How the model is named in metadata and logs (``model@base_url``).
+        model: The chat model.
+        timeout_s: The longest wait for its first chunk.
+        retries: Extra attempts after a retryable failure.
+        checks_finish: Whether a reply without a finish reason is malformed (true for
+            OpenAI-protocol servers, whose streams always end with one).
+    """
+
+    name: str
+    model: BaseChatModel
+    timeout_s: float
+    retries: int = 2
+    checks_finish: bool = True
+
+
+class _stop_at(stop_base):  # noqa: N801 - tenacity's naming for stop strategies
+    """Stop retrying when the next attempt would start after the deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + retry_state.upcoming_sleep >= self.deadline
+
+
+class _Sink:
+    """Forwards chunks to the run's callbacks under one message id."""
+
+    def __init__(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> None:
+        self.run_manager = run_manager
+        self.id = f"lc_run--{run_manager.run_id}" if run_manager else None
+        self.dirty = False
+        self.reset_pending = False
+
+    def begin_attempt(self) -> None:
+        if self.dirty:
+            self.reset_pending, self.dirty = True, False
+
+    async def emit(self, chunk: BaseMessageChunk) -> None:
+        if self.run_manager is None:
+            return
+        if self.reset_pending:
+            self.reset_pending = False
+            reset = AIMessageChunk(content="", id=self.id, response_metadata={"stream_reset": True})
+            await self.run_manager.on_llm_new_token("", chunk=ChatGenerationChunk(message=reset))
+        message = chunk.model_copy(update={"id": self.id})
+        await self.run_manager.on_llm_new_token(
+            message.text, chunk=ChatGenerationChunk(message=message)
+        )
+        self.dirty = True
+
+
+class FallbackChatModel(BaseChatModel):
+    """Tries each backend in turn (with retries and a circuit breaker), then ``offline``.
+
+    Attributes:
+        backends: The remote models, primary first.
+        offline: The last resort; None raises the last failure instead.
+        breakers: One circuit per backend name, shared by every chain of the process.
+        deadline_s: Time for remote models to start answering.
+        stall_timeout_s: The longest silence between two chunks.
+        backoff_s: Base of the jittered exponential backoff between retries.
+        max_backoff_s: The longest single backoff.
+        tools: Tools bound with :meth:`bind_tools`, as OpenAI tool specs.
+        tool_choice: The ``tool_choice`` passed with them.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    backends: list[Backend]
+    offline: BaseChatModel | None = None
+    breakers: AsyncCircuitBreakerFactory = Field(exclude=True)
+    deadline_s: float
+    stall_timeout_s: float = 10.0
+    backoff_s: float = 0.2
+    max_backoff_s: float = 2.0
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_choice: str | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "fallback-chain"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"backends": [b.name for b in self.backends], "offline": self.offline is not None}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Any | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Return a copy of the chain whose every model is called with ``tools`` bound."""
+        specs = [convert_to_openai_tool(tool) for tool in tools]
+        return self.model_copy(update={"tools": specs, "tool_choice": tool_choice})
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # Synchronous callers get the same chain on a private event loop, without streaming.
+        call = self._agenerate(messages, stop, None, **kwargs)
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, call).result()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        deadline = time.monotonic() + self.deadline_s
+        trail: list[dict[str, Any]] = []
+        sink = _Sink(run_manager)
+        last: ModelCallError | None = None
+        for backend in self.backends:
+            if time.monotonic() >= deadline:
+                trail.append({"model": backend.name, "error": "deadline"})
+                continue
+            try:
+                message = await self._call(backend, messages, stop, kwargs, deadline, sink, trail)
+            except ModelCallError as err:
+                if not err.falls_back:
+                    raise
+                last = err
+                continue
+            return self._result(message, backend.name, trail, sink)
+        if self.offline is None:
+            raise last or ModelCallError("error", "no model to call")
+        log.warning("answering offline after %d failed model attempts", len(trail))
+        message = await self._attempt(self.offline, messages, stop, kwargs, None, sink, False)
+        return self._result(message, OFFLINE, trail, sink)
+
+    async def _call(
+        self,
+        backend: Backend,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        deadline: float,
+        sink: _Sink,
+        trail: list[dict[str, Any]],
+    ) -> AIMessage:
+        breaker = await self.breakers.get_breaker(backend.name)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ModelCallError) and e.retryable),
+            stop=stop_after_attempt(backend.retries + 1) | _stop_at(deadline),
+            wait=wait_random_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                first = max(0.0, min(backend.timeout_s, deadline - time.monotonic()))
+                try:
+                    async with breaker:
+                        try:
+                            return await self._attempt(
+                                backend.model,
+                                messages,
+                                stop,
+                                kwargs,
+                                first,
+                                sink,
+                                backend.checks_finish,
+                            )
+                        except Exception as exc:  # noqa: BLE001 - classified, then re-raised
+                            raise classify(exc) from exc
+                except OpenedState:
+                    err = ModelCallError("circuit_open", "the circuit breaker is open")
+                    trail.append({"model": backend.name, "attempt": number, "error": err.kind})
+                    raise err from None
+                except ModelCallError as err:
+                    trail.append(
+                        {"model": backend.name, "attempt": number, "error": err.kind}
+                        | ({"status": err.status} if err.status else {})
+                    )
+                    log.warning("model %s attempt %d failed: %s", backend.name, number, err)
+                    raise
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
+
+    async def _attempt(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        first_timeout: float | None,
+        sink: _Sink,
+        checks_finish: bool,
+    ) -> AIMessage:
+        runnable: Runnable[LanguageModelInput, BaseMessage] = model
+        if self.tools:
+            runnable = model.bind_tools(self.tools, tool_choice=self.tool_choice)
+        config: RunnableConfig = {"tags": [_NOSTREAM]}
+        if (manager := sink.run_manager) is not None:
+            # The attempt is traced as a child of this run; the tag keeps its tokens off
+            # LangGraph's messages stream, which gets them from this run instead.
+            config["callbacks"] = AsyncCallbackManager(
+                handlers=manager.inheritable_handlers,
+                inheritable_handlers=manager.inheritable_handlers,
+                parent_run_id=manager.run_id,
+                tags=manager.inheritable_tags,
+                inheritable_tags=manager.inheritable_tags,
+                metadata=manager.inheritable_metadata,
+                inheritable_metadata=manager.inheritable_metadata,
+            )
+        sink.begin_attempt()
+        total: BaseMessageChunk | None = None
+        timeout = first_timeout
+        chunks = cast(
+            AsyncGenerator[BaseMessage, None],
+            runnable.astream(messages, config, stop=stop, **kwargs),
+        )
+        async with aclosing(chunks) as stream:
+            iterator = aiter(stream)
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    kind: FailureKind = "timeout" if total is None else "stall"
+                    raise ModelCallError(kind, f"no chunk within {timeout:.1f} s") from None
+                timeout = self.stall_timeout_s
+                if not isinstance(chunk, AIMessageChunk):
+                    raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
+                total = chunk if total is None else total + chunk
+                await sink.emit(chunk)
+        return _checked(total, checks_finish)
+
+    def _result(
+        self, message: AIMessage, served_by: str, trail: list[dict[str, Any]], sink: _Sink
+    ) -> ChatResult:
+        metadata = {**message.response_metadata, "served_by": served_by, "fallbacks": trail}
+        final = message.model_copy(update={"id": sink.id, "response_metadata": metadata})
+        return ChatResult(generations=[ChatGeneration(message=final)])
+
+
+def _checked(total: BaseMessageChunk | None, checks_finish: bool) -> AIMessage:
+    """Turn the summed chunks into a message, refusing what no caller could use."""
+    if not isinstance(total, AIMessageChunk):
+        raise ModelCallError("malformed", "the stream ended without a message")
+    if total.invalid_tool_calls:
+        names = ", ".join(str(c.get("name")) for c in total.invalid_tool_calls)
+        raise ModelCallError("malformed", f"tool call arguments are not JSON ({names})")
+    if checks_finish and not total.response_metadata.get("finish_reason"):
+        raise ModelCallError("malformed", "the stream ended without a finish reason")
+    if not total.text and not total.tool_calls:
+        raise ModelCallError("malformed", "the reply is empty")
+    return AIMessage(
+        content=total.content,
+        tool_calls=total.tool_calls,
+        additional_kwargs=total.additional_kwargs,
+        response_metadata=dict(total.response_metadata),
+        usage_metadata=total.usage_metadata,
+    )
