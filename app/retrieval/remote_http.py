@@ -91,7 +91,7 @@ class JsonClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s))
         self._backoff = wait_exponential_jitter(
-            initial=backoff_s, max=max_backoff_s, jitter=backoff_s
+            multiplier=backoff_s, max=max_backoff_s, jitter=backoff_s
         )
 
     def _wait(self, state: RetryCallState) -> float:
