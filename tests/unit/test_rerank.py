@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from app.resources import build_resources
 from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedder import local_model_path
 from app.retrieval.remote_http import RemoteServiceError
 from app.retrieval.rerank import CrossEncoderReranker, HttpReranker, Reranker, make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, Hit, SearchFilter
-from app.settings import RerankSettings, SettingsError
+from app.settings import RerankSettings, SettingsError, load_settings
 from tests.embed_server import ServerState, make_app, overlap_score
 from tests.fakes import HashEmbedder
 from tests.servers import asgi_server
@@ -242,3 +243,24 @@ def test_factory_and_settings(tmp_path: Path) -> None:
         RerankSettings(provider="http", model="m")
     with pytest.raises(ValueError, match="model is required"):
         RerankSettings(provider="cross-encoder")
+
+
+def test_rerank_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("RAGENT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RAGENT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RAGENT_RERANK_PROVIDER", "http")
+    monkeypatch.setenv("RAGENT_RERANK_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("RAGENT_RERANK_MODEL", "m")
+    monkeypatch.setenv("RAGENT_RERANK_DEPTH", "7")
+    monkeypatch.setenv("RAGENT_RERANK_API_KEY", "sk-rerank")
+    resources = build_resources(load_settings())
+    reranker = resources.retriever.reranker
+    assert isinstance(reranker, HttpReranker) and reranker.model == "m"
+    assert resources.retriever.rerank_depth == 7
+    reranker.close()
+    monkeypatch.setenv("RAGENT_RERANK_DEPTH", "0")
+    with pytest.raises(SettingsError, match="rerank.depth"):
+        load_settings()
