@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
-from app.llm.factory import make_chat_model
+from app.llm.factory import build_models
+from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import TokenCounter, default_counter
 from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedder import make_embedder
@@ -43,6 +44,17 @@ class Resources:
     writer: DocumentWriter
     tools: ToolRegistry
     counter: TokenCounter
+    """The embedder's tokenizer: chunk sizes and the history budget."""
+    models: ModelSet | None = None
+    """Chat models per tier, ``chat_model`` being the default one's; None (or another
+    ``chat_model``) means ``chat_model`` for every tier."""
+
+    def model_for(self, tier: Tier) -> TierModel:
+        """Return the chat model of a tier, with its tokenizer and context window."""
+        if self.models is not None and self.chat_model is self.models.default.model:
+            return self.models.pick(tier)
+        name = str(getattr(self.chat_model, "model_name", None) or self.chat_model._llm_type)
+        return TierModel(name, self.chat_model, self.counter, self.settings.llm.context_window)
 
 
 def _remote_indexes(
@@ -112,9 +124,11 @@ def build_resources(settings: Settings) -> Resources:
         reranker=reranker,
         rerank_depth=settings.rerank.depth,
     )
+    models = build_models(settings.llm, embedder=embedder)
     return Resources(
         settings=settings,
-        chat_model=make_chat_model(settings.llm, embedder=embedder),
+        chat_model=models.default.model,
+        models=models,
         embedder=embedder,
         retriever=retriever,
         writer=writer,

@@ -81,6 +81,8 @@ class AgentState(InputState):
 
     route: Literal["rag", "direct"] = "direct"
     """The path chosen for the current turn."""
+    tier: Literal["small", "large", "code"] = "large"
+    """The model tier chosen for the current turn."""
     query: str = ""
     """The standalone retrieval query for the current turn."""
     sources: Annotated[list[Source], reduce_sources] = field(default_factory=list)

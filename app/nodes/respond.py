@@ -1,66 +1,95 @@
-"""Assemble the context window within budget and call the chat model with tools bound."""
+"""Assemble the context window within budget and call the tier's model with tools bound."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from langchain_core.messages import AnyMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
+from app.llm.budget import assemble
+from app.llm.tiers import TierRules, escalate, retrieval_confidence
 from app.resources import aget_resources
 from app.state import AgentState, Source
 
-__all__ = ["render_sources", "respond"]
+__all__ = ["decoding_kwargs", "render_source", "render_sources", "respond"]
+
+
+def render_source(source: Source) -> str:
+    """Render one source as its header line ``[S<n>] <source>`` and its text."""
+    # A chunk must not forge a header line; labels are the model's only handle.
+    text = source["text"].replace("[S", "[ S")
+    return f"[{source['label']}] {source['source']}\n{text}"
 
 
 def render_sources(sources: list[Source]) -> str:
     """Render sources as the labelled block the model cites from."""
-    blocks = []
-    for source in sources:
-        # A chunk must not forge a header line; labels are the model's only handle.
-        text = source["text"].replace("[S", "[ S")
-        blocks.append(f"[{source['label']}] {source['source']}\n{text}")
-    return "\n".join([prompts.SOURCES_OPEN, *blocks, prompts.SOURCES_CLOSE])
+    return "\n".join([prompts.SOURCES_OPEN, *map(render_source, sources), prompts.SOURCES_CLOSE])
 
 
-def _window(state: AgentState) -> list[AnyMessage]:
-    window = list(state.messages[state.summarized_count :])
-    while window and isinstance(window[0], ToolMessage):
-        window.pop(0)
-    return window
+def decoding_kwargs(ctx: Context) -> dict[str, Any]:
+    """Return the per-request decoding parameters set in the run's context."""
+    values = {
+        "temperature": ctx.temperature,
+        "top_p": ctx.top_p,
+        "max_tokens": ctx.max_tokens,
+        "seed": ctx.seed,
+    }
+    return {key: value for key, value in values.items() if value is not None}
 
 
 async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Call the model on system prompt, summary, memories, sources and the recent window.
+    """Call the tier's model on what fits of the prompt, by priority.
 
-    Sources are dropped lowest-ranked first, whole, until the prompt fits the
-    model's window minus its answer budget. Tools are unbound once the step
-    limit is reached, so the model must answer.
+    Priority: system prompt, tool schemas, summary, recent turns, sources by rank,
+    memories; each goes in whole or not at all, within the model's context window
+    minus its answer budget. A ``small`` tier moves to ``large`` when retrieval
+    confidence is low. Tools are unbound once the step limit is reached, so the model
+    must answer. The tier, tokenizer and what was left out go into the reply's
+    ``response_metadata``.
     """
     resources = await aget_resources()
     llm = resources.settings.llm
-    counter = resources.counter
     ctx = runtime.context
+    confidence = None
+    if state.route == "rag":
+        confidence = retrieval_confidence(state.query, [s["text"] for s in state.sources])
+    tier = escalate(state.tier, confidence, TierRules(llm.small_max_words, llm.min_confidence))
+    chosen = resources.model_for(tier)
+    tools = []
+    if state.tool_steps < resources.settings.limits.max_tool_steps:
+        tools = list(resources.tools.tools)
     system = ctx.system_prompt.format(now=datetime.now(UTC).isoformat(timespec="seconds"))
-    if state.summary:
-        system += f"\n\nSummary of the earlier conversation:\n{state.summary}"
-    if state.memories:
-        system += "\n\nWhat you remember about the user:\n- " + "\n- ".join(state.memories)
-    window = _window(state)
-    budget = llm.context_window - llm.max_tokens
-    used = counter.count(system) + sum(counter.count(m.text) for m in window)
-    sources = list(state.sources)
-    while sources and used + counter.count(render_sources(sources)) > budget:
-        sources.pop()
-    if sources:
-        system += "\n\n" + render_sources(sources)
-    model = resources.chat_model
-    if state.tool_steps < resources.settings.limits.max_tool_steps and resources.tools.tools:
-        bound = model.bind_tools(resources.tools.tools)
-        reply = await bound.ainvoke([SystemMessage(content=system), *window])
-    else:
-        reply = await model.ainvoke([SystemMessage(content=system), *window])
-    return {"messages": [reply]}
+    answer_budget = ctx.max_tokens or llm.max_tokens
+    window = assemble(
+        limit=chosen.context_window - answer_budget,
+        counter=chosen.counter,
+        system=f"{system}\n\n{prompts.SOURCES_OPEN}\n{prompts.SOURCES_CLOSE}",
+        tools=[convert_to_openai_tool(tool) for tool in tools],
+        summary=state.summary,
+        turns=state.messages[state.summarized_count :],
+        sources=state.sources,
+        render_source=render_source,
+        memories=state.memories,
+    )
+    if window.summary:
+        system += f"\n\nSummary of the earlier conversation:\n{window.summary}"
+    if window.memories:
+        system += "\n\nWhat you remember about the user:\n- " + "\n- ".join(window.memories)
+    if window.sources:
+        system += "\n\n" + render_sources(window.sources)
+    model = chosen.model.bind_tools(tools) if tools else chosen.model
+    prompt: list[BaseMessage | AnyMessage] = [SystemMessage(content=system), *window.turns]
+    reply = await model.ainvoke(prompt, stop=ctx.stop or None, **decoding_kwargs(ctx))
+    metadata = {
+        **reply.response_metadata,
+        "tier": tier,
+        "tokenizer": chosen.counter.name,
+        "prompt_tokens_counted": window.tokens,
+        **({"left_out": window.dropped} if window.dropped else {}),
+    }
+    return {"messages": [reply.model_copy(update={"response_metadata": metadata})], "tier": tier}

@@ -1,8 +1,9 @@
-"""Cheap routing: retrieval-augmented or direct, plus the standalone retrieval query."""
+"""Cheap routing: retrieval-augmented or direct, the model tier, the standalone query."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any, Literal
 
@@ -11,11 +12,14 @@ from langgraph.runtime import Runtime
 
 from app.context import Context
 from app.llm.intents import asks_for_time, find_arithmetic, standalone_question
-from app.resources import aget_resources
+from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
+from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
 
-__all__ = ["route", "select_path", "standalone_query"]
+__all__ = ["pick_tier", "route", "select_path", "standalone_query"]
+
+log = logging.getLogger(__name__)
 
 _SMALL_TALK = re.compile(
     r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|bye)\b[\s!.,]*$",
@@ -28,16 +32,39 @@ def standalone_query(messages: list[Any]) -> str:
     return standalone_question([m.text for m in messages if isinstance(m, HumanMessage)])
 
 
+async def pick_tier(question: str, resources: Resources) -> Tier:
+    """Pick the model tier: by rules, or by the small model when ``llm.router`` is ``llm``.
+
+    The classifier gets ``llm.timeout_s``; when it fails or replies with invalid JSON
+    after one repair, the rules decide.
+    """
+    llm = resources.settings.llm
+    rules = TierRules(llm.small_max_words, llm.min_confidence)
+    if llm.router == "llm":
+        try:
+            async with asyncio.timeout(llm.timeout_s):
+                return await classify_tier(resources.model_for("small").model, question)
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to the rules
+            log.warning("tier classifier failed (%s); using the rules", type(exc).__name__)
+    return rule_tier(question, rules)
+
+
 async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Pick ``rag`` or ``direct`` with rules: small talk, arithmetic, time, or an empty index."""
+    """Pick ``rag`` or ``direct``, and the model tier, with cheap rules.
+
+    Small talk, arithmetic, time questions and an empty index go ``direct``; the tier
+    comes from :func:`pick_tier`.
+    """
+    resources = await aget_resources()
     question = state.messages[-1].text
     query = standalone_query(state.messages)
+    tier = await pick_tier(question, resources)
     if _SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question):
-        return {"route": "direct", "query": query}
+        return {"route": "direct", "query": query, "tier": tier}
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
-    indexed = await asyncio.to_thread((await aget_resources()).retriever.keywords.count, flt)
-    return {"route": "rag" if indexed else "direct", "query": query}
+    indexed = await asyncio.to_thread(resources.retriever.keywords.count, flt)
+    return {"route": "rag" if indexed else "direct", "query": query, "tier": tier}
 
 
 def select_path(state: AgentState) -> Literal["retrieve", "respond"]:
