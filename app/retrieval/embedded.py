@@ -1,10 +1,19 @@
-"""Embedded, persistent indexes in one SQLite file: FTS5 BM25 plus exact dense search.
+"""Embedded, persistent indexes: SQLite for chunks, tantivy for BM25, in-memory dense search.
 
-Both indexes live in the same database, so replacing a document's chunks in
-both is one transaction: a reader never sees half of a change. Dense search
-keeps a unit-vector matrix in memory, reloaded only when another writer has
-committed (tracked by a generation counter), and applies the tenant and ACL
-filter as a mask before scoring, inside the query.
+SQLite is the source of truth: replacing a document's chunks and its record is
+one SQLite transaction, so a reader never sees half of a change. Two derived
+indexes follow SQLite's change log (:mod:`app.retrieval.changelog`):
+
+- BM25 runs on a tantivy index next to the database file, with tenant and ACL
+  as terms inside the query. It catches up with the log in one commit before a
+  search that finds it behind, or when :meth:`EmbeddedIndex.flush` is called.
+- Dense search runs on :class:`~app.retrieval.dense.DenseIndex` in this
+  process's memory: exact below a size, HNSW above it, the filter a mask inside
+  the query either way. It loads once, then applies only new log entries. The
+  HNSW graph grows in a background thread and is saved next to the database.
+
+Several processes may share one store: writes serialise on SQLite's write
+lock, and each reader catches up with what the others committed.
 """
 
 from __future__ import annotations
@@ -14,17 +23,27 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from app.retrieval import changelog
+from app.retrieval.dense import DenseIndex
+from app.retrieval.dense_follow import DenseFollower
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.keyword import TantivyKeywords
 from app.retrieval.protocols import Vector
-from app.retrieval.sqlite_sql import COLUMNS, SCHEMA, acl_clause, fts_query, row_to_chunk
+from app.retrieval.sqlite_sql import (
+    COLUMNS,
+    COPY_FROM_V1,
+    MIGRATE_FROM_V1,
+    SCHEMA,
+    acl_clause,
+    row_to_chunk,
+)
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 
-__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex", "fts_query"]
-
+__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
 
 _DOC_COLUMNS = "tenant_id, doc_id, source, content_hash, embed_model, index_version, chunk_ids"
 
@@ -41,20 +60,26 @@ def _record(row: sqlite3.Row) -> DocumentRecord:
     )
 
 
-@dataclass
-class _DenseCache:
-    generation: int
-    rowids: np.ndarray
-    tenants: np.ndarray
-    public: np.ndarray
-    matrix: np.ndarray
-
-
 class EmbeddedIndex:
     """A :class:`VectorIndex` and :class:`KeywordIndex` over one SQLite database."""
 
-    def __init__(self, path: Path, dim: int) -> None:
-        """Open (and create) the index at ``path`` for vectors of ``dim`` dimensions."""
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        *,
+        ann_threshold: int = 20_000,
+        exact_limit: int = 20_000,
+    ) -> None:
+        """Open (and create) the index at ``path`` for vectors of ``dim`` dimensions.
+
+        Args:
+            path: The SQLite file; the keyword index and the HNSW graph live beside it.
+            dim: Vector dimension.
+            ann_threshold: Chunks needed before dense search builds an HNSW graph.
+            exact_limit: Dense searches whose filter admits at most this many chunks
+                are exact.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self._dim = dim
         self._lock = threading.RLock()
@@ -62,20 +87,41 @@ class EmbeddedIndex:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=60000")
         self._migrate()
-        self._dense: _DenseCache | None = None
+        self._keywords = TantivyKeywords(path.with_suffix(".tantivy"))
+        if self._keywords.created:
+            self._db.execute("UPDATE meta SET value = -1 WHERE key = 'keyword_seq'")
+        self._keyword_seen = -2
+        self._dense = DenseFollower(
+            path.with_suffix(".hnsw"),
+            lambda: DenseIndex(dim, ann_threshold=ann_threshold, exact_limit=exact_limit),
+        )
 
     def _migrate(self) -> None:
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "chunks" in tables and "changes" not in tables:
+            # One script, one transaction: executescript() would commit between scripts.
+            script = f"BEGIN IMMEDIATE;{MIGRATE_FROM_V1}{SCHEMA}{COPY_FROM_V1}COMMIT;"
+            try:
+                self._db.executescript(script)
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        self._db.executescript(SCHEMA)
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(documents)")}
         if "chunk_ids" not in columns:  # indexes written before records kept chunk ids
             self._db.execute("DROP TABLE documents")
             self._db.executescript(SCHEMA)
 
     def close(self) -> None:
-        """Close the database."""
+        """Stop the graph builder, save the graph, close the database."""
+        self._dense.stop()
         with self._lock:
+            self._dense.save()
             self._db.close()
 
     @contextmanager
@@ -85,7 +131,6 @@ class EmbeddedIndex:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
-                self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -222,121 +267,67 @@ class EmbeddedIndex:
                 ).fetchone()
         return int(row[0])
 
-    def keyword_search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
-        """BM25 over FTS5, filtered by tenant and ACL inside the SQL query."""
-        match = fts_query(query)
-        if not match:
-            return []
-        clause, groups = acl_clause(flt)
-        sql = (
-            f"SELECT {COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts "
-            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? AND c.tenant_id = ? AND {clause} "
-            "ORDER BY rank LIMIT ?"
-        )
+    def flush(self) -> None:
+        """Bring the keyword index up to date now rather than at the next search."""
         with self._lock:
-            rows = self._db.execute(sql, (match, flt.tenant_id, *groups, k)).fetchall()
-        # FTS5's bm25() is lower-is-better; negate so every engine scores higher-is-better.
-        return [Hit(row_to_chunk(r), -float(r["rank"])) for r in rows]
+            self._sync_keywords()
 
-    def _generation(self) -> int:
-        return int(self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+    def _sync_keywords(self) -> None:
+        state = changelog.log_state(self._db)
+        if state.keyword_seq < max(state.head, 0):
+            self._catch_up_keywords()
+            state = changelog.log_state(self._db)
+        if state.keyword_seq != self._keyword_seen:
+            self._keywords.reload()  # another process may have committed
+            self._keyword_seen = state.keyword_seq
 
-    def _dense_cache(self) -> _DenseCache:
-        generation = self._generation()
-        if self._dense is not None and self._dense.generation == generation:
-            return self._dense
+    def _catch_up_keywords(self) -> None:
+        with self.transaction():  # one catcher-up at a time, across processes
+            state = changelog.log_state(self._db)
+            if state.keyword_seq >= max(state.head, 0):
+                return  # someone else caught up while we waited for the lock
+            if state.keyword_seq < max(state.pruned_through, 0) or state.keyword_seq < 0:
+                self._keywords.apply(None, changelog.keyword_rows(self._db, None))
+            else:
+                ids = changelog.touched(self._db, state.keyword_seq, state.head)
+                self._keywords.apply(ids, changelog.keyword_rows(self._db, ids))
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'keyword_seq'", (state.head,))
+            changelog.prune(self._db, state.head)
+
+    def keyword_search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
+        """BM25 on tantivy, filtered by tenant and ACL inside the query."""
+        with self._lock:
+            self._sync_keywords()
+            found = self._keywords.search(query, flt.tenant_id, flt.groups, k)
+            return self._hits(found)
+
+    def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
         rows = self._db.execute(
-            "SELECT rowid, tenant_id, acl, vector FROM chunks WHERE vector IS NOT NULL"
+            f"SELECT {COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", [r for r, _ in found]
         ).fetchall()
-        matrix = np.zeros((len(rows), self._dim), np.float32)
-        for i, row in enumerate(rows):
-            matrix[i] = np.frombuffer(row["vector"], np.float32)
-        self._dense = _DenseCache(
-            generation=generation,
-            rowids=np.array([r["rowid"] for r in rows], np.int64),
-            tenants=np.array([r["tenant_id"] for r in rows], dtype=object),
-            public=np.array([r["acl"] == "[]" for r in rows], bool),
-            matrix=matrix,
-        )
-        return self._dense
+        by_id = {int(r["rowid"]): r for r in rows}
+        # A rowid can be missing only if its chunk was deleted after the index
+        # read it; the result must not resurrect it.
+        return [Hit(row_to_chunk(by_id[r]), score) for r, score in found if r in by_id]
+
+    def build_graph(self) -> int:
+        """Bring dense search up to date and finish its HNSW graph now.
+
+        Returns:
+            How many positions the graph holds (0 below the size that needs one).
+        """
+        with self._lock:
+            dense = self._dense.sync(self._db)
+        while dense.seal(4096):
+            pass
+        return dense.sealed
 
     def vector_search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
-        """Exact cosine search over the caller's visible chunks only."""
+        """Nearest chunks by cosine among those the caller may see."""
         with self._lock:
-            cache = self._dense_cache()
-            mask = cache.tenants == flt.tenant_id
-            if flt.groups:
-                marks = ",".join("?" * len(flt.groups))
-                allowed = [
-                    r[0]
-                    for r in self._db.execute(
-                        f"SELECT chunk_rowid FROM chunk_acl WHERE grp IN ({marks})",
-                        sorted(flt.groups),
-                    )
-                ]
-                mask &= cache.public | np.isin(cache.rowids, allowed)
-            else:
-                mask &= cache.public
-            candidates = np.flatnonzero(mask)
-            if candidates.size == 0:
-                return []
-            scores = cache.matrix[candidates] @ np.asarray(vector, np.float32)
-            top = np.argsort(-scores)[:k]
-            ids = [int(cache.rowids[candidates[i]]) for i in top]
-            marks = ",".join("?" * len(ids))
-            rows = self._db.execute(
-                f"SELECT {COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", ids
-            ).fetchall()
-            by_id = {int(r["rowid"]): r for r in rows}
-        return [
-            Hit(row_to_chunk(by_id[i]), float(scores[j])) for i, j in zip(ids, top, strict=True)
-        ]
-
-
-class EmbeddedVectorIndex:
-    """The :class:`VectorIndex` view of an :class:`EmbeddedIndex`."""
-
-    def __init__(self, index: EmbeddedIndex) -> None:
-        """Wrap ``index``."""
-        self.index = index
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
-        """Insert or replace chunks with their vectors."""
-        self.index.upsert(chunks, vectors)
-
-    def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document."""
-        return self.index.delete_document(tenant_id, doc_id)
-
-    def search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
-        """Return the nearest visible chunks."""
-        return self.index.vector_search(vector, flt, k)
-
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks."""
-        return self.index.count(flt)
-
-
-class EmbeddedKeywordIndex:
-    """The :class:`KeywordIndex` view of an :class:`EmbeddedIndex`."""
-
-    def __init__(self, index: EmbeddedIndex) -> None:
-        """Wrap ``index``."""
-        self.index = index
-
-    def upsert(self, chunks: Sequence[Chunk]) -> None:
-        """Insert or replace chunks (keeping any stored vectors is not needed here)."""
-        self.index.upsert(chunks)
-
-    def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document."""
-        return self.index.delete_document(tenant_id, doc_id)
-
-    def search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
-        """Return the best BM25 matches."""
-        return self.index.keyword_search(query, flt, k)
-
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks."""
-        return self.index.count(flt)
+            dense = self._dense.sync(self._db)
+            found = dense.search(np.asarray(vector, np.float32), flt.tenant_id, flt.groups, k)
+            return self._hits(found)

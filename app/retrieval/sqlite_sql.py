@@ -1,18 +1,27 @@
-"""SQL for the embedded index: schema, row mapping, FTS5 query and ACL clauses."""
+"""SQL for the embedded index: schema, migration, row mapping and ACL clauses."""
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 
 from app.retrieval.types import Chunk, SearchFilter
 
-__all__ = ["COLUMNS", "SCHEMA", "acl_clause", "fts_query", "row_to_chunk"]
+__all__ = [
+    "COLUMNS",
+    "COPY_FROM_V1",
+    "MIGRATE_FROM_V1",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "acl_clause",
+    "row_to_chunk",
+]
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY,
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id TEXT NOT NULL UNIQUE,
     doc_id TEXT NOT NULL,
     tenant_id TEXT NOT NULL,
@@ -32,16 +41,18 @@ CREATE TABLE IF NOT EXISTS chunk_acl (
     chunk_rowid INTEGER NOT NULL,
     PRIMARY KEY (grp, chunk_rowid)
 ) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, heading, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+-- Every insert and delete of a chunk is logged, so the derived indexes (tantivy on
+-- disk, dense vectors in each process's memory) catch up incrementally.
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_rowid INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
+CREATE TRIGGER IF NOT EXISTS chunks_logged_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO changes(chunk_rowid) VALUES (new.rowid);
 END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
-    VALUES ('delete', old.rowid, old.text, old.heading);
+CREATE TRIGGER IF NOT EXISTS chunks_logged_delete AFTER DELETE ON chunks BEGIN
     DELETE FROM chunk_acl WHERE chunk_rowid = old.rowid;
+    INSERT INTO changes(chunk_rowid) VALUES (old.rowid);
 END;
 CREATE TABLE IF NOT EXISTS documents (
     tenant_id TEXT NOT NULL,
@@ -54,14 +65,30 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (tenant_id, doc_id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('keyword_seq', -1), ('pruned_through', 0);
+"""
+
+# Stores written before the change log kept FTS5 tables and reusable rowids.
+MIGRATE_FROM_V1 = """
+DROP TRIGGER IF EXISTS chunks_ai;
+DROP TRIGGER IF EXISTS chunks_ad;
+DROP TABLE IF EXISTS chunks_fts;
+DROP INDEX IF EXISTS chunks_doc;
+ALTER TABLE chunks RENAME TO chunks_v1;
+"""
+COPY_FROM_V1 = """
+INSERT INTO chunks(rowid, chunk_id, doc_id, tenant_id, source, text, span_start, span_end,
+                   content_hash, acl, heading, page, vector)
+SELECT rowid, chunk_id, doc_id, tenant_id, source, text, span_start, span_end,
+       content_hash, acl, heading, page, vector FROM chunks_v1;
+DROP TABLE chunks_v1;
+DELETE FROM meta WHERE key = 'generation';
 """
 
 COLUMNS = (
     "c.rowid, c.chunk_id, c.doc_id, c.tenant_id, c.source, c.text, c.span_start, "
     "c.span_end, c.content_hash, c.acl, c.heading, c.page"
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def row_to_chunk(row: sqlite3.Row) -> Chunk:
@@ -78,12 +105,6 @@ def row_to_chunk(row: sqlite3.Row) -> Chunk:
         heading=row["heading"],
         page=row["page"],
     )
-
-
-def fts_query(text: str) -> str:
-    """Turn free text into a safe FTS5 query: every word quoted, OR-ed together."""
-    words = dict.fromkeys(w.lower() for w in _WORD.findall(text))
-    return " OR ".join(f'"{w}"' for w in words)
 
 
 def acl_clause(flt: SearchFilter) -> tuple[str, list[str]]:

@@ -104,15 +104,26 @@ def keyword_backend(request: pytest.FixtureRequest) -> Iterator[KeywordBackend]:
         client.close()
 
 
-@pytest.fixture(params=["embedded", "weaviate"])
+@pytest.fixture
+def embedded_hnsw(tmp_path: Path) -> Iterator[EmbeddedIndex]:
+    """The embedded engine forced onto its HNSW path for every dense search."""
+    index = EmbeddedIndex(tmp_path / "hnsw.sqlite", dim=EMB.dim, ann_threshold=1, exact_limit=0)
+    yield index
+    index.close()
+
+
+@pytest.fixture(params=["embedded", "embedded-hnsw", "weaviate"])
 def vector_backend(request: pytest.FixtureRequest) -> Iterator[VectorBackend]:
-    if request.param == "embedded":
-        index = request.getfixturevalue("embedded")
+    if request.param.startswith("embedded"):
+        hnsw = request.param == "embedded-hnsw"
+        index = request.getfixturevalue("embedded_hnsw" if hnsw else "embedded")
 
         def replace(tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector) -> None:
             index.replace_document(_record(tenant_id, doc_id), chunks, vectors)
+            if hnsw:
+                assert index.build_graph() >= index.count()
 
-        yield VectorBackend("embedded", EmbeddedVectorIndex(index), replace)
+        yield VectorBackend(request.param, EmbeddedVectorIndex(index), replace)
         return
     url = os.environ.get("WEAVIATE_URL")
     if not url:

@@ -7,12 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.embedded import (
-    EmbeddedIndex,
-    EmbeddedKeywordIndex,
-    EmbeddedVectorIndex,
-    fts_query,
-)
+from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.keyword import keyword_terms
 from app.retrieval.protocols import DocumentWriter, KeywordIndex, VectorIndex
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter
 from tests.fakes import HashEmbedder
@@ -95,8 +91,10 @@ def test_keyword_scores_rank_the_better_match_first(index: EmbeddedIndex) -> Non
 
 
 def test_query_syntax_is_neutralised(filled: EmbeddedIndex) -> None:
-    assert fts_query('wal" OR "x') == '"wal" OR "or" OR "x"'
+    assert keyword_terms('wal" OR "x AND title:wal') == "wal or x and title"
     assert filled.keyword_search('NEAR(") AND *', SearchFilter("t1"), 5) == []
+    hits = filled.keyword_search('"WAL" AND (checkpoint) tenant:t2', SearchFilter("t1"), 5)
+    assert [h.chunk.chunk_id for h in hits] == ["pub"]
     assert filled.keyword_search("", SearchFilter("t1"), 5) == []
 
 
