@@ -122,6 +122,9 @@ class Ingestor:
                     )
         finally:
             stage.close()
+        flush_started = time.perf_counter()
+        self.writer.flush()
+        stage.index_seconds += time.perf_counter() - flush_started
         report.documents, report.chunks = stage.documents, stage.chunks
         if options.prune:
             report.pruned = self._prune(paths, options.tenant_id, seen)

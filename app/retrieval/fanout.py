@@ -81,3 +81,7 @@ class FanOutWriter:
         removed = self._vectors.delete_document(tenant_id, doc_id)
         self._keywords.delete_document(tenant_id, doc_id)
         return removed
+
+    def flush(self) -> None:
+        """Nothing to catch up: both engines index on write (refresh is theirs)."""
+        self._records.flush()

@@ -106,3 +106,7 @@ class DocumentWriter(Protocol):
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
         """Delete a document's chunks from every index."""
         ...
+
+    def flush(self) -> None:
+        """Bring derived indexes up to date now, so the next search does not pay for it."""
+        ...

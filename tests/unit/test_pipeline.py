@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from app.ingest.ids import stable_id
 from app.ingest.loaders import RecordSpec, load_document
 from app.ingest.pipeline import IngestOptions, Ingestor
 from app.resources import Resources
+from app.retrieval import changelog
 from app.retrieval.types import SearchFilter
 from app.settings import SettingsError
 
@@ -65,6 +67,16 @@ def test_first_ingest_indexes_with_tenant_acl_and_spans(resources: Resources, do
         start, end = hit.chunk.span
         assert text[start:end] == hit.chunk.text
     assert set(report.timings) == {"parse", "embed", "index"}
+
+
+def test_ingest_leaves_the_keyword_index_caught_up(resources: Resources, docs: Path) -> None:
+    _ingestor(resources).ingest([docs], OPTS)
+    db = sqlite3.connect(resources.settings.data_dir / "index.sqlite")
+    try:
+        state = changelog.log_state(db)
+    finally:
+        db.close()
+    assert state.head > 0 and state.keyword_seq == state.head  # no search has run yet
 
 
 def test_reingest_of_unchanged_files_does_no_parsing(
