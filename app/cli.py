@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 import typer
 
 from app.context import Context
-from app.service import Answer, QuestionError, ask, new_thread_id
+from app.service import Answer, QuestionError, ask, new_thread_id, stream_ask
 from app.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -43,6 +43,12 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 UserOpt = Annotated[str, typer.Option("--user", help="User id; threads and memory are per user.")]
 GroupsOpt = Annotated[str, typer.Option("--groups", help="Comma-separated ACL groups of the user.")]
+TemperatureOpt = Annotated[float | None, typer.Option(help="Sampling temperature, 0 to 2.")]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling, (0, 1].")]
+MaxTokensOpt = Annotated[int | None, typer.Option(help="Most tokens in one model reply.")]
+StopOpt = Annotated[list[str] | None, typer.Option(help="A stop sequence (repeatable, up to 4).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Sampling seed, where the server supports it.")]
+StreamOpt = Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they come.")]
 
 
 class CliError(Exception):
@@ -61,8 +67,9 @@ def _print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
 
-def _print_answer(answer: Answer) -> None:
-    typer.echo(answer.answer)
+def _print_answer(answer: Answer, *, shown: bool = False) -> None:
+    if not shown:
+        typer.echo(answer.answer)
     if answer.citations:
         typer.echo("\nSources:")
         for c in answer.citations:
@@ -143,19 +150,67 @@ async def _agent(settings: Settings) -> AsyncIterator[Agent]:
             yield compile_agent(saver)
 
 
-async def _ask(settings: Settings, question: str, context: Context, thread_id: str) -> Answer:
+async def _ask(
+    settings: Settings, question: str, context: Context, thread_id: str, *, stream: bool
+) -> Answer:
     async with _agent(settings) as agent:
-        return await ask(
-            agent,
-            question,
-            context=context,
-            thread_id=thread_id,
-            max_chars=settings.limits.max_input_chars,
+        return await _turn(agent, settings, question, context, thread_id, stream=stream)
+
+
+async def _turn(
+    agent: Agent, settings: Settings, q: str, ctx: Context, thread_id: str, *, stream: bool
+) -> Answer:
+    """One turn; with ``stream``, the reply is printed token by token, then the sources."""
+    limit = settings.limits.max_input_chars
+    if not stream:
+        return await ask(agent, q, context=ctx, thread_id=thread_id, max_chars=limit)
+    shown, message_id, answer = "", "", Answer(answer="")
+    async for event in stream_ask(agent, q, context=ctx, thread_id=thread_id, max_chars=limit):
+        if isinstance(event, Answer):
+            answer = event
+            continue
+        if event.restart and shown:
+            sys.stdout.write("\n[the model stopped mid-answer; another model answers]\n")
+            shown = ""
+        elif event.message_id != message_id and shown:
+            sys.stdout.write("\n")
+            shown = ""
+        message_id = event.message_id
+        sys.stdout.write(event.text)
+        sys.stdout.flush()
+        shown += event.text
+    if " ".join(answer.answer.split()) != " ".join(shown.split()):
+        # The output checks changed the reply (redaction, unknown labels, size cap).
+        sys.stdout.write(f"\n[after output checks]\n{answer.answer}" if shown else answer.answer)
+    sys.stdout.write("\n")
+    _print_answer(answer, shown=True)
+    return answer
+
+
+def _context(
+    settings: Settings,
+    user: str,
+    groups: str,
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+) -> Context:
+    try:
+        return Context(
+            tenant_id=settings.tenant_id,
+            user_id=user,
+            acl_groups=_groups(groups),
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            stop=list(stop or []),
+            seed=seed,
         )
-
-
-def _context(settings: Settings, user: str, groups: str) -> Context:
-    return Context(tenant_id=settings.tenant_id, user_id=user, acl_groups=_groups(groups))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 @cli.command(name="ask")
@@ -165,23 +220,41 @@ def ask_command(
     user: UserOpt = "local",
     groups: GroupsOpt = "",
     as_json: JsonOpt = False,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    stop: StopOpt = None,
+    seed: SeedOpt = None,
+    stream: StreamOpt = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Ask one question and print a cited answer.
+    """Ask one question and print a cited answer, streamed as the model writes it.
 
-    With --json: {"answer", "citations": [{"label", "source", "doc_id",
-    "chunk_id", "span"}], "thread_id", "refused"}.
+    With --json (never streamed): {"answer", "citations": [{"label", "source",
+    "doc_id", "chunk_id", "span"}], "thread_id", "refused"}.
     """
     if not question.strip():
         raise CliError("the question is empty")
     settings = _settings(config)
+    context = _context(
+        settings,
+        user,
+        groups,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop=stop,
+        seed=seed,
+    )
+    thread_id = thread or new_thread_id()
     answer = asyncio.run(
-        _ask(settings, question, _context(settings, user, groups), thread or new_thread_id())
+        _ask(settings, question, context, thread_id, stream=stream and not as_json)
     )
     if as_json:
         _print_json(answer.as_dict())
     else:
-        _print_answer(answer)
+        if not (stream and not as_json):
+            _print_answer(answer)
         typer.echo(f"\n(thread {answer.thread_id})")
 
 
@@ -190,17 +263,32 @@ def chat(
     thread: Annotated[str | None, typer.Option(help="Continue this thread.")] = None,
     user: UserOpt = "local",
     groups: GroupsOpt = "",
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    stop: StopOpt = None,
+    seed: SeedOpt = None,
+    stream: StreamOpt = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Chat interactively on one thread; an empty line or Ctrl-D ends it."""
+    """Chat interactively on one thread, replies streamed; an empty line or Ctrl-D ends it."""
     settings = _settings(config)
     thread_id = thread or new_thread_id()
-    context = _context(settings, user, groups)
+    context = _context(
+        settings,
+        user,
+        groups,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop=stop,
+        seed=seed,
+    )
     typer.echo(f"thread {thread_id}; an empty line or Ctrl-D quits")
-    asyncio.run(_chat(settings, context, thread_id))
+    asyncio.run(_chat(settings, context, thread_id, stream=stream))
 
 
-async def _chat(settings: Settings, context: Context, thread_id: str) -> None:
+async def _chat(settings: Settings, context: Context, thread_id: str, *, stream: bool) -> None:
     async with _agent(settings) as agent:
         while True:
             try:
@@ -210,17 +298,12 @@ async def _chat(settings: Settings, context: Context, thread_id: str) -> None:
             if not question.strip():
                 return
             try:
-                answer = await ask(
-                    agent,
-                    question,
-                    context=context,
-                    thread_id=thread_id,
-                    max_chars=settings.limits.max_input_chars,
-                )
+                answer = await _turn(agent, settings, question, context, thread_id, stream=stream)
             except QuestionError as exc:
                 typer.echo(f"ragent: {exc}", err=True)
                 continue
-            _print_answer(answer)
+            if not stream:
+                _print_answer(answer)
 
 
 @cli.command()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from app.context import Context
 from app.state import AgentState, Citation, InputState
 
-__all__ = ["Answer", "QuestionError", "ask", "new_thread_id", "thread_key"]
+__all__ = ["Answer", "QuestionError", "Token", "ask", "new_thread_id", "stream_ask", "thread_key"]
 
 
 class QuestionError(ValueError):
@@ -32,6 +33,21 @@ class Answer:
     def as_dict(self) -> dict[str, Any]:
         """Return the answer as a JSON-ready dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the model's reply, streamed before the turn ends.
+
+    The final :class:`Answer` is authoritative: the output guard may still redact it or
+    drop citation labels that map to no source.
+    """
+
+    text: str
+    message_id: str = ""
+    """Changes when the model starts a new reply (after a tool call)."""
+    restart: bool = False
+    """The model's stream broke off and another model answers: drop what came before."""
 
 
 def new_thread_id() -> str:
@@ -68,14 +84,22 @@ async def ask(
     Raises:
         QuestionError: The question is empty or too long; nothing is written.
     """
+    config = _config(context, thread_id, question, max_chars)
+    state = await agent.ainvoke(
+        InputState(messages=[HumanMessage(content=question)]), config, context=context
+    )
+    return _answer(state, thread_id)
+
+
+def _config(context: Context, thread_id: str, question: str, max_chars: int) -> RunnableConfig:
     if not question.strip():
         raise QuestionError("the question is empty")
     if len(question) > max_chars:
         raise QuestionError(f"the question is longer than {max_chars} characters")
-    config: RunnableConfig = {"configurable": {"thread_id": thread_key(context, thread_id)}}
-    state = await agent.ainvoke(
-        InputState(messages=[HumanMessage(content=question)]), config, context=context
-    )
+    return {"configurable": {"thread_id": thread_key(context, thread_id)}}
+
+
+def _answer(state: dict[str, Any], thread_id: str) -> Answer:
     final = state["messages"][-1]
     return Answer(
         answer=final.text,
@@ -83,3 +107,49 @@ async def ask(
         thread_id=thread_id,
         refused=bool(state.get("refused", False)),
     )
+
+
+async def stream_ask(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    question: str,
+    *,
+    context: Context,
+    thread_id: str,
+    max_chars: int,
+) -> AsyncIterator[Token | Answer]:
+    """Run one turn like :func:`ask`, yielding the model's tokens as they arrive.
+
+    Tokens come from the graph's ``messages`` stream, from the ``respond`` node only.
+
+    Args:
+        agent: The agent compiled with a checkpointer.
+        question: The user's message.
+        context: Identity, knobs and decoding parameters for the run.
+        thread_id: The caller's thread id.
+        max_chars: The longest question accepted.
+
+    Yields:
+        :class:`Token` pieces, then exactly one :class:`Answer`.
+
+    Raises:
+        QuestionError: The question is empty or too long; nothing is written.
+    """
+    config = _config(context, thread_id, question, max_chars)
+    state: dict[str, Any] = {}
+    async for mode, payload in agent.astream(
+        InputState(messages=[HumanMessage(content=question)]),
+        config,
+        context=context,
+        stream_mode=["messages", "values"],
+    ):
+        if mode == "values":
+            state = cast(dict[str, Any], payload)
+            continue
+        message, meta = cast(tuple[Any, dict[str, Any]], payload)
+        if meta.get("langgraph_node") != "respond" or not isinstance(message, AIMessageChunk):
+            continue
+        if message.response_metadata.get("stream_reset"):
+            yield Token("", message.id or "", restart=True)
+        elif message.text:
+            yield Token(message.text, message.id or "")
+    yield _answer(state, thread_id)
