@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
 
+from app.cli_eval import register as register_eval_commands
 from app.context import Context
 from app.service import Answer, QuestionError, ask, new_thread_id, stream_ask
 from app.settings import Settings, SettingsError, load_settings
@@ -319,6 +320,9 @@ def serve(
     if config is not None:
         os.environ["RAGENT_CONFIG"] = str(config)
     uvicorn.run("app.server.app:app", host=host, port=port, log_level="info")
+
+
+register_eval_commands(cli)
 
 
 def main() -> None:
