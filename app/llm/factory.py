@@ -51,20 +51,24 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
     Returns:
         A streaming-capable client with no retries of its own.
     """
+    import httpx
     from langchain_openai import ChatOpenAI
 
     key = cfg.api_key
     if endpoint.api_key_env is not None:
         raw = os.environ.get(endpoint.api_key_env)
         key = SecretStr(raw) if raw else None
-    timeout = endpoint.timeout_s or cfg.timeout_s
+    # A safety net only: the chain bounds the first chunk and every gap between chunks.
+    timeout = max(endpoint.timeout_s or cfg.timeout_s, cfg.stall_timeout_s) + 1.0
     return ChatOpenAI(
         base_url=endpoint.base_url or cfg.base_url,
         model=endpoint.model,
         # Local servers such as vLLM accept any key; the client insists on one.
         api_key=key or SecretStr("EMPTY"),
-        # A safety net only: the chain bounds the first chunk and every gap between chunks.
-        timeout=max(timeout, cfg.stall_timeout_s) + 1.0,
+        timeout=timeout,
+        # Its own pool, not the client library's process-wide one: the pool belongs to the
+        # event loop that first uses it, and ModelSet.aclose() can close it.
+        http_async_client=httpx.AsyncClient(timeout=timeout),
         max_retries=0,
         stream_chunk_timeout=None,
         stream_usage=True,

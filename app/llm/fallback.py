@@ -17,10 +17,10 @@ that answered.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
@@ -169,10 +169,15 @@ class FallbackChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        # Synchronous callers get the same chain on a private event loop, without streaming.
-        call = self._agenerate(messages, stop, None, **kwargs)
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, call).result()
+        # The clients' connection pools belong to the event loop that serves the graph.
+        raise NotImplementedError("the model chain is asynchronous: use ainvoke or astream")
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pools of the remote models."""
+        for backend in self.backends:
+            client = getattr(backend.model, "root_async_client", None)
+            if client is not None:
+                await client.close()
 
     async def _agenerate(
         self,
@@ -314,8 +319,11 @@ def _checked(total: BaseMessageChunk | None, checks_finish: bool) -> AIMessage:
     """Turn the summed chunks into a message, refusing what no caller could use."""
     if not isinstance(total, AIMessageChunk):
         raise ModelCallError("malformed", "the stream ended without a message")
-    if total.invalid_tool_calls:
-        names = ", ".join(str(c.get("name")) for c in total.invalid_tool_calls)
+    # Strict JSON: the assembled message repairs truncated arguments ('{"a": "1+' parses as
+    # {"a": "1+"}), which would run a tool on half a call.
+    broken = [c.get("name") for c in total.tool_call_chunks if not _is_json(c.get("args"))]
+    if total.invalid_tool_calls or broken:
+        names = ", ".join(map(str, broken or [c.get("name") for c in total.invalid_tool_calls]))
         raise ModelCallError("malformed", f"tool call arguments are not JSON ({names})")
     if checks_finish and not total.response_metadata.get("finish_reason"):
         raise ModelCallError("malformed", "the stream ended without a finish reason")
@@ -328,3 +336,13 @@ def _checked(total: BaseMessageChunk | None, checks_finish: bool) -> AIMessage:
         response_metadata=dict(total.response_metadata),
         usage_metadata=total.usage_metadata,
     )
+
+
+def _is_json(args: str | None) -> bool:
+    if not args:
+        return True  # a call without arguments
+    try:
+        json.loads(args)
+    except ValueError:
+        return False
+    return True

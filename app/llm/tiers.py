@@ -68,6 +68,14 @@ class ModelSet:
         """Return the tier's model, or the default one when the tier is not configured."""
         return self.tiers.get(tier, self.default)
 
+    async def aclose(self) -> None:
+        """Close the connection pools of every remote model (each once)."""
+        models = {id(t.model): t.model for t in (self.default, *self.tiers.values())}
+        for model in models.values():
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+
 
 @dataclass(frozen=True)
 class TierRules:
