@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,9 @@ from app.retrieval.sqlite_sql import (
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 
 __all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
+
+_CHUNK_CACHE = 65_536
+"""Chunks kept in memory for building hits (a few hundred bytes each)."""
 
 _DOC_COLUMNS = "tenant_id, doc_id, source, content_hash, embed_model, index_version, chunk_ids"
 
@@ -93,6 +97,7 @@ class EmbeddedIndex:
         if self._keywords.created:
             self._db.execute("UPDATE meta SET value = -1 WHERE key = 'keyword_seq'")
         self._keyword_seen = -2
+        self._chunks: OrderedDict[int, Chunk] = OrderedDict()
         self._dense = DenseFollower(
             path.with_suffix(".hnsw"),
             lambda: DenseIndex(dim, ann_threshold=ann_threshold, exact_limit=exact_limit),
@@ -302,16 +307,21 @@ class EmbeddedIndex:
             return self._hits(found)
 
     def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
-        if not found:
-            return []
-        marks = ",".join("?" * len(found))
-        rows = self._db.execute(
-            f"SELECT {COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", [r for r, _ in found]
-        ).fetchall()
-        by_id = {int(r["rowid"]): r for r in rows}
+        # A rowid's content never changes (an update gets a new rowid), so cached
+        # chunks never go stale; hits are read from SQLite only on a miss.
+        missing = [r for r, _ in found if r not in self._chunks]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            rows = self._db.execute(
+                f"SELECT {COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", missing
+            ).fetchall()
+            for row in rows:
+                self._chunks[int(row["rowid"])] = row_to_chunk(row)
+            while len(self._chunks) > _CHUNK_CACHE:
+                self._chunks.popitem(last=False)
         # A rowid can be missing only if its chunk was deleted after the index
         # read it; the result must not resurrect it.
-        return [Hit(row_to_chunk(by_id[r]), score) for r, score in found if r in by_id]
+        return [Hit(self._chunks[r], score) for r, score in found if r in self._chunks]
 
     def build_graph(self) -> int:
         """Bring dense search up to date and finish its HNSW graph now.

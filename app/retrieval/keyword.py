@@ -23,6 +23,7 @@ PUBLIC = "\x00public"
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SCHEMA_VERSION = "1"
+_DELETE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,13 @@ class TantivyKeywords:
             if touched is None:
                 writer.delete_all_documents()
             else:
-                for rowid in touched:
-                    writer.delete_documents_by_term("rowid", rowid)
+                # By query: delete_documents_by_term() does not match u64 terms.
+                ids = list(touched)
+                for i in range(0, len(ids), _DELETE_BATCH):
+                    part = ids[i : i + _DELETE_BATCH]
+                    writer.delete_documents_by_query(
+                        tantivy.Query.term_set_query(self.schema, "rowid", part)
+                    )
             for row in rows:
                 doc = tantivy.Document()
                 doc.add_text("text", row.text)

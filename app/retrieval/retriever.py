@@ -54,14 +54,13 @@ class HybridRetriever:
         if not query.strip():
             return []
 
-        async def dense() -> list[Hit]:
-            vector = await asyncio.to_thread(self.embedder.embed_query, query)
-            depth = self.dense_depth or self.top_k
-            return await asyncio.to_thread(self.vectors.search, vector, flt, depth)
+        def dense() -> list[Hit]:  # one thread hop for embedding and search
+            vector = self.embedder.embed_query(query)
+            return self.vectors.search(vector, flt, self.dense_depth or self.top_k)
 
         depth = self.keyword_depth or self.top_k
         sparse = asyncio.to_thread(self.keywords.search, query, flt, depth)
-        dense_hits, sparse_hits = await asyncio.gather(dense(), sparse)
+        dense_hits, sparse_hits = await asyncio.gather(asyncio.to_thread(dense), sparse)
         fused = fuse(
             [dense_hits, sparse_hits],
             method=self.fusion,

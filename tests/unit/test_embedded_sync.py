@@ -173,3 +173,17 @@ CREATE TABLE documents (tenant_id TEXT NOT NULL, doc_id TEXT NOT NULL, source TE
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta(key, value) VALUES ('generation', 0);
 """
+
+
+def test_keyword_index_deletes_touched_rows_itself(tmp_path: Path) -> None:
+    from app.retrieval.keyword import KeywordRow, TantivyKeywords
+
+    index = TantivyKeywords(tmp_path / "kw")
+    rows = [KeywordRow(i, "t1", (), f"alpha {i}", "") for i in (1, 2, 3)]
+    index.apply(None, rows)
+    index.apply([1, 3], [])  # 1 and 3 were deleted from SQLite
+    assert [r for r, _ in index.search("alpha", "t1", frozenset(), 10)] == [2]
+    index.apply([2], [KeywordRow(2, "t1", ("hr",), "beta", "")])  # replaced in place
+    assert index.search("alpha", "t1", frozenset({"hr"}), 10) == []
+    assert index.search("beta", "t1", frozenset(), 10) == []
+    assert [r for r, _ in index.search("beta", "t1", frozenset({"hr"}), 10)] == [2]
