@@ -295,6 +295,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _refuse_secrets(values: dict[str, Any], path: Path) -> None:
+    """Secrets come only from the environment: a key in a config file is refused."""
+    for section, body in values.items():
+        if isinstance(body, dict) and body.get("api_key") is not None:
+            env = f"RAGENT_{section}_API_KEY".upper()
+            raise SettingsError(
+                f"config {path} sets '{section}.api_key': secrets come only from the "
+                f"environment; set {env} instead"
+            )
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "<root>"
@@ -319,6 +330,7 @@ def load_settings(config: str | Path | None = None) -> Settings:
     """
     path = _config_path(config)
     values = _read_yaml(path)
+    _refuse_secrets(values, path)
     try:
         settings = Settings(**values)
     except ValidationError as exc:

@@ -126,3 +126,19 @@ def test_overlap_must_be_below_an_explicit_chunk_size(monkeypatch: pytest.Monkey
     monkeypatch.setenv("RAGENT_INGEST_CHUNK_OVERLAP", "500")
     with pytest.raises(SettingsError, match="chunk_overlap must be smaller"):
         load_settings()
+
+
+@pytest.mark.parametrize("section", ["llm", "embed", "rerank"])
+def test_secrets_in_a_config_file_are_refused(
+    section: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{section}:\n  api_key: sk-in-a-file\n")
+    with pytest.raises(SettingsError) as exc:
+        load_settings(config)
+    message = str(exc.value)
+    assert f"RAGENT_{section.upper()}_API_KEY" in message and "sk-in-a-file" not in message
+    monkeypatch.setenv(f"RAGENT_{section.upper()}_API_KEY", "sk-from-env")
+    config.write_text("")
+    secret = getattr(load_settings(config), section).api_key
+    assert secret is not None and secret.get_secret_value() == "sk-from-env"
