@@ -102,13 +102,17 @@ def build_models(cfg: LLMSettings, *, embedder: Embedder | None = None) -> Model
         return ModelSet(default=default)
     breakers = breaker_factory(failures=cfg.breaker_failures, reset_s=cfg.breaker_reset_s)
 
+    def where(e: ModelEndpoint) -> tuple[str, str | None]:
+        return e.model, e.base_url or cfg.base_url
+
     def chain(head: ModelEndpoint | None) -> TierModel:
-        endpoints = ([head] if head is not None else []) + list(cfg.fallbacks)
+        endpoints = [head] if head is not None else []
+        endpoints += [e for e in cfg.fallbacks if head is None or where(e) != where(head)]
         if not endpoints:
             return TierModel(MODEL_NAME, offline, default_counter(), cfg.context_window)
         backends = [
             Backend(
-                name=f"{e.model}@{e.base_url or cfg.base_url}",
+                name="@".join(map(str, where(e))),
                 model=openai_model(e, cfg),
                 timeout_s=e.timeout_s or cfg.timeout_s,
                 retries=cfg.max_retries,
