@@ -114,6 +114,7 @@ def _index(resources: Resources, dataset: BeirDataset, tenant_id: str, progress:
         for i, (record, chunk) in enumerate(documents):
             resources.writer.replace_document(record, [chunk], vectors[i : i + 1])
         progress.advance(task, len(documents))
+    resources.writer.flush()  # catch derived indexes up now, not inside the first search
 
 
 @contextmanager
