@@ -219,6 +219,81 @@ class LimitSettings(_Section):
     history_token_budget: int = Field(default=3000, ge=256)
     compress_ratio: float = Field(default=0.7, gt=0, lt=1)
     keep_recent_messages: int = Field(default=6, ge=2)
+    max_tool_calls: int = Field(default=12, ge=0, le=500)
+    """Tool calls one run (one question) may make in all."""
+    max_run_tokens: int = Field(default=60_000, ge=256)
+    """Model tokens (prompt and reply) one run may spend before it stops calling tools."""
+    max_run_seconds: float = Field(default=120.0, gt=0)
+    """Wall time of one run; time spent waiting for an approval does not count."""
+
+
+ToolPolicy = Literal["allow", "require_approval", "deny"]
+
+
+class ToolSettings(_Section):
+    """Which tools the model may call, under which policy, and how often."""
+
+    enabled: list[str] = Field(
+        default_factory=lambda: [
+            "knowledge_search",
+            "calculator",
+            "current_time",
+            "convert_units",
+            "create_note",
+        ]
+    )
+    """Tools offered to the model; ``http_get`` is off until it is listed here."""
+    policies: dict[str, ToolPolicy] = Field(default_factory=dict)
+    """Per tool; unset: read and compute tools are allowed, write tools need approval."""
+    http_allowlist: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) that ``http_get`` may fetch; empty refuses all."""
+    http_max_bytes: int = Field(default=200_000, ge=1024)
+    max_output_chars: int = Field(default=4000, ge=200)
+    max_repeats: int = Field(default=3, ge=2, le=20)
+    """The same call (tool and arguments) this many times in one run stops the run."""
+    rate_limit_per_user: str = "60/minute"
+    """Calls one user may make to all tools together, e.g. ``60/minute``."""
+    rate_limits: dict[str, str] = Field(default_factory=lambda: {"http_get": "10/minute"})
+    """Per tool and user, e.g. ``{"http_get": "10/minute"}``."""
+    rate_limit_storage: str = "memory://"
+    """``memory://`` (one process) or ``redis://host:port/db`` (shared by all replicas)."""
+    audit_path: Path | None = None
+    """Also append audit records to this JSON-lines file; they always go to the log."""
+
+    @model_validator(mode="after")
+    def _valid_limits(self) -> ToolSettings:
+        from limits import parse_many
+
+        for name, rate in [("rate_limit_per_user", self.rate_limit_per_user)] + [
+            (f"rate_limits.{tool}", rate) for tool, rate in self.rate_limits.items()
+        ]:
+            try:
+                parse_many(rate)
+            except ValueError:
+                raise ValueError(f"{name}: {rate!r} is not a rate such as '10/minute'") from None
+        if not self.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("rate_limit_storage must start with memory:// or redis://")
+        return self
+
+
+class MemorySettings(_Section):
+    """Long-term memory per user, and how the running summary is written."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    """``sqlite``: ``<data_dir>/memory.sqlite``; ``redis``: RediSearch and RedisJSON needed."""
+    redis_url: str | None = None
+    """None: ``checkpoint.redis_url``."""
+    extraction: Literal["auto", "llm", "explicit", "off"] = "auto"
+    """``explicit``: statements such as "remember that ..."; ``llm`` adds facts the model
+    finds; ``auto``: ``llm`` when a generative model is configured."""
+    summarizer: Literal["auto", "model", "extractive"] = "auto"
+    """Who writes the running summary; ``auto``: the model when it is generative."""
+    recall_k: int = Field(default=5, ge=0, le=50)
+    min_score: float = Field(default=0.0, ge=-1, le=1)
+    """Lowest cosine similarity a recalled memory needs."""
+    ttl_days: float | None = Field(default=None, gt=0)
+    """Memories not updated for this long are forgotten; None keeps them."""
+    max_per_user: int = Field(default=1000, ge=1)
 
 
 class Settings(BaseSettings):
@@ -242,6 +317,8 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     ingest: IngestSettings = IngestSettings()
     limits: LimitSettings = LimitSettings()
+    tools: ToolSettings = ToolSettings()
+    memory: MemorySettings = MemorySettings()
 
     @classmethod
     def settings_customise_sources(

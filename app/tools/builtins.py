@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langchain_core.tools import BaseTool, tool
 
+from app.tools.risk import with_risk
+
 MAX_EXPRESSION_CHARS: Final = 500
 """Longest expression the calculator accepts."""
 
@@ -232,5 +234,8 @@ async def current_time(timezone: str = "UTC") -> str:
     return datetime.now(zone).isoformat(timespec="seconds")
 
 
+with_risk(calculator, "compute")
+with_risk(current_time, "read")
+
 BUILTIN_TOOLS: Final[tuple[BaseTool, ...]] = (calculator, current_time)
-"""The tools every agent gets by default."""
+"""The offline core: tools that need nothing but their arguments."""

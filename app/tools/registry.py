@@ -11,8 +11,8 @@ import asyncio
 import copy
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -20,28 +20,13 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
+from app.tools._text import cap, shorten, stringify
 from app.tools.builtins import BUILTIN_TOOLS
+from app.tools.risk import Outcome, Risk, risk_of
+
+__all__ = ["ToolRegistry", "default_registry"]
 
 logger = logging.getLogger(__name__)
-
-MAX_ERROR_DETAIL_CHARS: Final = 300
-"""Longest single validation or exception message put into an error ``ToolMessage``."""
-
-
-def _shorten(text: str, limit: int = MAX_ERROR_DETAIL_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters, ending with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _cap(text: str, max_chars: int) -> str:
-    """Cap ``text`` to ``max_chars`` characters, replacing the tail with a truncation notice."""
-    if len(text) <= max_chars:
-        return text
-    suffix = f"\n[truncated: output was {len(text)} characters]"
-    keep = max_chars - len(suffix)
-    if keep <= 0:
-        return text[:max_chars]
-    return text[:keep] + suffix
 
 
 def _args_schema(tool: BaseTool) -> dict[str, Any]:
@@ -73,22 +58,13 @@ def _args_schema(tool: BaseTool) -> dict[str, Any]:
 
 def _failure(name: str, exc: Exception) -> str:
     """Log a tool's exception and describe it to the model."""
-    logger.warning("tool %r failed", name, exc_info=exc)
-    detail = _shorten(str(exc) or "no details")
+    # Only the type: an exception's message may quote the arguments (user data).
+    logger.warning("tool %r failed: %s", name, type(exc).__name__)
+    detail = shorten(str(exc) or "no details")
     return (
         f"Error: tool {name!r} failed: {type(exc).__name__}: {detail}. "
         "Fix the arguments and call the tool again if that can help."
     )
-
-
-def _stringify(content: Any) -> str:
-    """Turn tool output into text for the model."""
-    if isinstance(content, str):
-        return content
-    try:
-        return json.dumps(content, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(content)
 
 
 class ToolRegistry:
@@ -106,6 +82,7 @@ class ToolRegistry:
         self._tools: dict[str, BaseTool] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self._injected: dict[str, frozenset[str]] = {}
         for tool in tools:
             if tool.name in self._tools:
                 raise ValueError(f"duplicate tool name {tool.name!r}")
@@ -119,6 +96,10 @@ class ToolRegistry:
             self._tools[tool.name] = tool
             self._schemas[tool.name] = schema
             self._validators[tool.name] = Draft202012Validator(schema)
+            # Arguments in the tool's input schema but hidden from the model are injected.
+            full: dict[str, Any] = getattr(tool.get_input_schema(), "model_fields", {})
+            hidden = set(full) - set(schema.get("properties", {}))
+            self._injected[tool.name] = frozenset(hidden)
 
     @property
     def tools(self) -> list[BaseTool]:
@@ -141,6 +122,14 @@ class ToolRegistry:
     def __iter__(self) -> Iterator[BaseTool]:
         """Iterate over the registered tools in registration order."""
         return iter(self.tools)
+
+    def risk(self, name: str) -> Risk:
+        """Return the risk class of the tool called ``name``.
+
+        Raises:
+            KeyError: No tool has that name.
+        """
+        return risk_of(self.get(name))
 
     def _unknown(self, name: str) -> str:
         """Describe an unknown tool name and list the available ones."""
@@ -198,10 +187,15 @@ class ToolRegistry:
         if validator is None:
             return [self._unknown(name)]
         errors = sorted(validator.iter_errors(args), key=lambda error: error.json_path)
-        return [f"{error.json_path}: {_shorten(error.message)}" for error in errors]
+        return [f"{error.json_path}: {shorten(error.message)}" for error in errors]
 
     async def execute(
-        self, call: ToolCall, *, timeout_s: float, max_output_chars: int = 4000
+        self,
+        call: ToolCall,
+        *,
+        timeout_s: float,
+        max_output_chars: int = 4000,
+        inject: Mapping[str, Any] | None = None,
     ) -> ToolMessage:
         """Validate and run one tool call, turning every failure into an error message.
 
@@ -213,11 +207,14 @@ class ToolRegistry:
             timeout_s: Seconds the tool may run before the call fails with a timeout.
             max_output_chars: Longest content returned; longer output is cut and ends
                 with a truncation notice.
+            inject: Values for the tool's injected arguments (hidden from the model),
+                by argument name; names the tool does not declare are ignored.
 
         Returns:
             A ``ToolMessage`` answering ``call``: ``status="success"`` with the tool's
             output, or ``status="error"`` with content starting ``"Error: "`` that says
-            what went wrong and how to fix the call.
+            what went wrong and how to fix the call. ``response_metadata["outcome"]``
+            is ``ok``, ``error``, ``timeout``, ``invalid_arguments`` or ``unknown_tool``.
 
         Raises:
             ValueError: ``timeout_s`` or ``max_output_chars`` is not positive.
@@ -235,28 +232,37 @@ class ToolRegistry:
             content: str,
             status: Literal["success", "error"] = "error",
             artifact: Any = None,
+            outcome: Outcome = "error",
         ) -> ToolMessage:
             return ToolMessage(
-                content=_cap(content, max_output_chars),
+                content=cap(content, max_output_chars),
                 tool_call_id=call_id,
                 name=name,
                 status=status,
                 artifact=artifact,
+                response_metadata={"outcome": "ok" if status == "success" else outcome},
             )
 
         tool = self._tools.get(name)
         if tool is None:
-            return reply(f"Error: {self._unknown(name)}. Call one of the available tools.")
+            return reply(
+                f"Error: {self._unknown(name)}. Call one of the available tools.",
+                outcome="unknown_tool",
+            )
         problems = self.validate(name, args)
         if problems:
             details = "\n".join(f"- {problem}" for problem in problems)
             return reply(
                 f"Error: invalid arguments for tool {name!r}:\n{details}\n"
                 f"Fix the arguments to match this schema and call the tool again: "
-                f"{json.dumps(self._schemas[name], ensure_ascii=False)}"
+                f"{json.dumps(self._schemas[name], ensure_ascii=False)}",
+                outcome="invalid_arguments",
             )
 
-        invocation = ToolCall(name=name, args=args, id=call_id or None, type="tool_call")
+        hidden = {k: v for k, v in (inject or {}).items() if k in self._injected[name]}
+        invocation = ToolCall(
+            name=name, args={**args, **hidden}, id=call_id or None, type="tool_call"
+        )
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
@@ -266,19 +272,20 @@ class ToolRegistry:
                 logger.warning("tool %r timed out after %s s", name, timeout_s)
                 return reply(
                     f"Error: tool {name!r} timed out after {timeout_s:g} s. Try a simpler "
-                    "request, or continue without this tool's result."
+                    "request, or continue without this tool's result.",
+                    outcome="timeout",
                 )
             return reply(_failure(name, exc))
         except Exception as exc:
             return reply(_failure(name, exc))
 
         if isinstance(output, ToolMessage):
-            content = _stringify(output.content)
+            content = stringify(output.content)
             if output.status == "error":  # e.g. a ToolException the tool itself handled
                 prefix = "" if content.startswith("Error") else "Error: "
                 return reply(prefix + content, "error", output.artifact)
             return reply(content, "success", output.artifact)
-        return reply(_stringify(output), "success")
+        return reply(stringify(output), "success")
 
 
 def default_registry() -> ToolRegistry:
