@@ -240,6 +240,9 @@ class OpenAIServer:
         self.plans: dict[str, deque[Behaviour]] = defaultdict(deque)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.arrivals: list[float] = []
+        """``time.monotonic()`` when each request's body had been read (one clock for every
+        process of the machine, so a client in another process can compare)."""
         self.app = self._build()
         self.port = 0
 
@@ -255,6 +258,7 @@ class OpenAIServer:
         self.plans.clear()
         self.requests.clear()
         self.headers.clear()
+        self.arrivals.clear()
 
     def calls(self, model: str) -> int:
         return sum(1 for r in self.requests if r.get("model") == model)
@@ -270,6 +274,10 @@ class OpenAIServer:
         async def health() -> dict[str, str]:
             return {"status": "ok"}
 
+        @app.get("/debug/arrivals")
+        async def arrivals() -> list[float]:
+            return self.arrivals
+
         @app.get("/v1/models")
         async def models() -> dict[str, Any]:
             return {"object": "list", "data": [{"id": m, "object": "model"} for m in self.plans]}
@@ -277,6 +285,7 @@ class OpenAIServer:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             body = await request.json()
+            self.arrivals.append(time.monotonic())
             self.requests.append(body)
             self.headers.append(dict(request.headers))
             model = str(body.get("model", ""))
@@ -336,3 +345,15 @@ def openai_server() -> Iterator[OpenAIServer]:
     finally:
         runner.should_exit = True
         thread.join(10)
+
+
+def main() -> None:
+    """Serve until interrupted: ``python -m tests.openai_server PORT``."""
+    import sys
+
+    server = OpenAIServer()
+    uvicorn.run(server.app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

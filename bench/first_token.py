@@ -1,0 +1,198 @@
+"""Orchestration time before the first token, with a model that answers at once.
+
+Run from the repository root:
+
+    .venv/bin/python bench/first_token.py [--requests 200] [--warmup 20] [--json]
+
+It ingests samples/ with the real embedded engines (the local MiniLM embedder, SQLite
+indexes), starts tests/openai_server.py in its own process (an OpenAI-protocol server
+that streams like vLLM and answers at once) as the chat model behind the fallback chain,
+and runs turns
+through the compiled agent with the SQLite checkpointer and retrieval on, streaming in
+``messages`` mode like ``ragent ask``. Every question is new, so no cache helps. Per turn:
+
+- pre-model: from the call until the model server has the request: guards, memory,
+  routing, query embedding, dense and BM25 search, fusion, prompt assembly, the HTTP
+  request. This is the orchestration time, the model excluded.
+- first token: from the call until the first token reaches the caller (adds the loopback
+  round trip and the server's immediate reply).
+
+Goal: pre-model p50 <= 30 ms. Figures are printed; a missed goal is reported, never
+asserted. Exit code 2 when something breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+GOAL_P50_MS = 30.0
+TOPICS = [
+    "How often does SQLite run a checkpoint in WAL mode",
+    "What does VACUUM do to dead tuples in PostgreSQL",
+    "How do I sort a list of tuples by the second item in Python",
+    "Can readers block writers when the WAL is in use",
+    "What is autovacuum and when does it run",
+    "How do Markdown extensions get configured",
+]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {
+        "p50": statistics.median(ordered),
+        "p90": at(0.90),
+        "p99": at(0.99),
+        "max": ordered[-1],
+    }
+
+
+async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[str, Any]:
+    import httpx
+    from langchain_core.messages import AIMessageChunk, HumanMessage
+
+    from app.context import Context
+    from app.graphs.agent import compile_agent
+    from app.ingest.factory import build_ingestor
+    from app.ingest.pipeline import IngestOptions
+    from app.memory.checkpoint import open_checkpointer
+    from app.resources import build_resources, use_resources
+    from app.settings import load_settings
+    from app.state import InputState
+
+    for key in [k for k in os.environ if k.startswith("RAGENT_")]:
+        del os.environ[key]
+    os.environ.update(
+        {
+            "RAGENT_DATA_DIR": str(data_dir),
+            "RAGENT_LLM_BASE_URL": base_url,
+            "RAGENT_LLM_MODEL": "bench-model",
+        }
+    )
+    settings = load_settings()
+    resources = build_resources(settings)
+    report = build_ingestor(resources).ingest(
+        [REPO / "samples"],
+        IngestOptions(tenant_id=settings.tenant_id, workers=0, progress=False),
+    )
+    log(f"ingested {report.documents} documents, {report.chunks} chunks")
+    context = Context(tenant_id=settings.tenant_id, user_id="bench")
+    started_at: list[float] = []
+    first_token: list[float] = []
+    sources: list[int] = []
+    with use_resources(resources):
+        async with open_checkpointer(settings) as saver:
+            agent = compile_agent(saver)
+            for i in range(args.warmup + args.requests):
+                question = f"{TOPICS[i % len(TOPICS)]} (case {i})?"
+                config = {"configurable": {"thread_id": f"bench-{i}"}}
+                started = time.monotonic()
+                first = None
+                async for message, meta in agent.astream(
+                    InputState(messages=[HumanMessage(question)]),
+                    config,  # type: ignore[arg-type]
+                    context=context,
+                    stream_mode="messages",
+                ):
+                    if meta.get("langgraph_node") != "respond":
+                        continue
+                    if isinstance(message, AIMessageChunk) and message.text and first is None:
+                        first = time.monotonic()
+                if first is None:
+                    raise RuntimeError(f"turn {i}: no streamed answer from the model")
+                snapshot = await agent.aget_state(config)  # type: ignore[arg-type]
+                sources.append(len(snapshot.values["sources"]))
+                started_at.append(started)
+                first_token.append((first - started) * 1000)
+    if resources.models is not None:
+        await resources.models.aclose()
+    async with httpx.AsyncClient() as client:
+        arrivals = (await client.get(base_url.removesuffix("/v1") + "/debug/arrivals")).json()
+    if len(arrivals) != len(started_at):
+        raise RuntimeError(f"{len(arrivals)} model requests for {len(started_at)} turns")
+    pre_model = [(a - s) * 1000 for a, s in zip(arrivals, started_at, strict=True)]
+    pre_model, first_token = pre_model[args.warmup :], first_token[args.warmup :]
+    return {
+        "requests": args.requests,
+        "chunks_indexed": report.chunks,
+        "sources_per_turn": statistics.mean(sources),
+        "pre_model_ms": percentiles(pre_model),
+        "first_token_ms": percentiles(first_token),
+        "goal_pre_model_p50_ms": GOAL_P50_MS,
+        "goal_met": statistics.median(pre_model) <= GOAL_P50_MS,
+    }
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def model_server() -> Iterator[str]:
+    """tests/openai_server.py in its own process, so it takes no time from the graph's."""
+    from tests.servers import free_port, service
+
+    port = free_port()
+    args = [sys.executable, "-m", "tests.openai_server", str(port)]
+    with service(args, health_url=f"http://127.0.0.1:{port}/health", env={}):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="ragent-first-token-") as tmp,
+            model_server() as url,
+        ):
+            result = asyncio.run(run(args, Path(tmp), url))
+    except Exception as exc:  # noqa: BLE001 - the benchmark reports and exits 2
+        log(f"broke: {type(exc).__name__}: {exc}")
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    pre, first = result["pre_model_ms"], result["first_token_ms"]
+    print(
+        f"first token: {result['requests']} turns, retrieval on ({result['sources_per_turn']:.1f} "
+        f"sources a turn from {result['chunks_indexed']} chunks), model server answering at once"
+    )
+    for name, stats in (("pre-model orchestration", pre), ("time to first token", first)):
+        print(
+            f"  {name:<24} p50 {stats['p50']:6.1f} ms   p90 {stats['p90']:6.1f} ms   "
+            f"p99 {stats['p99']:6.1f} ms   max {stats['max']:6.1f} ms"
+        )
+    verdict = "met" if result["goal_met"] else "goal missed"
+    print(f"  goal pre-model p50 <= {GOAL_P50_MS:.0f} ms: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
