@@ -24,7 +24,8 @@ from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, Vect
 from app.retrieval.rerank import make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
-from app.tools import ToolRegistry, default_registry
+from app.tools import ToolRegistry
+from app.tools.catalog import build_registry
 
 if TYPE_CHECKING:
     from app.retrieval.elastic import ElasticKeywordIndex
@@ -132,7 +133,7 @@ def build_resources(settings: Settings) -> Resources:
         embedder=embedder,
         retriever=retriever,
         writer=writer,
-        tools=default_registry(),
+        tools=build_registry(settings.tools),
         counter=default_counter(),
     )
 

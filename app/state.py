@@ -8,6 +8,7 @@ from typing import Annotated, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
+from langgraph.managed import RemainingSteps
 
 __all__ = [
     "AgentState",
@@ -97,6 +98,10 @@ class AgentState(InputState):
     """How many leading messages the summary covers (they stay in the checkpoint)."""
     tool_steps: int = 0
     """Tool-execution rounds used in the current turn."""
+    turn_started_at: float = 0.0
+    """When the current turn started (Unix time), for its wall-time budget."""
+    remaining_steps: RemainingSteps = 25
+    """Graph steps left before the recursion limit (managed by LangGraph)."""
     refused: bool = False
     """Whether the current turn ended in a refusal or an "I don't know"."""
     blocked: str = ""

@@ -13,7 +13,7 @@ from app.nodes.memory import compress_memory, load_memory
 from app.nodes.respond import respond
 from app.nodes.retrieve import retrieve
 from app.nodes.route import route, select_path
-from app.nodes.tools import after_respond, execute_tools
+from app.nodes.tools import after_respond, after_tools, execute_tools
 from app.state import AgentState, InputState
 
 __all__ = ["builder", "compile_agent", "graph"]
@@ -34,7 +34,7 @@ builder.add_edge("load_memory", "route")
 builder.add_conditional_edges("route", select_path, ["retrieve", "respond"])
 builder.add_edge("retrieve", "respond")
 builder.add_conditional_edges("respond", after_respond, ["execute_tools", "guard_output"])
-builder.add_edge("execute_tools", "respond")
+builder.add_conditional_edges("execute_tools", after_tools, ["respond", "guard_output"])
 builder.add_edge("guard_output", "compress_memory")
 builder.add_edge("compress_memory", END)
 

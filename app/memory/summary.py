@@ -12,7 +12,7 @@ from app import prompts
 from app.llm.offline import ExtractiveAnswerer
 from app.llm.tokens import TokenCounter
 
-__all__ = ["fold_point", "summarise", "window_tokens"]
+__all__ = ["fit_tokens", "fold_point", "summarise", "window_tokens"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
@@ -66,8 +66,24 @@ def _extractive(previous: str, turns: Sequence[AnyMessage], max_chars: int) -> s
     return "\n".join(reversed(kept))
 
 
+def fit_tokens(summary: str, counter: TokenCounter, limit: int) -> str:
+    """Drop the summary's oldest lines (or cut its tail) until it has at most ``limit`` tokens."""
+    lines = summary.splitlines()
+    while len(lines) > 1 and counter.count("\n".join(lines)) > limit:
+        lines.pop(0)
+    text = "\n".join(lines)
+    while text and counter.count(text) > limit:
+        text = text[: int(len(text) * 0.9)].rstrip()
+    return text
+
+
 async def summarise(
-    model: BaseChatModel, previous: str, turns: Sequence[AnyMessage], *, max_chars: int
+    model: BaseChatModel,
+    previous: str,
+    turns: Sequence[AnyMessage],
+    *,
+    max_chars: int,
+    extractive: bool = False,
 ) -> str:
     """Fold ``turns`` into the running summary.
 
@@ -79,11 +95,12 @@ async def summarise(
         previous: The running summary so far.
         turns: The messages to fold in, oldest first.
         max_chars: Upper bound on the summary's length.
+        extractive: Keep first sentences even when the model is generative.
 
     Returns:
         The new running summary.
     """
-    if isinstance(model, ExtractiveAnswerer):
+    if extractive or isinstance(model, ExtractiveAnswerer):
         return _extractive(previous, turns, max_chars)
     transcript = "\n".join(
         f"{'User' if isinstance(m, HumanMessage) else 'Assistant'}: {m.text}"

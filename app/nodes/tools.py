@@ -1,38 +1,169 @@
-"""Execute the model's tool calls with schema validation, timeouts and a step limit."""
+"""Execute the model's tool calls under policies, approvals, limits and budgets."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+import time
+from typing import Any, Final, Literal
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
 from app.context import Context
-from app.resources import aget_resources, get_resources
-from app.state import AgentState
+from app.nodes.respond import render_source
+from app.resources import Resources, aget_resources, get_resources
+from app.state import AgentState, Source
+from app.tools.approval import approval_request, parse_decisions
+from app.tools.context import ToolContext
+from app.tools.executor import Toolbox
+from app.tools.runaway import Budget, check_budget, current_run, failed_repair, repeated_call
+from app.tools.search import cite_results, knowledge_search
 
-__all__ = ["after_respond", "execute_tools"]
+__all__ = ["STEPS_AFTER_TOOLS", "after_respond", "after_tools", "execute_tools"]
+
+STEPS_AFTER_TOOLS: Final = 3
+"""Graph steps a run needs after a tool round: respond, guard_output, compress_memory."""
+
+STEP_LIMIT: Final = "I stopped because this request reached its step limit."
+
+
+def _caller(resources: Resources, runtime: Runtime[Context]) -> ToolContext:
+    ctx = runtime.context
+    return ToolContext(
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        acl_groups=tuple(ctx.acl_groups),
+        store=runtime.store,
+        retriever=resources.retriever,
+        settings=resources.settings.tools,
+        memory=resources.settings.memory,
+    )
+
+
+def _thread() -> str:
+    try:
+        return str(get_config().get("configurable", {}).get("thread_id", ""))
+    except RuntimeError:  # called outside a graph run (unit tests of the node)
+        return ""
+
+
+def _budget(resources: Resources) -> Budget:
+    limits = resources.settings.limits
+    return Budget(limits.max_tool_calls, limits.max_run_tokens, limits.max_run_seconds)
+
+
+def _stop_reason(state: AgentState, box: Toolbox, resources: Resources) -> str | None:
+    """Checks that depend only on the state, so they give the same verdict on a resume."""
+    calls = state.messages[-1].tool_calls if isinstance(state.messages[-1], AIMessage) else []
+    run = current_run(state.messages)
+    invalid = {
+        c.get("id") or ""
+        for c in calls
+        if c["name"] in box.registry and box.registry.validate(c["name"], c["args"])
+    }
+    if state.remaining_steps <= STEPS_AFTER_TOOLS:
+        return STEP_LIMIT
+    return (
+        repeated_call(run, box.settings.tools.max_repeats)
+        or failed_repair(run[:-1], calls, invalid)
+        or check_budget(run, _budget(resources), resources.counter, None)
+    )
+
+
+def _cite(
+    results: list[ToolMessage], existing: list[Source], max_chars: int
+) -> tuple[list[ToolMessage], list[Source]]:
+    """Turn knowledge-search results into labelled sources the answer can cite."""
+    added: list[Source] = []
+    out = []
+    for message in results:
+        if message.name == knowledge_search.name:
+            message, new = cite_results(message, [*existing, *added], render_source, max_chars)
+            added += new
+        out.append(message)
+    return out, added
 
 
 async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run every tool call of the last AI message concurrently; failures become tool errors."""
+    """Run the last AI message's tool calls, or end the run with a final message.
+
+    In order: runaway checks (step limit, repeated calls, a failed repair, tool-call and
+    token budgets), then policies. Denied calls are refused; calls that need approval
+    pause the run with ``interrupt()`` until the user decides (the wait does not count
+    against the wall-time budget, whose clock restarts on the decision). The wall-time
+    budget is checked, then the calls run concurrently, each rate-limited, validated,
+    timed out and audited. Knowledge-search results become the turn's sources.
+    """
     resources = await aget_resources()
+    box = Toolbox(resources.settings, resources.tools)
+    caller = _caller(resources, runtime)
+    thread = _thread()
     last = state.messages[-1]
     assert isinstance(last, AIMessage)  # guaranteed by after_respond
-    results = await asyncio.gather(
-        *(
-            resources.tools.execute(call, timeout_s=resources.settings.limits.tool_timeout_s)
-            for call in last.tool_calls
+    calls: list[ToolCall] = list(last.tool_calls)
+    if reason := _stop_reason(state, box, resources):
+        return {"messages": box.stop(calls, caller, reason, thread=thread)}
+
+    policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
+    pending = [c for c in calls if policies[c.get("id") or ""] == "require_approval"]
+    approved: dict[str, bool] = {}
+    max_seconds = resources.settings.limits.max_run_seconds
+    remaining = max_seconds
+    if pending:
+        decision = interrupt(approval_request(pending, box.risks))
+        approved = parse_decisions(decision, pending)
+    elif state.turn_started_at:
+        elapsed = time.time() - state.turn_started_at
+        budget = check_budget([], _budget(resources), resources.counter, elapsed)
+        if budget:
+            return {"messages": box.stop(calls, caller, budget, thread=thread)}
+        remaining = max_seconds - elapsed
+    timeout = max(0.1, min(resources.settings.limits.tool_timeout_s, remaining))
+
+    async def one(call: ToolCall) -> ToolMessage:
+        call_id = call.get("id") or ""
+        policy = policies[call_id]
+        if policy == "deny":
+            text = f"Error: the {call['name']} tool is not allowed here (policy: deny)."
+            return box.refuse(call, caller, "denied", text, thread=thread)
+        if policy == "require_approval" and not approved.get(call_id, False):
+            text = (
+                f"Error: the user did not approve this call to {call['name']}; do not call "
+                "it again for this request."
+            )
+            return box.refuse(call, caller, "rejected", text, thread=thread)
+        return await box.run(
+            call, caller, timeout_s=timeout, thread=thread, approved=policy != "allow"
         )
+
+    results = list(await asyncio.gather(*(one(call) for call in calls)))
+    results, sources = _cite(
+        results, list(state.sources), resources.settings.tools.max_output_chars
     )
-    return {"messages": list(results), "tool_steps": state.tool_steps + 1}
+    update: dict[str, Any] = {"messages": results, "tool_steps": state.tool_steps + 1}
+    if sources:
+        update["sources"] = sources
+    if pending:
+        update["turn_started_at"] = time.time()
+    return update
 
 
 def after_respond(state: AgentState) -> Literal["execute_tools", "guard_output"]:
     """Loop through tools while the model asks for them and steps remain."""
     last = state.messages[-1]
     limit = get_resources().settings.limits.max_tool_steps
-    if isinstance(last, AIMessage) and last.tool_calls and state.tool_steps < limit:
+    if (
+        isinstance(last, AIMessage)
+        and last.tool_calls
+        and state.tool_steps < limit
+        and state.remaining_steps >= STEPS_AFTER_TOOLS
+    ):
         return "execute_tools"
     return "guard_output"
+
+
+def after_tools(state: AgentState) -> Literal["respond", "guard_output"]:
+    """Back to the model with the results, or finish when the tool node ended the run."""
+    return "guard_output" if isinstance(state.messages[-1], AIMessage) else "respond"

@@ -53,6 +53,7 @@ def test_graph_wiring_matches_the_lifecycle() -> None:
         ("retrieve", "respond"),
         ("respond", "execute_tools"),
         ("execute_tools", "respond"),
+        ("execute_tools", "guard_output"),
         ("respond", "guard_output"),
         ("guard_output", "compress_memory"),
         ("compress_memory", "__end__"),
@@ -149,10 +150,14 @@ async def test_scripted_tool_loop_feeds_results_back(corpus: Resources) -> None:
 
 
 async def test_runaway_tool_loop_ends_with_a_final_message(corpus: Resources) -> None:
-    loop = AIMessage(
-        "", tool_calls=[{"name": "calculator", "args": {"expression": "1+1"}, "id": "l"}]
-    )
-    model = ScriptedChatModel(replies=[loop])  # would call tools forever
+    # A new calculation every time (identical calls would trip repeat detection first).
+    loop = [
+        AIMessage(
+            "", tool_calls=[{"name": "calculator", "args": {"expression": f"1+{i}"}, "id": f"l{i}"}]
+        )
+        for i in range(20)
+    ]
+    model = ScriptedChatModel(replies=loop)  # would call tools forever
     with use_resources(replace(corpus, chat_model=model)):
         agent = compile_agent(InMemorySaver())
         answer = await ask(agent, "loop please", context=CTX, thread_id="r", max_chars=8000)

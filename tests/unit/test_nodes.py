@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from app import prompts
 from app.context import Context
 from app.llm.offline import ExtractiveAnswerer
 from app.nodes.guard import after_guard, guard_input, guard_output, is_refusal
-from app.nodes.memory import compress_memory, load_memory
+from app.nodes.memory import compress_memory, load_memory, memory_namespace
 from app.nodes.respond import render_sources, respond
 from app.nodes.retrieve import retrieve
 from app.nodes.route import route, select_path, standalone_query
@@ -278,20 +279,29 @@ async def test_guard_output_redacts_and_caps(resources: Resources) -> None:
 # -- memory -----------------------------------------------------------------------
 
 
-async def test_load_memory_without_store_is_a_no_op(resources: Resources) -> None:
-    assert await load_memory(_state(HumanMessage("q")), RT) == {}
+async def test_load_memory_without_store_only_starts_the_turn_clock(
+    resources: Resources,
+) -> None:
+    before = time.time()
+    update = await load_memory(_state(HumanMessage("q")), RT)
+    assert set(update) == {"turn_started_at"} and before <= update["turn_started_at"]
 
 
 async def test_load_memory_recalls_only_the_callers_namespace(resources: Resources) -> None:
     from langgraph.store.memory import InMemoryStore
 
     store = InMemoryStore()
-    await store.aput(("memories", "t1", "u1"), "m1", {"text": "prefers metric units"})
-    await store.aput(("memories", "t1", "u2"), "m2", {"text": "other user's secret"})
-    await store.aput(("memories", "t2", "u1"), "m3", {"text": "other tenant's secret"})
+
+    def ns(tenant: str, user: str) -> tuple[str, ...]:
+        return memory_namespace(Context(tenant_id=tenant, user_id=user))
+
+    await store.aput(ns("t1", "u1"), "m1", {"text": "prefers metric units"})
+    await store.aput(ns("t1", "u2"), "m2", {"text": "other user's secret"})
+    await store.aput(ns("t2", "u1"), "m3", {"text": "other tenant's secret"})
+    await store.aput(("memories", "t1", "u1"), "m4", {"text": "a raw-id namespace is never read"})
     rt = Runtime(context=Context(tenant_id="t1", user_id="u1"), store=store)
     update = await load_memory(_state(HumanMessage("units?")), rt)
-    assert update == {"memories": ["prefers metric units"]}
+    assert update["memories"] == ["prefers metric units"]
 
 
 async def test_compress_memory_waits_for_seventy_percent_of_budget(resources: Resources) -> None:

@@ -1,0 +1,114 @@
+"""One audit record per tool call, with personal data and secrets redacted.
+
+Records go to the ``ragent.audit`` logger as one JSON object per line and are appended to
+a JSON-lines file. Argument strings are redacted (``app.safety``) and cut short, so no
+document text, personal data or secret reaches the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from app.safety import redact
+
+__all__ = ["AuditRecord", "AuditSink", "redact_args", "safe_identity"]
+
+logger = logging.getLogger("ragent.audit")
+
+MAX_ARG_CHARS: Final = 200
+"""Longest argument string kept in a record."""
+
+
+def _clean(text: str) -> str:
+    clean, _ = redact(text)
+    return clean if len(clean) <= MAX_ARG_CHARS else clean[: MAX_ARG_CHARS - 1] + "…"
+
+
+def redact_args(args: Any) -> Any:
+    """Redact personal data and secrets in every string of a tool call's arguments.
+
+    Args:
+        args: The arguments as the model sent them (any JSON value).
+
+    Returns:
+        The same structure, with strings redacted and cut to ``MAX_ARG_CHARS``.
+    """
+    if isinstance(args, str):
+        return _clean(args)
+    if isinstance(args, Mapping):
+        return {str(k): redact_args(v) for k, v in args.items()}
+    if isinstance(args, list | tuple):
+        return [redact_args(v) for v in args]
+    if args is None or isinstance(args, bool | int | float):
+        return args
+    return _clean(str(args))
+
+
+def safe_identity(value: str) -> str:
+    """Return an id as is, or a stable pseudonym when it holds personal data (an e-mail)."""
+    _, kinds = redact(value)
+    if not kinds:
+        return value
+    return "pseudonym:" + hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """What happened in one tool call."""
+
+    tenant: str
+    user: str
+    thread: str
+    tool: str
+    risk: str
+    call_id: str
+    args: Any
+    """Redacted arguments."""
+    outcome: str
+    """``ok``, ``error``, ``timeout``, ``invalid_arguments``, ``unknown_tool``, ``denied``,
+    ``rejected``, ``rate_limited`` or ``stopped``."""
+    latency_ms: float
+    approved_by_user: bool = False
+    at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict."""
+        return asdict(self)
+
+
+class AuditSink:
+    """Writes audit records to the log and, when a path is set, to a JSON-lines file."""
+
+    def __init__(self, path: Path | None) -> None:
+        """Append to ``path`` (created with its folder on first write), if given."""
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, record: AuditRecord) -> None:
+        """Emit one record; a file that cannot be written is reported, never raised."""
+        stamped = record if record.at else _stamp(record)
+        line = json.dumps(stamped.as_dict(), ensure_ascii=False, sort_keys=True)
+        logger.info(line)
+        if self.path is None:
+            return
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(line + "\n")
+        except OSError as exc:
+            logger.error("cannot append to the audit file: %s", type(exc).__name__)
+
+
+def _stamp(record: AuditRecord) -> AuditRecord:
+    values = record.as_dict()
+    values["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return AuditRecord(**values)
