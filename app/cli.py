@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
 
+from app.cli_approve import EXIT_WAITING, DecisionOpt, explain_waiting, settle
+from app.cli_approve import register as register_approval_commands
 from app.cli_eval import register as register_eval_commands
+from app.cli_memory import register as register_memory_commands
 from app.context import Context
 from app.service import Answer, QuestionError, ask, new_thread_id, stream_ask
 from app.settings import Settings, SettingsError, load_settings
@@ -144,18 +147,39 @@ async def _agent(settings: Settings) -> AsyncIterator[Agent]:
     """Build the engines once and open the checkpointer for a whole CLI command."""
     from app.graphs.agent import compile_agent
     from app.memory.checkpoint import open_checkpointer
+    from app.memory.store import open_store
     from app.resources import build_resources, use_resources
 
-    with use_resources(build_resources(settings)):
-        async with open_checkpointer(settings) as saver:
-            yield compile_agent(saver)
+    with use_resources(build_resources(settings)) as resources:
+        async with (
+            open_checkpointer(settings) as saver,
+            open_store(settings, resources.embedder) as store,
+        ):
+            yield compile_agent(saver, store)
 
 
 async def _ask(
-    settings: Settings, question: str, context: Context, thread_id: str, *, stream: bool
+    settings: Settings,
+    question: str,
+    context: Context,
+    thread_id: str,
+    *,
+    stream: bool,
+    decision: bool | None = None,
+    interactive: bool = False,
 ) -> Answer:
     async with _agent(settings) as agent:
-        return await _turn(agent, settings, question, context, thread_id, stream=stream)
+        answer = await _turn(agent, settings, question, context, thread_id, stream=stream)
+        # A streamed turn printed its first part; each resumed part is printed here.
+        return await settle(
+            agent,
+            answer,
+            context=context,
+            thread_id=thread_id,
+            decision=decision,
+            interactive=interactive,
+            show=_print_answer if stream else (lambda _: None),
+        )
 
 
 async def _turn(
@@ -227,12 +251,14 @@ def ask_command(
     stop: StopOpt = None,
     seed: SeedOpt = None,
     stream: StreamOpt = True,
+    decision: DecisionOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ask one question and print a cited answer, streamed as the model writes it.
 
     With --json (never streamed): {"answer", "citations": [{"label", "source",
-    "doc_id", "chunk_id", "span"}], "thread_id", "refused"}.
+    "doc_id", "chunk_id", "span"}], "thread_id", "refused"}, plus "approvals" when tool
+    calls wait for approval (exit code 3; continue with ``ragent resume``).
     """
     if not question.strip():
         raise CliError("the question is empty")
@@ -249,7 +275,15 @@ def ask_command(
     )
     thread_id = thread or new_thread_id()
     answer = asyncio.run(
-        _ask(settings, question, context, thread_id, stream=stream and not as_json)
+        _ask(
+            settings,
+            question,
+            context,
+            thread_id,
+            stream=stream and not as_json,
+            decision=decision,
+            interactive=sys.stdin.isatty() and not as_json,
+        )
     )
     if as_json:
         _print_json(answer.as_dict())
@@ -257,6 +291,10 @@ def ask_command(
         if not (stream and not as_json):
             _print_answer(answer)
         typer.echo(f"\n(thread {answer.thread_id})")
+    if answer.approvals:
+        if not as_json:
+            explain_waiting(answer)
+        raise typer.Exit(EXIT_WAITING)
 
 
 @cli.command()
@@ -270,9 +308,13 @@ def chat(
     stop: StopOpt = None,
     seed: SeedOpt = None,
     stream: StreamOpt = True,
+    decision: DecisionOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Chat interactively on one thread, replies streamed; an empty line or Ctrl-D ends it."""
+    """Chat interactively on one thread, replies streamed; an empty line or Ctrl-D ends it.
+
+    Tool calls that need approval are asked about (y/N) unless --approve or --deny is given.
+    """
     settings = _settings(config)
     thread_id = thread or new_thread_id()
     context = _context(
@@ -286,10 +328,17 @@ def chat(
         seed=seed,
     )
     typer.echo(f"thread {thread_id}; an empty line or Ctrl-D quits")
-    asyncio.run(_chat(settings, context, thread_id, stream=stream))
+    asyncio.run(_chat(settings, context, thread_id, stream=stream, decision=decision))
 
 
-async def _chat(settings: Settings, context: Context, thread_id: str, *, stream: bool) -> None:
+async def _chat(
+    settings: Settings,
+    context: Context,
+    thread_id: str,
+    *,
+    stream: bool,
+    decision: bool | None = None,
+) -> None:
     async with _agent(settings) as agent:
         while True:
             try:
@@ -305,6 +354,15 @@ async def _chat(settings: Settings, context: Context, thread_id: str, *, stream:
                 continue
             if not stream:
                 _print_answer(answer)
+            await settle(
+                agent,
+                answer,
+                context=context,
+                thread_id=thread_id,
+                decision=decision,
+                interactive=True,
+                show=_print_answer,
+            )
 
 
 @cli.command()
@@ -323,6 +381,8 @@ def serve(
 
 
 register_eval_commands(cli)
+register_approval_commands(cli)
+register_memory_commands(cli)
 
 
 def main() -> None:

@@ -10,11 +10,28 @@ from typing import Any, cast
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from app.context import Context
 from app.state import AgentState, Citation, InputState
+from app.tools.approval import pending_approvals
 
-__all__ = ["Answer", "QuestionError", "Token", "ask", "new_thread_id", "stream_ask", "thread_key"]
+__all__ = [
+    "RECURSION_LIMIT",
+    "Answer",
+    "QuestionError",
+    "Token",
+    "ask",
+    "new_thread_id",
+    "resume",
+    "stream_ask",
+    "thread_key",
+    "waiting",
+]
+
+RECURSION_LIMIT = 120
+"""Graph steps a run may take; above what the largest ``limits.max_tool_steps`` needs.
+The tool nodes end a run with a final message before it (``remaining_steps``)."""
 
 
 class QuestionError(ValueError):
@@ -29,10 +46,16 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     thread_id: str = ""
     refused: bool = False
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls waiting for the user's decision (``id``, ``tool``, ``args``, ``risk``);
+    the run is paused until :func:`resume`. Listed in ``as_dict`` only when there are some."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the answer as a JSON-ready dict."""
-        return asdict(self)
+        out = asdict(self)
+        if not self.approvals:
+            del out["approvals"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +111,71 @@ async def ask(
     state = await agent.ainvoke(
         InputState(messages=[HumanMessage(content=question)]), config, context=context
     )
-    return _answer(state, thread_id)
+    return await _finish(agent, config, state, thread_id)
+
+
+async def resume(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    decision: Any,
+    *,
+    context: Context,
+    thread_id: str,
+) -> Answer:
+    """Continue a run paused for approval, in this process or any later one.
+
+    Args:
+        agent: The agent compiled with the checkpointer that holds the thread.
+        decision: ``"approve"`` or ``"deny"`` for every waiting call, or
+            ``{call_id: "approve" | "deny"}``; calls it does not approve are denied.
+        context: The thread owner's identity.
+        thread_id: The caller's thread id.
+
+    Raises:
+        QuestionError: Nothing on the thread is waiting for approval.
+    """
+    config = _thread_config(context, thread_id)
+    snapshot = await agent.aget_state(config)
+    if not pending_approvals(snapshot.interrupts):
+        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    state = await agent.ainvoke(Command(resume=decision), config, context=context)
+    return await _finish(agent, config, state, thread_id)
+
+
+async def waiting(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    *,
+    context: Context,
+    thread_id: str,
+) -> list[dict[str, Any]]:
+    """Return the tool calls a thread waits on for approval (empty when none)."""
+    snapshot = await agent.aget_state(_thread_config(context, thread_id))
+    return [a.as_dict() for a in pending_approvals(snapshot.interrupts)]
+
+
+def _thread_config(context: Context, thread_id: str) -> RunnableConfig:
+    return {
+        "configurable": {"thread_id": thread_key(context, thread_id)},
+        "recursion_limit": RECURSION_LIMIT,
+    }
+
+
+async def _finish(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    config: RunnableConfig,
+    state: dict[str, Any],
+    thread_id: str,
+) -> Answer:
+    """The turn's answer, or the calls it waits on when it paused for approval."""
+    snapshot = await agent.aget_state(config)
+    waiting = pending_approvals(snapshot.interrupts)
+    if not waiting:
+        return _answer(state, thread_id)
+    tools = ", ".join(sorted({a.tool for a in waiting}))
+    return Answer(
+        answer=f"Waiting for your approval to run: {tools}.",
+        thread_id=thread_id,
+        approvals=[a.as_dict() for a in waiting],
+    )
 
 
 def _config(context: Context, thread_id: str, question: str, max_chars: int) -> RunnableConfig:
@@ -96,7 +183,7 @@ def _config(context: Context, thread_id: str, question: str, max_chars: int) -> 
         raise QuestionError("the question is empty")
     if len(question) > max_chars:
         raise QuestionError(f"the question is longer than {max_chars} characters")
-    return {"configurable": {"thread_id": thread_key(context, thread_id)}}
+    return _thread_config(context, thread_id)
 
 
 def _answer(state: dict[str, Any], thread_id: str) -> Answer:
@@ -152,4 +239,4 @@ async def stream_ask(
             yield Token("", message.id or "", restart=True)
         elif message.text:
             yield Token(message.text, message.id or "")
-    yield _answer(state, thread_id)
+    yield await _finish(agent, config, state, thread_id)

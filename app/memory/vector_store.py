@@ -107,7 +107,7 @@ class VectorRecallStore(BaseStore):
     def _rank(self, op: SearchOp, items: list[SearchItem]) -> list[SearchItem]:
         assert op.query
         query = np.asarray(self.embedder.embed_query(op.query), np.float32)
-        query /= np.linalg.norm(query) or 1.0
+        query = query / (np.linalg.norm(query) or 1.0)  # a copy: cached vectors are read-only
         scored: list[SearchItem] = []
         for item in items:
             vector = _decode(item.value)
