@@ -38,7 +38,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -142,6 +142,9 @@ class FallbackChatModel(BaseChatModel):
     max_backoff_s: float = 2.0
     tools: list[dict[str, Any]] = Field(default_factory=list)
     tool_choice: str | None = None
+    _bound: dict[tuple[tuple[int, ...], str | None], tuple[FallbackChatModel, list[Any]]] = (
+        PrivateAttr(default_factory=dict)
+    )
 
     @property
     def _llm_type(self) -> str:
@@ -158,9 +161,19 @@ class FallbackChatModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Return a copy of the chain whose every model is called with ``tools`` bound."""
-        specs = [convert_to_openai_tool(tool) for tool in tools]
-        return self.model_copy(update={"tools": specs, "tool_choice": tool_choice})
+        """Return a copy of the chain whose every model is called with ``tools`` bound.
+
+        Copies are kept per tool set: LangChain serializes a model once per instance for
+        its callbacks, which would otherwise happen on every call.
+        """
+        key = (tuple(map(id, tools)), tool_choice)
+        cached = self._bound.get(key)
+        if cached is None:
+            specs = [convert_to_openai_tool(tool) for tool in tools]
+            # The tools are kept with the copy, so that their ids stay theirs.
+            bound = self.model_copy(update={"tools": specs, "tool_choice": tool_choice})
+            cached = self._bound[key] = (bound, list(tools))
+        return cached[0]
 
     def _generate(
         self,

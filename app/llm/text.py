@@ -11,6 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 __all__ = [
     "STOPWORDS",
@@ -152,6 +153,7 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+@lru_cache(maxsize=65536)  # pure, and the same words recur in every source and question
 def stem(word: str) -> str:
     """Strip common English suffixes so that inflected forms compare equal.
 

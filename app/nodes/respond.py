@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.runtime import Runtime
 
@@ -29,6 +30,17 @@ def render_source(source: Source) -> str:
 def render_sources(sources: list[Source]) -> str:
     """Render sources as the labelled block the model cites from."""
     return "\n".join([prompts.SOURCES_OPEN, *map(render_source, sources), prompts.SOURCES_CLOSE])
+
+
+_SPECS: dict[tuple[int, ...], tuple[list[dict[str, Any]], list[BaseTool]]] = {}
+
+
+def _specs(tools: list[BaseTool]) -> list[dict[str, Any]]:
+    """The tools' JSON schemas, built once per tool set (tools are not hashable)."""
+    key = tuple(map(id, tools))
+    if key not in _SPECS:
+        _SPECS[key] = ([convert_to_openai_tool(tool) for tool in tools], list(tools))
+    return _SPECS[key][0]
 
 
 def decoding_kwargs(ctx: Context) -> dict[str, Any]:
@@ -56,7 +68,7 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     llm = resources.settings.llm
     ctx = runtime.context
     confidence = None
-    if state.route == "rag":
+    if state.route == "rag" and state.tier == "small":  # only a small tier can move
         confidence = retrieval_confidence(state.query, [s["text"] for s in state.sources])
     tier = escalate(state.tier, confidence, TierRules(llm.small_max_words, llm.min_confidence))
     chosen = resources.model_for(tier)
@@ -69,7 +81,7 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
         limit=chosen.context_window - answer_budget,
         counter=chosen.counter,
         system=f"{system}\n\n{prompts.SOURCES_OPEN}\n{prompts.SOURCES_CLOSE}",
-        tools=[convert_to_openai_tool(tool) for tool in tools],
+        tools=_specs(tools),
         summary=state.summary,
         turns=state.messages[state.summarized_count :],
         sources=state.sources,

@@ -255,3 +255,10 @@ async def test_a_slow_first_token_counts_as_a_timeout(server: OpenAIServer, chai
 def test_the_chain_refuses_synchronous_calls_clearly(chain: Chains) -> None:
     with pytest.raises(NotImplementedError, match="asynchronous: use ainvoke"):
         chain().invoke(PROMPT)
+
+
+def test_binding_the_same_tools_again_reuses_the_bound_chain(chain: Chains) -> None:
+    model = chain()
+    bound = model.bind_tools([CALC])
+    assert model.bind_tools([CALC]) is bound
+    assert model.bind_tools([CALC], tool_choice="calculator") is not bound
