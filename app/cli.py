@@ -155,7 +155,11 @@ async def _agent(settings: Settings) -> AsyncIterator[Agent]:
             open_checkpointer(settings) as saver,
             open_store(settings, resources.embedder) as store,
         ):
-            yield compile_agent(saver, store)
+            try:
+                yield compile_agent(saver, store)
+            finally:
+                if resources.models is not None:
+                    await resources.models.aclose()  # the chat models' connection pools
 
 
 async def _ask(
