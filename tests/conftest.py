@@ -15,6 +15,7 @@ from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, Embedded
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, load_settings
 from app.tools import default_registry
+from app.tools.ratelimit import storage_for
 from tests.fakes import HashEmbedder
 
 _real_connect = socket.socket.connect
@@ -34,6 +35,13 @@ def _loopback_only(self: socket.socket, address: object) -> None:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """In-process tool rate-limit counters are per process: each test starts from zero."""
+    yield
+    storage_for("memory://").reset()
 
 
 @pytest.fixture

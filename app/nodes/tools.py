@@ -158,7 +158,7 @@ def after_respond(state: AgentState) -> Literal["execute_tools", "guard_output"]
         isinstance(last, AIMessage)
         and last.tool_calls
         and state.tool_steps < limit
-        and state.remaining_steps >= STEPS_AFTER_TOOLS
+        and state.remaining_steps > STEPS_AFTER_TOOLS
     ):
         return "execute_tools"
     return "guard_output"

@@ -134,7 +134,7 @@ def check_budget(
         )
     if elapsed_s is not None and elapsed_s > budget.max_seconds:
         return (
-            f"I stopped because this request ran for {elapsed_s:.0f} s, over its time "
+            f"I stopped because this request ran for {elapsed_s:.1f} s, over its time "
             f"budget of {budget.max_seconds:g} s."
         )
     return None
