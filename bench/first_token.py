@@ -35,6 +35,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -62,6 +65,32 @@ def percentiles(values: list[float]) -> dict[str, float]:
         "p99": at(0.99),
         "max": ordered[-1],
     }
+
+
+class NodeClock(BaseCallbackHandler):
+    """With --breakdown: when each node ran, and when the model call began."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.open: dict[UUID, tuple[str, float]] = {}
+        self.spans: dict[str, float] = {}
+        self.model_start: float | None = None
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        name, metadata = kwargs.get("name"), kwargs.get("metadata") or {}
+        if name and name == metadata.get("langgraph_node"):
+            self.open[run_id] = (name, time.monotonic())
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if run_id in self.open:
+            name, started = self.open.pop(run_id)
+            self.spans.setdefault(name, (time.monotonic() - started) * 1000)
+            self.spans.setdefault(f"{name}@", started)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        if self.model_start is None:
+            self.model_start = time.monotonic()
 
 
 async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[str, Any]:
@@ -98,12 +127,17 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
     first_token: list[float] = []
     cpu: list[float] = []
     sources: list[int] = []
+    clocks: list[NodeClock] = []
     with use_resources(resources):
         async with open_checkpointer(settings) as saver:
             agent = compile_agent(saver)
             for i in range(args.warmup + args.requests):
                 question = f"{TOPICS[i % len(TOPICS)]} (case {i})?"
-                config = {"configurable": {"thread_id": f"bench-{i}"}}
+                clock = NodeClock()
+                config: dict[str, Any] = {"configurable": {"thread_id": f"bench-{i}"}}
+                if args.breakdown:
+                    config["callbacks"] = [clock]
+                clocks.append(clock)
                 started, cpu_started = time.monotonic(), time.process_time()
                 first = None
                 async for message, meta in agent.astream(
@@ -131,6 +165,17 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
         raise RuntimeError(f"{len(arrivals)} model requests for {len(started_at)} turns")
     pre_model = [(a - s) * 1000 for a, s in zip(arrivals, started_at, strict=True)]
     pre_model, first_token = pre_model[args.warmup :], first_token[args.warmup :]
+    breakdown: dict[str, float] = {}
+    if args.breakdown:
+        measured = list(zip(clocks, arrivals, strict=True))[args.warmup :]
+        for node in ("guard_input", "load_memory", "route", "retrieve"):
+            breakdown[node] = statistics.median(c.spans.get(node, 0.0) for c, _ in measured)
+        breakdown["respond until the model call"] = statistics.median(
+            ((c.model_start or 0.0) - c.spans.get("respond@", 0.0)) * 1000 for c, _ in measured
+        )
+        breakdown["model client until the server has it"] = statistics.median(
+            (arrival - (c.model_start or arrival)) * 1000 for c, arrival in measured
+        )
     return {
         "requests": args.requests,
         "chunks_indexed": report.chunks,
@@ -141,6 +186,7 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
         "load_average": os.getloadavg(),
         "goal_pre_model_p50_ms": GOAL_P50_MS,
         "goal_met": statistics.median(pre_model) <= GOAL_P50_MS,
+        "breakdown_p50_ms": breakdown,
     }
 
 
@@ -170,6 +216,9 @@ def main() -> int:
         help="torch threads for query embedding (0: torch default)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each node (adds a callback)"
+    )
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -203,6 +252,8 @@ def main() -> int:
             f"  {name:<24} p50 {stats['p50']:6.1f} ms   p90 {stats['p90']:6.1f} ms   "
             f"p99 {stats['p99']:6.1f} ms   max {stats['max']:6.1f} ms"
         )
+    for part, ms in result["breakdown_p50_ms"].items():
+        print(f"    {part:<38} p50 {ms:6.1f} ms")
     load = ", ".join(f"{x:.1f}" for x in result["load_average"])
     print(f"  load average at the end: {load} on {os.cpu_count()} cores")
     verdict = "met" if result["goal_met"] else "goal missed"
