@@ -53,8 +53,13 @@ def with_model(
     only: Sequence[BaseTool] | None = None,
     **sections: dict[str, Any],
 ) -> tuple[Resources, ScriptedChatModel]:
-    """Resources whose model replies with ``replies``; tools are ``only`` or the configured ones."""
-    settings = configure(resources, **sections)
+    """Resources whose model replies with ``replies``; tools are ``only`` or the configured ones.
+
+    The scripted model only answers turns: memory extraction and summaries stay offline
+    unless ``memory=`` says otherwise.
+    """
+    memory = {"extraction": "explicit", "summarizer": "extractive", **sections.pop("memory", {})}
+    settings = configure(resources, memory=memory, **sections)
     registry = ToolRegistry(list(only)) if only is not None else build_registry(settings.tools)
     model = ScriptedChatModel(replies=list(replies))
     return replace(resources, chat_model=model, settings=settings, tools=registry), model

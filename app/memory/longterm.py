@@ -152,7 +152,9 @@ class MemoryBank:
         ttl: float | NotProvided = NOT_PROVIDED
         if self.store.supports_ttl and self.settings.ttl_days is not None:
             ttl = self.settings.ttl_days * 24 * 60
-        await self.store.aput(scope, key, value, ttl=ttl)
+        # Notes are listed, never recalled by meaning: they are not embedded.
+        index: Literal[False] | None = False if self.kind == "notes" else None
+        await self.store.aput(scope, key, value, index=index, ttl=ttl)
         await self._enforce_cap(tenant_id, user_id)
         now = datetime.now(UTC)
         return Memory(key, clean, origin, now, now, extra=extra)
