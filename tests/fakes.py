@@ -82,3 +82,41 @@ class HashEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+
+class RecallingChatModel(BaseChatModel):
+    """Answers from what the prompt says it remembers about the user, and records prompts.
+
+    The reply is the remembered line (under "What you remember about the user:") that
+    shares the most words with the question, or "Noted." when none shares any.
+    """
+
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recalling"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RecallingChatModel:
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append(list(messages))
+        system, question = messages[0].text, messages[-1].text
+        _, _, remembered = system.partition("What you remember about the user:\n")
+        lines = [x[2:] for x in remembered.split("\n\n")[0].splitlines() if x[:2] == "- "]
+        asked = set(_WORD.findall(question.lower()))
+
+        def shared(line: str) -> int:
+            return len(asked & set(_WORD.findall(line.lower())))
+
+        best = max(lines, key=shared, default="")
+        hit = bool(best) and shared(best) > 0
+        reply = AIMessage(best if hit else "Noted.")
+        return ChatResult(generations=[ChatGeneration(message=reply)])
