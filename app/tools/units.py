@@ -59,6 +59,7 @@ def convert(value: float, from_unit: str, to_unit: str) -> str:
     except (
         pint.PintError,
         ArithmeticError,
+        AssertionError,  # pint's expression parser asserts on malformed input
         AttributeError,
         TypeError,
         ValueError,
