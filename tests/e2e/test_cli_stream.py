@@ -68,12 +68,13 @@ def test_decoding_flags_reach_the_model_and_bad_ones_are_refused(
 ) -> None:
     env = env_for(server, fresh_data_dir(corpus, tmp_path))
     server.plan("stream-model", Reply(ANSWER))
+    before = len(server.requests)
     flags = ["--temperature", "0.3", "--top-p", "0.5", "--max-tokens", "77", "--seed", "5"]
     stops = ["--stop", "END", "--stop", "###"]
     done = ragent("ask", QUESTION, "--json", *flags, *stops, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"] == ANSWER
-    sent = server.requests[-1]
+    sent = server.requests[before]  # the answer; later requests may write memories
     assert (sent["temperature"], sent["top_p"], sent["max_completion_tokens"]) == (0.3, 0.5, 77)
     assert (sent["seed"], sent["stop"], sent["stream"]) == (5, ["END", "###"], True)
     bad = ragent("ask", QUESTION, "--temperature", "3", env=env, cwd=tmp_path)
