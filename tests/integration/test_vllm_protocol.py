@@ -22,7 +22,7 @@ from app.resources import Resources, use_resources
 from app.retrieval.types import Chunk
 from app.service import Answer, Token, ask, stream_ask
 from app.settings import LLMSettings, ModelEndpoint, Settings, load_settings
-from tests.openai_server import Fail, Hang, OpenAIServer, Reply, ToolCalls, openai_server
+from tests.openai_server import Fail, Hang, OpenAIServer, Reply, Stall, ToolCalls, openai_server
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +209,27 @@ async def test_the_llm_router_classifies_and_falls_back_to_the_rules(
     assert server.requests[-1]["model"] == "small"
     server.plan("small", Fail(401))
     assert await pick_tier("What is WAL?", routed) == "small"  # the rules: short question
+
+
+async def test_a_stream_that_breaks_off_is_restarted_for_the_caller(
+    server: OpenAIServer, models: list[ModelSet], resources: Resources
+) -> None:
+    cfg = cfg_for(
+        server, stall_timeout_s=0.5, max_retries=0, deadline_s=5.0, fallbacks=[{"model": "backup"}]
+    )
+    model_set = build(models, cfg)
+    server.plan("vllm", Stall("The first model starts and stops", after=3))
+    server.plan("backup", Reply("The backup answers.", piece=5))
+    with use_resources(replace(resources, chat_model=model_set.default.model, models=model_set)):
+        agent = compile_agent(InMemorySaver())
+        events = [
+            e
+            async for e in stream_ask(
+                agent, "hello there", context=Context(), thread_id="r", max_chars=1000
+            )
+        ]
+    tokens = [e for e in events if isinstance(e, Token)]
+    restart = next(i for i, t in enumerate(tokens) if t.restart)
+    assert "".join(t.text for t in tokens[:restart]) == "The first model starts and stops"[:12]
+    assert "".join(t.text for t in tokens[restart:]) == "The backup answers."
+    assert events[-1] == Answer(answer="The backup answers.", thread_id="r")
