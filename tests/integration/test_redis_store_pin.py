@@ -12,7 +12,8 @@ that field. What that gives today, pinned so that an upgrade that changes it is 
 - Namespaces match as full text, not exactly. ``search()`` matches the last label as a
   word prefix, and ``put()`` replaces the same key in a namespace whose label differs only
   in case or word ending. So per-user namespaces such as ``("memories", tenant, user)``
-  are NOT isolated from each other on this store.
+  are NOT isolated from each other on this store; app/memory/namespaces.py encodes every
+  label as a fixed-length digest for that reason (tests/integration/test_memory_stores.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def test_get_misses_but_search_finds_other_namespaces(
 ) -> None:
     namespace = {
         "two-levels": ("prefs", tenant),
-        "three-levels": ("memories", tenant, "local"),  # app.nodes.memory.memory_namespace
+        "three-levels": ("memories", tenant, "local"),  # the shape of app.memory.namespaces
         "punctuation": (f"{tenant}-1",),
     }[shape]
     store.put(namespace, "k", {"text": "hello", "kind": "pref"})
