@@ -17,7 +17,6 @@ that answered.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
@@ -32,7 +31,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -48,6 +47,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from app.llm.chunks import TokenSink, checked_reply
 from app.llm.resilience import FailureKind, ModelCallError, classify
 
 __all__ = ["OFFLINE", "Backend", "FallbackChatModel"]
@@ -87,33 +87,6 @@ class _stop_at(stop_base):  # noqa: N801 - tenacity's naming for stop strategies
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return time.monotonic() + retry_state.upcoming_sleep >= self.deadline
-
-
-class _Sink:
-    """Forwards chunks to the run's callbacks under one message id."""
-
-    def __init__(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> None:
-        self.run_manager = run_manager
-        self.id = f"lc_run--{run_manager.run_id}" if run_manager else None
-        self.dirty = False
-        self.reset_pending = False
-
-    def begin_attempt(self) -> None:
-        if self.dirty:
-            self.reset_pending, self.dirty = True, False
-
-    async def emit(self, chunk: BaseMessageChunk) -> None:
-        if self.run_manager is None:
-            return
-        if self.reset_pending:
-            self.reset_pending = False
-            reset = AIMessageChunk(content="", id=self.id, response_metadata={"stream_reset": True})
-            await self.run_manager.on_llm_new_token("", chunk=ChatGenerationChunk(message=reset))
-        message = chunk.model_copy(update={"id": self.id})
-        await self.run_manager.on_llm_new_token(
-            message.text, chunk=ChatGenerationChunk(message=message)
-        )
-        self.dirty = True
 
 
 class FallbackChatModel(BaseChatModel):
@@ -201,7 +174,7 @@ class FallbackChatModel(BaseChatModel):
     ) -> ChatResult:
         deadline = time.monotonic() + self.deadline_s
         trail: list[dict[str, Any]] = []
-        sink = _Sink(run_manager)
+        sink = TokenSink(run_manager)
         last: ModelCallError | None = None
         for backend in self.backends:
             if time.monotonic() >= deadline:
@@ -228,7 +201,7 @@ class FallbackChatModel(BaseChatModel):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         deadline: float,
-        sink: _Sink,
+        sink: TokenSink,
         trail: list[dict[str, Any]],
     ) -> AIMessage:
         breaker = await self.breakers.get_breaker(backend.name)
@@ -276,7 +249,7 @@ class FallbackChatModel(BaseChatModel):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         first_timeout: float | None,
-        sink: _Sink,
+        sink: TokenSink,
         checks_finish: bool,
     ) -> AIMessage:
         runnable: Runnable[LanguageModelInput, BaseMessage] = model
@@ -318,44 +291,11 @@ class FallbackChatModel(BaseChatModel):
                     raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
                 total = chunk if total is None else total + chunk
                 await sink.emit(chunk)
-        return _checked(total, checks_finish)
+        return checked_reply(total, checks_finish)
 
     def _result(
-        self, message: AIMessage, served_by: str, trail: list[dict[str, Any]], sink: _Sink
+        self, message: AIMessage, served_by: str, trail: list[dict[str, Any]], sink: TokenSink
     ) -> ChatResult:
         metadata = {**message.response_metadata, "served_by": served_by, "fallbacks": trail}
         final = message.model_copy(update={"id": sink.id, "response_metadata": metadata})
         return ChatResult(generations=[ChatGeneration(message=final)])
-
-
-def _checked(total: BaseMessageChunk | None, checks_finish: bool) -> AIMessage:
-    """Turn the summed chunks into a message, refusing what no caller could use."""
-    if not isinstance(total, AIMessageChunk):
-        raise ModelCallError("malformed", "the stream ended without a message")
-    # Strict JSON: the assembled message repairs truncated arguments ('{"a": "1+' parses as
-    # {"a": "1+"}), which would run a tool on half a call.
-    broken = [c.get("name") for c in total.tool_call_chunks if not _is_json(c.get("args"))]
-    if total.invalid_tool_calls or broken:
-        names = ", ".join(map(str, broken or [c.get("name") for c in total.invalid_tool_calls]))
-        raise ModelCallError("malformed", f"tool call arguments are not JSON ({names})")
-    if checks_finish and not total.response_metadata.get("finish_reason"):
-        raise ModelCallError("malformed", "the stream ended without a finish reason")
-    if not total.text and not total.tool_calls:
-        raise ModelCallError("malformed", "the reply is empty")
-    return AIMessage(
-        content=total.content,
-        tool_calls=total.tool_calls,
-        additional_kwargs=total.additional_kwargs,
-        response_metadata=dict(total.response_metadata),
-        usage_metadata=total.usage_metadata,
-    )
-
-
-def _is_json(args: str | None) -> bool:
-    if not args:
-        return True  # a call without arguments
-    try:
-        json.loads(args)
-    except ValueError:
-        return False
-    return True
