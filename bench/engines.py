@@ -118,6 +118,8 @@ def round_robin(
     Returns each engine's per-filter latencies (seconds) and its warm-up results per query.
     """
     names = list(hosts)
+    for host in {id(h): h for h in hosts.values()}.values():
+        host.handle({"op": "gc", "enable": False})
     seconds = {n: {f: [] for f in FILTERS} for n in names}
     results = {n: {f: [[] for _ in range(queries)] for f in FILTERS} for n in names}
     turn = 0
@@ -132,6 +134,8 @@ def round_robin(
                         results[name][flt][q] = reply["ids"]
                     else:
                         seconds[name][flt].append(reply["s"])
+    for host in {id(h): h for h in hosts.values()}.values():
+        host.handle({"op": "gc", "enable": True})
     return seconds, results
 
 
