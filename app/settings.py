@@ -258,7 +258,8 @@ class ToolSettings(_Section):
     rate_limit_storage: str = "memory://"
     """``memory://`` (one process) or ``redis://host:port/db`` (shared by all replicas)."""
     audit_path: Path | None = None
-    """Also append audit records to this JSON-lines file; they always go to the log."""
+    """JSON-lines file of audit records (None: ``<data_dir>/audit.jsonl``); they are also
+    logged to ``ragent.audit``."""
 
     @model_validator(mode="after")
     def _valid_limits(self) -> ToolSettings:
