@@ -25,7 +25,9 @@ __all__ = [
     "new_thread_id",
     "resume",
     "stream_ask",
+    "stream_resume",
     "thread_key",
+    "turn_usage",
     "waiting",
 ]
 
@@ -49,10 +51,14 @@ class Answer:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls waiting for the user's decision (``id``, ``tool``, ``args``, ``risk``);
     the run is paused until :func:`resume`. Listed in ``as_dict`` only when there are some."""
+    usage: dict[str, int] = field(default_factory=dict)
+    """Model tokens of the turn (``prompt_tokens``, ``completion_tokens``,
+    ``total_tokens``), as the models reported them; not in ``as_dict``."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the answer as a JSON-ready dict."""
         out = asdict(self)
+        del out["usage"]
         if not self.approvals:
             del out["approvals"]
         return out
@@ -175,7 +181,24 @@ async def _finish(
         answer=f"Waiting for your approval to run: {tools}.",
         thread_id=thread_id,
         approvals=[a.as_dict() for a in waiting],
+        usage=turn_usage(snapshot.values.get("messages", [])),
     )
+
+
+def turn_usage(messages: list[Any]) -> dict[str, int]:
+    """Sum the token usage the models reported for the messages after the last question."""
+    prompt = completion = 0
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        usage = getattr(message, "usage_metadata", None) or {}
+        prompt += int(usage.get("input_tokens", 0))
+        completion += int(usage.get("output_tokens", 0))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _config(context: Context, thread_id: str, question: str, max_chars: int) -> RunnableConfig:
@@ -193,6 +216,7 @@ def _answer(state: dict[str, Any], thread_id: str) -> Answer:
         citations=list(state.get("citations", [])),
         thread_id=thread_id,
         refused=bool(state.get("refused", False)),
+        usage=turn_usage(state["messages"]),
     )
 
 
@@ -222,9 +246,41 @@ async def stream_ask(
         QuestionError: The question is empty or too long; nothing is written.
     """
     config = _config(context, thread_id, question, max_chars)
+    turn = InputState(messages=[HumanMessage(content=question)])
+    async for event in _stream(agent, turn, config, context, thread_id):
+        yield event
+
+
+async def stream_resume(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    decision: Any,
+    *,
+    context: Context,
+    thread_id: str,
+) -> AsyncIterator[Token | Answer]:
+    """Continue a paused run like :func:`resume`, yielding tokens like :func:`stream_ask`.
+
+    Raises:
+        QuestionError: Nothing on the thread is waiting for approval.
+    """
+    config = _thread_config(context, thread_id)
+    snapshot = await agent.aget_state(config)
+    if not pending_approvals(snapshot.interrupts):
+        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    async for event in _stream(agent, Command(resume=decision), config, context, thread_id):
+        yield event
+
+
+async def _stream(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    graph_input: InputState | Command[Any],
+    config: RunnableConfig,
+    context: Context,
+    thread_id: str,
+) -> AsyncIterator[Token | Answer]:
     state: dict[str, Any] = {}
     async for mode, payload in agent.astream(
-        InputState(messages=[HumanMessage(content=question)]),
+        graph_input,
         config,
         context=context,
         stream_mode=["messages", "values"],
