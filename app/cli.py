@@ -16,6 +16,7 @@ import typer
 from app.cli_approve import EXIT_WAITING, DecisionOpt, explain_waiting, settle
 from app.cli_approve import register as register_approval_commands
 from app.cli_eval import register as register_eval_commands
+from app.cli_keys import register as register_key_commands
 from app.cli_memory import register as register_memory_commands
 from app.context import Context
 from app.service import Answer, QuestionError, ask, new_thread_id, stream_ask
@@ -373,20 +374,33 @@ async def _chat(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept requests without an API key (unsafe).")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the HTTP API with uvicorn and the configured checkpointer."""
+    """Serve the HTTP API with uvicorn; requests need an API key (`ragent keys create`)."""
     import uvicorn
 
     _settings(config)  # fail fast on a bad config, before binding the port
     if config is not None:
         os.environ["RAGENT_CONFIG"] = str(config)
-    uvicorn.run("app.server.app:app", host=host, port=port, log_level="info")
+    if no_auth:
+        os.environ["RAGENT_SERVER_AUTH"] = "false"
+        typer.echo(
+            "ragent: warning: --no-auth: every request is accepted without a key, as one "
+            "anonymous user; never expose this server",
+            err=True,
+        )
+    uvicorn.run(
+        "app.server.app:app", host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+    )
 
 
 register_eval_commands(cli)
 register_approval_commands(cli)
 register_memory_commands(cli)
+register_key_commands(cli)
 
 
 def main() -> None:

@@ -1,0 +1,85 @@
+"""Who is calling: an API key in ``Authorization: Bearer``, mapped to a :class:`Principal`.
+
+The identity of every request (tenant, user, ACL groups) comes from here and nowhere
+else: never from a request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from app.server.errors import ApiError
+from app.server.keys import SCOPES, KeyStore, verify
+
+__all__ = ["ANONYMOUS_USER", "Authenticator", "Principal"]
+
+ANONYMOUS_USER = "anonymous"
+"""The user of every request when auth is off (``ragent serve --no-auth``)."""
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ragent"'}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """The caller, as its API key says."""
+
+    key_id: str
+    tenant_id: str
+    user_id: str
+    groups: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = SCOPES
+
+    def require(self, scope: str) -> None:
+        """Refuse with 403 unless the key holds ``scope``.
+
+        Raises:
+            ApiError: 403 ``insufficient_scope``.
+        """
+        if scope not in self.scopes:
+            raise ApiError(403, f"this API key lacks the {scope!r} scope", "insufficient_scope")
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a principal, or a 401."""
+
+    def __init__(self, store: KeyStore | None, *, tenant_id: str) -> None:
+        """``store`` None means auth is off: everyone is the anonymous user of ``tenant_id``."""
+        self.store = store
+        self.anonymous = Principal(
+            key_id=ANONYMOUS_USER, tenant_id=tenant_id, user_id=ANONYMOUS_USER
+        )
+
+    async def principal(self, authorization: str | None) -> Principal:
+        """Return the caller.
+
+        Raises:
+            ApiError: 401 when the key is missing, malformed, unknown or revoked.
+        """
+        if self.store is None:
+            return self.anonymous
+        if not authorization:
+            raise ApiError(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>'",
+                "missing_api_key",
+                headers=_CHALLENGE,
+            )
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(
+                401,
+                "malformed Authorization header: use 'Bearer <key>'",
+                "invalid_api_key",
+                headers=_CHALLENGE,
+            )
+        record = await asyncio.to_thread(verify, self.store, key.strip())
+        if record is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_api_key", headers=_CHALLENGE)
+        return Principal(
+            key_id=record.key_id,
+            tenant_id=record.tenant_id,
+            user_id=record.user_id,
+            groups=record.groups,
+            scopes=record.scopes,
+        )

@@ -1,0 +1,237 @@
+"""Chat turns for the API: a request becomes a turn, an answer becomes OpenAI's shapes.
+
+A streamed turn yields ``chat.completion.chunk`` events: the role, content deltas as
+the model writes, then a last chunk with ``finish_reason`` that carries the
+extensions (``citations``, ``refused``; ``approvals`` and ``tool_calls`` when the run
+waits; ``final_content`` when the output checks changed the streamed text), an
+optional usage chunk, and ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from app import prompts
+from app.context import Context
+from app.resources import Resources
+from app.server.auth import Principal
+from app.server.errors import ApiError
+from app.server.runs import DONE
+from app.server.schemas import ChatRequest
+from app.server.scoping import scoped
+from app.service import Answer, Token, new_thread_id
+
+__all__ = ["Turn", "completion", "prepare_turn", "stream_chunks"]
+
+
+@dataclass(kw_only=True)
+class Turn:
+    """One request's turn, ready to run."""
+
+    thread_id: str
+    question: str
+    context: Context
+    resources: Resources
+    model: str
+    continues: bool
+    """The client named an existing conversation (``conversation_id``)."""
+    history: list[BaseMessage] = field(default_factory=list)
+    """Earlier messages of a new conversation, written to its thread first."""
+    completion_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def _system_prompt(extra: list[str]) -> str:
+    if not extra:
+        return prompts.SYSTEM_PROMPT
+    # The prompt is formatted with {now} later: braces from the client stay literal.
+    text = "\n\n".join(extra).replace("{", "{{").replace("}", "}}")
+    return f"{prompts.SYSTEM_PROMPT}\n\nInstructions from the application:\n{text}"
+
+
+def prepare_turn(
+    body: ChatRequest, principal: Principal, resources: Resources, max_chars: int
+) -> Turn:
+    """Check a request and build its turn.
+
+    Raises:
+        ApiError: 422 for a request that cannot be a turn, 413 for a message too long.
+    """
+    last = body.messages[-1]
+    if last.role != "user":
+        raise ApiError(
+            422,
+            "the last message must be from the user; to decide tool calls a run waits on, "
+            "use POST /v1/threads/{conversation_id}/resume",
+            "last_message_not_user",
+        )
+    question = last.text()
+    if not question.strip():
+        raise ApiError(422, "messages: the last user message is empty", "empty_message")
+    if len(question) > max_chars:
+        raise ApiError(
+            413, f"the message is longer than {max_chars} characters", "message_too_large"
+        )
+    system = [m.text() for m in body.messages if m.role in {"system", "developer"} and m.text()]
+    if sum(map(len, system)) > max_chars:
+        raise ApiError(
+            413, f"system messages are longer than {max_chars} characters", "message_too_large"
+        )
+    history: list[BaseMessage] = []
+    if body.conversation_id is None:
+        for message in body.messages[:-1]:
+            if message.role == "user" and message.text():
+                history.append(HumanMessage(content=message.text()))
+            elif message.role == "assistant" and message.text():
+                history.append(AIMessage(content=message.text()))
+    stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    retrieval = body.retrieval
+    names = None
+    if body.tool_choice == "none":
+        names = []
+    elif body.tools is not None:
+        names = [t.function.name for t in body.tools]
+    try:
+        view = scoped(
+            resources,
+            namespace=retrieval.namespace if retrieval else None,
+            hybrid=retrieval.hybrid if retrieval else True,
+            top_k=retrieval.top_k if retrieval else None,
+            tools=names,
+        )
+    except ValueError as exc:
+        raise ApiError(422, f"tools: {exc}", "unknown_tool") from None
+    context = Context(
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        acl_groups=list(principal.groups),
+        system_prompt=_system_prompt(system),
+        top_n=retrieval.top_k if retrieval else None,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        stop=stops,
+        seed=body.seed,
+    )
+    return Turn(
+        thread_id=body.conversation_id or new_thread_id(),
+        question=question,
+        context=context,
+        resources=view,
+        model=body.model,
+        continues=body.conversation_id is not None,
+        history=history,
+    )
+
+
+def _tool_calls(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a["id"],
+            "type": "function",
+            "function": {"name": a["tool"], "arguments": json.dumps(a["args"])},
+        }
+        for a in approvals
+    ]
+
+
+def _extensions(answer: Answer) -> dict[str, Any]:
+    out: dict[str, Any] = {"citations": answer.citations, "refused": answer.refused}
+    if answer.approvals:
+        out["approvals"] = answer.approvals
+    return out
+
+
+def completion(turn: Turn, answer: Answer) -> dict[str, Any]:
+    """Return the ``chat.completion`` of an answer."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": answer.answer,
+        "refusal": answer.answer if answer.refused else None,
+        **_extensions(answer),
+    }
+    if answer.approvals:
+        message["tool_calls"] = _tool_calls(answer.approvals)
+    return {
+        "id": turn.completion_id,
+        "object": "chat.completion",
+        "created": turn.created,
+        "model": turn.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if answer.approvals else "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": answer.usage or _no_usage(),
+        "conversation_id": answer.thread_id,
+    }
+
+
+def _no_usage() -> dict[str, int]:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+async def stream_chunks(
+    turn: Turn,
+    events: AsyncIterator[Token | Answer],
+    *,
+    include_usage: bool,
+    on_answer: Callable[[Answer], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """Turn a run's tokens and answer into the JSON of each SSE event, ending with DONE."""
+    base = {
+        "id": turn.completion_id,
+        "object": "chat.completion.chunk",
+        "created": turn.created,
+        "model": turn.model,
+        "conversation_id": turn.thread_id,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return json.dumps({**base, "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    streamed, message_id = "", ""
+    answer = Answer(answer="")
+    async for event in events:
+        if isinstance(event, Answer):
+            answer = event
+            continue
+        if event.restart:  # another model starts over; the final text says what counts
+            message_id = event.message_id
+            continue
+        text = event.text
+        if event.message_id != message_id and streamed:
+            text = "\n\n" + text
+        message_id = event.message_id
+        streamed += text
+        yield chunk({"content": text})
+    delta: dict[str, Any] = _extensions(answer)
+    if answer.answer.startswith(streamed):
+        rest = answer.answer[len(streamed) :]
+        if rest:  # e.g. the message of a paused run, which no model streamed
+            yield chunk({"content": rest})
+    else:  # the output checks changed the text (redaction, unknown labels, size cap)
+        delta["final_content"] = answer.answer
+    if answer.refused:
+        delta["refusal"] = answer.answer
+    if answer.approvals:
+        delta["tool_calls"] = [
+            {"index": i, **call} for i, call in enumerate(_tool_calls(answer.approvals))
+        ]
+    yield chunk(delta, "tool_calls" if answer.approvals else "stop")
+    if include_usage:
+        yield json.dumps({**base, "choices": [], "usage": answer.usage or _no_usage()})
+    await on_answer(answer)
+    yield DONE

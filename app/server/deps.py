@@ -1,0 +1,49 @@
+"""Dependency aliases of the routes: the process's services and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.server.auth import Principal
+from app.server.errors import ApiError
+from app.server.services import Services
+
+__all__ = ["ChatUser", "IngestUser", "ServicesDep", "owner_of"]
+
+
+def _services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise ApiError(503, "the API is starting", "starting")
+    return services
+
+
+def _principal(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):  # the middleware sets it on every /v1 path
+        raise ApiError(401, "not authenticated", "missing_api_key")
+    return principal
+
+
+def _chat_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("chat")
+    return principal
+
+
+def _ingest_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("ingest")
+    return principal
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+ChatUser = Annotated[Principal, Depends(_chat_user)]
+"""The caller, with the ``chat`` scope (else 403)."""
+IngestUser = Annotated[Principal, Depends(_ingest_user)]
+"""The caller, with the ``ingest`` scope (else 403)."""
+
+
+def owner_of(principal: Principal) -> str:
+    """The owner key of a principal's threads, runs and jobs."""
+    return f"{principal.tenant_id}/{principal.user_id}"

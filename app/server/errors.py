@@ -1,0 +1,137 @@
+"""One error shape for every response of the API: ``{"error": {"message", "type", "code"}}``.
+
+``type`` is the class of error (OpenAI's names: ``invalid_request_error``,
+``authentication_error``, ...); ``code`` is a stable machine-readable reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+__all__ = ["ERROR_RESPONSES", "ApiError", "error_body", "error_response", "install", "owns"]
+
+log = logging.getLogger("ragent.server")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "unavailable_error",
+    504: "timeout_error",
+}
+_CODES = {404: "not_found", 405: "method_not_allowed", 500: "internal_error"}
+
+OWN_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics")
+"""Paths this API answers; under ``langgraph dev`` every other path is the server's own."""
+
+
+def owns(path: str) -> bool:
+    """Whether ``path`` belongs to this API (and gets its error shape and middleware)."""
+    return path.startswith(OWN_PREFIXES)
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and the API's error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the error; ``kind`` defaults to the status's error type."""
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.kind = kind or _TYPES.get(status, "invalid_request_error")
+        self.headers = headers or {}
+
+
+def error_body(message: str, kind: str, code: str) -> dict[str, Any]:
+    """Return the error shape."""
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """Return the JSON response of an :class:`ApiError`."""
+    return JSONResponse(
+        error_body(exc.message, exc.kind, exc.code), status_code=exc.status, headers=exc.headers
+    )
+
+
+def _schema(status: int, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "example": error_body("...", _TYPES.get(status, "invalid_request_error"), "...")
+            }
+        },
+    }
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _schema(401, "Missing, malformed, unknown or revoked API key"),
+    413: _schema(413, "Body or message too large"),
+    422: _schema(422, "Invalid request"),
+    429: _schema(429, "Rate limited; retry after Retry-After seconds"),
+}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if not owns(request.url.path):  # a route of the LangGraph server keeps its own shape
+        return await http_exception_handler(request, exc)
+    code = _CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(ApiError(exc.status_code, message, code, headers=headers))
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    return error_response(ApiError(422, f"{where}: {message}", "invalid_request"))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    # The exception's message may quote user input, so only its type and frames are logged.
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unhandled %s on %s\n%s", type(exc).__name__, request.url.path, frames)
+    return error_response(ApiError(500, "internal server error", "internal_error"))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the API's shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _crash)

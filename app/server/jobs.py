@@ -1,0 +1,185 @@
+"""Ingestion jobs: ``POST /v1/ingest`` queues one, ``GET /v1/jobs/{id}`` reports on it.
+
+Jobs run one at a time per process, in a worker thread, through the same pipeline as
+``ragent ingest``, in batches of :data:`BATCH_FILES` files so progress moves as they
+finish. Uploaded files are kept under ``<data_dir>/uploads/`` (a re-upload of the same
+name replaces the document); the indexed source is the uploaded name, or the URL.
+The job record (status, progress, per-file errors) lives in the shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from app.ingest.factory import build_ingestor
+from app.ingest.pipeline import IngestOptions
+from app.resources import Resources
+from app.retrieval.protocols import DocumentWriter, Vector
+from app.retrieval.types import Chunk, DocumentRecord
+from app.server.fetch import fetch_url
+from app.server.metrics import Metrics
+from app.server.state import SharedState
+from app.server.uploads import Upload
+from app.settings import Settings
+
+__all__ = ["BATCH_FILES", "JobManager"]
+
+log = logging.getLogger("ragent.server")
+
+BATCH_FILES = 16
+
+
+@dataclass
+class _NamedSources:
+    """A writer that indexes local upload paths under their public names."""
+
+    inner: DocumentWriter
+    names: dict[str, str]
+
+    def _name(self, source: str) -> str:
+        path, sep, rest = source.partition("#")
+        name = self.names.get(path) or self.names.get(str(Path(path).resolve()))
+        return f"{name}{sep}{rest}" if name else source
+
+    def document(self, tenant_id: str, doc_id: str) -> DocumentRecord | None:
+        return self.inner.document(tenant_id, doc_id)
+
+    def documents(self, tenant_id: str) -> list[DocumentRecord]:
+        return self.inner.documents(tenant_id)
+
+    def replace_document(
+        self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
+    ) -> None:
+        named = [replace(c, source=self._name(c.source)) for c in chunks]
+        self.inner.replace_document(
+            replace(record, source=self._name(record.source)), named, vectors
+        )
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        return self.inner.delete_document(tenant_id, doc_id)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+class JobManager:
+    """Queues and runs ingestion jobs, one at a time in this process."""
+
+    def __init__(
+        self, settings: Settings, resources: Resources, state: SharedState, metrics: Metrics
+    ) -> None:
+        """Bind to the process's engines and shared state."""
+        self.settings = settings
+        self.resources = resources
+        self.state = state
+        self.metrics = metrics
+        self._one_at_a_time = asyncio.Semaphore(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _save(self, job: dict[str, Any]) -> None:
+        job["updated_at"] = int(time.time())
+        await self.state.set(f"job:{job['id']}", json.dumps(job), self.settings.server.jobs_ttl_s)
+
+    async def submit(
+        self,
+        *,
+        owner: str,
+        tenant: str,
+        uploads: list[Upload],
+        urls: list[str],
+        acl: Sequence[str],
+        namespace: str | None,
+    ) -> dict[str, Any]:
+        """Queue a job and return its record (status ``queued``)."""
+        job: dict[str, Any] = {
+            "id": f"job_{uuid.uuid4().hex}",
+            "object": "ingest.job",
+            "owner": owner,
+            "status": "queued",
+            "namespace": namespace,
+            "created_at": int(time.time()),
+            "progress": {
+                "files_total": len(uploads) + len(urls),
+                "files_done": 0,
+                "documents": 0,
+                "chunks": 0,
+                "unchanged": 0,
+            },
+            "errors": [],
+        }
+        await self._save(job)
+        task = asyncio.create_task(self._run(job, tenant, uploads, urls, tuple(acl)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
+        """Return a job of ``owner``, or None (unknown, expired or someone else's)."""
+        raw = await self.state.get(f"job:{job_id}")
+        job = json.loads(raw) if raw else None
+        return job if job is not None and job.get("owner") == owner else None
+
+    async def _run(
+        self,
+        job: dict[str, Any],
+        tenant: str,
+        uploads: list[Upload],
+        urls: list[str],
+        acl: tuple[str, ...],
+    ) -> None:
+        async with self._one_at_a_time:
+            job["status"] = "running"
+            await self._save(job)
+            try:
+                files = list(uploads)
+                for url in urls:
+                    fetched = await fetch_url(self.settings, tenant, url)
+                    if isinstance(fetched, str):
+                        job["errors"].append({"source": url, "reason": fetched})
+                        job["progress"]["files_done"] += 1
+                    else:
+                        files.append(fetched)
+                    await self._save(job)
+                await self._ingest(job, tenant, files, acl)
+                job["status"] = "succeeded"
+            except Exception as exc:  # noqa: BLE001 - a job fails alone, with a reason
+                log.error("ingest job %s failed: %s", job["id"], type(exc).__name__)
+                job["status"] = "failed"
+                job["errors"].append({"source": "", "reason": f"job failed: {type(exc).__name__}"})
+            self.metrics.jobs.labels(job["status"]).inc()
+            await self._save(job)
+
+    async def _ingest(
+        self, job: dict[str, Any], tenant: str, files: list[Upload], acl: tuple[str, ...]
+    ) -> None:
+        names = {str(f.path.resolve()): f.source for f in files}
+        writer = _NamedSources(self.resources.writer, names)
+        ingestor = build_ingestor(replace(self.resources, writer=writer))
+        options = IngestOptions(tenant_id=tenant, acl=acl, workers=0, progress=False)
+        progress = job["progress"]
+        for start in range(0, len(files), BATCH_FILES):
+            batch = files[start : start + BATCH_FILES]
+            report = await asyncio.to_thread(ingestor.ingest, [f.path for f in batch], options)
+            progress["files_done"] += len(batch)
+            progress["documents"] += report.documents
+            progress["chunks"] += report.chunks
+            progress["unchanged"] += report.unchanged
+            for failure in report.failed:
+                job["errors"].append(
+                    {"source": writer._name(failure["source"]), "reason": failure["reason"]}
+                )
+            await self._save(job)
+
+    async def close(self) -> None:
+        """Cancel queued and running jobs (the process is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the API, in a registry of their own (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Request, run, rate-limit and job metrics."""
+
+    def __init__(self) -> None:
+        """Create the metrics in a fresh registry."""
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ragent_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ragent_http_request_seconds",
+            "Time to the end of the response (streams: to the last event).",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "ragent_http_requests_in_flight", "Requests being served.", registry=self.registry
+        )
+        self.runs = Counter(
+            "ragent_runs_total",
+            "Agent runs by mode (json, stream) and outcome (answered, refused, waiting, error).",
+            ["mode", "outcome"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "ragent_tokens_total",
+            "Model tokens reported by runs, by kind (prompt, completion).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "ragent_rate_limited_total", "Requests refused with 429.", registry=self.registry
+        )
+        self.replays = Counter(
+            "ragent_replays_total",
+            "Responses served again without a run, by cause (idempotency, last_event_id).",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.jobs = Counter(
+            "ragent_ingest_jobs_total",
+            "Ingestion jobs by final status.",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """Return the text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,158 @@
+"""The checks every API request passes, as one ASGI middleware.
+
+In order: body size by ``Content-Length`` (413), the API key (401), the key's token
+bucket (429 with ``Retry-After``), a chunked body read up to the cap (413), then the
+route under a timeout that stops once the response has started (504). Unhandled
+errors become a 500 in the API's shape, logged without their message, which may quote
+user input. Paths outside the API (the LangGraph server's, under ``langgraph dev``)
+pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import traceback
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.server.errors import ApiError, error_response, owns
+from app.server.services import Services
+
+__all__ = ["ApiGuard"]
+
+log = logging.getLogger("ragent.server")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class ApiGuard:
+    """Size limits, auth, rate limits, the request timeout and the error shape."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request."""
+        if scope["type"] != "http" or not owns(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        if services is None:
+            await error_response(ApiError(503, "the API is starting", "starting"))(
+                scope, receive, send
+            )
+            return
+        metrics = services.metrics
+        started_at = time.perf_counter()
+        status = [500]
+        metrics.in_flight.inc()
+        try:
+            await self._serve(services, scope, receive, send, status)
+        finally:
+            metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            metrics.requests.labels(route, method, str(status[0])).inc()
+            metrics.latency.labels(route, method).observe(time.perf_counter() - started_at)
+
+    async def _serve(
+        self, services: Services, scope: Scope, receive: Receive, send: Send, status: list[int]
+    ) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                status[0] = int(message["status"])
+                if deadline is not None:
+                    deadline.reschedule(None)  # a stream ends when its run does
+            await send(message)
+
+        deadline: asyncio.Timeout | None = None
+        try:
+            receive = await self._admit(services, scope, receive)
+            async with asyncio.timeout(services.settings.server.request_timeout_s) as deadline:
+                await self.app(scope, receive, tracked)
+        except ApiError as exc:
+            if not started:
+                await error_response(exc)(scope, receive, tracked)
+        except TimeoutError:
+            if not started:
+                timeout = services.settings.server.request_timeout_s
+                message = f"the request took longer than {timeout:g} s"
+                await error_response(ApiError(504, message, "timeout"))(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - last resort: the error shape, no message logged
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("unhandled %s on %s\n%s", type(exc).__name__, scope["path"], frames)
+            if not started:
+                error = ApiError(500, "internal server error", "internal_error")
+                await error_response(error)(scope, receive, tracked)
+
+    async def _admit(self, services: Services, scope: Scope, receive: Receive) -> Receive:
+        """Run the checks before the route; returns the receive channel to use."""
+        server = services.settings.server
+        path: str = scope["path"]
+        cap = server.max_upload_bytes if path == "/v1/ingest" else server.max_body_bytes
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > cap:
+            raise ApiError(413, f"the body is larger than {cap} bytes", "body_too_large")
+        if path.startswith("/v1/"):  # probes and /metrics are open
+            principal = await services.auth.principal(_header(scope, b"authorization"))
+            scope.setdefault("state", {})["principal"] = principal
+            await self._throttle(services, principal.key_id)
+        if length is None and scope["method"] in {"POST", "PUT", "PATCH"}:
+            return await self._buffered(receive, cap)
+        return receive
+
+    async def _throttle(self, services: Services, key_id: str) -> None:
+        allowed, retry, remaining = await services.state.take(
+            f"key:{key_id}", services.interval_s, services.burst
+        )
+        if not allowed:
+            services.metrics.rate_limited.inc()
+            wait = max(1, math.ceil(retry))
+            raise ApiError(
+                429,
+                f"rate limit of {services.settings.server.rate_limit} for this API key "
+                f"exceeded; retry in {wait} s",
+                "rate_limited",
+                headers={"Retry-After": str(wait), "X-RateLimit-Remaining": "0"},
+            )
+
+    @staticmethod
+    async def _buffered(receive: Receive, cap: int) -> Receive:
+        """Read a body sent without ``Content-Length``, refusing it past ``cap`` bytes."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                raise ApiError(413, f"the body is larger than {cap} bytes", "body_too_large")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay

@@ -1,0 +1,99 @@
+"""Ingestion over HTTP: ``POST /v1/ingest`` queues a job, ``GET /v1/jobs/{id}`` follows it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from app.server.deps import IngestUser, ServicesDep, owner_of
+from app.server.errors import ERROR_RESPONSES, ApiError
+from app.server.fetch import allowed
+from app.server.idempotency import idempotent
+from app.server.keys import validate_identity
+from app.server.schemas import NAMESPACE_PATTERN
+from app.server.scoping import namespace_tenant
+from app.server.uploads import Upload, keep, safe_name
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["ingestion"], responses=ERROR_RESPONSES)
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if k != "owner"}
+
+
+@router.post("/ingest", status_code=202, summary="Ingest uploaded files or URLs, as a job")
+async def ingest(
+    request: Request,
+    services: ServicesDep,
+    principal: IngestUser,
+    files: Annotated[list[UploadFile], File(description="Documents to ingest.")] = [],  # noqa: B006
+    urls: Annotated[list[str], Form(description="Documents to fetch (allowlisted hosts).")] = [],  # noqa: B006
+    namespace: Annotated[str | None, Form(pattern=NAMESPACE_PATTERN)] = None,
+    acl: Annotated[str, Form(description="Comma-separated groups allowed to read.")] = "",
+) -> Response:
+    """Queue an ingestion job (202); poll ``GET /v1/jobs/{id}`` for progress and errors.
+
+    Documents go to the API key's tenant (or one of its namespaces); a re-sent file or
+    URL replaces its earlier version, an unchanged one is skipped.
+    """
+    server = services.settings.server
+    if not files and not urls:
+        raise ApiError(422, "send files (multipart 'files') or 'urls'", "nothing_to_ingest")
+    if len(files) + len(urls) > server.max_upload_files:
+        raise ApiError(
+            422, f"at most {server.max_upload_files} files and URLs per job", "too_many_files"
+        )
+    for url in urls:
+        if not allowed(url, [h.lower() for h in server.ingest_url_allowlist]):
+            raise ApiError(
+                422,
+                f"urls: {url[:200]!r} is not http(s) on a host in server.ingest_url_allowlist",
+                "url_not_allowed",
+            )
+    groups = sorted({g.strip() for g in acl.split(",") if g.strip()})
+    try:
+        for group in groups:
+            validate_identity("group", group)
+    except ValueError as exc:
+        raise ApiError(422, f"acl: {exc}", "invalid_acl") from None
+    tenant = namespace_tenant(principal.tenant_id, namespace)
+
+    async def produce() -> Response:
+        uploads: list[Upload] = []
+        for index, upload in enumerate(files):
+            name = safe_name(upload.filename or "", default=f"upload-{index}")
+            data = await upload.read()
+            uploads.append(
+                await asyncio.to_thread(keep, services.settings, tenant, name, name, data)
+            )
+        job = await services.jobs.submit(
+            owner=owner_of(principal),
+            tenant=tenant,
+            uploads=uploads,
+            urls=list(urls),
+            acl=groups,
+            namespace=namespace,
+        )
+        return JSONResponse(
+            _public(job), status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"}
+        )
+
+    return await idempotent(request, services, principal, produce)
+
+
+@router.get("/jobs/{job_id}", summary="An ingestion job's status, progress and errors")
+async def get_job(
+    job_id: Annotated[str, Path(pattern=r"^job_[0-9a-f]{32}$")],
+    services: ServicesDep,
+    principal: IngestUser,
+) -> Any:
+    """Status (queued, running, succeeded, failed), progress and per-file errors."""
+    job = await services.jobs.get(owner_of(principal), job_id)
+    if job is None:
+        raise ApiError(404, f"no job {job_id!r}", "not_found")
+    return _public(job)

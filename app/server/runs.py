@@ -1,0 +1,117 @@
+"""Streamed runs: events buffered per run, so a client can reconnect and read on.
+
+A streamed run executes in a task of its own, not in the request: it appends each SSE
+event to the run's log in :class:`~app.server.state.SharedState` (this process by
+default, Redis with ``server.redis_url``), and any number of readers follow the log.
+Event ids are ``<run id>:<sequence>``; a reader that sends ``Last-Event-ID`` gets the
+events after it, and the model never runs twice. A client that goes away does not stop
+the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from app.server.errors import ApiError, error_body
+from app.server.state import SharedState
+
+__all__ = ["DONE", "RunManager", "parse_event_id", "sse"]
+
+log = logging.getLogger("ragent.server")
+
+DONE = "[DONE]"
+"""The last event of every run, as OpenAI ends its streams."""
+_KEEPALIVE = b": keep-alive\n\n"
+_POLL_S = 10.0
+
+
+def sse(run_id: str, seq: int, data: str) -> bytes:
+    """Encode one event."""
+    return f"id: {run_id}:{seq}\ndata: {data}\n\n".encode()
+
+
+def parse_event_id(value: str) -> tuple[str, int]:
+    """Split a ``Last-Event-ID`` into run id and sequence.
+
+    Raises:
+        ApiError: 400 when it is not ``<run id>:<sequence>``.
+    """
+    run_id, _, seq = value.strip().rpartition(":")
+    if not run_id.startswith("run_") or not seq.isdigit():
+        raise ApiError(400, "Last-Event-ID must be '<run id>:<sequence>'", "invalid_event_id")
+    return run_id, int(seq)
+
+
+class RunManager:
+    """Starts runs that write to a log, and reads logs back as SSE."""
+
+    def __init__(self, state: SharedState, *, ttl_s: float, silence_s: float) -> None:
+        """Keep events ``ttl_s`` after a run's last one; readers give up after ``silence_s``.
+
+        A run that writes nothing for ``silence_s`` is taken for lost (its process died).
+        """
+        self.state = state
+        self.ttl_s = ttl_s
+        self.silence_s = silence_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, owner: str, events: AsyncIterator[str]) -> str:
+        """Start a run that publishes ``events``; returns its id.
+
+        Create the task inside the request's context (it copies context variables,
+        such as the request's view of the engines).
+        """
+        run_id = f"run_{uuid.uuid4().hex}"
+        await self.state.set(f"run:{run_id}", owner, self.ttl_s)
+        task = asyncio.create_task(self._pump(run_id, events), name=run_id)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run_id
+
+    async def _pump(self, run_id: str, events: AsyncIterator[str]) -> None:
+        seq = 0
+        try:
+            async for data in events:
+                seq += 1
+                await self.state.append(run_id, seq, data, self.ttl_s)
+        except Exception as exc:  # noqa: BLE001 - the client gets an error event, not a hang
+            log.error("run %s failed: %s", run_id, type(exc).__name__)
+            seq += 1
+            body = error_body("the run failed", "server_error", "run_failed")
+            await self.state.append(run_id, seq, json.dumps(body), self.ttl_s)
+        finally:
+            await self.state.append(run_id, seq + 1, DONE, self.ttl_s)
+
+    async def owner(self, run_id: str) -> str | None:
+        """Return who started a run, or None when it is unknown or expired."""
+        return await self.state.get(f"run:{run_id}")
+
+    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
+        """Yield a run's events after sequence ``after`` as SSE, until its last one."""
+        quiet_since = time.monotonic()
+        while True:
+            events = await self.state.read(run_id, after, _POLL_S)
+            if not events:
+                if time.monotonic() - quiet_since > self.silence_s:
+                    body = error_body("the run stopped sending events", "server_error", "run_lost")
+                    yield sse(run_id, after + 1, json.dumps(body))
+                    return
+                yield _KEEPALIVE
+                continue
+            quiet_since = time.monotonic()
+            for seq, data in events:
+                yield sse(run_id, seq, data)
+                after = seq
+                if data == DONE:
+                    return
+
+    async def close(self) -> None:
+        """Cancel the runs still going (the process is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,212 @@
+"""Request and response models of the API: OpenAI's chat shapes plus ragent's extensions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ID_PATTERN",
+    "NAMESPACE_PATTERN",
+    "ChatCompletion",
+    "ChatMessage",
+    "ChatRequest",
+    "ResumeRequest",
+    "RetrievalOptions",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class TextPart(BaseModel):
+    """A text part of a message's content."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    """One message; only text content is read. Other OpenAI fields are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        """The message's text (parts joined)."""
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    """OpenAI's stream options."""
+
+    include_usage: bool = False
+
+
+class RetrievalOptions(BaseModel):
+    """Extension: how this request retrieves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE_PATTERN,
+        description="Search only this namespace of your tenant (as filled by POST /v1/ingest).",
+    )
+    top_k: int | None = Field(
+        default=None, ge=1, le=20, description="Sources given to the model (default: settings)."
+    )
+    hybrid: bool = Field(
+        default=True, description="Dense and BM25 fused (true), or dense search alone (false)."
+    )
+
+
+class FunctionName(BaseModel):
+    """The function of a tool: only its name is read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=64)
+
+
+class ToolSpec(BaseModel):
+    """A tool in OpenAI's shape. It names one of the server's tools."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"] = "function"
+    function: FunctionName
+
+
+class ChatRequest(BaseModel):
+    """``POST /v1/chat/completions``: OpenAI's request, plus ragent's extensions.
+
+    With ``conversation_id`` the server keeps the history, and only the last (user)
+    message is read; without it, a new conversation starts from ``messages``. System
+    and developer messages add to the server's system prompt. ``tools`` restricts the
+    run to those server tools (their definitions are the server's own); ``tool_choice``
+    ``"none"`` offers none. Identity comes from the API key, never from ``user``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(default="ragent", max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    n: int = Field(default=1, ge=1, le=1, description="Only one choice is generated.")
+    tools: list[ToolSpec] | None = Field(default=None, max_length=64)
+    tool_choice: Literal["auto", "none"] | None = None
+    user: str | None = Field(default=None, description="Ignored: the API key is the user.")
+    conversation_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Extension: the thread to continue."
+    )
+    retrieval: RetrievalOptions | None = Field(default=None, description="Extension.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("stop takes at most 4 non-empty sequences")
+        return value
+
+
+class ResumeRequest(BaseModel):
+    """``POST /v1/threads/{id}/resume``: decide the tool calls a run waits on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "deny"] | dict[str, Literal["approve", "deny"]] = Field(
+        description="For every waiting call, or per call id; calls not approved are denied."
+    )
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+class Citation(BaseModel):
+    """A chunk the answer cites."""
+
+    label: str
+    source: str
+    doc_id: str
+    chunk_id: str
+    span: list[int]
+
+
+class ToolCallFunction(BaseModel):
+    """The function of a tool call."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    """A tool call waiting for approval."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class Approval(BaseModel):
+    """A tool call waiting for approval, with its risk class."""
+
+    id: str
+    tool: str
+    args: dict[str, Any]
+    risk: str
+
+
+class AssistantMessage(BaseModel):
+    """The final message, with citations."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    refused: bool = False
+    approvals: list[Approval] | None = Field(
+        default=None, description="Present when the run waits: resume it to continue."
+    )
+
+
+class Choice(BaseModel):
+    """The one choice."""
+
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop", "tool_calls"]
+    logprobs: None = None
+
+
+class Usage(BaseModel):
+    """Model tokens of the turn, as the models reported them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """OpenAI's ``chat.completion``, plus ``conversation_id``."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    conversation_id: str

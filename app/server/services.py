@@ -1,0 +1,109 @@
+"""Everything the API's routes share, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
+from limits import parse
+
+from app.resources import Resources, aget_resources
+from app.server.auth import Authenticator
+from app.server.keys import KeyStore, open_key_store
+from app.server.metrics import Metrics
+from app.server.runs import RunManager
+from app.server.state import SharedState, open_state
+from app.server.thread_index import ThreadIndex, open_index
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from app.context import Context
+    from app.server.jobs import JobManager
+    from app.state import AgentState, InputState
+
+__all__ = ["Services", "open_services"]
+
+log = logging.getLogger("ragent.server")
+
+
+@dataclass(kw_only=True)
+class Services:
+    """The process's engines, stores and managers, as the routes use them."""
+
+    settings: Settings
+    resources: Resources
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState]
+    checkpointer: BaseCheckpointSaver[str]
+    store: BaseStore
+    keys: KeyStore | None
+    auth: Authenticator
+    state: SharedState
+    threads: ThreadIndex
+    runs: RunManager
+    jobs: JobManager
+    metrics: Metrics
+    interval_s: float
+    """Seconds between two tokens of a key's bucket."""
+    burst: int
+    """Tokens a key's bucket holds."""
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open the checkpointer, the long-term store and the API's own state."""
+    from app.graphs.agent import compile_agent
+    from app.memory.checkpoint import open_checkpointer
+    from app.memory.store import open_store
+    from app.server.jobs import JobManager
+
+    server = settings.server
+    resources = await aget_resources()
+    # Load the embedding model now, off the event loop: the first request must not wait.
+    await asyncio.to_thread(resources.embedder.embed_query, "warm up")
+    keys = open_key_store(settings.data_dir, server.redis_url) if server.auth else None
+    if not server.auth:
+        log.warning("auth is off: every request is served as one anonymous user")
+    state = open_state(server.redis_url)
+    threads = open_index(settings.data_dir, server.redis_url)
+    rate = parse(server.rate_limit)
+    metrics = Metrics()
+    runs = RunManager(state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s)
+    jobs = JobManager(settings, resources, state, metrics)
+    try:
+        async with (
+            open_checkpointer(settings) as saver,
+            open_store(settings, resources.embedder) as store,
+        ):
+            yield Services(
+                settings=settings,
+                resources=resources,
+                agent=compile_agent(saver, store),
+                checkpointer=saver,
+                store=store,
+                keys=keys,
+                auth=Authenticator(keys, tenant_id=settings.tenant_id),
+                state=state,
+                threads=threads,
+                runs=runs,
+                jobs=jobs,
+                metrics=metrics,
+                interval_s=rate.get_expiry() / rate.amount,
+                burst=server.rate_burst or rate.amount,
+            )
+            await runs.close()
+            await jobs.close()
+    finally:
+        await threads.close()
+        await state.close()
+        if keys is not None:
+            keys.close()
+        if resources.models is not None:
+            await resources.models.aclose()

@@ -1,0 +1,162 @@
+"""Running a turn for the API: one run per conversation at a time, JSON or streamed.
+
+A streamed turn runs in the background (:class:`~app.server.runs.RunManager`) and the
+response follows its event log, so a dropped connection neither stops the run nor
+loses its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+from langchain_core.runnables import RunnableConfig
+
+from app.resources import use_resources
+from app.server.auth import Principal
+from app.server.chat import Turn, completion, stream_chunks
+from app.server.deps import owner_of
+from app.server.errors import ApiError
+from app.server.services import Services
+from app.service import (
+    RECURSION_LIMIT,
+    Answer,
+    Token,
+    ask,
+    resume,
+    stream_ask,
+    stream_resume,
+    thread_key,
+    waiting,
+)
+
+__all__ = ["busy", "run_json", "run_stream"]
+
+
+@asynccontextmanager
+async def busy(services: Services, principal: Principal, thread_id: str) -> AsyncIterator[None]:
+    """Hold a conversation for one run; a second concurrent run on it gets a 409."""
+    key = f"busy:{owner_of(principal)}/{thread_id}"
+    limits = services.settings
+    ttl = limits.server.request_timeout_s + limits.limits.max_run_seconds
+    if not await services.state.set(key, "1", ttl, only_new=True):
+        raise ApiError(
+            409,
+            f"conversation {thread_id!r} is answering another request; retry when it is done",
+            "conversation_busy",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield
+    finally:
+        await services.state.delete(key)
+
+
+async def _before(services: Services, turn: Turn) -> None:
+    """Refuse a new message while a run waits; seed a new conversation's history."""
+    agent = services.agent
+    if turn.continues and await waiting(agent, context=turn.context, thread_id=turn.thread_id):
+        raise ApiError(
+            409,
+            f"conversation {turn.thread_id!r} waits for a decision on tool calls: POST "
+            f"/v1/threads/{turn.thread_id}/resume first",
+            "approval_pending",
+        )
+    if turn.history:
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_key(turn.context, turn.thread_id)},
+            "recursion_limit": RECURSION_LIMIT,
+        }
+        # Written as the last node's output: the turn then starts after this history.
+        await agent.aupdate_state(config, {"messages": turn.history}, as_node="compress_memory")
+
+
+def _outcome(answer: Answer) -> str:
+    return "waiting" if answer.approvals else "refused" if answer.refused else "answered"
+
+
+async def _record(
+    services: Services, principal: Principal, turn: Turn, answer: Answer, mode: str
+) -> None:
+    services.metrics.runs.labels(mode, _outcome(answer)).inc()
+    services.metrics.tokens.labels("prompt").inc(answer.usage.get("prompt_tokens", 0))
+    services.metrics.tokens.labels("completion").inc(answer.usage.get("completion_tokens", 0))
+    await services.threads.touch(owner_of(principal), turn.thread_id, turn.question)
+
+
+async def run_json(
+    services: Services, principal: Principal, turn: Turn, *, decision: Any = None
+) -> dict[str, Any]:
+    """Run a turn (or resume one with ``decision``) and return its ``chat.completion``."""
+    max_chars = services.settings.limits.max_input_chars
+    async with busy(services, principal, turn.thread_id):
+        with use_resources(turn.resources):
+            if decision is None:
+                await _before(services, turn)
+                answer = await ask(
+                    services.agent,
+                    turn.question,
+                    context=turn.context,
+                    thread_id=turn.thread_id,
+                    max_chars=max_chars,
+                )
+            else:
+                answer = await resume(
+                    services.agent, decision, context=turn.context, thread_id=turn.thread_id
+                )
+    await _record(services, principal, turn, answer, "json")
+    return completion(turn, answer)
+
+
+async def run_stream(
+    services: Services,
+    principal: Principal,
+    turn: Turn,
+    *,
+    include_usage: bool,
+    decision: Any = None,
+) -> StreamingResponse:
+    """Start a turn (or a resume) in the background and stream its events."""
+    lock = busy(services, principal, turn.thread_id)
+    await lock.__aenter__()
+    try:
+        with use_resources(turn.resources):  # the run's task copies this context
+            if decision is None:
+                await _before(services, turn)
+            events = _events(services, turn, decision)
+
+            async def finished(answer: Answer) -> None:
+                await _record(services, principal, turn, answer, "stream")
+
+            async def guarded() -> AsyncIterator[str]:
+                try:
+                    async for data in stream_chunks(
+                        turn, events, include_usage=include_usage, on_answer=finished
+                    ):
+                        yield data
+                finally:
+                    await lock.__aexit__(None, None, None)
+
+            run_id = await services.runs.start(owner_of(principal), guarded())
+    except BaseException:
+        await lock.__aexit__(None, None, None)
+        raise
+    return StreamingResponse(
+        services.runs.follow(run_id),
+        media_type="text/event-stream",
+        headers={"X-Run-Id": run_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _events(services: Services, turn: Turn, decision: Any) -> AsyncIterator[Token | Answer]:
+    if decision is None:
+        return stream_ask(
+            services.agent,
+            turn.question,
+            context=turn.context,
+            thread_id=turn.thread_id,
+            max_chars=services.settings.limits.max_input_chars,
+        )
+    return stream_resume(services.agent, decision, context=turn.context, thread_id=turn.thread_id)
