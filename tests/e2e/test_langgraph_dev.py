@@ -142,7 +142,9 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
 @pytest.fixture(scope="module")
 def dev(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """``langgraph dev`` on the default profile: AsyncSqliteSaver in RAGENT_DATA_DIR."""
-    with langgraph_dev(corpus, tmp_path_factory.mktemp("langgraph-dev"), {}) as server:
+    # Our routes without keys here; tests/e2e/test_api_langgraph_dev.py runs them with keys.
+    env = {"RAGENT_SERVER_AUTH": "false"}
+    with langgraph_dev(corpus, tmp_path_factory.mktemp("langgraph-dev"), env) as server:
         yield server
 
 
@@ -151,7 +153,7 @@ def test_readyz_builds_the_engines_off_the_event_loop(dev: DevServer) -> None:
     # turns any blocking call made on the event loop into a 503 here.
     ready = dev.client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ready"}
+    assert ready.json()["status"] == "ready"
 
 
 def test_fastapi_routes_are_served_by_the_same_process(dev: DevServer) -> None:

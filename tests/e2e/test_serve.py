@@ -30,7 +30,7 @@ def served(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     url = f"http://127.0.0.1:{port}"
     with (
         running(
-            [str(BIN / "ragent"), "serve", "--port", str(port)],
+            [str(BIN / "ragent"), "serve", "--port", str(port), "--no-auth"],
             health_url=f"{url}/healthz",
             env={"RAGENT_DATA_DIR": str(data_dir)},
             cwd=root,
@@ -38,6 +38,10 @@ def served(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         httpx.Client(base_url=url, timeout=120) as client,
     ):
         yield Served(client, data_dir, log)
+
+
+def test_no_auth_is_announced(served: Served) -> None:
+    assert any("--no-auth" in line and "warning" in line for line in served.log), served.log
 
 
 def test_ask_answers_like_the_cli(served: Served) -> None:
@@ -59,4 +63,4 @@ def test_empty_question_is_a_422_json_error(served: Served, question: str) -> No
 def test_readyz(served: Served) -> None:
     response = served.client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready"}
+    assert response.json()["status"] == "ready"
