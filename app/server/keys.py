@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -213,9 +214,11 @@ class SqliteKeyStore:
     def __init__(self, path: Path) -> None:
         """Open (and create) the database."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT "
             "NULL, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, groups TEXT NOT NULL, "
@@ -234,7 +237,8 @@ class SqliteKeyStore:
 
     def find(self, key_id: str) -> tuple[ApiKey, str] | None:
         """Return a key's record and hash."""
-        row = self._db.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return None if row is None else (_record(dict(row)), str(row["key_hash"]))
 
     def list(self) -> list[ApiKey]:

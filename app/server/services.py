@@ -68,11 +68,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     resources = await aget_resources()
     # Load the embedding model now, off the event loop: the first request must not wait.
     await asyncio.to_thread(resources.embedder.embed_query, "warm up")
-    keys = open_key_store(settings.data_dir, server.redis_url) if server.auth else None
+    # SQLite files are created off the event loop (``langgraph dev`` flags blocking calls).
+    keys = None
+    if server.auth:
+        keys = await asyncio.to_thread(open_key_store, settings.data_dir, server.redis_url)
     if not server.auth:
         log.warning("auth is off: every request is served as one anonymous user")
     state = open_state(server.redis_url)
-    threads = open_index(settings.data_dir, server.redis_url)
+    threads = await asyncio.to_thread(open_index, settings.data_dir, server.redis_url)
     rate = parse(server.rate_limit)
     metrics = Metrics()
     runs = RunManager(state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s)
@@ -82,7 +85,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             open_checkpointer(settings) as saver,
             open_store(settings, resources.embedder) as store,
         ):
-            yield Services(
+            services = Services(
                 settings=settings,
                 resources=resources,
                 agent=compile_agent(saver, store),
@@ -98,12 +101,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 interval_s=rate.get_expiry() / rate.amount,
                 burst=server.rate_burst or rate.amount,
             )
-            await runs.close()
-            await jobs.close()
+            try:
+                yield services
+            finally:
+                await runs.close()
+                await jobs.close()
     finally:
         await threads.close()
         await state.close()
         if keys is not None:
-            keys.close()
+            await asyncio.to_thread(keys.close)
         if resources.models is not None:
             await resources.models.aclose()

@@ -74,6 +74,7 @@ class SqliteThreadIndex:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable but for power loss
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS threads (owner TEXT NOT NULL, thread_id TEXT NOT NULL, "
             "title TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
@@ -125,7 +126,7 @@ class SqliteThreadIndex:
 
     async def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        await asyncio.to_thread(self._db.close)
 
 
 class RedisThreadIndex:
