@@ -293,10 +293,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.evals.beir import BeirError
+
     args = parse_args(argv)
     try:
         result = run(args)
-    except BenchError as exc:
+    except (BenchError, BeirError) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
