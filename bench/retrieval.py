@@ -109,6 +109,7 @@ def ragent_synthetic(size: int, settings: Any, args: Any) -> dict[str, Any]:
             load["build_wall_seconds"] = round(time.perf_counter() - started, 1)
             log(f"built in {load['build_wall_seconds']} s (upserts {load['seconds']} s)")
             rounds = max(1, args.rounds * 50 // len(syn.query_texts))  # about as many samples
+            log(f"ragent: timing {len(syn.query_texts)} queries x {rounds} at {size:,} chunks")
             latency = engine.latency(syn.query_texts, syn.query_vectors, top=TOP, rounds=rounds)
             updates = engine.updates(syn.texts, syn.vectors, args.updates)
             return {

@@ -191,12 +191,11 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float | int]:
 
 
 def timed_rounds(
-    search: Callable[[int], object], queries: int, *, rounds: int, warmup: int = 1
+    search: Callable[[int], object], queries: int, *, rounds: int, warmup: int = 50
 ) -> list[float]:
-    """Time ``search(i)`` for every query index, ``rounds`` times after ``warmup`` rounds."""
-    for _ in range(warmup):
-        for i in range(queries):
-            search(i)
+    """Time ``search(i)`` for every query index, ``rounds`` times, after ``warmup`` searches."""
+    for i in range(min(warmup, queries)):
+        search(i)
     samples: list[float] = []
     clock = time.perf_counter
     for _ in range(rounds):
