@@ -30,7 +30,7 @@ TIMEOUT_S = 10
 RATE_BURST = 20
 MAX_INPUT_CHARS = 2000
 MAX_BODY_BYTES = 20_000
-DOC = "# Staging\n\nThe staging cluster is rebuilt every Tuesday at 04:00 UTC by the platform team.\n"
+DOC = "# Staging\n\nThe staging cluster is rebuilt every Tuesday at 04:00 UTC by platform.\n"
 
 
 @dataclass
@@ -83,8 +83,8 @@ def _site() -> FastAPI:
     return site
 
 
-@pytest.fixture(scope="package")
-def api(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="package", name="api")
+def api_fixture(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("api")
     data_dir = fresh_data_dir(corpus, root)
     port = free_port()
@@ -111,8 +111,8 @@ def api(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
             yield Api(url, data_dir, log, model, site)
 
 
-@pytest.fixture
-def model(api: Api) -> Iterator[OpenAIServer]:
+@pytest.fixture(name="model")
+def model_fixture(api: Api) -> Iterator[OpenAIServer]:
     """The scripted model, with no plans and no recorded requests left by other tests."""
     api.model.reset()
     yield api.model

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from tests.e2e.api_fixtures import MODEL, Api, api, model, sse_data  # noqa: F401
+from tests.e2e.api_fixtures import MODEL, Api, api_fixture, model_fixture, sse_data  # noqa: F401 - fixtures
 from tests.e2e.conftest import QUESTION, check_citations
 from tests.openai_server import OpenAIServer, Reply, ToolCalls
 
@@ -64,7 +64,8 @@ def test_stream_with_the_openai_client(api: Api, model: OpenAIServer) -> None:
         )
     )
 
-    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices]
+    deltas = [d for d in deltas if d]
     assert len(deltas) > 5 and "".join(deltas) == ANSWER
     [last] = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert last.choices[0].finish_reason == "stop"
@@ -84,7 +85,9 @@ def test_tools_name_the_server_tools_the_run_may_use(api: Api, model: OpenAIServ
     tools = [{"type": "function", "function": {"name": "calculator", "parameters": {}}}]
 
     done = client.chat.completions.create(
-        model="ragent", messages=ask("What is 12 times 7?"), tools=tools  # type: ignore[arg-type]
+        model="ragent",
+        messages=ask("What is 12 times 7?"),
+        tools=tools,  # type: ignore[arg-type]
     )
 
     assert done.choices[0].message.content == "12 times 7 is 84."
@@ -168,9 +171,7 @@ def test_streamed_approval_and_streamed_resume(api: Api, model: OpenAIServer) ->
         path = f"/v1/threads/{last['conversation_id']}/resume"
         with http.stream("POST", path, json=resume) as response:
             events = [data for _, data in sse_data(response)]
-    text = "".join(
-        json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1]
-    )
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])
     assert text == "Not saved, as you wish."
     [denied] = [m for m in model.requests[-1]["messages"] if m["role"] == "tool"]
     assert "did not approve" in denied["content"]
