@@ -56,7 +56,7 @@ class DenseIndex:
         dim: int,
         *,
         ann_threshold: int = 20_000,
-        exact_limit: int = 20_000,
+        exact_limit: int = 5_000,
         hnsw_m: int = 16,
         ef_construction: int = 48,
         ef_search: int = 64,
@@ -85,6 +85,7 @@ class DenseIndex:
         self._alive = np.zeros(0, bool)
         self._tenant_codes: dict[str, int] = {}
         self._acl: dict[str, list[int]] = {}
+        self._acl_arrays: dict[str, npt.NDArray[np.intp]] = {}
         self._position: dict[int, int] = {}
         # faiss's bundled stubs lack the HNSW classes' attributes, hence Any.
         self._graph: Any = None
@@ -140,6 +141,7 @@ class DenseIndex:
             self._alive[pos] = True
             for group in set(row.acl):
                 self._acl.setdefault(group, []).append(pos)
+                self._acl_arrays.pop(group, None)
             self._position[row.rowid] = pos
             self._size += 1
 
@@ -212,9 +214,13 @@ class DenseIndex:
         mask: npt.NDArray[np.bool_] = np.equal(self._tenants[:n], code)
         visible = self._public[:n].copy()
         for group in groups:
-            positions = self._acl.get(group)
-            if positions:
-                visible[positions] = True
+            positions = self._acl_arrays.get(group)
+            if positions is None:
+                listed = self._acl.get(group)
+                if not listed:
+                    continue
+                positions = self._acl_arrays[group] = np.asarray(listed, np.intp)
+            visible[positions] = True
         mask &= visible
         mask &= self._alive[:n]
         return mask

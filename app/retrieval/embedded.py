@@ -73,7 +73,7 @@ class EmbeddedIndex:
         dim: int,
         *,
         ann_threshold: int = 20_000,
-        exact_limit: int = 20_000,
+        exact_limit: int = 5_000,
     ) -> None:
         """Open (and create) the index at ``path`` for vectors of ``dim`` dimensions.
 
@@ -146,39 +146,47 @@ class EmbeddedIndex:
     def _insert(self, chunks: Sequence[Chunk], vectors: Vector | None) -> None:
         if vectors is not None and vectors.shape != (len(chunks), self._dim):
             raise ValueError(f"expected vectors of shape ({len(chunks)}, {self._dim})")
-        for i, chunk in enumerate(chunks):
-            if vectors is None:
-                # A keyword-only upsert keeps the vector the chunk already has.
-                old = self._db.execute(
-                    "SELECT vector FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)
-                ).fetchone()
-                blob = old[0] if old else None
-            else:
-                blob = np.asarray(vectors[i], np.float32).tobytes()
-            self._db.execute("DELETE FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,))
-            cur = self._db.execute(
-                "INSERT INTO chunks(chunk_id, doc_id, tenant_id, source, text, span_start, "
-                "span_end, content_hash, acl, heading, page, vector) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        ids = [(c.chunk_id,) for c in chunks]
+        if vectors is None:
+            # A keyword-only upsert keeps the vector the chunk already has.
+            blobs = [
+                (row[0] if row else None)
+                for row in (
+                    self._db.execute("SELECT vector FROM chunks WHERE chunk_id = ?", i).fetchone()
+                    for i in ids
+                )
+            ]
+        else:
+            matrix = np.ascontiguousarray(vectors, np.float32)
+            blobs = [matrix[i].tobytes() for i in range(len(chunks))]
+        self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", ids)
+        self._db.executemany(
+            "INSERT INTO chunks(chunk_id, doc_id, tenant_id, source, text, span_start, "
+            "span_end, content_hash, acl, heading, page, vector) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
                 (
-                    chunk.chunk_id,
-                    chunk.doc_id,
-                    chunk.tenant_id,
-                    chunk.source,
-                    chunk.text,
-                    chunk.span[0],
-                    chunk.span[1],
-                    chunk.content_hash,
-                    json.dumps(sorted(chunk.acl)),
-                    chunk.heading,
-                    chunk.page,
+                    c.chunk_id,
+                    c.doc_id,
+                    c.tenant_id,
+                    c.source,
+                    c.text,
+                    c.span[0],
+                    c.span[1],
+                    c.content_hash,
+                    json.dumps(sorted(c.acl)),
+                    c.heading,
+                    c.page,
                     blob,
-                ),
-            )
-            self._db.executemany(
-                "INSERT OR IGNORE INTO chunk_acl(grp, chunk_rowid) VALUES (?, ?)",
-                [(g, cur.lastrowid) for g in set(chunk.acl)],
-            )
+                )
+                for c, blob in zip(chunks, blobs, strict=True)
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO chunk_acl(grp, chunk_rowid) "
+            "SELECT ?, rowid FROM chunks WHERE chunk_id = ?",
+            [(g, c.chunk_id) for c in chunks for g in set(c.acl)],
+        )
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vector | None = None) -> None:
         """Insert or replace chunks, with their vectors when given."""
