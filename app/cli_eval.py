@@ -66,8 +66,8 @@ def eval_retrieval(beir: BeirOpt, as_json: JsonOpt = False, config: ConfigOpt = 
 
     Prints nDCG@10, Recall@10, Recall@100 and MRR@10 per mode over the judged queries,
     with the configured engines, embedder and fusion. With --json: {"dataset",
-    "documents", "queries", "depth", "hybrid", "metrics": {mode: {metric: value}},
-    "seconds"}.
+    "documents", "queries", "depth", "hybrid", "rerank", "metrics": {mode: {metric:
+    value}}, "seconds"}.
     """
     from app.evals.retrieval import evaluate_retrieval
 
@@ -80,7 +80,7 @@ def eval_retrieval(beir: BeirOpt, as_json: JsonOpt = False, config: ConfigOpt = 
         typer.echo(report.table())
 
 
-def _summary(report: TuneReport, out: Path) -> str:
+def _summary(report: TuneReport, out: Path, note: str | None) -> str:
     lines = [
         f"searched {report.searched} fusion parameter sets",
         f"{'dataset':<20}{'queries':>8}{'bm25':>8}{'dense':>8}{'default':>9}{'tuned':>8}{'cv':>8}",
@@ -105,6 +105,8 @@ def _summary(report: TuneReport, out: Path) -> str:
             f"(gain {held_out - report.default_score:+.3f}); the tuned score is measured on "
             "the queries it was chosen on, this one on held-out queries"
         )
+    if note:
+        lines.append(note)
     lines.append(f"wrote {out} (use it with --config {out} or RAGENT_CONFIG={out})")
     return "\n".join(lines)
 
@@ -142,7 +144,7 @@ def tune_command(
     Candidates are retrieved once per query at the deepest depth and fused offline for
     every parameter set. The written file is the current configuration with the best
     retrieval.* fusion parameters. With --json: {"default", "tuned", "gain",
-    "cross_validated", "datasets", "searched", "config"}.
+    "cross_validated", "datasets", "searched", "config", "note"}.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -166,10 +168,16 @@ def tune_command(
         write_config(settings, report.best, out, comments=_comments(report))
     except OSError as exc:
         _fail(f"cannot write {out}: {exc.strerror or exc}")
+    note = None
+    if settings.rerank.provider != "none":
+        note = (
+            f"fusion was tuned without the reranker (rerank.provider={settings.rerank.provider}); "
+            "scores after reranking differ: check them with `ragent eval retrieval`"
+        )
     if as_json:
-        _print_json({**report.as_dict(), "config": str(out)})
+        _print_json({**report.as_dict(), "config": str(out), "note": note})
     else:
-        typer.echo(_summary(report, out))
+        typer.echo(_summary(report, out, note))
 
 
 def register(cli: typer.Typer) -> None:

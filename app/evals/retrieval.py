@@ -55,6 +55,8 @@ class RetrievalReport:
     queries: int
     """Judged queries, the ones scored."""
     hybrid: FusionParams
+    rerank: str
+    """The configured reranker applied after fusion (``none``: fusion only)."""
     scores: dict[str, Scores]
     """Per mode: ``bm25``, ``dense``, ``hybrid``."""
     seconds: dict[str, float]
@@ -67,12 +69,14 @@ class RetrievalReport:
             "queries": self.queries,
             "depth": DEPTH,
             "hybrid": self.hybrid.as_dict(),
+            "rerank": self.rerank,
             "metrics": {mode: self.scores[mode].mean for mode in MODES},
             "seconds": self.seconds,
         }
 
     def table(self) -> str:
         """The report as a plain-text table."""
+        rerank = "" if self.rerank == "none" else f", reranked by {self.rerank}"
         header = f"{'mode':<8}" + "".join(f"{m:>12}" for m in METRICS)
         rows = [
             f"{mode:<8}" + "".join(f"{self.scores[mode].mean[m]:>12.3f}" for m in METRICS)
@@ -83,7 +87,7 @@ class RetrievalReport:
                 f"{self.dataset}: {self.documents} documents, {self.queries} judged queries",
                 header,
                 *rows,
-                f"hybrid: {self.hybrid.describe()} (Recall@100 is bounded by these depths)",
+                f"hybrid: {self.hybrid.describe()}{rerank} (Recall@100 is bounded by the depths)",
                 f"indexed in {self.seconds['index']:.1f} s, searched in "
                 f"{self.seconds['search']:.1f} s",
             ]
@@ -120,6 +124,7 @@ def evaluate_retrieval(
         documents=len(dataset.corpus),
         queries=len(dataset.judged),
         hybrid=FusionParams.from_settings(settings.retrieval),
+        rerank=settings.rerank.provider,
         scores={mode: judge.scores(rankings[mode]) for mode in MODES},
         seconds={"index": round(indexed, 3), "search": round(searched, 3)},
     )
