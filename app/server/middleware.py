@@ -74,7 +74,7 @@ class ApiGuard:
             if message["type"] == "http.response.start":
                 started = True
                 status[0] = int(message["status"])
-                if deadline is not None:
+                if deadline is not None and not deadline.expired():
                     deadline.reschedule(None)  # a stream ends when its run does
             await send(message)
 
