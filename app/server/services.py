@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 from limits import parse
 
-from app.resources import Resources, aget_resources
+from app.resources import Resources, get_resources
 from app.server.auth import Authenticator
 from app.server.keys import KeyStore, open_key_store
 from app.server.metrics import Metrics
@@ -65,7 +65,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     from app.server.jobs import JobManager
 
     server = settings.server
-    resources = await aget_resources()
+    # ``langgraph dev`` starts flagging blocking calls at this lifespan's first await, and
+    # the store and checkpointer factories create the data folder with a blocking mkdir.
+    # So the engines are built and the store is opened before anything awaits, and the
+    # SQLite checkpointer is opened here once the folder exists.
+    resources = get_resources()
+    stack = AsyncExitStack()
+    store = await stack.enter_async_context(open_store(settings, resources.embedder))
+    if settings.checkpoint.backend == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        path = str(settings.data_dir / "checkpoints.sqlite")
+        saver: BaseCheckpointSaver[str] = await stack.enter_async_context(
+            AsyncSqliteSaver.from_conn_string(path)
+        )
+    else:
+        saver = await stack.enter_async_context(open_checkpointer(settings))
     # Load the embedding model now, off the event loop: the first request must not wait.
     await asyncio.to_thread(resources.embedder.embed_query, "warm up")
     # SQLite files are created off the event loop (``langgraph dev`` flags blocking calls).
@@ -81,10 +96,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     runs = RunManager(state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s)
     jobs = JobManager(settings, resources, state, metrics)
     try:
-        async with (
-            open_checkpointer(settings) as saver,
-            open_store(settings, resources.embedder) as store,
-        ):
+        async with stack:
             services = Services(
                 settings=settings,
                 resources=resources,
