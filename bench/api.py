@@ -1,0 +1,292 @@
+"""Load test of the HTTP API, next to the same graph behind ``langgraph dev``'s runs API.
+
+Run from the repository root:
+
+    .venv/bin/python bench/api.py [--clients 1,8,32] [--seconds 10] [--no-langgraph] [--json]
+
+It ingests samples/ into a scratch data folder, starts tests/openai_server.py in its own
+process (an OpenAI-protocol model that answers at once), then ``ragent serve`` with an
+API key, SQLite checkpoints and the embedded indexes, and drives
+``POST /v1/chat/completions`` from one asyncio process with N concurrent clients, each
+sending its next request when the last one ends: non-streaming, then streaming (a
+request ends with ``[DONE]``). Every request starts a new conversation, with retrieval
+on. Then ``langgraph dev`` serves the same graph and the same model, and the same load
+goes to its runs API (``POST /runs/wait`` and ``POST /runs/stream``, stateless runs).
+
+Printed per cell: requests, errors, req/s, p50/p95/p99 latency (ms), and ours over
+LangGraph's req/s. Goal: >= 100 req/s at 32 clients with p99 <= 500 ms (non-streaming);
+a missed goal is reported, never asserted. Exit code 2 when something breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.servers import BIN, free_port, wait_http  # noqa: E402
+
+GOAL_RPS, GOAL_P99_MS = 100.0, 500.0
+MODEL = "bench-model"
+TOPICS = [
+    "How often does SQLite run a checkpoint in WAL mode",
+    "Can readers block writers when the WAL is in use",
+    "What happens to the WAL file when the last connection closes",
+    "How large can the WAL file grow",
+    "Why is WAL mode faster than a rollback journal",
+    "What is a checkpoint starvation",
+]
+
+
+@contextmanager
+def service(
+    args: list[str], *, health_url: str, env: dict[str, str], cwd: Path = REPO
+) -> Iterator[None]:
+    """Run a server until the block ends; its output goes to a file, never a full pipe."""
+    log = Path(tempfile.mkstemp(prefix="ragent-bench-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_http(health_url, proc, timeout=600)
+            yield
+        except RuntimeError:
+            raise RuntimeError(f"{args[0]} failed; see {log}") from None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+    log.unlink()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@contextmanager
+def model_server() -> Iterator[str]:
+    port = free_port()
+    args = [sys.executable, "-m", "tests.openai_server", str(port)]
+    with service(args, health_url=f"http://127.0.0.1:{port}/health", env={}):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+def environment(data_dir: Path, model_url: str) -> dict[str, str]:
+    return {
+        "RAGENT_DATA_DIR": str(data_dir),
+        "RAGENT_LLM_BASE_URL": model_url,
+        "RAGENT_LLM_MODEL": MODEL,
+        "RAGENT_MEMORY_EXTRACTION": "explicit",
+        "RAGENT_MEMORY_SUMMARIZER": "extractive",
+        "RAGENT_SERVER_RATE_LIMIT": "1000000/minute",
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    }
+
+
+Request = Callable[[httpx.AsyncClient, str], Awaitable[None]]
+
+
+def ours(key: str, stream: bool) -> Request:
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def send(client: httpx.AsyncClient, question: str) -> None:
+        body = {"model": "ragent", "messages": [{"role": "user", "content": question}]}
+        if not stream:
+            response = await client.post("/v1/chat/completions", json=body, headers=headers)
+            response.raise_for_status()
+            return
+        body["stream"] = True
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, headers=headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line == "data: [DONE]":
+                    return
+            raise RuntimeError("stream ended without [DONE]")
+
+    return send
+
+
+def langgraph(stream: bool) -> Request:
+    async def send(client: httpx.AsyncClient, question: str) -> None:
+        body: dict[str, Any] = {
+            "assistant_id": "agent",
+            "input": {"messages": [{"role": "user", "content": question}]},
+            "context": {"tenant_id": "default", "user_id": "bench"},
+        }
+        if not stream:
+            response = await client.post("/runs/wait", json=body)
+            response.raise_for_status()
+            if "__error__" in response.json():
+                raise RuntimeError("run failed")
+            return
+        body["stream_mode"] = ["messages-tuple"]
+        async with client.stream("POST", "/runs/stream", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("event: error"):
+                    raise RuntimeError("run failed")
+            return
+
+    return send
+
+
+async def load(url: str, send: Request, clients: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        for i in range(min(clients, 4)):  # warm-up: connections, caches, first-run paths
+            await send(client, TOPICS[i % len(TOPICS)])
+        stop = time.perf_counter() + seconds
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                try:
+                    await send(client, f"{TOPICS[i % len(TOPICS)]} (#{n}.{i})")
+                    latencies.append(time.perf_counter() - started)
+                except (httpx.HTTPError, RuntimeError):
+                    errors += 1
+                i += clients
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - began
+    ms = [x * 1000 for x in latencies] or [float("nan")]
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.median(ms),
+        "p95": percentile(ms, 0.95),
+        "p99": percentile(ms, 0.99),
+    }
+
+
+Results = dict[str, list[dict[str, Any]]]
+
+
+def sweep(url: str, make: Callable[[bool], Request], clients: list[int], seconds: float) -> Results:
+    out: Results = {}
+    for mode, stream in (("json", False), ("stream", True)):
+        out[mode] = [asyncio.run(load(url, make(stream), n, seconds)) for n in clients]
+        for cell in out[mode]:
+            print(f"  {mode:6} {cell['clients']:>3} clients: {cell['rps']:7.1f} req/s", flush=True)
+    return out
+
+
+@contextmanager
+def ragent_serve(env: dict[str, str], root: Path) -> Iterator[tuple[str, str]]:
+    made = subprocess.run(
+        [str(BIN / "ragent"), "keys", "create", "--tenant", "default", "--user", "bench"],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True, cwd=root,
+    )  # fmt: skip
+    port = free_port()
+    args = [str(BIN / "ragent"), "serve", "--port", str(port)]
+    with service(args, health_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=root):
+        yield f"http://127.0.0.1:{port}", made.stdout.strip()
+
+
+@contextmanager
+def langgraph_dev(env: dict[str, str], root: Path) -> Iterator[str]:
+    work = root / "project"
+    work.mkdir()
+    for entry in REPO.iterdir():
+        if not entry.name.startswith("."):
+            (work / entry.name).symlink_to(entry)
+    port = free_port()
+    args = [
+        str(BIN / "langgraph"), "dev", "--port", str(port), "--no-browser", "--no-reload",
+        "--config", "langgraph.json",
+    ]  # fmt: skip
+    with service(args, health_url=f"http://127.0.0.1:{port}/ok", env=env, cwd=work):
+        yield f"http://127.0.0.1:{port}"
+
+
+def table(name: str, results: Results, peer: Results | None) -> None:
+    print(f"\n{name}")
+    print("mode    clients  requests errors   req/s    p50 ms   p95 ms   p99 ms  vs langgraph")
+    for mode, cells in results.items():
+        for i, c in enumerate(cells):
+            ratio = ""
+            if peer is not None:
+                ratio = f"{c['rps'] / max(peer[mode][i]['rps'], 1e-9):.2f}x"
+            print(
+                f"{mode:7} {c['clients']:>7} {c['requests']:>9} {c['errors']:>6} {c['rps']:>7.1f} "
+                f"{c['p50']:>8.1f} {c['p95']:>8.1f} {c['p99']:>8.1f}  {ratio}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--no-langgraph", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    with tempfile.TemporaryDirectory(prefix="ragent-bench-api-") as tmp, model_server() as url:
+        root = Path(tmp)
+        env = environment(root / "data", url)
+        subprocess.run(
+            [str(BIN / "ragent"), "ingest", str(REPO / "samples"), "--json"],
+            env={**os.environ, **env}, capture_output=True, check=True, cwd=root,
+        )  # fmt: skip
+        print("ragent serve (POST /v1/chat/completions):", flush=True)
+        with ragent_serve(env, root) as (api_url, key):
+            mine = sweep(api_url, lambda stream: ours(key, stream), clients, args.seconds)
+        peer = None
+        if not args.no_langgraph:
+            print("langgraph dev (POST /runs/wait, /runs/stream):", flush=True)
+            with langgraph_dev(env, root) as lg_url:
+                peer = sweep(lg_url, langgraph, clients, args.seconds)
+    if args.json:
+        print(json.dumps({"ragent": mine, "langgraph": peer}))
+        return 0
+    table("ragent serve", mine, peer)
+    if peer is not None:
+        table("langgraph dev", peer, None)
+    top = max(mine["json"], key=lambda c: c["clients"])
+    met = top["rps"] >= GOAL_RPS and top["p99"] <= GOAL_P99_MS
+    print(
+        f"\ngoal: >= {GOAL_RPS:g} req/s at {top['clients']} clients with p99 <= "
+        f"{GOAL_P99_MS:g} ms: {'PASS' if met else 'FAIL'} ({top['rps']:.1f} req/s, p99 "
+        f"{top['p99']:.0f} ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (subprocess.CalledProcessError, RuntimeError, TimeoutError) as exc:
+        print(f"bench/api.py: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(2)
