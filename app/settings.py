@@ -318,8 +318,9 @@ class ServerSettings(_Section):
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A request that has not started its response by then gets a 504."""
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
-    events_ttl_s: int = Field(default=3_600, ge=1)
-    """How long a finished stream's events stay for ``Last-Event-ID`` replay."""
+    events_ttl_s: int = Field(default=600, ge=1)
+    """How long a stream's events stay after its last one, for ``Last-Event-ID`` replay
+    (and streamed idempotent retries); in this process they take memory meanwhile."""
     jobs_ttl_s: int = Field(default=7 * 86_400, ge=1)
     ingest_url_allowlist: list[str] = Field(default_factory=list)
     """Hosts (``host`` or ``host:port``) ``POST /v1/ingest`` may fetch; empty refuses URLs."""
