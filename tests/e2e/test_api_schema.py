@@ -61,6 +61,10 @@ def test_schemathesis_finds_no_server_error(api: Api, model: OpenAIServer) -> No
             "--request-timeout",
             "30",
             "--generation-deterministic",
+            # Hypothesis's health checks judge the generator, not the API: a strict request
+            # schema can make it discard many examples, which is not a failure of ours.
+            "--suppress-health-check",
+            "filter_too_much,too_slow",
             "--exclude-path",
             "/metrics",
         ],  # fmt: skip
