@@ -46,14 +46,20 @@ PEERS = ("langchain", "llamaindex", "haystack")
 TOP = 10
 
 
-def _batches(ids: Sequence[str], texts: Any, vectors: np.ndarray, size: int) -> Iterator[tuple]:
+def _batches(
+    ids: Sequence[str],
+    texts: Any,
+    vectors: np.ndarray,
+    size: int,
+    titles: Sequence[str] | None = None,
+) -> Iterator[tuple]:
     """Chunks and their vectors in upsert batches; ``texts(start, stop)`` gives the texts."""
     from retrieval_ragent import BULK_BATCH, make_chunk
 
     for start in range(0, size, BULK_BATCH):
         stop = min(start + BULK_BATCH, size)
         chunks = [
-            make_chunk(i, ids[i], ids[i], text)
+            make_chunk(i, ids[i], ids[i], text, titles[i] if titles else "")
             for i, text in zip(range(start, stop), texts(start, stop), strict=True)
         ]
         yield chunks, np.asarray(vectors[start:stop], np.float32)
@@ -76,7 +82,9 @@ def ragent_real(
         engine = Engine(Path(folder), docs.shape[1], settings, QueryVectors(data.queries, queries))
         try:
             texts = data.texts
-            load = engine.load(_batches(data.doc_ids, lambda a, b: texts[a:b], docs, len(texts)))
+            load = engine.load(
+                _batches(data.doc_ids, lambda a, b: texts[a:b], docs, len(texts), data.titles)
+            )
             runs = engine.rankings(data.query_ids, data.queries, queries, TOP)
             out: dict[str, Any] = {
                 "quality": {name: evaluate(run, data) for name, run in runs.items()}

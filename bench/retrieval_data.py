@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class Beir:
     queries: list[str]
     qrels: dict[str, dict[str, int]]
     """query id -> {doc id: graded relevance}; queries without judgments are absent."""
+    titles: list[str] = field(default_factory=list)
+    """Document titles; ragent also indexes them as the chunk's heading, as its eval does."""
 
     @property
     def judged(self) -> list[str]:
@@ -106,7 +108,8 @@ def load_beir(root: Path) -> Beir:
         raise DataError(f"{root}: a line has no {exc.args[0]!r} field") from None
     if len(set(doc_ids)) != len(doc_ids):
         raise DataError(f"{root / 'corpus.jsonl'}: duplicate _id values")
-    return Beir(root.name, root, doc_ids, texts, query_ids, query_texts, qrels)
+    titles = [str(d.get("title") or "") for d in corpus]
+    return Beir(root.name, root, doc_ids, texts, query_ids, query_texts, qrels, titles)
 
 
 def embedding_folder(data: Beir, cache: Path, model: str) -> Path:

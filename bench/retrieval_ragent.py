@@ -33,7 +33,7 @@ CHUNKS_PER_DOC = 10
 MODEL = "all-MiniLM-L6-v2"
 
 
-def make_chunk(position: int, chunk_id: str, doc_id: str, text: str) -> Chunk:
+def make_chunk(position: int, chunk_id: str, doc_id: str, text: str, heading: str = "") -> Chunk:
     """A chunk of the benchmark tenant; ``position`` decides whether it is public."""
     return Chunk(
         chunk_id=chunk_id,
@@ -44,6 +44,7 @@ def make_chunk(position: int, chunk_id: str, doc_id: str, text: str) -> Chunk:
         span=(0, len(text)),
         content_hash=hashlib.sha1(text.encode()).hexdigest(),
         acl=() if position % 10 == 0 else (STAFF,),
+        heading=heading,
     )
 
 
