@@ -124,6 +124,7 @@ def build_resources(settings: Settings) -> Resources:
         keyword_depth=retrieval.keyword_depth,
         reranker=reranker,
         rerank_depth=settings.rerank.depth,
+        concurrent=all(remote),  # the embedded engines share one lock: one thread hop
     )
     models = build_models(settings.llm, embedder=embedder)
     return Resources(

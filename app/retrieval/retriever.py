@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense and BM25 in parallel, fused, optionally reranked."""
+"""Hybrid retrieval: dense and BM25 (in parallel on separate engines), fused, reranked."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ class HybridRetriever:
     ``top_k`` candidates come from each engine unless a per-engine depth is set. With a
     reranker, the first ``rerank_depth`` fused hits (at least ``top_n``) are rescored; if
     it fails, the fused order is kept and the failure is logged.
+
+    ``concurrent`` runs the two engines in parallel threads: right for remote engines,
+    whose calls wait on the network. Engines that share one in-process lock (the embedded
+    index) gain nothing from it, so with ``concurrent=False`` both searches run in a
+    single worker thread, which saves a thread hop per query.
     """
 
     embedder: Embedder
@@ -39,6 +44,7 @@ class HybridRetriever:
     keyword_depth: int | None = None
     reranker: Reranker | None = None
     rerank_depth: int = 20
+    concurrent: bool = True
 
     async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
         """Search both engines concurrently and fuse.
@@ -54,13 +60,21 @@ class HybridRetriever:
         if not query.strip():
             return []
 
+        dense_depth = self.dense_depth or self.top_k
+        keyword_depth = self.keyword_depth or self.top_k
+
         def dense() -> list[Hit]:  # one thread hop for embedding and search
             vector = self.embedder.embed_query(query)
-            return self.vectors.search(vector, flt, self.dense_depth or self.top_k)
+            return self.vectors.search(vector, flt, dense_depth)
 
-        depth = self.keyword_depth or self.top_k
-        sparse = asyncio.to_thread(self.keywords.search, query, flt, depth)
-        dense_hits, sparse_hits = await asyncio.gather(asyncio.to_thread(dense), sparse)
+        def both() -> tuple[list[Hit], list[Hit]]:
+            return dense(), self.keywords.search(query, flt, keyword_depth)
+
+        if self.concurrent:
+            sparse = asyncio.to_thread(self.keywords.search, query, flt, keyword_depth)
+            dense_hits, sparse_hits = await asyncio.gather(asyncio.to_thread(dense), sparse)
+        else:
+            dense_hits, sparse_hits = await asyncio.to_thread(both)
         fused = fuse(
             [dense_hits, sparse_hits],
             method=self.fusion,

@@ -99,6 +99,9 @@ def test_factory_wires_remote_engines_together(
     assert resources.retriever.vectors == ("weaviate", 384)
     assert resources.retriever.keywords == ("elastic",)
     assert isinstance(resources.writer, FanOutWriter)
+    assert resources.retriever.concurrent  # network-bound engines are searched in parallel
+    embedded = build_resources(settings).retriever
+    assert not embedded.concurrent  # one lock: both searches in one worker thread
 
 
 def test_factory_refuses_mixing_embedded_and_remote(settings: Settings) -> None:

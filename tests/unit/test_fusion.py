@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from app.retrieval.fusion import fuse, normalized_fusion, rrf
@@ -73,3 +75,42 @@ async def test_retriever_uses_per_engine_depth_and_method() -> None:
     # a: dense 1.0; c: dense 0.0 + keyword 1.0 (its only hit); the tie keeps first appearance.
     assert _ids(hits) == ["a", "c"]
     assert [h.score for h in hits] == [1.0, 1.0]
+
+
+class _Meeting:
+    """An engine that records its thread and waits (briefly) for the other engine to arrive."""
+
+    def __init__(self, hits: list[Hit], barrier: threading.Barrier) -> None:
+        self.hits, self.barrier, self.threads, self.met = hits, barrier, set[int](), False
+
+    def search(self, query: object, flt: SearchFilter, k: int) -> list[Hit]:
+        self.threads.add(threading.get_ident())
+        try:
+            self.barrier.wait(timeout=0.5)
+            self.met = True
+        except threading.BrokenBarrierError:
+            pass
+        return self.hits[:k]
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+async def test_engines_run_in_parallel_threads_only_when_concurrent(concurrent: bool) -> None:
+    class Embed:
+        def embed_query(self, text: str) -> list[float]:
+            return [1.0]
+
+    barrier = threading.Barrier(2)
+    vectors, keywords = _Meeting(DENSE, barrier), _Meeting(SPARSE, barrier)
+    retriever = HybridRetriever(
+        embedder=Embed(),  # type: ignore[arg-type]
+        vectors=vectors,  # type: ignore[arg-type]
+        keywords=keywords,  # type: ignore[arg-type]
+        concurrent=concurrent,
+    )
+    hits = await retriever.search("q", SearchFilter("t"))
+    assert _ids(hits)[:2] == ["c", "b"]
+    # In parallel both engines reach the barrier together; in sequence neither meets the
+    # other, and both ran in one worker thread (not the event loop's).
+    assert vectors.met is keywords.met is concurrent
+    assert (vectors.threads == keywords.threads) is not concurrent
+    assert threading.get_ident() not in vectors.threads | keywords.threads
