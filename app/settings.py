@@ -20,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.observability.config import ObservabilitySettings
+
 __all__ = [
     "CONFIG_DIR",
     "Settings",
@@ -366,6 +368,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = ToolSettings()
     memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(

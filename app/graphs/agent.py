@@ -14,19 +14,20 @@ from app.nodes.respond import respond
 from app.nodes.retrieve import retrieve
 from app.nodes.route import route, select_path
 from app.nodes.tools import after_respond, after_tools, execute_tools
+from app.observability.graph import traced
 from app.state import AgentState, InputState
 
 __all__ = ["builder", "compile_agent", "graph"]
 
 builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState)
-builder.add_node(guard_input)
-builder.add_node(load_memory)
-builder.add_node(route)
-builder.add_node(retrieve)
-builder.add_node(respond)
-builder.add_node(execute_tools)
-builder.add_node(guard_output)
-builder.add_node(compress_memory)
+builder.add_node(traced(guard_input))
+builder.add_node(traced(load_memory))
+builder.add_node(traced(route))
+builder.add_node(traced(retrieve))
+builder.add_node(traced(respond))
+builder.add_node(traced(execute_tools))
+builder.add_node(traced(guard_output))
+builder.add_node(traced(compress_memory))
 
 builder.add_edge(START, "guard_input")
 builder.add_conditional_edges("guard_input", after_guard, ["load_memory", END])

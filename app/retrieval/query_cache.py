@@ -6,9 +6,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+from app.observability.metrics import CACHE
+from app.observability.tracing import annotate
 from app.retrieval.protocols import Vector
 
 __all__ = ["QueryCache"]
+
+_HIT, _MISS = CACHE.labels("hit"), CACHE.labels("miss")
 
 
 class QueryCache:
@@ -51,8 +55,12 @@ class QueryCache:
             if vector is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
+                _HIT.inc()
+                annotate(cache_hit=True)
                 return vector
             self.misses += 1
+        _MISS.inc()
+        annotate(cache_hit=False)
         vector = embed(text)
         vector.setflags(write=False)
         if self.maxsize:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from app.observability.metrics import record_error
+from app.observability.tracing import engine_span
 from app.retrieval.fusion import Fusion, fuse
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
 from app.retrieval.remote_http import RemoteServiceError
@@ -64,15 +66,26 @@ class HybridRetriever:
         keyword_depth = self.keyword_depth or self.top_k
 
         def dense() -> list[Hit]:  # one thread hop for embedding and search
-            vector = self.embedder.embed_query(query)
-            return self.vectors.search(vector, flt, dense_depth)
+            with engine_span("embed"):
+                vector = self.embedder.embed_query(query)
+            with engine_span("vector", dense_depth) as span:
+                hits = self.vectors.search(vector, flt, dense_depth)
+                span.set(hits=len(hits))
+            return hits
+
+        def sparse() -> list[Hit]:
+            with engine_span("keyword", keyword_depth) as span:
+                hits = self.keywords.search(query, flt, keyword_depth)
+                span.set(hits=len(hits))
+            return hits
 
         def both() -> tuple[list[Hit], list[Hit]]:
-            return dense(), self.keywords.search(query, flt, keyword_depth)
+            return dense(), sparse()
 
         if self.concurrent:
-            sparse = asyncio.to_thread(self.keywords.search, query, flt, keyword_depth)
-            dense_hits, sparse_hits = await asyncio.gather(asyncio.to_thread(dense), sparse)
+            dense_hits, sparse_hits = await asyncio.gather(
+                asyncio.to_thread(dense), asyncio.to_thread(sparse)
+            )
         else:
             dense_hits, sparse_hits = await asyncio.to_thread(both)
         fused = fuse(
@@ -89,8 +102,10 @@ class HybridRetriever:
     async def _rerank(self, reranker: Reranker, query: str, fused: list[Hit], n: int) -> list[Hit]:
         head = fused[: max(self.rerank_depth, n)]
         try:
-            return await asyncio.to_thread(reranker.rerank, query, head, n)
+            with engine_span("rerank", len(head)):
+                return await asyncio.to_thread(reranker.rerank, query, head, n)
         except Exception as exc:  # a reranker outage must not fail the request
+            record_error("rerank", type(exc).__name__)
             # Only our own messages are logged: they never contain query or document text.
             reason = str(exc) if isinstance(exc, RemoteServiceError) else type(exc).__name__
             logger.warning("rerank failed, keeping the fused order: %s", reason)
