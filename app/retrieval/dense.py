@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import ThreadpoolController
 
+from app.retrieval.row_blocks import RowBlocks
+
 __all__ = ["DenseIndex", "DenseRow"]
 
 _NO_TENANT = -1
@@ -78,7 +80,7 @@ class DenseIndex:
         self._ef_construction = ef_construction
         self._ef_search = ef_search
         self._size = 0
-        self._matrix = np.zeros((0, dim), np.float32)
+        self._matrix = RowBlocks(dim)
         self._rowids = np.zeros(0, np.int64)
         self._tenants = np.zeros(0, np.int32)
         self._public = np.zeros(0, bool)
@@ -115,12 +117,10 @@ class DenseIndex:
 
     def _grow(self, extra: int) -> None:
         need = self._size + extra
+        self._matrix.reserve(need)  # the vectors never move; only the columns below do
         if need <= len(self._rowids):
             return
         capacity = max(need, 2 * len(self._rowids), 1024)
-        matrix = np.zeros((capacity, self.dim), np.float32)
-        matrix[: self._size] = self._matrix[: self._size]
-        self._matrix = matrix
         for name in ("_rowids", "_tenants", "_public", "_alive"):
             old = getattr(self, name)
             new = np.zeros(capacity, old.dtype)
@@ -171,7 +171,7 @@ class DenseIndex:
                 self._graph = graph
             start = int(self._graph.ntotal)
             stop = min(self._size, start + batch)
-            self._graph.add(np.ascontiguousarray(self._matrix[start:stop]))
+            self._graph.add(np.ascontiguousarray(self._matrix.rows(start, stop)))
             return stop - start
 
     def save_graph(self, path: Path) -> None:
@@ -237,10 +237,9 @@ class DenseIndex:
         with _THREADPOOLS.limit(limits=1, user_api="blas"):
             if positions.size * 8 >= mask.size:
                 # Scoring a contiguous block beats gathering scattered rows by ~10x.
-                scores = self._matrix[start : start + mask.size] @ query
-                scores = scores[positions]
+                scores = self._matrix.dot(start, start + mask.size, query)[positions]
             else:
-                scores = self._matrix[positions + start] @ query
+                scores = self._matrix.take(positions + start) @ query
         top = np.argpartition(-scores, k - 1)[:k] if scores.size > k else np.arange(scores.size)
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(positions[i]) + start, float(scores[i])) for i in top]

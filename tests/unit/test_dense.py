@@ -118,3 +118,24 @@ def test_torn_or_foreign_snapshot_is_ignored(tmp_path: Path) -> None:
     np.save(tmp_path / "g.rowids.npy", np.arange(3))
     assert DenseIndex(DIM).load_graph(tmp_path / "g.hnsw") is None
     assert DenseIndex(DIM).load_graph(tmp_path / "missing.hnsw") is None
+
+
+def test_vectors_stored_across_many_blocks_search_like_one_matrix(rows: list[DenseRow]) -> None:
+    from app.retrieval.row_blocks import RowBlocks
+
+    index = DenseIndex(DIM, ann_threshold=100, exact_limit=0)
+    index._matrix = RowBlocks(DIM, block_rows=97)  # 3000 rows over 31 blocks
+    for start in range(0, len(rows), 700):  # grown in steps, as writes arrive
+        index.add(rows[start : start + 700])
+    while index.seal(256):  # the graph is fed across block boundaries
+        pass
+    tail = [DenseRow(r.rowid + 10_000, r.tenant_id, r.acl, r.vector) for r in _rows(150, seed=3)]
+    index.add(tail)  # unsealed, scored exactly, spanning two blocks
+    query = tail[1].vector
+    groups = frozenset({"finance"})
+    everything = rows + tail
+    want = _brute(everything, query, "t1", groups, 10)
+    got = [rowid for rowid, _ in index.search(query, "t1", groups, 10)]
+    assert len(set(got) & set(want)) >= 9
+    index.exact_limit = 10**9  # exact over every position: gathered across blocks
+    assert [rowid for rowid, _ in index.search(query, "t1", groups, 10)] == want
