@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -13,6 +14,9 @@ from app.settings import load_settings
 
 if TYPE_CHECKING:
     from app.evals.beir import BeirDataset
+    from app.evals.dataset import DatasetsConfig
+    from app.evals.runner import EvalRun
+    from app.evals.trace import ItemRun
     from app.evals.tune import TuneReport
 
 __all__ = ["register"]
@@ -178,6 +182,99 @@ def tune_command(
         _print_json({**report.as_dict(), "config": str(out), "note": note})
     else:
         typer.echo(_summary(report, out, note))
+
+
+DatasetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--datasets-config",
+        help="Datasets config with corpora and thresholds (default: datasets.yaml next to "
+        "the dataset, or one folder up).",
+    ),
+]
+
+
+def _datasets_config(path: Path | None, first: Path) -> DatasetsConfig:
+    from app.evals.dataset import EvalDataError, default_config_path, load_config
+
+    try:
+        return load_config(path if path is not None else default_config_path(first))
+    except EvalDataError as exc:
+        _fail(str(exc))
+
+
+def _gate(misses: list[str]) -> None:
+    """Exit 1 after naming every missed threshold."""
+    if misses:
+        for miss in misses:
+            typer.echo(f"ragent: threshold missed: {miss}", err=True)
+        raise typer.Exit(1)
+
+
+def _progress(name: str, run: ItemRun) -> None:
+    mark = "error" if run.error else f"{run.seconds:.2f} s"
+    typer.echo(f"  {name} {run.id}: {mark}", err=True)
+
+
+@eval_app.command("answers")
+def eval_answers(
+    datasets: Annotated[
+        list[Path],
+        typer.Argument(help="JSONL datasets (evals/datasets/*.jsonl).", show_default=False),
+    ],
+    as_json: JsonOpt = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write report.md, results.json and charts into DIR."),
+    ] = None,
+    datasets_config: DatasetsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run datasets through the agent with the configured model; score every answer.
+
+    Scores retrieval on the sources used (recall@10, MRR@10, nDCG@10), citation
+    precision, answer F1 and exact match, refusals, tool calls, JSON validity and
+    safety (plus an LLM judge when a model is configured). Exit codes: 0 every
+    threshold met, 1 a threshold missed (each is named), 2 bad input. With --json:
+    the run as one object (what results.json holds).
+    """
+    from app.evals import langsmith_upload
+    from app.evals.dataset import EvalDataError
+    from app.evals.report import summary_table, write_report
+    from app.evals.runner import load_dataset, run_answers
+
+    settings = load_settings(config)
+    catalog = _datasets_config(datasets_config, datasets[0])
+    try:
+        specs = [load_dataset(path, catalog) for path in datasets]
+    except EvalDataError as exc:
+        _fail(str(exc))
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        _fail("a dataset is named twice")
+    if report is not None and report.exists() and not report.is_dir():
+        _fail(f"--report must be a folder: {report}")
+    client = langsmith_upload.make_client() if langsmith_upload.enabled() else None
+    tracing = langsmith_upload.tracing(client) if client is not None else nullcontext
+    run = run_answers(settings, specs, on_item=None if as_json else _progress, tracing=tracing)
+    if client is not None:
+        experiments = langsmith_upload.upload(run, client)
+        typer.echo(f"ragent: uploaded to LangSmith: {', '.join(experiments)}", err=True)
+    if report is not None:
+        write_report(run, report)
+    if as_json:
+        _print_json(run.as_dict())
+    else:
+        typer.echo(_answers_summary(run, summary_table(run), report))
+    _gate([miss.describe() for miss in run.misses])
+
+
+def _answers_summary(run: EvalRun, table: str, report: Path | None) -> str:
+    lines = [table, f"{sum(len(r.items) for r in run.datasets)} questions in {run.seconds:.1f} s"]
+    if report is not None:
+        lines.append(f"wrote {report}/report.md")
+    lines.append("passed" if not run.misses else f"{len(run.misses)} thresholds missed")
+    return "\n".join(lines)
 
 
 def register(cli: typer.Typer) -> None:

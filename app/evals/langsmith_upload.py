@@ -1,0 +1,132 @@
+"""Upload an answers run to LangSmith: the dataset, an experiment with every score, traces.
+
+Only used when ``LANGSMITH_API_KEY`` is set; otherwise nothing here runs and nothing
+touches the network. ``LANGSMITH_ENDPOINT`` picks the server (LangSmith's own default
+otherwise), as the ``langsmith`` client reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from app.evals.aggregate import DatasetResult
+
+if TYPE_CHECKING:
+    from langsmith import Client
+
+    from app.evals.runner import EvalRun
+
+__all__ = ["PROJECT", "dataset_name", "enabled", "make_client", "tracing", "upload"]
+
+PROJECT = "ragent-eval"
+"""The LangSmith project the graph runs are traced into."""
+
+
+def enabled(env: Mapping[str, str] | None = None) -> bool:
+    """Whether LangSmith is configured (``LANGSMITH_API_KEY`` is set and not empty)."""
+    return bool((os.environ if env is None else env).get("LANGSMITH_API_KEY", "").strip())
+
+
+def make_client(env: Mapping[str, str] | None = None) -> Client:
+    """A LangSmith client for ``LANGSMITH_ENDPOINT`` (if set) with ``LANGSMITH_API_KEY``."""
+    from langsmith import Client
+
+    env = os.environ if env is None else env
+    return Client(api_url=env.get("LANGSMITH_ENDPOINT") or None, api_key=env["LANGSMITH_API_KEY"])
+
+
+def tracing(client: Client, project: str = PROJECT) -> Callable[[], AbstractContextManager[Any]]:
+    """A context-manager factory that traces the graph runs inside it to ``project``."""
+
+    @contextmanager
+    def trace() -> Iterator[None]:
+        from langchain_core.tracers.context import tracing_v2_enabled
+
+        with tracing_v2_enabled(project_name=project, client=client):
+            yield
+        client.flush()
+
+    return trace
+
+
+def dataset_name(result: DatasetResult) -> str:
+    """``ragent-<file stem>-<digest of the items>``: a changed dataset is a new one."""
+    items = json.dumps([i.model_dump(mode="json") for i in result.items], sort_keys=True)
+    digest = hashlib.sha256(items.encode()).hexdigest()[:10]
+    return f"ragent-{result.name.rsplit('.', 1)[0]}-{digest}"
+
+
+def _ensure_dataset(client: Client, result: DatasetResult) -> str:
+    name = dataset_name(result)
+    if client.has_dataset(dataset_name=name):
+        return name
+    dataset = client.create_dataset(name, description=f"ragent eval answers: {result.name}")
+    client.create_examples(
+        dataset_id=dataset.id,
+        examples=[
+            {
+                "inputs": {"id": item.id, "question": item.question},
+                "outputs": {
+                    "reference": item.reference,
+                    "gold_docs": item.gold_docs,
+                    "must_refuse": item.must_refuse,
+                },
+                "metadata": {"tags": item.tags},
+            }
+            for item in result.items
+        ],
+    )
+    return name
+
+
+def _evaluator(metric: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def score(outputs: dict[str, Any]) -> dict[str, Any]:
+        return {"key": metric, "score": outputs["scores"].get(metric)}
+
+    score.__name__ = metric
+    return score
+
+
+def upload(run: EvalRun, client: Client) -> list[str]:
+    """Upload each dataset (once per content) and one experiment with the run's scores.
+
+    The experiment's target returns the answers recorded by this run, so the models are
+    not called again; each metric becomes an evaluator that reports the recorded score.
+
+    Returns:
+        The experiment names, one per dataset.
+    """
+    from langsmith import evaluate
+
+    experiments: list[str] = []
+    for result in run.datasets:
+        name = _ensure_dataset(client, result)
+        recorded = {
+            item.id: {
+                "answer": result.runs[item.id].answer,
+                "refused": result.runs[item.id].refused,
+                "scores": result.scores[item.id],
+            }
+            for item in result.items
+        }
+
+        def target(inputs: dict[str, Any], recorded: dict[str, Any] = recorded) -> dict[str, Any]:
+            return dict(recorded[inputs["id"]])
+
+        outcome = evaluate(
+            target,
+            data=name,
+            evaluators=[_evaluator(m) for m in result.metrics],
+            experiment_prefix=name,
+            metadata={"model": run.model, "judge": run.judge, "started": run.started},
+            client=client,
+            max_concurrency=0,
+        )
+        experiments.append(str(outcome.experiment_name))
+    client.flush()
+    return experiments
