@@ -64,8 +64,13 @@ def _groups(raw: str) -> list[str]:
     return sorted({g.strip() for g in raw.split(",") if g.strip()})
 
 
-def _settings(config: Path | None) -> Settings:
-    return load_settings(config)
+def _settings(config: Path | None, *, server: bool = False) -> Settings:
+    """Load settings, then set up logs and traces from them."""
+    from app.observability.setup import configure
+
+    settings = load_settings(config)
+    configure(settings, server=server)
+    return settings
 
 
 def _print_json(payload: object) -> None:
@@ -382,7 +387,7 @@ def serve(
     """Serve the HTTP API with uvicorn; requests need an API key (`ragent keys create`)."""
     import uvicorn
 
-    _settings(config)  # fail fast on a bad config, before binding the port
+    settings = _settings(config, server=True)  # fail fast on a bad config, before binding
     if config is not None:
         os.environ["RAGENT_CONFIG"] = str(config)
     if no_auth:
@@ -392,8 +397,13 @@ def serve(
             "anonymous user; never expose this server",
             err=True,
         )
-    uvicorn.run(
-        "app.server.app:app", host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+    uvicorn.run(  # log_config None: uvicorn's records go through our (JSON) logging
+        "app.server.app:app",
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=(settings.observability.log_level or "INFO").lower(),
+        timeout_graceful_shutdown=5,
     )
 
 

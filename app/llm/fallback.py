@@ -49,6 +49,9 @@ from tenacity.stop import stop_base
 
 from app.llm.chunks import TokenSink, checked_reply
 from app.llm.resilience import FailureKind, ModelCallError, classify
+from app.observability import models as observed
+from app.observability.metrics import model_label
+from app.observability.tracing import span
 
 __all__ = ["OFFLINE", "Backend", "FallbackChatModel"]
 
@@ -172,27 +175,44 @@ class FallbackChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        deadline = time.monotonic() + self.deadline_s
+        first = self.backends[0].name if self.backends else OFFLINE
+        with span("model.call", model=model_label(first)):
+            return await self._chain(messages, stop, run_manager, kwargs)
+
+    async def _chain(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> ChatResult:
+        started = time.monotonic()
+        deadline = started + self.deadline_s
         trail: list[dict[str, Any]] = []
         sink = TokenSink(run_manager)
         last: ModelCallError | None = None
+        failed: tuple[str, str] | None = None  # the last failed model and why
         for backend in self.backends:
             if time.monotonic() >= deadline:
                 trail.append({"model": backend.name, "error": "deadline"})
                 continue
+            observed.moved_on(failed, backend.name)
             try:
                 message = await self._call(backend, messages, stop, kwargs, deadline, sink, trail)
             except ModelCallError as err:
                 if not err.falls_back:
                     raise
-                last = err
+                last, failed = err, (backend.name, err.kind)
                 continue
-            return self._result(message, backend.name, trail, sink)
+            return self._result(message, backend.name, trail, sink, started)
         if self.offline is None:
             raise last or ModelCallError("error", "no model to call")
         log.warning("answering offline after %d failed model attempts", len(trail))
-        message = await self._attempt(self.offline, messages, stop, kwargs, None, sink, False)
-        return self._result(message, OFFLINE, trail, sink)
+        observed.moved_on(failed, OFFLINE)
+        message = await self._attempt(
+            self.offline, messages, stop, kwargs, None, sink, False, OFFLINE
+        )
+        return self._result(message, OFFLINE, trail, sink, started)
 
     async def _call(
         self,
@@ -212,8 +232,9 @@ class FallbackChatModel(BaseChatModel):
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt:
+            with attempt, span("model.attempt", model=model_label(backend.name)) as traced:
                 number = attempt.retry_state.attempt_number
+                traced.set(attempt=number)
                 first = max(0.0, min(backend.timeout_s, deadline - time.monotonic()))
                 try:
                     async with breaker:
@@ -226,11 +247,13 @@ class FallbackChatModel(BaseChatModel):
                                 first,
                                 sink,
                                 backend.checks_finish,
+                                backend.name,
                             )
                         except Exception as exc:  # noqa: BLE001 - classified, then re-raised
                             raise classify(exc) from exc
                 except OpenedState:
                     err = ModelCallError("circuit_open", "the circuit breaker is open")
+                    observed.attempt_failed(err.kind)
                     trail.append({"model": backend.name, "attempt": number, "error": err.kind})
                     raise err from None
                 except ModelCallError as err:
@@ -239,6 +262,8 @@ class FallbackChatModel(BaseChatModel):
                         | ({"status": err.status} if err.status else {})
                     )
                     log.warning("model %s attempt %d failed: %s", backend.name, number, err)
+                    observed.attempt_failed(err.kind)
+                    traced.set(status=err.status)
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
@@ -251,6 +276,7 @@ class FallbackChatModel(BaseChatModel):
         first_timeout: float | None,
         sink: TokenSink,
         checks_finish: bool,
+        name: str,
     ) -> AIMessage:
         runnable: Runnable[LanguageModelInput, BaseMessage] = model
         if self.tools:
@@ -271,6 +297,7 @@ class FallbackChatModel(BaseChatModel):
         sink.begin_attempt()
         total: BaseMessageChunk | None = None
         timeout = first_timeout
+        began = time.monotonic()
         chunks = cast(
             AsyncGenerator[BaseMessage, None],
             runnable.astream(messages, config, stop=stop, **kwargs),
@@ -287,6 +314,8 @@ class FallbackChatModel(BaseChatModel):
                     kind: FailureKind = "timeout" if total is None else "stall"
                     raise ModelCallError(kind, f"no chunk within {timeout:.1f} s") from None
                 timeout = self.stall_timeout_s
+                if total is None:
+                    observed.first_token(name, time.monotonic() - began)
                 if not isinstance(chunk, AIMessageChunk):
                     raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
                 total = chunk if total is None else total + chunk
@@ -294,8 +323,15 @@ class FallbackChatModel(BaseChatModel):
         return checked_reply(total, checks_finish)
 
     def _result(
-        self, message: AIMessage, served_by: str, trail: list[dict[str, Any]], sink: TokenSink
+        self,
+        message: AIMessage,
+        served_by: str,
+        trail: list[dict[str, Any]],
+        sink: TokenSink,
+        started: float,
     ) -> ChatResult:
+        elapsed = time.monotonic() - started
+        observed.replied(served_by, message.usage_metadata, len(trail), elapsed)
         metadata = {**message.response_metadata, "served_by": served_by, "fallbacks": trail}
         final = message.model_copy(update={"id": sink.id, "response_metadata": metadata})
         return ChatResult(generations=[ChatGeneration(message=final)])

@@ -13,6 +13,7 @@ from langgraph.types import interrupt
 
 from app.context import Context
 from app.nodes.respond import render_source
+from app.observability.tracing import span
 from app.resources import Resources, aget_resources, get_resources
 from app.state import AgentState, Source
 from app.tools.approval import approval_request, parse_decisions
@@ -123,6 +124,13 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     timeout = max(0.1, min(resources.settings.limits.tool_timeout_s, remaining))
 
     async def one(call: ToolCall) -> ToolMessage:
+        name = call["name"] if call["name"] in box.risks else "unknown"  # never model text
+        with span("tool.call", tool=name) as traced:
+            message = await decide(call)
+            traced.set(outcome=str(message.response_metadata.get("outcome", "error")))
+            return message
+
+    async def decide(call: ToolCall) -> ToolMessage:
         call_id = call.get("id") or ""
         policy = policies[call_id]
         if policy == "deny":

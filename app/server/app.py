@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
 from app.server.routes import chat, health, ingest, memories, threads
@@ -24,8 +25,10 @@ __all__ = ["app", "create_app"]
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the engines, stores and the API's state once for the process."""
-    async with open_services(get_settings()) as services:
+    """Set up tracing; open the engines, stores and the API's state once for the process."""
+    settings = get_settings()
+    setup_tracing(settings.observability)
+    async with open_services(settings) as services:
         app.state.services = services
         try:
             yield

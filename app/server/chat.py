@@ -187,8 +187,12 @@ async def stream_chunks(
     *,
     include_usage: bool,
     on_answer: Callable[[Answer], Awaitable[None]],
+    on_token: Callable[[], None] | None = None,
 ) -> AsyncIterator[str]:
-    """Turn a run's tokens and answer into the JSON of each SSE event, ending with DONE."""
+    """Turn a run's tokens and answer into the JSON of each SSE event, ending with DONE.
+
+    ``on_token`` is called once, when the first content token arrives.
+    """
     base = {
         "id": turn.completion_id,
         "object": "chat.completion.chunk",
@@ -215,6 +219,8 @@ async def stream_chunks(
         if event.message_id != message_id and streamed:
             text = "\n\n" + text
         message_id = event.message_id
+        if on_token is not None and text and not streamed:
+            on_token()
         streamed += text
         yield chunk({"content": text})
     delta: dict[str, Any] = _extensions(answer)

@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from app.observability.metrics import record_error
+
 __all__ = ["ERROR_RESPONSES", "ApiError", "error_body", "error_response", "install", "owns"]
 
 log = logging.getLogger("ragent.server")
@@ -73,7 +75,8 @@ def error_body(message: str, kind: str, code: str) -> dict[str, Any]:
 
 
 def error_response(exc: ApiError) -> JSONResponse:
-    """Return the JSON response of an :class:`ApiError`."""
+    """Return the JSON response of an :class:`ApiError` (counted by its code)."""
+    record_error("http", exc.code)
     return JSONResponse(
         error_body(exc.message, exc.kind, exc.code), status_code=exc.status, headers=exc.headers
     )

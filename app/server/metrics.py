@@ -1,9 +1,15 @@
-"""Prometheus metrics of the API, in a registry of their own (served at ``/metrics``)."""
+"""Prometheus metrics of the API, in a registry of their own (served at ``/metrics``).
+
+``/metrics`` also renders the process-wide metrics of the graph and its engines
+(:data:`app.observability.metrics.REGISTRY`).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -31,6 +37,15 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "ragent_http_requests_in_flight", "Requests being served.", registry=self.registry
+        )
+        self.first_token = Histogram(
+            "ragent_http_time_to_first_token_seconds",
+            "Streamed chat: time from the request to its first content token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.active_streams = Gauge(
+            "ragent_active_streams", "Streamed runs in progress.", registry=self.registry
         )
         self.runs = Counter(
             "ragent_runs_total",
@@ -61,5 +76,5 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        """Return the text exposition format."""
-        return generate_latest(self.registry)
+        """Return the text exposition format: the API's metrics, then the engines'."""
+        return generate_latest(self.registry) + generate_latest(ENGINE_REGISTRY)

@@ -18,8 +18,10 @@ import traceback
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.observability.tracing import span
 from app.server.errors import ApiError, error_response, owns
 from app.server.services import Services
+from app.tools.audit import safe_identity
 
 __all__ = ["ApiGuard"]
 
@@ -31,6 +33,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _tenant(scope: Scope) -> str | None:
+    principal = scope.get("state", {}).get("principal")
+    tenant = getattr(principal, "tenant_id", None)
+    return safe_identity(tenant) if isinstance(tenant, str) else None
 
 
 class ApiGuard:
@@ -55,14 +63,17 @@ class ApiGuard:
         started_at = time.perf_counter()
         status = [500]
         metrics.in_flight.inc()
-        try:
-            await self._serve(services, scope, receive, send, status)
-        finally:
-            metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            metrics.requests.labels(route, method, str(status[0])).inc()
-            metrics.latency.labels(route, method).observe(time.perf_counter() - started_at)
+        with span("http.request", method=scope["method"]) as traced:  # the run's root span
+            try:
+                await self._serve(services, scope, receive, send, status)
+            finally:
+                metrics.in_flight.dec()
+                route = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                metrics.requests.labels(route, method, str(status[0])).inc()
+                metrics.latency.labels(route, method).observe(time.perf_counter() - started_at)
+                if traced.recording:
+                    traced.set(http_route=route, status=status[0], tenant=_tenant(scope))
 
     async def _serve(
         self, services: Services, scope: Scope, receive: Receive, send: Send, status: list[int]

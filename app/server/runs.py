@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from app.observability.metrics import record_error
 from app.server.errors import ApiError, error_body
 from app.server.state import SharedState
 
@@ -81,6 +82,7 @@ class RunManager:
                 await self.state.append(run_id, seq, data, self.ttl_s)
         except Exception as exc:  # noqa: BLE001 - the client gets an error event, not a hang
             log.error("run %s failed: %s", run_id, type(exc).__name__)
+            record_error("stream", type(exc).__name__)
             seq += 1
             body = error_body("the run failed", "server_error", "run_failed")
             await self.state.append(run_id, seq, json.dumps(body), self.ttl_s)

@@ -7,6 +7,7 @@ loses its events.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -119,6 +120,8 @@ async def run_stream(
     decision: Any = None,
 ) -> StreamingResponse:
     """Start a turn (or a resume) in the background and stream its events."""
+    started = time.perf_counter()
+    metrics = services.metrics
     lock = busy(services, principal, turn.thread_id)
     await lock.__aenter__()
     try:
@@ -130,13 +133,22 @@ async def run_stream(
             async def finished(answer: Answer) -> None:
                 await _record(services, principal, turn, answer, "stream")
 
+            def first_token() -> None:
+                metrics.first_token.observe(time.perf_counter() - started)
+
             async def guarded() -> AsyncIterator[str]:
+                metrics.active_streams.inc()
                 try:
                     async for data in stream_chunks(
-                        turn, events, include_usage=include_usage, on_answer=finished
+                        turn,
+                        events,
+                        include_usage=include_usage,
+                        on_answer=finished,
+                        on_token=first_token,
                     ):
                         yield data
                 finally:
+                    metrics.active_streams.dec()
                     await lock.__aexit__(None, None, None)
 
             run_id = await services.runs.start(owner_of(principal), guarded())

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from app.observability.metrics import TOOL_CALLS
 from app.safety import redact
 
 __all__ = ["AuditRecord", "AuditSink", "redact_args", "safe_identity"]
@@ -94,6 +95,9 @@ class AuditSink:
 
     def write(self, record: AuditRecord) -> None:
         """Emit one record; a file that cannot be written is reported, never raised."""
+        TOOL_CALLS.labels(
+            record.tool if record.risk != "unknown" else "unknown", record.outcome
+        ).inc()
         stamped = record if record.at else _stamp(record)
         line = json.dumps(stamped.as_dict(), ensure_ascii=False, sort_keys=True)
         logger.info(line)

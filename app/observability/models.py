@@ -1,0 +1,61 @@
+"""What the chat-model fallback chain reports: first tokens, replies, fallbacks, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.observability.metrics import (
+    FALLBACKS,
+    MODEL_SECONDS,
+    MODEL_TOKENS,
+    MODEL_TTFT,
+    model_label,
+    record_error,
+)
+from app.observability.tracing import annotate
+
+__all__ = ["attempt_failed", "first_token", "moved_on", "replied"]
+
+
+def first_token(model: str, seconds: float) -> None:
+    """Record a model's time to its first chunk (histogram, and the current span)."""
+    MODEL_TTFT.labels(model_label(model)).observe(seconds)
+    annotate(ttft_ms=round(seconds * 1000, 1))
+
+
+def replied(
+    served_by: str, usage: Mapping[str, Any] | None, fallbacks: int, seconds: float
+) -> None:
+    """Record a chain's answer: who served it, its tokens, failed attempts, duration.
+
+    Args:
+        served_by: The model that answered (``model@base_url`` or ``offline``).
+        usage: The reply's ``usage_metadata`` (None when the model reported none).
+        fallbacks: Failed attempts before it.
+        seconds: The whole call, failed attempts included.
+    """
+    label = model_label(served_by)
+    tokens_in = int((usage or {}).get("input_tokens", 0))
+    tokens_out = int((usage or {}).get("output_tokens", 0))
+    MODEL_TOKENS.labels(label, "in").inc(tokens_in)
+    MODEL_TOKENS.labels(label, "out").inc(tokens_out)
+    MODEL_SECONDS.labels(label).observe(seconds)
+    annotate(served_by=label, tokens_in=tokens_in, tokens_out=tokens_out, fallbacks=fallbacks)
+
+
+def moved_on(failed: tuple[str, str] | None, to: str) -> None:
+    """Count a fallback activation from a failed model to the next one, if one failed.
+
+    Args:
+        failed: ``(model, failure kind)`` of the last failed model, or None.
+        to: The model tried next (``offline`` for the offline answerer).
+    """
+    if failed is not None:
+        FALLBACKS.labels(model_label(failed[0]), model_label(to), failed[1]).inc()
+
+
+def attempt_failed(kind: str) -> None:
+    """Count a failed model attempt by failure kind, and mark the current span."""
+    record_error("model", kind)
+    annotate(outcome=kind)
