@@ -154,14 +154,14 @@ class Span:
         otel = self._otel
         if otel is None:
             return
+        ending: dict[str, AttributeValue] = {"ragent.latency_ms": round(elapsed * 1000, 3)}
         if exc is not None and isinstance(exc, Exception):
             if isinstance(exc, GraphBubbleUp):  # an interrupt (approval): not a failure
-                otel.set_attribute(ATTRIBUTES["outcome"], "interrupted")
+                ending[ATTRIBUTES["outcome"]] = "interrupted"
             else:
-                name = type(exc).__name__
-                otel.set_attribute(ATTRIBUTES["error"], name)
-                otel.set_status(Status(StatusCode.ERROR, name))
-        otel.set_attribute("ragent.latency_ms", round(elapsed * 1000, 3))
+                ending[ATTRIBUTES["error"]] = type(exc).__name__
+                otel.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        otel.set_attributes(ending)
         otel_context.detach(self._token)  # type: ignore[arg-type]
         otel.end()
 
@@ -213,14 +213,15 @@ def _exporter(settings: ObservabilitySettings) -> SpanExporter:
 
 
 def setup_tracing(
-    settings: ObservabilitySettings, *, exporter: SpanExporter | None = None
+    settings: ObservabilitySettings, *, exporter: SpanExporter | None = None, batch: bool = False
 ) -> TracerProvider | None:
     """Set up spans from settings, replacing any earlier set-up of this process.
 
     Args:
         settings: The ``observability`` section.
         exporter: Use this exporter instead of the configured one (tests pass an
-            in-memory exporter); spans are then exported synchronously.
+            in-memory exporter); spans are then exported synchronously...
+        batch: ...unless this is set: then in batches, as ``otlp`` exports them.
 
     Returns:
         The tracer provider, or None when tracing is off.
@@ -241,10 +242,11 @@ def setup_tracing(
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
         shutdown_on_exit=True,
     )
-    if exporter is not None or settings.exporter == "console":
-        provider.add_span_processor(SimpleSpanProcessor(exporter or _exporter(settings)))
+    chosen = exporter or _exporter(settings)
+    if batch or (exporter is None and settings.exporter == "otlp"):
+        provider.add_span_processor(BatchSpanProcessor(chosen))
     else:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+        provider.add_span_processor(SimpleSpanProcessor(chosen))
     _STATE.provider = provider
     _STATE.tracer = provider.get_tracer("ragent")
     return provider
