@@ -61,6 +61,7 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     tier = await pick_tier(question, resources)
     if _SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question):
         return {"route": "direct", "query": query, "tier": tier}
+    resources.retriever.prefetch(query)  # overlaps the index check and the next step
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
     indexed = await asyncio.to_thread(resources.retriever.keywords.count, flt)

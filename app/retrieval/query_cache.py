@@ -20,8 +20,10 @@ class QueryCache:
 
     The model is part of the key, so one cache may serve several embedders. Cached
     vectors are made read-only because every caller gets the same array. A failed
-    embedding is not cached. The lock guards only the bookkeeping: two threads missing
-    on the same query both compute it, rather than one blocking on a slow remote call.
+    embedding is not cached. The lock guards only the bookkeeping. A thread missing on a
+    query that another thread is already embedding waits for that result instead of
+    computing it twice (a turn starts its query embedding early, see
+    ``HybridRetriever.prefetch``); if that computation fails, the waiter computes it.
     """
 
     def __init__(self, maxsize: int = 2048) -> None:
@@ -33,6 +35,7 @@ class QueryCache:
         self.misses = 0
         self._items: OrderedDict[tuple[str, str], Vector] = OrderedDict()
         self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], threading.Event] = {}
 
     def __len__(self) -> int:
         """Return how many vectors are cached."""
@@ -50,18 +53,45 @@ class QueryCache:
             A read-only ``(dim,)`` vector.
         """
         key = (model, text)
+        vector = self._cached(key)
+        if vector is not None:
+            return vector
+        with self._lock:
+            stored = self._items.get(key)  # finished since the look-up above
+            if stored is not None:
+                return stored
+            running = self._pending.get(key)
+            if running is None:
+                done = self._pending[key] = threading.Event()
+        if running is not None:
+            running.wait()  # the other caller's embedding, ours if it failed
+            vector = self._cached(key, count=False)
+            if vector is not None:
+                return vector
+            return self._store(key, embed(text))
+        try:
+            return self._store(key, embed(text))
+        finally:
+            with self._lock:
+                del self._pending[key]
+            done.set()
+
+    def _cached(self, key: tuple[str, str], *, count: bool = True) -> Vector | None:
         with self._lock:
             vector = self._items.get(key)
             if vector is not None:
                 self._items.move_to_end(key)
-                self.hits += 1
-                _HIT.inc()
-                annotate(cache_hit=True)
-                return vector
-            self.misses += 1
-        _MISS.inc()
-        annotate(cache_hit=False)
-        vector = embed(text)
+            if count:
+                if vector is not None:
+                    self.hits += 1
+                else:
+                    self.misses += 1
+        if count:
+            (_HIT if vector is not None else _MISS).inc()
+            annotate(cache_hit=vector is not None)
+        return vector
+
+    def _store(self, key: tuple[str, str], vector: Vector) -> Vector:
         vector.setflags(write=False)
         if self.maxsize:
             with self._lock:

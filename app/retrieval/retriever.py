@@ -18,6 +18,9 @@ __all__ = ["HybridRetriever"]
 
 logger = logging.getLogger(__name__)
 
+_BACKGROUND: set[asyncio.Future[None]] = set()
+"""Prefetches in flight: the event loop keeps only weak references to tasks."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class HybridRetriever:
@@ -47,6 +50,26 @@ class HybridRetriever:
     reranker: Reranker | None = None
     rerank_depth: int = 20
     concurrent: bool = True
+
+    def prefetch(self, query: str) -> None:
+        """Start embedding ``query`` in a worker thread, so that :meth:`search` finds it cached.
+
+        Called as soon as a turn's standalone query is known: the embedding then overlaps
+        the rest of routing and the step to the retrieve node, and :meth:`search` waits for
+        it (the query cache never computes one query twice at once). A failure here is
+        ignored; :meth:`search` embeds again and reports it.
+        """
+        if not query.strip():
+            return
+        future = asyncio.ensure_future(asyncio.to_thread(self._embed_quietly, query))
+        _BACKGROUND.add(future)
+        future.add_done_callback(_BACKGROUND.discard)
+
+    def _embed_quietly(self, query: str) -> None:
+        try:
+            self.embedder.embed_query(query)
+        except Exception:  # noqa: BLE001, S110 - search() embeds again and reports it
+            pass
 
     async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
         """Search both engines concurrently and fuse.

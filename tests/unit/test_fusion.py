@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 
+import numpy as np
 import pytest
 
 from app.retrieval.fusion import fuse, normalized_fusion, rrf
@@ -114,3 +116,51 @@ async def test_engines_run_in_parallel_threads_only_when_concurrent(concurrent: 
     assert vectors.met is keywords.met is concurrent
     assert (vectors.threads == keywords.threads) is not concurrent
     assert threading.get_ident() not in vectors.threads | keywords.threads
+
+
+async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search() -> None:
+    from app.retrieval.query_cache import QueryCache
+
+    class Embed:
+        def __init__(self, fail: bool = False) -> None:
+            self.calls, self.fail, self.cache = 0, fail, QueryCache()
+
+        def embed_query(self, text: str) -> object:
+            return self.cache.get_or_embed("m", text, self._embed)
+
+        def _embed(self, text: str) -> object:
+            self.calls += 1
+            if self.fail:
+                raise RuntimeError("embedder down")
+            return np.ones(2, np.float32)
+
+    class Fixed:
+        def search(self, query: object, flt: SearchFilter, k: int) -> list[Hit]:
+            return DENSE[:k]
+
+    embed = Embed()
+    retriever = HybridRetriever(
+        embedder=embed,  # type: ignore[arg-type]
+        vectors=Fixed(),  # type: ignore[arg-type]
+        keywords=Fixed(),  # type: ignore[arg-type]
+        concurrent=False,
+    )
+    retriever.prefetch("   ")  # nothing to embed
+    retriever.prefetch("q")
+    for _ in range(100):
+        if embed.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert embed.calls == 1  # embedded in the background, before any search
+    assert _ids(await retriever.search("q", SearchFilter("t")))[0] == "a"
+    assert embed.calls == 1  # the search found the prefetched vector
+    broken = HybridRetriever(
+        embedder=Embed(fail=True),  # type: ignore[arg-type]
+        vectors=Fixed(),  # type: ignore[arg-type]
+        keywords=Fixed(),  # type: ignore[arg-type]
+    )
+    broken.prefetch("q")
+    for _ in range(50):  # the failed prefetch finishes quietly
+        await asyncio.sleep(0.01)
+    with pytest.raises(RuntimeError, match="embedder down"):
+        await broken.search("q", SearchFilter("t"))

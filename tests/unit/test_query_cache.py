@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -56,3 +59,59 @@ def test_failures_are_not_cached_and_size_zero_disables() -> None:
     assert embed.calls == ["q", "q"] and len(off) == 0
     with pytest.raises(ValueError, match="maxsize"):
         QueryCache(maxsize=-1)
+
+
+class Gated(Counting):
+    """Embeds only once ``release`` is set; can fail its first call."""
+
+    def __init__(self, *, fail_first: bool = False) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+        self.fail_first = fail_first
+
+    def __call__(self, text: str) -> np.ndarray:
+        self.started.set()
+        assert self.release.wait(5)
+        if self.fail_first and not self.calls:
+            self.calls.append(text)
+            raise RuntimeError("down")
+        return super().__call__(text)
+
+
+def _in_thread(cache: QueryCache, embed: Gated, out: list[object]) -> threading.Thread:
+    def run() -> None:
+        try:
+            out.append(cache.get_or_embed("m", "q", embed))
+        except RuntimeError as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_query_being_embedded_is_waited_for_not_embedded_twice() -> None:
+    cache, embed, out = QueryCache(), Gated(), list[object]()
+    first = _in_thread(cache, embed, out)
+    assert embed.started.wait(5)
+    second = _in_thread(cache, embed, out)
+    time.sleep(0.05)  # the second caller is now waiting on the first
+    embed.release.set()
+    first.join(5)
+    second.join(5)
+    assert embed.calls == ["q"]
+    assert len(out) == 2 and out[0] is out[1]
+
+
+def test_a_waiter_embeds_itself_when_the_running_embedding_fails() -> None:
+    cache, embed, out = QueryCache(), Gated(fail_first=True), list[object]()
+    first = _in_thread(cache, embed, out)
+    assert embed.started.wait(5)
+    second = _in_thread(cache, embed, out)
+    time.sleep(0.05)
+    embed.release.set()
+    first.join(5)
+    second.join(5)
+    assert embed.calls == ["q", "q"]
+    assert isinstance(out[0], RuntimeError) and isinstance(out[1], np.ndarray)
+    assert cache.get_or_embed("m", "q", embed) is out[1]
