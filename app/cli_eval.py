@@ -64,24 +64,66 @@ def _print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
 
+DatasetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--datasets-config",
+        help="Datasets config with corpora and thresholds (default: datasets.yaml next to "
+        "the dataset, or one folder up).",
+    ),
+]
+
+
+def _datasets_config(path: Path | None, first: Path) -> DatasetsConfig:
+    from app.evals.dataset import EvalDataError, default_config_path, load_config
+
+    try:
+        return load_config(path if path is not None else default_config_path(first))
+    except EvalDataError as exc:
+        _fail(str(exc))
+
+
+def _gate(misses: list[str]) -> None:
+    """Exit 1 after naming every missed threshold."""
+    if misses:
+        for miss in misses:
+            typer.echo(f"ragent: threshold missed: {miss}", err=True)
+        raise typer.Exit(1)
+
+
 @eval_app.command("retrieval")
-def eval_retrieval(beir: BeirOpt, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+def eval_retrieval(
+    beir: BeirOpt,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    datasets_config: DatasetsOpt = None,
+) -> None:
     """Index a BEIR set into a temporary store; score bm25, dense and hybrid retrieval.
 
     Prints nDCG@10, Recall@10, Recall@100 and MRR@10 per mode over the judged queries,
     with the configured engines, embedder and fusion. With --json: {"dataset",
     "documents", "queries", "depth", "hybrid", "rerank", "metrics": {mode: {metric:
-    value}}, "seconds"}.
+    value}}, "seconds"}. Thresholds (``mode.metric``) of the folder's entry in the
+    datasets config are checked: exit code 1 names each one missed.
     """
+    from app.evals.aggregate import check_thresholds
     from app.evals.retrieval import evaluate_retrieval
 
     settings = load_settings(config)
+    catalog = _datasets_config(datasets_config, beir)
     dataset = _load(beir)
     report = evaluate_retrieval(settings, dataset, progress=False if as_json else None)
     if as_json:
         _print_json(report.as_dict())
     else:
         typer.echo(report.table())
+    flat = {
+        f"{mode}.{metric}": value
+        for mode, values in report.as_dict()["metrics"].items()
+        for metric, value in values.items()
+    }
+    thresholds = catalog.for_dataset(beir.resolve().name).thresholds
+    _gate([miss.describe() for miss in check_thresholds(dataset.name, flat, thresholds)])
 
 
 def _summary(report: TuneReport, out: Path, note: str | None) -> str:
@@ -182,33 +224,6 @@ def tune_command(
         _print_json({**report.as_dict(), "config": str(out), "note": note})
     else:
         typer.echo(_summary(report, out, note))
-
-
-DatasetsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--datasets-config",
-        help="Datasets config with corpora and thresholds (default: datasets.yaml next to "
-        "the dataset, or one folder up).",
-    ),
-]
-
-
-def _datasets_config(path: Path | None, first: Path) -> DatasetsConfig:
-    from app.evals.dataset import EvalDataError, default_config_path, load_config
-
-    try:
-        return load_config(path if path is not None else default_config_path(first))
-    except EvalDataError as exc:
-        _fail(str(exc))
-
-
-def _gate(misses: list[str]) -> None:
-    """Exit 1 after naming every missed threshold."""
-    if misses:
-        for miss in misses:
-            typer.echo(f"ragent: threshold missed: {miss}", err=True)
-        raise typer.Exit(1)
 
 
 def _progress(name: str, run: ItemRun) -> None:

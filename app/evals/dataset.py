@@ -135,6 +135,8 @@ def load_items(path: Path) -> list[EvalItem]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise EvalDataError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise EvalDataError(f"{path} line {number}: expected a JSON object")
         try:
             item = EvalItem.model_validate(row)
         except ValidationError as exc:

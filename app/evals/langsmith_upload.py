@@ -7,9 +7,11 @@ otherwise), as the ``langsmith`` client reads it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,15 @@ if TYPE_CHECKING:
 
     from app.evals.runner import EvalRun
 
-__all__ = ["PROJECT", "dataset_name", "enabled", "make_client", "tracing", "upload"]
+__all__ = [
+    "PROJECT",
+    "dataset_name",
+    "enabled",
+    "make_client",
+    "recorded_scores",
+    "tracing",
+    "upload",
+]
 
 PROJECT = "ragent-eval"
 """The LangSmith project the graph runs are traced into."""
@@ -71,7 +81,7 @@ def _ensure_dataset(client: Client, result: DatasetResult) -> str:
         examples=[
             {
                 "inputs": {"id": item.id, "question": item.question},
-                "outputs": {
+                "reference_outputs": {
                     "reference": item.reference,
                     "gold_docs": item.gold_docs,
                     "must_refuse": item.must_refuse,
@@ -84,19 +94,17 @@ def _ensure_dataset(client: Client, result: DatasetResult) -> str:
     return name
 
 
-def _evaluator(metric: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def score(outputs: dict[str, Any]) -> dict[str, Any]:
-        return {"key": metric, "score": outputs["scores"].get(metric)}
-
-    score.__name__ = metric
-    return score
+def recorded_scores(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The evaluator: the scores this run recorded for the example, one result each."""
+    return {"results": [{"key": k, "score": v} for k, v in outputs["scores"].items()]}
 
 
 def upload(run: EvalRun, client: Client) -> list[str]:
     """Upload each dataset (once per content) and one experiment with the run's scores.
 
     The experiment's target returns the answers recorded by this run, so the models are
-    not called again; each metric becomes an evaluator that reports the recorded score.
+    not called again; one evaluator reports each recorded score (only the metrics that
+    apply to the example).
 
     Returns:
         The experiment names, one per dataset.
@@ -104,29 +112,35 @@ def upload(run: EvalRun, client: Client) -> list[str]:
     from langsmith import evaluate
 
     experiments: list[str] = []
-    for result in run.datasets:
-        name = _ensure_dataset(client, result)
-        recorded = {
-            item.id: {
-                "answer": result.runs[item.id].answer,
-                "refused": result.runs[item.id].refused,
-                "scores": result.scores[item.id],
-            }
-            for item in result.items
-        }
-
-        def target(inputs: dict[str, Any], recorded: dict[str, Any] = recorded) -> dict[str, Any]:
-            return dict(recorded[inputs["id"]])
-
-        outcome = evaluate(
-            target,
-            data=name,
-            evaluators=[_evaluator(m) for m in result.metrics],
-            experiment_prefix=name,
-            metadata={"model": run.model, "judge": run.judge, "started": run.started},
-            client=client,
-            max_concurrency=0,
-        )
-        experiments.append(str(outcome.experiment_name))
+    # evaluate() prints a link to the results on stdout, which holds only the report.
+    with contextlib.redirect_stdout(sys.stderr):
+        for result in run.datasets:
+            experiments.append(_experiment(evaluate, client, run, result))
     client.flush()
     return experiments
+
+
+def _experiment(evaluate: Any, client: Client, run: EvalRun, result: DatasetResult) -> str:
+    name = _ensure_dataset(client, result)
+    recorded = {
+        item.id: {
+            "answer": result.runs[item.id].answer,
+            "refused": result.runs[item.id].refused,
+            "scores": result.scores[item.id],
+        }
+        for item in result.items
+    }
+
+    def target(inputs: dict[str, Any]) -> dict[str, Any]:
+        return dict(recorded[inputs["id"]])
+
+    outcome = evaluate(
+        target,
+        data=name,
+        evaluators=[recorded_scores],
+        experiment_prefix=name,
+        metadata={"model": run.model, "judge": run.judge, "started": run.started},
+        client=client,
+        max_concurrency=0,
+    )
+    return str(outcome.experiment_name)
