@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
+from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.state import AgentState, Citation
@@ -31,7 +32,8 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
     A blocked message is replaced in the history by a marker, so neither a huge
     payload nor an injection attempt reaches the model in later turns.
     """
-    limits = (await aget_resources()).settings.limits
+    resources = await aget_resources()
+    limits = resources.settings.limits
     update: dict[str, Any] = {
         "sources": "delete",
         "citations": [],
@@ -56,6 +58,11 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
             clean, kinds = redact(text)
             if kinds:
                 update["messages"] = [HumanMessage(content=clean, id=last.id)]
+            if not answers_directly(clean):
+                # Start the query embedding now: it overlaps memory recall, routing and
+                # the steps between nodes, and retrieve finds it done or in flight.
+                cleaned = [*state.messages[:-1], HumanMessage(content=clean)]
+                resources.retriever.prefetch(standalone_query(cleaned))
             return update
     marker = HumanMessage(content=f"[message blocked: {reason}]", id=last.id if last else None)
     refusal = AIMessage(content=prompts.BLOCKED_INPUT.format(reason=reason))
@@ -94,7 +101,8 @@ def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
 
 async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Finalise the answer: stop dangling tool calls, redact PII, cap size, map citations."""
-    limits = (await aget_resources()).settings.limits
+    resources = await aget_resources()
+    limits = resources.settings.limits
     last = state.messages[-1]
     if isinstance(last, AIMessage) and last.tool_calls:
         text = (

@@ -17,7 +17,7 @@ from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
 
-__all__ = ["pick_tier", "route", "select_path", "standalone_query"]
+__all__ = ["answers_directly", "pick_tier", "route", "select_path", "standalone_query"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,15 @@ _SMALL_TALK = re.compile(
 def standalone_query(messages: list[Any]) -> str:
     """Return the retrieval query for the last human message (see ``standalone_question``)."""
     return standalone_question([m.text for m in messages if isinstance(m, HumanMessage)])
+
+
+def answers_directly(question: str) -> bool:
+    """Return whether a question goes ``direct`` by its text alone (no retrieval).
+
+    Small talk, arithmetic and time questions; ``route`` also goes direct when the
+    caller has nothing indexed.
+    """
+    return bool(_SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question))
 
 
 async def pick_tier(question: str, resources: Resources) -> Tier:
@@ -59,9 +68,8 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     question = state.messages[-1].text
     query = standalone_query(state.messages)
     tier = await pick_tier(question, resources)
-    if _SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question):
+    if answers_directly(question):
         return {"route": "direct", "query": query, "tier": tier}
-    resources.retriever.prefetch(query)  # overlaps the index check and the next step
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
     indexed = await asyncio.to_thread(resources.retriever.keywords.count, flt)
