@@ -14,4 +14,12 @@ if [[ $status -eq 5 ]]; then
     echo "no tests were collected" >&2
     exit 1
 fi
+# The fast answer-evaluation sets, offline, gated by evals/datasets/datasets.yaml: a metric
+# below its threshold fails the build. The report lands in .ragent/eval-report/ (ignored).
+eval_status=0
+.venv/bin/ragent eval answers evals/datasets/samples_qa.jsonl evals/datasets/tool_use.jsonl \
+    evals/datasets/injection.jsonl --report .ragent/eval-report || eval_status=$?
+if [[ $status -eq 0 ]]; then
+    status=$eval_status
+fi
 exit $status
