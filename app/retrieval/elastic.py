@@ -181,12 +181,14 @@ class ElasticKeywordIndex:
         resp = self._es.search(index=self.index, **build_query(query, flt, k))
         return [Hit(doc_to_chunk(h["_source"]), float(h["_score"])) for h in resp["hits"]["hits"]]
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks, optionally only those visible to ``flt``."""
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``, stopping at ``limit``."""
         query: dict[str, Any] = (
             {"match_all": {}} if flt is None else {"bool": {"filter": filter_clauses(flt)}}
         )
-        return int(self._es.count(index=self.index, query=query)["count"])
+        extra: dict[str, Any] = {} if limit is None else {"terminate_after": limit}
+        found = int(self._es.count(index=self.index, query=query, **extra)["count"])
+        return found if limit is None else min(found, limit)
 
     def drop(self) -> None:
         """Delete the whole index (tests and tear-down)."""

@@ -267,17 +267,18 @@ class EmbeddedIndex:
 
     # -- reads ------------------------------------------------------------------
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks, optionally only those visible to ``flt``."""
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``, stopping at ``limit``."""
+        where, params = "1", list[object]()
+        if flt is not None:
+            clause, groups = acl_clause(flt)
+            where, params = f"c.tenant_id = ? AND {clause}", [flt.tenant_id, *groups]
+        sql = f"SELECT count(*) FROM chunks c WHERE {where}"
+        if limit is not None:  # the ACL check runs per row: stop at the first ``limit``
+            sql = f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT ?)"
+            params.append(limit)
         with self._lock:
-            if flt is None:
-                row = self._db.execute("SELECT count(*) FROM chunks").fetchone()
-            else:
-                clause, groups = acl_clause(flt)
-                row = self._db.execute(
-                    f"SELECT count(*) FROM chunks c WHERE c.tenant_id = ? AND {clause}",
-                    (flt.tenant_id, *groups),
-                ).fetchone()
+            row = self._db.execute(sql, params).fetchone()
         return int(row[0])
 
     def flush(self) -> None:

@@ -33,9 +33,9 @@ class EmbeddedVectorIndex:
         """Return the nearest visible chunks."""
         return self.index.vector_search(vector, flt, k)
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks."""
-        return self.index.count(flt)
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks (at most ``limit``)."""
+        return self.index.count(flt, limit=limit)
 
 
 class EmbeddedKeywordIndex:
@@ -57,6 +57,6 @@ class EmbeddedKeywordIndex:
         """Return the best BM25 matches."""
         return self.index.keyword_search(query, flt, k)
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks."""
-        return self.index.count(flt)
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks (at most ``limit``)."""
+        return self.index.count(flt, limit=limit)

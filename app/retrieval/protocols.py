@@ -59,8 +59,12 @@ class VectorIndex(Protocol):
         """Return the ``k`` nearest chunks visible to ``flt``, best first."""
         ...
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks, optionally only those visible to ``flt``."""
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``, stopping at ``limit``.
+
+        A caller that only asks whether anything is visible passes ``limit=1``, which
+        an engine can answer without counting everything.
+        """
         ...
 
 
@@ -80,8 +84,12 @@ class KeywordIndex(Protocol):
         """Return the ``k`` best BM25 matches visible to ``flt``, best first."""
         ...
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks, optionally only those visible to ``flt``."""
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt``, stopping at ``limit``.
+
+        A caller that only asks whether anything is visible passes ``limit=1``, which
+        an engine can answer without counting everything.
+        """
         ...
 
 

@@ -260,12 +260,18 @@ class WeaviateVectorIndex:
     def _count_in(self, tenant: str, where: _Filters | None) -> int:
         return int(self._col.with_tenant(tenant).aggregate.over_all(filters=where).total_count or 0)
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        """Count chunks, optionally only those visible to ``flt``."""
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        """Count chunks, optionally only those visible to ``flt`` (at most ``limit``).
+
+        Weaviate's aggregate counts per tenant shard without scanning objects, so the
+        limit only caps the answer.
+        """
         if flt is None:
-            return sum(self._count_in(n, None) for n in self._tenant_names())
-        name = weaviate_tenant(flt.tenant_id)
-        return self._count_in(name, build_filter(flt)) if self._has_tenant(name) else 0
+            found = sum(self._count_in(n, None) for n in self._tenant_names())
+        else:
+            name = weaviate_tenant(flt.tenant_id)
+            found = self._count_in(name, build_filter(flt)) if self._has_tenant(name) else 0
+        return found if limit is None else min(found, limit)
 
     def drop(self) -> None:
         """Delete the whole collection (tests and tear-down)."""

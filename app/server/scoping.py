@@ -46,8 +46,8 @@ class _NamespacedVectors:
     def search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
         return self.inner.search(vector, _in(flt, self.namespace), k)
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        return self.inner.count(None if flt is None else _in(flt, self.namespace))
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
+        return self.inner.count(None if flt is None else _in(flt, self.namespace), limit=limit)
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,9 @@ class _ScopedKeywords:
     def search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
         return [] if self.dense_only else self.inner.search(query, self._flt(flt), k)
 
-    def count(self, flt: SearchFilter | None = None) -> int:
+    def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
         # The router counts keyword entries to know whether the caller has documents.
-        return self.inner.count(None if flt is None else self._flt(flt))
+        return self.inner.count(None if flt is None else self._flt(flt), limit=limit)
 
 
 @lru_cache(maxsize=64)

@@ -116,6 +116,8 @@ def test_keyword_filters_are_inside_the_query(keywords: KeywordBackend, flt: Sea
     visible = _visible(flt)
     assert set(_ids(keywords.index.search(QUERY, flt, 50))) == visible
     assert keywords.index.count(flt) == len(visible)
+    assert keywords.index.count(flt, limit=1) == min(len(visible), 1)
+    assert keywords.index.count(flt, limit=2) == min(len(visible), 2)
     for k in range(1, len(visible) + 1):
         hits = keywords.index.search(QUERY, flt, k)
         assert len(hits) == k  # the hidden best matches did not eat the top k
@@ -130,6 +132,7 @@ def test_keyword_tenant_isolation(keywords: KeywordBackend) -> None:
     for near in ("t", "T1", "t1 ", "acme", ""):
         assert keywords.index.search("revenue", SearchFilter(near, everything), 10) == []
         assert keywords.index.count(SearchFilter(near, everything)) == 0
+        assert keywords.index.count(SearchFilter(near, everything), limit=1) == 0
 
 
 def test_keyword_delete_document(keywords: KeywordBackend) -> None:
@@ -210,6 +213,7 @@ def test_vector_filters_are_inside_the_query(vectors: VectorBackend, flt: Search
     query = EMB.embed_query(SECRET)  # the hidden chunks are the nearest
     assert set(_ids(vectors.index.search(query, flt, 50))) == visible
     assert vectors.index.count(flt) == len(visible)
+    assert vectors.index.count(flt, limit=1) == min(len(visible), 1)
     for k in range(1, len(visible) + 1):
         hits = vectors.index.search(query, flt, k)
         assert len(hits) == k

@@ -20,7 +20,7 @@ from elasticsearch import BadRequestError
 from elasticsearch.helpers import BulkIndexError
 
 from app.retrieval.elastic import ElasticKeywordIndex, connect
-from app.retrieval.elastic_schema import build_query, document_id, index_mapping
+from app.retrieval.elastic_schema import build_query, document_id, filter_clauses, index_mapping
 from app.retrieval.protocols import KeywordIndex
 from app.retrieval.types import Chunk, SearchFilter
 
@@ -241,3 +241,15 @@ def test_transient_errors_are_retried(script: Script) -> None:
     assert index.count() == 7
     assert len(script.requests) == 3
     assert script.requests[-1].body == {"query": {"match_all": {}}}
+
+
+def test_count_with_a_limit_stops_early_inside_the_filter(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    script.handler = lambda r: (200, {"count": 1, "terminated_early": True})
+    flt = SearchFilter("t1", frozenset({"hr"}))
+    assert index.count(flt, limit=1) == 1
+    (request,) = script.requests
+    assert request.path == "/idx/_count"
+    assert request.params.get("terminate_after") == "1"
+    assert request.body == {"query": {"bool": {"filter": filter_clauses(flt)}}}
