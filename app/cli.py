@@ -196,6 +196,15 @@ async def _turn(
     agent: Agent, settings: Settings, q: str, ctx: Context, thread_id: str, *, stream: bool
 ) -> Answer:
     """One turn; with ``stream``, the reply is printed token by token, then the sources."""
+    from app.observability.tracing import span
+
+    with span("cli.turn"):  # the root span: the turn's node and engine spans share its trace
+        return await _run_turn(agent, settings, q, ctx, thread_id, stream=stream)
+
+
+async def _run_turn(
+    agent: Agent, settings: Settings, q: str, ctx: Context, thread_id: str, *, stream: bool
+) -> Answer:
     limit = settings.limits.max_input_chars
     if not stream:
         return await ask(agent, q, context=ctx, thread_id=thread_id, max_chars=limit)

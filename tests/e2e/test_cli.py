@@ -187,3 +187,17 @@ def test_ingest_reports_failed_files_and_keeps_going(tmp_path: Path) -> None:
     with closing(sqlite3.connect(uri, uri=True)) as db:
         sources = [row[0] for row in db.execute("SELECT source FROM documents")]
     assert sources == [str(good)]
+
+
+def test_an_asked_turn_is_one_trace_under_a_cli_root_span(corpus: Corpus, tmp_path: Path) -> None:
+    data_dir = fresh_data_dir(corpus, tmp_path)
+    env = _env(data_dir, RAGENT_OBSERVABILITY_EXPORTER="console")
+    result = ragent("ask", QUESTION, "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _json_line(result)["citations"]  # stdout holds the answer alone
+    spans = [json.loads(line) for line in result.stderr.splitlines() if '"trace_id"' in line]
+    (root,) = [s for s in spans if s["name"] == "cli.turn"]
+    assert root["parent_id"] is None
+    names = {s["name"] for s in spans}
+    assert {"node.guard_input", "node.retrieve", "node.respond"} <= names
+    assert {s["context"]["trace_id"] for s in spans} == {root["context"]["trace_id"]}
