@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,10 +266,3 @@ def run_answers(
         run = asyncio.run(_run(scoped, _Plan(specs, tracing, on_item)))
     run.seconds = time.perf_counter() - started
     return run
-
-
-def iter_items(run: EvalRun) -> Iterator[tuple[DatasetResult, EvalItem, ItemRun]]:
-    """Every (dataset, item, run) of an evaluation, in order."""
-    for result in run.datasets:
-        for item in result.items:
-            yield result, item, result.runs[item.id]

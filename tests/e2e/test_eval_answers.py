@@ -251,3 +251,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, problem: str, message:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ragent: error: "), result.stderr
     assert message in lines[0]
+
+
+def test_eval_retrieval_checks_the_datasets_thresholds(tmp_path: Path) -> None:
+    toy = Path(shutil.copytree(REPO / "tests" / "data" / "beir-toy", tmp_path / "beir" / "toy"))
+    # Met, then missed: BM25 cannot find the paraphrased "collapsed stars" passage.
+    thresholds = {"dense.recall@10": 0.99, "bm25.recall@100": 0.999}
+    config = {"datasets": {"toy": {"thresholds": thresholds}}}
+    (tmp_path / "datasets.yaml").write_text(json.dumps(config), encoding="utf-8")
+    args = ["eval", "retrieval", "--beir", str(toy), "--json"]
+    result = ragent(*args, env={"RAGENT_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    bm25 = json.loads(result.stdout)["metrics"]["bm25"]["recall@100"]
+    assert result.stderr.strip().splitlines() == [
+        f"ragent: threshold missed: toy: bm25.recall@100 {bm25:.3f} < 0.999"
+    ]
