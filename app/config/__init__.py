@@ -1,0 +1,1 @@
+"""The sections of the deployment settings; load them through :mod:`app.settings`."""

@@ -1,0 +1,70 @@
+"""The ``llm`` section: the chat model, its tiers and fallbacks, and the router."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from app.config.section import Section
+
+__all__ = ["LLMSettings", "ModelEndpoint"]
+
+
+class ModelEndpoint(Section):
+    """One more OpenAI-compatible model (a tier or a fallback); unset fields come from ``llm``."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """Environment variable holding this endpoint's key; None: the key of ``llm``."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    context_window: int | None = Field(default=None, ge=512)
+    tokenizer: str | None = None
+
+
+class LLMSettings(Section):
+    """The chat model. No ``base_url`` means the offline extractive answerer."""
+
+    base_url: str | None = None
+    model: str = "offline-extractive"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Per call: the longest wait for a model's first token."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    max_tokens: int = Field(default=1024, gt=0)
+    context_window: int = Field(default=8192, ge=512)
+    tokenizer: str | None = None
+    """A local ``tokenizer.json`` or a Hugging Face repo id already in the local cache."""
+    min_relevance: float = Field(default=0.3, ge=0, le=1)
+    stall_timeout_s: float = Field(default=10.0, gt=0)
+    """The longest silence between two chunks of a stream."""
+    deadline_s: float | None = Field(default=None, gt=0)
+    """Time for remote models to start answering before the offline answerer does; None:
+    ``timeout_s``."""
+    backoff_s: float = Field(default=0.2, ge=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+    offline_fallback: bool = True
+    tiers: dict[Literal["small", "large", "code"], ModelEndpoint] = Field(default_factory=dict)
+    fallbacks: list[ModelEndpoint] = Field(default_factory=list)
+    """Secondary models, tried in order after the tier's own model."""
+    router: Literal["rules", "llm"] = "rules"
+    small_max_words: int = Field(default=40, ge=1)
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _endpoints_need_urls(self) -> LLMSettings:
+        named = [
+            *(f"tiers.{k}" for k in self.tiers),
+            *(f"fallbacks.{i}" for i in range(len(self.fallbacks))),
+        ]
+        for name, endpoint in zip(named, [*self.tiers.values(), *self.fallbacks], strict=True):
+            if not (endpoint.base_url or self.base_url):
+                raise ValueError(f"{name}: base_url is required (here or in llm.base_url)")
+        if self.router == "llm" and not self.base_url:
+            raise ValueError("router 'llm' needs a base_url")
+        return self

@@ -1,0 +1,92 @@
+"""The ``embed``, ``retrieval`` and ``rerank`` sections: how passages are found."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from app.config.section import Section
+
+__all__ = ["EmbedSettings", "RerankSettings", "RetrievalSettings"]
+
+
+class EmbedSettings(Section):
+    """The embedding model: a local packaged model or an OpenAI-compatible endpoint."""
+
+    provider: Literal["local", "openai"] = "local"
+    model: str = "all-MiniLM-L6-v2"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    batch_size: int = Field(default=64, gt=0)
+    """Passages per forward pass (local) or per request (openai)."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    dim: int | None = Field(default=None, gt=0)
+    """openai: the vector dimension; None asks the server once."""
+    max_tokens: int | None = Field(default=None, ge=16)
+    """openai: tokens the model reads (chunk sizes derive from it). Local reads its own."""
+    query_cache_size: int = Field(default=2048, ge=0)
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> EmbedSettings:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("base_url is required when provider is 'openai'")
+        if self.provider == "openai" and self.max_tokens is None:
+            raise ValueError("max_tokens is required when provider is 'openai'")
+        if self.provider == "local" and (self.dim, self.max_tokens) != (None, None):
+            raise ValueError("dim and max_tokens come from the local model; set them for 'openai'")
+        return self
+
+
+class RetrievalSettings(Section):
+    """Index engines and hybrid retrieval knobs."""
+
+    vector_backend: Literal["embedded", "weaviate"] = "embedded"
+    keyword_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    weaviate_url: str | None = None
+    elasticsearch_url: str | None = None
+    top_k: int = Field(default=20, gt=0, le=1000)
+    top_n: int = Field(default=5, gt=0, le=100)
+    rrf_k: int = Field(default=60, gt=0)
+    fusion: Literal["rrf", "minmax", "zscore"] = "rrf"
+    dense_weight: float = Field(default=1.0, ge=0)
+    keyword_weight: float = Field(default=1.0, ge=0)
+    dense_depth: int | None = Field(default=None, gt=0, le=1000)
+    """Candidates from the vector engine; None uses ``top_k``."""
+    keyword_depth: int | None = Field(default=None, gt=0, le=1000)
+    """Candidates from the keyword engine; None uses ``top_k``."""
+
+    @model_validator(mode="after")
+    def _engines_need_urls(self) -> RetrievalSettings:
+        if self.vector_backend == "weaviate" and not self.weaviate_url:
+            raise ValueError("weaviate_url is required when vector_backend is 'weaviate'")
+        if self.keyword_backend == "elasticsearch" and not self.elasticsearch_url:
+            raise ValueError(
+                "elasticsearch_url is required when keyword_backend is 'elasticsearch'"
+            )
+        return self
+
+
+class RerankSettings(Section):
+    """Optional reranking of the first ``depth`` fused hits."""
+
+    provider: Literal["none", "cross-encoder", "http"] = "none"
+    model: str | None = None
+    """cross-encoder: a local model directory; http: the model name sent to the server."""
+    base_url: str | None = None
+    """http: an OpenAI-compatible server; ``{base_url}/rerank`` is called."""
+    api_key: SecretStr | None = None
+    depth: int = Field(default=20, gt=0, le=1000)
+    """Fused hits reranked (never fewer than ``retrieval.top_n``)."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    batch_size: int = Field(default=32, gt=0)
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> RerankSettings:
+        if self.provider != "none" and not self.model:
+            raise ValueError(f"model is required when provider is {self.provider!r}")
+        if self.provider == "http" and not self.base_url:
+            raise ValueError("base_url is required when provider is 'http'")
+        return self

@@ -1,0 +1,54 @@
+"""The ``server`` section: the HTTP API's auth, limits and state."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from app.config.section import Section
+
+__all__ = ["ServerSettings"]
+
+
+class ServerSettings(Section):
+    """The HTTP API (``ragent serve``): auth, limits, and where its state lives."""
+
+    auth: bool = True
+    """Refuse requests without a valid API key; ``ragent serve --no-auth`` turns it off."""
+    redis_url: str | None = None
+    """None: keys and the thread list in ``<data_dir>/server.sqlite``, and rate limits,
+    idempotency records, stream events and jobs in this process. Set: all of them in
+    Redis, shared by every replica."""
+    rate_limit: str = "120/minute"
+    """Per API key, as a token bucket: this rate refills it, ``rate_burst`` holds."""
+    rate_burst: int | None = Field(default=None, ge=1)
+    """Bucket size (requests allowed at once); None: the amount of ``rate_limit``."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    """Largest JSON body."""
+    max_upload_bytes: int = Field(default=100_000_000, ge=1024)
+    """Largest ``POST /v1/ingest`` body (all files together)."""
+    max_upload_files: int = Field(default=50, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    """A request that has not started its response by then gets a 504."""
+    idempotency_ttl_s: int = Field(default=86_400, ge=1)
+    events_ttl_s: int = Field(default=600, ge=1)
+    """How long a stream's events stay after its last one, for ``Last-Event-ID`` replay
+    (and streamed idempotent retries); in this process they take memory meanwhile."""
+    jobs_ttl_s: int = Field(default=7 * 86_400, ge=1)
+    ingest_url_allowlist: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) ``POST /v1/ingest`` may fetch; empty refuses URLs."""
+
+    @model_validator(mode="after")
+    def _valid_rate(self) -> ServerSettings:
+        from limits import parse
+
+        try:
+            parse(self.rate_limit)
+        except ValueError:
+            raise ValueError(
+                f"rate_limit: {self.rate_limit!r} is not a rate such as '120/minute'"
+            ) from None
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return self
