@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from app.retrieval.protocols import Embedder, Vector
+from app.retrieval.query_batch import QueryBatcher
 from app.retrieval.query_cache import QueryCache
 from app.settings import EmbedSettings
 
@@ -47,6 +48,8 @@ class LocalEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
         self._cache = cache if cache is not None else QueryCache()
+        # Concurrent requests' queries share forward passes (a lone query runs at once).
+        self._queries = QueryBatcher(self.embed_documents)
 
     @property
     def model_name(self) -> str:
@@ -100,7 +103,7 @@ class LocalEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         """Embed a query into a unit vector, cached by model and text."""
-        return self._cache.get_or_embed(self._name, text, lambda t: self.embed_documents([t])[0])
+        return self._cache.get_or_embed(self._name, text, self._queries.embed)
 
 
 def make_embedder(cfg: EmbedSettings) -> Embedder:

@@ -1,0 +1,85 @@
+"""Query embeddings that arrive together share one pass; a lone one runs at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from app.retrieval.query_batch import QueryBatcher
+
+
+class SlowModel:
+    """Each pass takes 50 ms and returns the text lengths as vectors."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.passes: list[list[str]] = []
+        self.threads: set[int] = set()
+        self.fail_on = fail_on
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.passes.append(list(texts))
+        self.threads.add(threading.get_ident())
+        time.sleep(0.05)
+        if self.fail_on in texts:
+            raise RuntimeError("model failed")
+        return np.asarray([[len(t), i] for i, t in enumerate(texts)], np.float32)
+
+
+def test_a_lone_query_runs_at_once_in_a_pass_of_its_own() -> None:
+    model = SlowModel()
+    batcher = QueryBatcher(model)
+    started = time.perf_counter()
+    vector = batcher.embed("abc")
+    assert time.perf_counter() - started < 0.5
+    assert vector.tolist() == [3.0, 0.0]
+    assert model.passes == [["abc"]]
+
+
+def test_concurrent_queries_share_passes_and_each_gets_its_own_row() -> None:
+    model = SlowModel()
+    batcher = QueryBatcher(model, max_batch=8)
+    texts = ["x" * n for n in range(1, 21)]
+    with ThreadPoolExecutor(20) as pool:
+        vectors = list(pool.map(batcher.embed, texts))
+    assert [v[0] for v in vectors] == [len(t) for t in texts]  # each caller got its row
+    assert sorted(t for p in model.passes for t in p) == sorted(texts)  # each embedded once
+    assert len(model.passes) < len(texts) / 2  # queued queries rode together
+    assert max(len(p) for p in model.passes) <= 8
+    assert len(model.threads) == 1  # one thread runs the model
+
+
+def test_a_failed_pass_fails_its_callers_only() -> None:
+    model = SlowModel(fail_on="bad")
+    batcher = QueryBatcher(model)
+    gate = threading.Barrier(3)
+
+    def call(text: str) -> object:
+        gate.wait(5)
+        try:
+            return batcher.embed(text)
+        except RuntimeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(call, ["bad", "ok1", "ok2"]))
+    failed = [p for p in model.passes if "bad" in p][0]
+    for text, result in zip(["bad", "ok1", "ok2"], results, strict=True):
+        assert isinstance(result, RuntimeError) is (text in failed)
+    assert batcher.embed("later").tolist()[0] == 5.0  # the thread keeps serving
+
+
+def test_the_local_embedder_batches_concurrent_queries() -> None:
+    pytest.importorskip("sentence_transformers")
+    from app.retrieval.embedder import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    texts = [f"question number {i} about write-ahead logging" for i in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        vectors = list(pool.map(embedder.embed_query, texts))
+    alone = embedder.embed_documents(texts)
+    np.testing.assert_allclose(np.stack(vectors), alone, atol=1e-5)
