@@ -14,12 +14,13 @@ import unicodedata
 
 __all__ = ["detect_injection"]
 
-# Cyrillic and Greek letters that render like Latin ones (after casefolding).
+# Cyrillic and Greek letters that render like Latin ones (after casefolding), and the
+# typographic apostrophe ("what's").
 _CONFUSABLES = str.maketrans(
     {
         "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x",
         "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "һ": "h", "ɡ": "g",
-        "α": "a", "ε": "e", "ι": "i", "ο": "o", "ν": "v", "τ": "t", "κ": "k",
+        "\u2019": "'", "α": "a", "ε": "e", "ι": "i", "ο": "o", "ν": "v", "τ": "t", "κ": "k",
     }
 )  # fmt: skip
 _HSPACE = re.compile(r"[^\S\n]+")
@@ -57,20 +58,61 @@ _REVEAL_VERB = (
     r"\b(?:reveal|print|show|display|repeat|leak|output|dump|expose|disclose|recite|echo|"
     r"share|paste|tell|give|write\s+out|spell\s+out|type\s+out)\s+(?:(?:me|us|back)\s+)?"
 )
+# Verbs that only count when the object is plainly the hidden prompt ("translate your
+# system prompt"), since "summarise your instructions" may mean an earlier answer.
+_REWORK_VERB = (
+    r"\b(?:translate|encode|reproduce|transcribe|quote|copy|summari[sz]e|paraphrase|"
+    r"read\s+(?:out|back))\s+(?:(?:me|us)\s+)?"
+)
 _SECRET_ADJ = (
     r"(?:hidden|secret|initial|original|internal|confidential|system|developer|previous|"
-    r"above|preceding|full|entire|complete|exact|verbatim)"
+    r"above|preceding|full|entire|complete|exact|verbatim|first|real|actual)"
 )
-_REVEAL = re.compile(
-    rf"{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?your\s+(?:{_SECRET_ADJ}\s+){{0,3}}"
+_SECRET = r"(?:hidden|secret|initial|original|internal|confidential|system|developer)"
+# "the system prompt option", "your prompt in zsh": settings and shells, not the assistant.
+_NOT_THE_ASSISTANTS = (
+    r"(?!\s+(?:option|flag|setting|parameter|field|variable|argument|feature|file|template"
+    r"|in\s+(?:bash|zsh|fish|powershell|the\s+(?:shell|terminal))))"
+)
+_YOUR_PROMPT = (
+    rf"your\s+(?:{_SECRET_ADJ}\s+){{0,3}}"
     r"(?:prompt|pre-?prompt|instructions|directives|guidelines|rules|system\s+message)\b"
-    rf"|{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:{_SECRET_ADJ}\s+){{0,2}}"
-    r"(?:hidden|secret|initial|original|internal|confidential|system|developer)\s+"
-    r"(?:prompt|instructions|directives|message)\b"
-    r"(?!\s+(?:option|flag|setting|parameter|field|variable|argument|feature|file|template))"
-    rf"|{_REVEAL_VERB}(?:the\s+)?(?:words|text|everything|content)\s+(?:above|before)\b"
-    r"|\bwhat\s+(?:is|are|was|were)\s+your\s+(?:(?:system|initial|original|hidden|secret)\s+)?"
-    r"(?:prompt|instructions)\b"
+    rf"{_NOT_THE_ASSISTANTS}"
+)
+_THE_PROMPT = (
+    rf"(?:the\s+)?(?:{_SECRET_ADJ}\s+){{0,2}}{_SECRET}\s+(?:prompt|instructions|directives|message)\b"
+    rf"{_NOT_THE_ASSISTANTS}"
+)
+_TOLD = r"(?:told|instructed|programmed|prompted|given|taught)"
+_REVEAL = re.compile(
+    rf"{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?(?:{_YOUR_PROMPT}|{_THE_PROMPT})"
+    rf"|{_REWORK_VERB}(?:all\s+(?:of\s+)?)?(?:your\s+|the\s+)(?:{_SECRET_ADJ}\s+){{0,2}}"
+    r"(?:(?:system|initial|hidden|secret|original|developer)\s+(?:prompt|instructions|message)"
+    r"|prompt|pre-?prompt|system\s+message)\b"
+    rf"{_NOT_THE_ASSISTANTS}"
+    # "print the text of your system message", "show a copy of the initial instructions"
+    rf"|{_REVEAL_VERB}(?:(?:the|a)\s+)?(?:(?:full|entire|exact|complete|verbatim|raw|whole)\s+)?"
+    rf"(?:text|content|contents|wording|words|copy|transcript)\s+of\s+(?:{_YOUR_PROMPT}|{_THE_PROMPT})"
+    rf"|{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:words|text|everything|content|contents)"
+    r"\s+(?:(?:that\s+)?(?:is|was|were|are)\s+)?(?:(?:written|said|stated|shown)\s+)?(?:above|before)\b"
+    rf"|{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:lines|messages?|instructions)\s+above"
+    r"\s+(?:this|my)\b"
+    r"|\bwhat\s+(?:is|are|was|were)\s+your\s+"
+    r"(?:(?:system|initial|original|hidden|secret|developer|internal|real|actual|exact)\s+)?"
+    r"(?:prompt|pre-?prompt|instructions|directives|system\s+message)\b"
+    r"|\bwhat(?:'s|\s+is)\s+(?:in|inside)\s+(?:your|the)\s+(?:system\s+|initial\s+|hidden\s+)?"
+    r"(?:prompt|system\s+message)\b"
+    rf"{_NOT_THE_ASSISTANTS}"
+    r"|\bwhat\s+(?:does|did)\s+(?:your\s+(?:\w+\s+)?|the\s+(?:system|initial|hidden|secret)\s+)"
+    r"(?:prompt|instructions|system\s+message|message)\s+(?:say|said|contain|tell\s+you)\b"
+    rf"|\bwhat\s+(?:exactly\s+)?(?:were|have)\s+you\s+(?:been\s+)?{_TOLD}"
+    r"(?=\s*(?:[.?!:]|$|before\b|initially\b|at\s+the\s+(?:start|beginning)\b|to\s+(?:do|say|never|always|not)\b"
+    r"|by\s+(?:your|the)\s+(?:developers?|creators?|system|operators?|company)\b))"
+    rf"|{_REVEAL_VERB}(?:exactly\s+)?what\s+you\s+(?:were|have\s+been)\s+{_TOLD}\b"
+    rf"|\bwhat\s+(?:instructions|rules|directives|guidelines|prompt)\s+(?:were|have)\s+you\s+"
+    rf"(?:been\s+)?{_TOLD}\b"
+    rf"|{_REVEAL_VERB}(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:instructions|prompt|rules|directives|guidelines)"
+    rf"\s+(?:that\s+)?you\s+(?:(?:were|have\s+been)\s+{_TOLD}|got|received)\b"
 )
 
 _RESTRICTION_NOUN = (
