@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,7 +34,8 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     else:
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Off the event loop: a blocking call there stalls every other request.
+        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
         path = settings.data_dir / "checkpoints.sqlite"
         async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
             yield saver

@@ -75,7 +75,8 @@ async def open_store(
         return
     from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Off the event loop: a blocking call there stalls every other request.
+    await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
     path = settings.data_dir / "memory.sqlite"
     async with AsyncSqliteStore.from_conn_string(str(path), ttl=ttl) as sqlite_store:
         await sqlite_store.setup()

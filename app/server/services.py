@@ -65,22 +65,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     from app.server.jobs import JobManager
 
     server = settings.server
-    # ``langgraph dev`` starts flagging blocking calls at this lifespan's first await, and
-    # the store and checkpointer factories create the data folder with a blocking mkdir.
-    # So the engines are built and the store is opened before anything awaits, and the
-    # SQLite checkpointer is opened here once the folder exists.
+    # ``langgraph dev`` starts flagging blocking calls at this lifespan's first await, so
+    # the engines (a blocking build) are built before anything awaits.
     resources = get_resources()
     stack = AsyncExitStack()
     store = await stack.enter_async_context(open_store(settings, resources.embedder))
-    if settings.checkpoint.backend == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        path = str(settings.data_dir / "checkpoints.sqlite")
-        saver: BaseCheckpointSaver[str] = await stack.enter_async_context(
-            AsyncSqliteSaver.from_conn_string(path)
-        )
-    else:
-        saver = await stack.enter_async_context(open_checkpointer(settings))
+    saver = await stack.enter_async_context(open_checkpointer(settings))
     # Load the embedding model now, off the event loop: the first request must not wait.
     await asyncio.to_thread(resources.embedder.embed_query, "warm up")
     # SQLite files are created off the event loop (``langgraph dev`` flags blocking calls).

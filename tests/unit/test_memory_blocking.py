@@ -1,0 +1,42 @@
+"""The store and checkpointer factories make no blocking call on the event loop.
+
+``langgraph dev`` runs with blockbuster, which turns a blocking call made on the event
+loop (such as creating the data folder) into an error; these tests run the factories the
+same way, each on a data folder that does not exist yet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from blockbuster import blockbuster_ctx
+
+from app.memory.checkpoint import open_checkpointer
+from app.memory.store import open_store
+from app.settings import Settings
+from tests.fakes import HashEmbedder
+
+
+@pytest.fixture
+def fresh(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"data_dir": tmp_path / "not" / "yet" / "there"})
+
+
+async def test_open_store_creates_the_data_folder_off_the_event_loop(fresh: Settings) -> None:
+    with blockbuster_ctx():
+        async with open_store(fresh, HashEmbedder()) as store:
+            await store.aput(("memories", "t", "u"), "k", {"text": "The user's name is Ada."})
+            found = await store.asearch(("memories", "t", "u"), query="name")
+    assert [item.value["text"] for item in found] == ["The user's name is Ada."]
+    assert (fresh.data_dir / "memory.sqlite").is_file()
+
+
+async def test_open_checkpointer_creates_the_data_folder_off_the_event_loop(
+    fresh: Settings,
+) -> None:
+    with blockbuster_ctx():
+        async with open_checkpointer(fresh) as saver:
+            listed = [c async for c in saver.alist({"configurable": {"thread_id": "x"}})]
+    assert listed == []
+    assert (fresh.data_dir / "checkpoints.sqlite").is_file()
