@@ -1,11 +1,17 @@
-"""Cheap intent rules on a user's question: arithmetic, time, follow-ups."""
+"""Cheap intent rules on a user's question: arithmetic, unit conversion, time, follow-ups."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-__all__ = ["asks_for_time", "find_arithmetic", "find_timezone", "standalone_question"]
+__all__ = [
+    "asks_for_time",
+    "find_arithmetic",
+    "find_conversion",
+    "find_timezone",
+    "standalone_question",
+]
 
 _WORD = re.compile(r"\w+")
 
@@ -126,3 +132,129 @@ def standalone_question(questions: Sequence[str]) -> str:
     if len(questions) >= 2 and (_FOLLOW_UP.search(question) or len(_WORD.findall(question)) < 4):
         return f"{questions[-2]} {question}"
     return question
+
+
+# Canonical pint unit -> (what it measures, its names as users write them). Single letters
+# ("c", "f", "m") are safe only because both units must name the same quantity.
+_UNITS: dict[str, tuple[str, str]] = {
+    "mile": ("length", "mile|miles|mi"),
+    "km": ("length", "km|kms|kilometer|kilometers|kilometre|kilometres"),
+    "m": ("length", "m|meter|meters|metre|metres"),
+    "cm": ("length", "cm|centimeter|centimeters|centimetre|centimetres"),
+    "mm": ("length", "mm|millimeter|millimeters|millimetre|millimetres"),
+    "ft": ("length", "ft|foot|feet"),
+    "inch": ("length", "inch|inches"),  # not "in": it is the preposition
+    "yard": ("length", "yard|yards|yd|yds"),
+    "nautical_mile": ("length", "nautical mile|nautical miles|nmi"),
+    "kg": ("mass", "kg|kgs|kilo|kilos|kilogram|kilograms|kilogramme|kilogrammes"),
+    "g": ("mass", "g|gram|grams|gramme|grammes"),
+    "mg": ("mass", "mg|milligram|milligrams"),
+    "lb": ("mass", "lb|lbs|pound|pounds"),
+    "oz": ("mass", "oz|ounce|ounces"),
+    "stone": ("mass", "stone|stones"),
+    "tonne": ("mass", "tonne|tonnes|metric ton|metric tons"),
+    "ton": ("mass", "ton|tons|short ton|short tons"),
+    "degC": (
+        "temperature",
+        "c|°c|degc|deg c|celsius|centigrade|degree c|degrees c|degree celsius|degrees celsius",
+    ),
+    "degF": (
+        "temperature",
+        "f|°f|degf|deg f|fahrenheit|degree f|degrees f|degree fahrenheit|degrees fahrenheit",
+    ),
+    "kelvin": ("temperature", "k|kelvin|kelvins|degrees kelvin"),
+    "liter": ("volume", "l|liter|liters|litre|litres"),
+    "ml": ("volume", "ml|milliliter|milliliters|millilitre|millilitres"),
+    "gallon": ("volume", "gal|gallon|gallons"),
+    "quart": ("volume", "qt|quart|quarts"),
+    "pint": ("volume", "pint|pints"),
+    "cup": ("volume", "cup|cups"),
+    "floz": ("volume", "floz|fl oz|fluid ounce|fluid ounces"),
+    "mile/hour": ("speed", "mph|mi/h|miles per hour|mile per hour|miles an hour"),
+    "km/hour": ("speed", "km/h|kph|kmh|km per hour|kilometers per hour|kilometres per hour"),
+    "m/s": ("speed", "m/s|meters per second|metres per second"),
+    "knot": ("speed", "knot|knots|kn|kt|kts"),
+    "B": ("data", "b|byte|bytes"),
+    "kB": ("data", "kb|kilobyte|kilobytes"),
+    "MB": ("data", "mb|megabyte|megabytes"),
+    "GB": ("data", "gb|gigabyte|gigabytes"),
+    "TB": ("data", "tb|terabyte|terabytes"),
+    "KiB": ("data", "kib|kibibyte|kibibytes"),
+    "MiB": ("data", "mib|mebibyte|mebibytes"),
+    "GiB": ("data", "gib|gibibyte|gibibytes"),
+    "TiB": ("data", "tib|tebibyte|tebibytes"),
+    "bit": ("data", "bit|bits"),
+    "ms": ("time", "ms|millisecond|milliseconds"),
+    "second": ("time", "s|sec|secs|second|seconds"),
+    "minute": ("time", "min|mins|minute|minutes"),
+    "hour": ("time", "h|hr|hrs|hour|hours"),
+    "day": ("time", "day|days"),
+    "week": ("time", "week|weeks"),
+    "year": ("time", "year|years"),
+    "acre": ("area", "acre|acres"),
+    "hectare": ("area", "ha|hectare|hectares"),
+    "ft**2": ("area", "ft2|ft²|sq ft|square foot|square feet"),
+    "m**2": ("area", "m2|m²|sq m|square meter|square meters|square metre|square metres"),
+    "km**2": ("area", "km2|km²|sq km|square kilometer|square kilometers|square kilometres"),
+    "J": ("energy", "j|joule|joules"),
+    "kJ": ("energy", "kj|kilojoule|kilojoules"),
+    "cal": ("energy", "cal|calorie|calories"),
+    "kcal": ("energy", "kcal|kilocalorie|kilocalories"),
+    "kWh": ("energy", "kwh|kilowatt hour|kilowatt hours|kilowatt-hour|kilowatt-hours"),
+    "W": ("power", "w|watt|watts"),
+    "kW": ("power", "kw|kilowatt|kilowatts"),
+    "hp": ("power", "hp|horsepower"),
+    "Pa": ("pressure", "pa|pascal|pascals"),
+    "kPa": ("pressure", "kpa|kilopascal|kilopascals"),
+    "bar": ("pressure", "bar|bars"),
+    "psi": ("pressure", "psi"),
+    "atm": ("pressure", "atm|atmosphere|atmospheres"),
+}
+_ALIASES = {alias: unit for unit, (_, names) in _UNITS.items() for alias in names.split("|")}
+# Longest first, so "fl oz" wins over "oz" and "km/h" over "km"; spaces match any run.
+_UNIT = "|".join(
+    re.escape(alias).replace(r"\ ", r"\s+") for alias in sorted(_ALIASES, key=len, reverse=True)
+)
+_NUMBER = r"(?<![\w.,/-])(?P<value>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)"
+_SOURCE = rf"{_NUMBER}\s*(?P<source>{_UNIT})(?![\w/²])"
+_TARGET = rf"(?P<target>{_UNIT})(?![\w/²])"
+_CONVERSIONS = [
+    # "convert 5 miles to km", "what is 100 F in C", "3 kg as pounds"
+    re.compile(rf"{_SOURCE}\s+(?:to|into|in|as|in\s+terms\s+of|expressed\s+in)\s+{_TARGET}"),
+    # "how many pounds is 3 kg", "how many feet are in a mile"
+    re.compile(
+        rf"\bhow\s+many\s+{_TARGET}\s+(?:(?:is|are)\s+(?:there\s+)?(?:in\s+)?|in\s+|make\s+(?:up\s+)?"
+        rf"|equals?\s+|=\s*)(?:(?P<one>an?|one)\s+(?P<unit>{_UNIT})(?![\w/²])|{_SOURCE})"
+    ),
+    # "3 kg is how many pounds"
+    re.compile(rf"{_SOURCE}\s+(?:is|are|equals?|=)\s+how\s+many\s+{_TARGET}"),
+]
+
+
+def find_conversion(question: str) -> tuple[float, str, str] | None:
+    """Find a unit-conversion request in a question.
+
+    Recognised forms are "convert 5 miles to km", "what is 100 F in C", "how many
+    pounds is 3 kg", "how many feet are in a mile" and "3 kg is how many pounds". Both
+    units must be known (lengths, masses, temperatures, volumes, speeds, data sizes,
+    durations, areas, energies, powers, pressures) and measure the same thing.
+
+    Args:
+        question: The user's question.
+
+    Returns:
+        ``(value, from_unit, to_unit)`` with the units as pint names (``"mile"``,
+        ``"km"``, ``"degF"``), ready for the ``convert_units`` tool; None when the
+        question asks for no conversion.
+    """
+    text = question.casefold().replace("\u2212", "-").replace("º", "°")
+    for pattern in _CONVERSIONS:
+        for match in pattern.finditer(text):
+            found = match.groupdict()
+            source = found.get("source") or found["unit"]
+            value = 1.0 if found.get("one") else float(found["value"].replace(",", ""))
+            from_unit = _ALIASES[" ".join(source.split())]
+            to_unit = _ALIASES[" ".join(found["target"].split())]
+            if _UNITS[from_unit][0] == _UNITS[to_unit][0]:
+                return value, from_unit, to_unit
+    return None

@@ -2,14 +2,16 @@
 
 :class:`ExtractiveAnswerer` answers by quoting the sentences of the retrieved sources
 (the ``<sources>`` block that the respond node writes into the system message) that best
-match the question, each followed by its ``[S<n>]`` label. It calls the ``calculator``
-and ``current_time`` tools when they are bound and the question needs them, and turns
-tool results into plain sentences. It needs no network, no randomness and no clock.
+match the question, each followed by its ``[S<n>]`` label. A question about the user
+that a recalled memory answers is answered from the memory instead
+(:mod:`app.llm.memory_answers`). It calls the ``calculator``, ``convert_units`` and
+``current_time`` tools when they are bound and the question needs them, and turns tool
+results into plain sentences (:mod:`app.llm.offline_tools`). It needs no network, no
+randomness and no clock.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -33,7 +35,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from app.llm.intents import asks_for_time, find_arithmetic, find_timezone, standalone_question
+from app.llm.intents import standalone_question
+from app.llm.memory_answers import answer_from_memories, parse_memories
+from app.llm.offline_tools import describe_tool_results, plan_tool_calls
 from app.llm.text import Similarity, rank_sentences
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 
@@ -113,32 +117,6 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _tool_name(message: ToolMessage, messages: Sequence[BaseMessage]) -> str:
-    if message.name:
-        return message.name
-    for earlier in messages:
-        if isinstance(earlier, AIMessage):
-            for call in earlier.tool_calls:
-                if call.get("id") == message.tool_call_id:
-                    return call["name"]
-    return "tool"
-
-
-def _describe_tool_result(name: str, message: ToolMessage) -> str:
-    readable = name.replace("_", " ")
-    result = " ".join(message.text.split())
-    if message.status == "error":
-        return f"The {readable} tool failed: {result.rstrip('.') or 'no details'}."
-    if not result:
-        return f"The {readable} returned nothing."
-    return f"The {readable} returned {result}{'' if result.endswith('.') else '.'}"
-
-
-def _make_call(name: str, args: dict[str, Any]) -> ToolCall:
-    digest = hashlib.sha1((name + json.dumps(args, sort_keys=True)).encode()).hexdigest()
-    return ToolCall(name=name, args=args, id=f"call_{digest[:12]}", type="tool_call")
-
-
 class ExtractiveAnswerer(BaseChatModel):
     """A deterministic, offline chat model that answers only from its inputs.
 
@@ -181,8 +159,8 @@ class ExtractiveAnswerer(BaseChatModel):
     ) -> ExtractiveAnswerer:
         """Return a copy of the model that may call the given tools.
 
-        Only the tool names matter: the model knows how to call ``calculator`` and
-        ``current_time`` and never calls any other tool.
+        Only the tool names matter: the model knows how to call ``calculator``,
+        ``convert_units`` and ``current_time`` and never calls any other tool.
 
         Args:
             tools: Tools as ``BaseTool`` objects, OpenAI-format dicts or callables.
@@ -220,34 +198,14 @@ class ExtractiveAnswerer(BaseChatModel):
         """
         tool_calls: list[ToolCall] = []
         if messages and isinstance(messages[-1], ToolMessage):
-            first = 1 + max(
-                (i for i, m in enumerate(messages) if not isinstance(m, ToolMessage)), default=-1
-            )
-            trailing = [m for m in messages[first:] if isinstance(m, ToolMessage)]
-            text = " ".join(_describe_tool_result(_tool_name(m, messages), m) for m in trailing)
+            text = describe_tool_results(messages)
         else:
             last_human = max(
                 (i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1
             )
             question = messages[last_human].text if last_human >= 0 else ""
-            tool_calls = self._plan_tool_calls(question, messages[last_human + 1 :])
-            sources = [
-                source
-                for message in messages
-                if isinstance(message, SystemMessage)
-                for source in parse_sources(message.text)
-            ]
-            text = ""
-            if not tool_calls:
-                text = answer_from_sources(
-                    standalone_question(
-                        [m.text for m in messages[: last_human + 1] if isinstance(m, HumanMessage)]
-                    ),
-                    sources,
-                    min_relevance=self.min_relevance,
-                    max_sentences=self.max_sentences,
-                    similarity=self.similarity,
-                )
+            tool_calls = plan_tool_calls(question, self.tool_names, messages[last_human + 1 :])
+            text = "" if tool_calls else self._answer(messages, question, last_human)
         for sequence in stop or []:
             if sequence and sequence in text:
                 text = text[: text.index(sequence)]
@@ -265,20 +223,22 @@ class ExtractiveAnswerer(BaseChatModel):
             ),
         )
 
-    def _plan_tool_calls(self, question: str, after: Sequence[BaseMessage]) -> list[ToolCall]:
-        """Pick the tool calls a question needs, skipping tools already used for it."""
-        used = {_tool_name(m, after) for m in after if isinstance(m, ToolMessage)}
-        used |= {c["name"] for m in after if isinstance(m, AIMessage) for c in m.tool_calls}
-        calls: list[ToolCall] = []
-        if "calculator" in self.tool_names and "calculator" not in used:
-            expression = find_arithmetic(question)
-            if expression is not None:
-                calls.append(_make_call("calculator", {"expression": expression}))
-        if "current_time" in self.tool_names and "current_time" not in used:
-            if asks_for_time(question):
-                zone = find_timezone(question) or "UTC"
-                calls.append(_make_call("current_time", {"timezone": zone}))
-        return calls
+    def _answer(self, messages: Sequence[BaseMessage], question: str, last_human: int) -> str:
+        """Answer from a recalled memory when the question is about the user, else sources."""
+        system = [m.text for m in messages if isinstance(m, SystemMessage)]
+        memories = [memory for text in system for memory in parse_memories(text)]
+        remembered = answer_from_memories(question, memories)
+        if remembered is not None:
+            return remembered
+        return answer_from_sources(
+            standalone_question(
+                [m.text for m in messages[: last_human + 1] if isinstance(m, HumanMessage)]
+            ),
+            [source for text in system for source in parse_sources(text)],
+            min_relevance=self.min_relevance,
+            max_sentences=self.max_sentences,
+            similarity=self.similarity,
+        )
 
     def _generate(
         self,

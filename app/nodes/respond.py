@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from app import prompts
 from app.context import Context
 from app.llm.budget import assemble
+from app.llm.memory_answers import render_memories
 from app.llm.tiers import TierRules, escalate, retrieval_confidence
 from app.resources import aget_resources
 from app.state import AgentState, Source
@@ -91,7 +92,7 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     if window.summary:
         system += f"\n\nSummary of the earlier conversation:\n{window.summary}"
     if window.memories:
-        system += "\n\nWhat you remember about the user:\n- " + "\n- ".join(window.memories)
+        system += "\n\n" + render_memories(window.memories)
     if window.sources:
         system += "\n\n" + render_sources(window.sources)
     model = chosen.model.bind_tools(tools) if tools else chosen.model
