@@ -11,6 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli_common import (
+    CliError,
+    make_context,
+    open_agent,
+    print_answer,
+    print_json,
+    settings_for,
+)
 from app.context import Context
 from app.service import Answer, resume
 from app.service import waiting as waiting_calls
@@ -20,7 +28,15 @@ if TYPE_CHECKING:
 
     from app.state import AgentState, InputState
 
-__all__ = ["EXIT_WAITING", "DecisionOpt", "describe", "explain_waiting", "register", "settle"]
+__all__ = [
+    "EXIT_WAITING",
+    "DecisionOpt",
+    "describe",
+    "exit_if_waiting",
+    "explain_waiting",
+    "register",
+    "settle",
+]
 
 EXIT_WAITING = 3
 """Exit code of a command that stopped with tool calls waiting for approval."""
@@ -89,6 +105,22 @@ def explain_waiting(answer: Answer) -> None:
     )
 
 
+def exit_if_waiting(answer: Answer, *, quiet: bool) -> None:
+    """End the command with exit code 3 when tool calls still wait for approval.
+
+    Args:
+        answer: The run's last answer.
+        quiet: Say nothing on stderr (the JSON output lists the waiting calls).
+
+    Raises:
+        typer.Exit: Calls wait; unless ``quiet``, they were explained first.
+    """
+    if answer.approvals:
+        if not quiet:
+            explain_waiting(answer)
+        raise typer.Exit(EXIT_WAITING)
+
+
 def resume_command(
     thread: Annotated[str, typer.Option(help="The paused thread.", show_default=False)],
     decision: DecisionOpt = None,
@@ -102,19 +134,17 @@ def resume_command(
     Works from any process: the pending calls live in the thread's checkpoint. Exit
     code 3 when calls still wait (no decision given and no terminal to ask on).
     """
-    from app import cli
-
-    settings = cli._settings(config)
-    context = cli._context(settings, user, groups)
+    settings = settings_for(config)
+    context = make_context(settings, user, groups)
     interactive = sys.stdin.isatty() and not as_json
     if decision is None and not interactive:
-        raise cli.CliError("pass --approve or --deny (no terminal to ask on)")
+        raise CliError("pass --approve or --deny (no terminal to ask on)")
 
     async def run() -> Answer:
-        async with cli._agent(settings) as agent:
+        async with open_agent(settings) as agent:
             calls = await waiting_calls(agent, context=context, thread_id=thread)
             if not calls:
-                raise cli.CliError(f"thread {thread!r} has no tool call waiting for approval")
+                raise CliError(f"thread {thread!r} has no tool call waiting for approval")
             if not as_json:
                 for approval in calls:
                     typer.echo(f"waiting: {describe(approval)}")
@@ -125,16 +155,13 @@ def resume_command(
                 thread_id=thread,
                 decision=decision,
                 interactive=interactive,
-                show=(lambda _: None) if as_json else cli._print_answer,
+                show=(lambda _: None) if as_json else print_answer,
             )
 
     answer = asyncio.run(run())
     if as_json:
-        cli._print_json(answer.as_dict())
-    if answer.approvals:
-        if not as_json:
-            explain_waiting(answer)
-        raise typer.Exit(EXIT_WAITING)
+        print_json(answer.as_dict())
+    exit_if_waiting(answer, quiet=as_json)
 
 
 def register(app: typer.Typer) -> None:

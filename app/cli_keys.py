@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli_common import CliError
 from app.server import keys as api_keys
 from app.settings import Settings, load_settings
 
@@ -54,8 +55,6 @@ def create_command(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print it once: it is stored only as a hash."""
-    from app.cli import CliError
-
     store = _store(load_settings(config))
     try:
         record, key = api_keys.create(
@@ -109,8 +108,6 @@ def revoke_command(
     config: ConfigOpt = None,
 ) -> None:
     """Revoke a key: requests with it get 401 from now on."""
-    from app.cli import CliError
-
     store = _store(load_settings(config))
     try:
         found = store.revoke(key_id)

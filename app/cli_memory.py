@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from app.cli_common import CliError
 from app.memory.longterm import Memory, MemoryBank
 from app.memory.namespaces import Kind
 from app.settings import Settings, load_settings
@@ -82,8 +83,6 @@ def delete_command(
     config: ConfigOpt = None,
 ) -> None:
     """Delete one memory by id, or all of a user's memories with --all."""
-    from app.cli import CliError
-
     if (memory_id is None) == (not everything):
         raise CliError("give one memory id, or --all")
     settings = load_settings(config)
