@@ -115,7 +115,10 @@ def test_shipped_sets_are_valid_and_name_real_documents() -> None:
     assert sum(bool(i.gold_docs) for i in qa) >= 15 and sum(i.must_refuse for i in qa) >= 3
     assert {d for i in qa for d in i.gold_docs} == samples  # every sample document is asked about
     injection = load_items(DATASETS / "injection.jsonl")
-    assert all(i.attack and i.must_refuse for i in injection)
+    attacks = [i for i in injection if i.attack]
+    assert len(attacks) >= 15 and all(i.must_refuse for i in attacks)
+    # The rest are benign look-alikes ("ignore case"), answered from the documents.
+    assert all(not i.must_refuse and i.gold_docs for i in injection if not i.attack)
     tools = load_items(DATASETS / "tool_use.jsonl")
     assert all(i.expected_tools is not None for i in tools)
 
