@@ -16,23 +16,20 @@ that answered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.callbacks import (
-    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from purgatory import AsyncCircuitBreakerFactory
@@ -47,8 +44,9 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from app.llm.chunks import TokenSink, checked_reply
-from app.llm.resilience import FailureKind, ModelCallError, classify
+from app.llm.attempt import stream_attempt
+from app.llm.chunks import TokenSink
+from app.llm.resilience import ModelCallError, classify
 from app.observability import models as observed
 from app.observability.metrics import model_label
 from app.observability.tracing import span
@@ -59,7 +57,6 @@ log = logging.getLogger(__name__)
 
 OFFLINE = "offline"
 """``served_by`` when the offline answerer replied."""
-_NOSTREAM = "nostream"  # LangGraph's messages stream skips runs tagged with this
 
 
 @dataclass(frozen=True)
@@ -209,8 +206,18 @@ class FallbackChatModel(BaseChatModel):
             raise last or ModelCallError("error", "no model to call")
         log.warning("answering offline after %d failed model attempts", len(trail))
         observed.moved_on(failed, OFFLINE)
-        message = await self._attempt(
-            self.offline, messages, stop, kwargs, None, sink, False, OFFLINE
+        message = await stream_attempt(
+            self.offline,
+            messages,
+            stop,
+            kwargs,
+            sink=sink,
+            first_timeout=None,
+            stall_timeout_s=self.stall_timeout_s,
+            checks_finish=False,
+            name=OFFLINE,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
         )
         return self._result(message, OFFLINE, trail, sink, started)
 
@@ -239,15 +246,18 @@ class FallbackChatModel(BaseChatModel):
                 try:
                     async with breaker:
                         try:
-                            return await self._attempt(
+                            return await stream_attempt(
                                 backend.model,
                                 messages,
                                 stop,
                                 kwargs,
-                                first,
-                                sink,
-                                backend.checks_finish,
-                                backend.name,
+                                sink=sink,
+                                first_timeout=first,
+                                stall_timeout_s=self.stall_timeout_s,
+                                checks_finish=backend.checks_finish,
+                                name=backend.name,
+                                tools=self.tools,
+                                tool_choice=self.tool_choice,
                             )
                         except Exception as exc:  # noqa: BLE001 - classified, then re-raised
                             raise classify(exc) from exc
@@ -266,61 +276,6 @@ class FallbackChatModel(BaseChatModel):
                     traced.set(status=err.status)
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last failure")
-
-    async def _attempt(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        first_timeout: float | None,
-        sink: TokenSink,
-        checks_finish: bool,
-        name: str,
-    ) -> AIMessage:
-        runnable: Runnable[LanguageModelInput, BaseMessage] = model
-        if self.tools:
-            runnable = model.bind_tools(self.tools, tool_choice=self.tool_choice)
-        config: RunnableConfig = {"tags": [_NOSTREAM]}
-        if (manager := sink.run_manager) is not None:
-            # The attempt is traced as a child of this run; the tag keeps its tokens off
-            # LangGraph's messages stream, which gets them from this run instead.
-            config["callbacks"] = AsyncCallbackManager(
-                handlers=manager.inheritable_handlers,
-                inheritable_handlers=manager.inheritable_handlers,
-                parent_run_id=manager.run_id,
-                tags=manager.inheritable_tags,
-                inheritable_tags=manager.inheritable_tags,
-                metadata=manager.inheritable_metadata,
-                inheritable_metadata=manager.inheritable_metadata,
-            )
-        sink.begin_attempt()
-        total: BaseMessageChunk | None = None
-        timeout = first_timeout
-        began = time.monotonic()
-        chunks = cast(
-            AsyncGenerator[BaseMessage, None],
-            runnable.astream(messages, config, stop=stop, **kwargs),
-        )
-        async with aclosing(chunks) as stream:
-            iterator = aiter(stream)
-            while True:
-                try:
-                    async with asyncio.timeout(timeout):
-                        chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    kind: FailureKind = "timeout" if total is None else "stall"
-                    raise ModelCallError(kind, f"no chunk within {timeout:.1f} s") from None
-                timeout = self.stall_timeout_s
-                if total is None:
-                    observed.first_token(name, time.monotonic() - began)
-                if not isinstance(chunk, AIMessageChunk):
-                    raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
-                total = chunk if total is None else total + chunk
-                await sink.emit(chunk)
-        return checked_reply(total, checks_finish)
 
     def _result(
         self,

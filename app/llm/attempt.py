@@ -1,0 +1,108 @@
+"""One attempt of one chat model, streamed under two clocks.
+
+``first_timeout`` bounds the wait for the first chunk and ``stall_timeout_s`` the
+silence between two chunks, so no attempt waits on a silent stream. Chunks are
+forwarded to the caller's callbacks as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, cast
+
+from langchain_core.callbacks import AsyncCallbackManager
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from app.llm.chunks import TokenSink, checked_reply
+from app.llm.resilience import FailureKind, ModelCallError
+from app.observability import models as observed
+
+__all__ = ["stream_attempt"]
+
+_NOSTREAM = "nostream"  # LangGraph's messages stream skips runs tagged with this
+
+
+async def stream_attempt(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    kwargs: dict[str, Any],
+    *,
+    sink: TokenSink,
+    first_timeout: float | None,
+    stall_timeout_s: float,
+    checks_finish: bool,
+    name: str,
+    tools: list[dict[str, Any]],
+    tool_choice: str | None,
+) -> AIMessage:
+    """Stream one reply of ``model``, forwarding its chunks to ``sink``.
+
+    Args:
+        model: The chat model to call.
+        messages: The conversation.
+        stop: Stop sequences.
+        kwargs: Further call options for the model.
+        sink: Where chunks go (the run's callbacks).
+        first_timeout: The longest wait for the first chunk; None waits as long as it takes.
+        stall_timeout_s: The longest silence between two chunks.
+        checks_finish: Whether a reply without a finish reason is malformed.
+        name: The model's name in metrics.
+        tools: OpenAI tool specs to bind; empty binds none.
+        tool_choice: The ``tool_choice`` passed with them.
+
+    Returns:
+        The whole reply.
+
+    Raises:
+        ModelCallError: ``timeout``, ``stall`` or ``malformed``; the model's own errors
+            propagate unclassified.
+    """
+    runnable: Runnable[LanguageModelInput, BaseMessage] = model
+    if tools:
+        runnable = model.bind_tools(tools, tool_choice=tool_choice)
+    config: RunnableConfig = {"tags": [_NOSTREAM]}
+    if (manager := sink.run_manager) is not None:
+        # The attempt is traced as a child of this run; the tag keeps its tokens off
+        # LangGraph's messages stream, which gets them from this run instead.
+        config["callbacks"] = AsyncCallbackManager(
+            handlers=manager.inheritable_handlers,
+            inheritable_handlers=manager.inheritable_handlers,
+            parent_run_id=manager.run_id,
+            tags=manager.inheritable_tags,
+            inheritable_tags=manager.inheritable_tags,
+            metadata=manager.inheritable_metadata,
+            inheritable_metadata=manager.inheritable_metadata,
+        )
+    sink.begin_attempt()
+    total: BaseMessageChunk | None = None
+    timeout = first_timeout
+    began = time.monotonic()
+    chunks = cast(
+        AsyncGenerator[BaseMessage, None],
+        runnable.astream(messages, config, stop=stop, **kwargs),
+    )
+    async with aclosing(chunks) as stream:
+        iterator = aiter(stream)
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                kind: FailureKind = "timeout" if total is None else "stall"
+                raise ModelCallError(kind, f"no chunk within {timeout:.1f} s") from None
+            timeout = stall_timeout_s
+            if total is None:
+                observed.first_token(name, time.monotonic() - began)
+            if not isinstance(chunk, AIMessageChunk):
+                raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
+            total = chunk if total is None else total + chunk
+            await sink.emit(chunk)
+    return checked_reply(total, checks_finish)
