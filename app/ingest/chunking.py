@@ -7,10 +7,9 @@ element too large for one chunk is split by paragraphs, lines, sentences, clause
 word over ``size`` tokens becomes a chunk of its own. A chunk is always the contiguous slice
 ``doc.text()[start:end]``, so a section's title starts its first chunk only.
 
-Token counts come from per-word counts summed with prefix sums: each distinct word is counted
-once by the real tokenizer (and cached). For WordPiece (BERT, MiniLM) this is exact, because it
-never merges across whitespace. A counter that fails that check (byte-level BPE, the 4-chars
-estimate) gets every fit decided by a real count of the candidate chunk: slower, never over.
+Token counts come from :class:`~app.ingest.token_meter.TokenMeter`: exact for WordPiece
+(BERT, MiniLM). A counter that is not (byte-level BPE, the 4-chars estimate) gets every fit
+decided by a real count of the candidate chunk: slower, never over.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 from app.ingest.model import Element, LoadedDocument
+from app.ingest.token_meter import TokenMeter
 from app.llm.tokens import TokenCounter
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
 
 SPECIAL_TOKENS = 2
 """[CLS] and [SEP]: the embedder's window holds this many tokens besides the chunk's."""
-_WORD = re.compile(r"\S+")
 _PARAGRAPH = re.compile(r"\n[^\S\n]*\n\s*")
 _LINE = re.compile(r"\s*\n\s*")
 _SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+")
@@ -47,10 +45,6 @@ _SPACE = re.compile(r"\s+")
 _PROSE = (_PARAGRAPH, _LINE, _SENTENCE, _CLAUSE, _SPACE)
 _LEVELS = {"Table": (_LINE, _SPACE), "Code": (_PARAGRAPH, _LINE, _SPACE)}
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
-_PROBE = "Naïve café, x=1.5e3; don't (see [1]) https://example.com/a?b=c\tTab\nre-use 東京 ÉTÉ."
-_WORD_COUNTS: dict[str, dict[str, int]] = {}
-_ADDITIVE: dict[str, bool] = {}
-_CACHE_LIMIT = 500_000
 
 
 class ChunkingConfigError(ValueError):
@@ -113,36 +107,6 @@ class _Unit:
     title: bool
 
 
-class _Meter:
-    """Token counts of word-aligned spans of one text, by prefix sums over per-word counts."""
-
-    def __init__(self, text: str, counter: TokenCounter) -> None:
-        key = f"{type(counter).__qualname__}:{counter.name}"
-        if key not in _ADDITIVE:  # WordPiece passes; BPE and 4-chars-per-token do not
-            parts = sum(counter.count(word) for word in _PROBE.split())
-            _ADDITIVE[key] = counter.count(_PROBE) == parts
-        cache = _WORD_COUNTS.setdefault(key, {})
-        if len(cache) > _CACHE_LIMIT:  # replaced, not cleared: other threads may be reading
-            cache = _WORD_COUNTS[key] = {}
-        matches = list(_WORD.finditer(text))
-        self.starts = [m.start() for m in matches]
-        self.ends = [m.end() for m in matches]
-        words = [m.group() for m in matches]
-        for word in set(words).difference(cache):
-            cache[word] = counter.count(word)
-        self.prefix = list(accumulate(map(cache.__getitem__, words), initial=0))
-        self.exact = _ADDITIVE[key]
-        total = self.prefix[-1]
-        self.scale = 1.0 if self.exact or not total else counter.count(text) / total
-
-    def tokens(self, start: int, end: int) -> int:
-        raw = self.raw(bisect_left(self.starts, start), bisect_left(self.starts, end))
-        return raw if self.exact else math.ceil(raw * self.scale)
-
-    def raw(self, i: int, j: int) -> int:
-        return self.prefix[j] - self.prefix[i]
-
-
 def _pieces(text: str, start: int, end: int, sep: re.Pattern[str]) -> list[tuple[int, int]]:
     """Return the non-blank pieces of ``text[start:end]`` between ``sep`` matches, trimmed."""
     cuts = [start, *(i for m in sep.finditer(text, start, end) for i in m.span()), end]
@@ -161,7 +125,7 @@ class _Chunker:
     def __init__(self, doc: LoadedDocument, counter: TokenCounter, size: int, overlap: int):
         self.doc, self.counter, self.size, self.overlap = doc, counter, size, overlap
         self.text = doc.text()
-        self.meter = _Meter(self.text, counter)
+        self.meter = TokenMeter(self.text, counter)
         self.offsets = doc.offsets()
         self.element_starts = [start for start, _ in self.offsets]
 
