@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
-import sqlite3
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+
+from app.server.key_records import SCOPES, ApiKey, KeyStore
+from app.server.key_stores import RedisKeyStore, SqliteKeyStore, open_key_store
 
 __all__ = [
     "SCOPES",
@@ -38,40 +34,9 @@ __all__ = [
     "validate_identity",
 ]
 
-Scope = Literal["chat", "ingest"]
-SCOPES: tuple[Scope, ...] = ("chat", "ingest")
-"""``chat``: chat, threads, runs, memories; ``ingest``: ingestion and its jobs."""
-
 PREFIX = "rgt"
 _KEY = re.compile(r"^rgt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApiKey:
-    """What a key stands for; the secret itself is never stored."""
-
-    key_id: str
-    tenant_id: str
-    user_id: str
-    groups: tuple[str, ...] = ()
-    scopes: tuple[str, ...] = SCOPES
-    name: str = ""
-    created_at: float = field(default_factory=time.time)
-    revoked_at: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the record as a JSON-ready dict (no hash, no secret)."""
-        return {
-            "key_id": self.key_id,
-            "tenant": self.tenant_id,
-            "user": self.user_id,
-            "groups": list(self.groups),
-            "scopes": list(self.scopes),
-            "name": self.name,
-            "created_at": self.created_at,
-            "revoked_at": self.revoked_at,
-        }
 
 
 def validate_identity(kind: str, value: str) -> str:
@@ -106,30 +71,6 @@ def parse_key(key: str) -> str | None:
     """Return the key id of a well-formed key, else None."""
     match = _KEY.fullmatch(key)
     return match.group(1) if match else None
-
-
-class KeyStore(Protocol):
-    """Where key records live: SQLite on one machine, Redis for replicas."""
-
-    def add(self, record: ApiKey, key_hash: str) -> None:
-        """Store a new key's record and hash."""
-        ...
-
-    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
-        """Return a key's record and stored hash, or None."""
-        ...
-
-    def list(self) -> list[ApiKey]:
-        """Return every key, oldest first."""
-        ...
-
-    def revoke(self, key_id: str) -> bool:
-        """Mark a key revoked; False when there is no such key."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 def verify(store: KeyStore, key: str) -> ApiKey | None:
@@ -178,133 +119,3 @@ def create(
     )
     store.add(record, hash_key(key))
     return record, key
-
-
-def _record(values: dict[str, Any]) -> ApiKey:
-    revoked = values.get("revoked_at")
-    return ApiKey(
-        key_id=str(values["key_id"]),
-        tenant_id=str(values["tenant_id"]),
-        user_id=str(values["user_id"]),
-        groups=tuple(json.loads(values["groups"])),
-        scopes=tuple(json.loads(values["scopes"])),
-        name=str(values.get("name") or ""),
-        created_at=float(values["created_at"]),
-        revoked_at=float(revoked) if revoked not in (None, "") else None,
-    )
-
-
-def _row(record: ApiKey, key_hash: str) -> dict[str, str | float]:
-    return {
-        "key_id": record.key_id,
-        "key_hash": key_hash,
-        "tenant_id": record.tenant_id,
-        "user_id": record.user_id,
-        "groups": json.dumps(list(record.groups)),
-        "scopes": json.dumps(list(record.scopes)),
-        "name": record.name,
-        "created_at": record.created_at,
-        "revoked_at": "" if record.revoked_at is None else record.revoked_at,
-    }
-
-
-class SqliteKeyStore:
-    """Keys in ``<data_dir>/server.sqlite``."""
-
-    def __init__(self, path: Path) -> None:
-        """Open (and create) the database."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT "
-            "NULL, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, groups TEXT NOT NULL, "
-            "scopes TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL, "
-            "revoked_at REAL)"
-        )
-
-    def add(self, record: ApiKey, key_hash: str) -> None:
-        """Store a new key."""
-        row: dict[str, Any] = {**_row(record, key_hash), "revoked_at": record.revoked_at}
-        self._db.execute(
-            "INSERT INTO api_keys VALUES (:key_id, :key_hash, :tenant_id, :user_id, :groups, "
-            ":scopes, :name, :created_at, :revoked_at)",
-            row,
-        )
-
-    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
-        """Return a key's record and hash."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-        return None if row is None else (_record(dict(row)), str(row["key_hash"]))
-
-    def list(self) -> list[ApiKey]:
-        """Return every key, oldest first."""
-        rows = self._db.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
-        return [_record(dict(r)) for r in rows]
-
-    def revoke(self, key_id: str) -> bool:
-        """Revoke a key (kept, so the listing shows when)."""
-        cur = self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-            (time.time(), key_id),
-        )
-        if cur.rowcount:
-            return True
-        return self.find(key_id) is not None
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-
-class RedisKeyStore:
-    """Keys as Redis hashes ``ragent:key:<id>``, listed through the set ``ragent:keys``."""
-
-    def __init__(self, url: str) -> None:
-        """Connect lazily to ``url``."""
-        import redis
-
-        self._r = redis.Redis.from_url(url, decode_responses=True)
-
-    def add(self, record: ApiKey, key_hash: str) -> None:
-        """Store a new key."""
-        pipe = self._r.pipeline()
-        row: dict[Any, Any] = _row(record, key_hash)
-        pipe.hset(f"ragent:key:{record.key_id}", mapping=row)
-        pipe.sadd("ragent:keys", record.key_id)
-        pipe.execute()
-
-    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
-        """Return a key's record and hash."""
-        values: dict[str, Any] = self._r.hgetall(f"ragent:key:{key_id}")  # type: ignore[assignment]
-        return (_record(values), str(values["key_hash"])) if values else None
-
-    def list(self) -> list[ApiKey]:
-        """Return every key, oldest first."""
-        ids: set[str] = self._r.smembers("ragent:keys")  # type: ignore[assignment]
-        found = [self.find(i) for i in ids]
-        return sorted((f[0] for f in found if f is not None), key=lambda r: r.created_at)
-
-    def revoke(self, key_id: str) -> bool:
-        """Revoke a key (kept, so the listing shows when)."""
-        found = self.find(key_id)
-        if found is None:
-            return False
-        if found[0].revoked_at is None:
-            self._r.hset(f"ragent:key:{key_id}", "revoked_at", time.time())
-        return True
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._r.close()
-
-
-def open_key_store(data_dir: Path, redis_url: str | None) -> KeyStore:
-    """Return the key store of a deployment: Redis when ``server.redis_url`` is set."""
-    if redis_url:
-        return RedisKeyStore(redis_url)
-    return SqliteKeyStore(data_dir / "server.sqlite")
