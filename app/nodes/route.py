@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.llm.intents import asks_for_time, find_arithmetic, standalone_question
+from app.llm.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
 from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
 from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter
@@ -35,10 +35,15 @@ def standalone_query(messages: list[Any]) -> str:
 def answers_directly(question: str) -> bool:
     """Return whether a question goes ``direct`` by its text alone (no retrieval).
 
-    Small talk, arithmetic and time questions; ``route`` also goes direct when the
-    caller has nothing indexed.
+    Small talk, arithmetic, unit conversions and time questions; ``route`` also goes
+    direct when the caller has nothing indexed.
     """
-    return bool(_SMALL_TALK.match(question) or find_arithmetic(question) or asks_for_time(question))
+    return bool(
+        _SMALL_TALK.match(question)
+        or find_arithmetic(question)
+        or find_conversion(question)
+        or asks_for_time(question)
+    )
 
 
 async def pick_tier(question: str, resources: Resources) -> Tier:
