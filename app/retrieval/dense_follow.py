@@ -79,7 +79,7 @@ class DenseFollower:
 
     def _seal(self, dense: DenseIndex) -> None:
         while not self._stopping.is_set() and dense is self._dense:
-            if dense.seal(256) == 0:
+            if dense.seal(64) == 0:  # small steps: a search waits for one at most
                 return
             if dense.sealed - self._saved >= _SAVE_EVERY:
                 dense.save_graph(self._graph_path)

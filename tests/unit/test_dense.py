@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +141,42 @@ def test_vectors_stored_across_many_blocks_search_like_one_matrix(rows: list[Den
     assert len(set(got) & set(want)) >= 9
     index.exact_limit = 10**9  # exact over every position: gathered across blocks
     assert [rowid for rowid, _ in index.search(query, "t1", groups, 10)] == want
+
+
+class _SlowGraph:
+    """The HNSW graph, with each insertion taking 20 ms (under the graph lock)."""
+
+    def __init__(self, graph: object) -> None:
+        self.graph = graph
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.graph, name)
+
+    def add(self, vectors: np.ndarray) -> None:
+        time.sleep(0.02)
+        self.graph.add(vectors)  # type: ignore[attr-defined]
+
+
+def test_a_search_waits_for_one_graph_step_at_most() -> None:
+    index = DenseIndex(DIM, ann_threshold=100, exact_limit=0)
+    index.add(_rows(300))
+    assert index.seal(200) == 200
+    index._graph = _SlowGraph(index._graph)
+    steps: list[float] = []
+
+    def build() -> None:  # the background builder: one position per step
+        while index.seal(1):
+            steps.append(time.monotonic())
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    while len(steps) < 3:
+        time.sleep(0.001)
+    began = time.monotonic()
+    index.search(_rows(1)[0].vector, "t1", frozenset(), 3)
+    ended = time.monotonic()
+    builder.join(10)
+    during = sum(began < t < ended for t in steps)
+    # The step under way, then the search. With yield_s=0 the builder takes the lock
+    # back at once, and the search waits for several steps (often all of them).
+    assert during <= 1
