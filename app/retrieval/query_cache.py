@@ -54,20 +54,21 @@ class QueryCache:
         """
         key = (model, text)
         vector = self._cached(key)
+        if vector is None:
+            with self._lock:
+                vector = self._items.get(key)  # finished since the look-up above
+                running = self._pending.get(key)
+                if vector is None and running is None:
+                    done = self._pending[key] = threading.Event()
+            if vector is None and running is not None:
+                running.wait()  # the other caller's embedding, ours if it failed
+                vector = self._cached(key)
+        # A vector found in the cache or received from the caller that computed it is a
+        # hit; only a computation here is a miss.
+        self._count(hit=vector is not None)
         if vector is not None:
             return vector
-        with self._lock:
-            stored = self._items.get(key)  # finished since the look-up above
-            if stored is not None:
-                return stored
-            running = self._pending.get(key)
-            if running is None:
-                done = self._pending[key] = threading.Event()
-        if running is not None:
-            running.wait()  # the other caller's embedding, ours if it failed
-            vector = self._cached(key, count=False)
-            if vector is not None:
-                return vector
+        if running is not None:  # the computation we waited for failed: try ourselves
             return self._store(key, embed(text))
         try:
             return self._store(key, embed(text))
@@ -76,20 +77,21 @@ class QueryCache:
                 del self._pending[key]
             done.set()
 
-    def _cached(self, key: tuple[str, str], *, count: bool = True) -> Vector | None:
+    def _cached(self, key: tuple[str, str]) -> Vector | None:
         with self._lock:
             vector = self._items.get(key)
             if vector is not None:
                 self._items.move_to_end(key)
-            if count:
-                if vector is not None:
-                    self.hits += 1
-                else:
-                    self.misses += 1
-        if count:
-            (_HIT if vector is not None else _MISS).inc()
-            annotate(cache_hit=vector is not None)
         return vector
+
+    def _count(self, *, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+        (_HIT if hit else _MISS).inc()
+        annotate(cache_hit=hit)
 
     def _store(self, key: tuple[str, str], vector: Vector) -> Vector:
         vector.setflags(write=False)

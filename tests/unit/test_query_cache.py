@@ -101,6 +101,7 @@ def test_a_query_being_embedded_is_waited_for_not_embedded_twice() -> None:
     second.join(5)
     assert embed.calls == ["q"]
     assert len(out) == 2 and out[0] is out[1]
+    assert (cache.hits, cache.misses) == (1, 1)  # the waiter did not compute: a hit
 
 
 def test_a_waiter_embeds_itself_when_the_running_embedding_fails() -> None:
@@ -114,4 +115,5 @@ def test_a_waiter_embeds_itself_when_the_running_embedding_fails() -> None:
     second.join(5)
     assert embed.calls == ["q", "q"]
     assert isinstance(out[0], RuntimeError) and isinstance(out[1], np.ndarray)
+    assert (cache.hits, cache.misses) == (0, 2)
     assert cache.get_or_embed("m", "q", embed) is out[1]
