@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,25 +20,6 @@ from app.observability.metrics import REGISTRY, model_label
 from app.observability.tracing import annotate, setup_tracing, span, tracing_enabled
 from app.settings import SettingsError, load_settings
 from tests.servers import asgi_server
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    setup_tracing(ObservabilitySettings(), exporter=exporter)
-    yield exporter
-    setup_tracing(ObservabilitySettings())
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    handler = setup_logging(ObservabilitySettings(log_level="DEBUG"), stream=out)
-    yield out
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def _json_lines(out: io.StringIO) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,10 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.ingest.pipeline import IngestOptions, Ingestor
-from app.observability.config import ObservabilitySettings
-from app.observability.logs import setup_logging
 from app.observability.metrics import REGISTRY
-from app.observability.tracing import setup_tracing, span
+from app.observability.tracing import span
 from app.resources import Resources
 from app.service import ask
 
@@ -31,25 +28,6 @@ DOC = (
     f"The {CANARY} cluster checkpoints its WAL every 1000 pages. Contact {EMAIL} or call "
     f"{PHONE} for access; the deploy key is {KEY}."
 )
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    setup_tracing(ObservabilitySettings(), exporter=exporter)
-    yield exporter
-    setup_tracing(ObservabilitySettings())
-
-
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    handler = setup_logging(ObservabilitySettings(log_level="DEBUG"), stream=out)
-    yield out
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture
@@ -159,7 +137,7 @@ def _strings(exported: tuple[ReadableSpan, ...]) -> list[str]:
 
 
 async def test_planted_personal_data_and_secrets_reach_no_span_and_no_log_line(
-    corpus: Resources, spans: InMemorySpanExporter, logs: io.StringIO
+    corpus: Resources, spans: InMemorySpanExporter, log_lines: io.StringIO
 ) -> None:
     agent = compile_agent(InMemorySaver())
     question = f"I am {EMAIL}, phone {PHONE}, key {KEY}. How often does the {CANARY} cluster?"
@@ -173,9 +151,9 @@ async def test_planted_personal_data_and_secrets_reach_no_span_and_no_log_line(
     assert {"node.retrieve", "node.respond", "retrieval.keyword", "tool.call"} <= {
         s.name for s in exported
     }
-    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     assert any(line.get("logger") == "ragent.audit" for line in lines)  # the tool was audited
-    everything = "\n".join(_strings(exported)) + "\n" + logs.getvalue()
+    everything = "\n".join(_strings(exported)) + "\n" + log_lines.getvalue()
     for planted in (EMAIL, PHONE, KEY, "mallory", "555 0142", "sk-proj4f9a"):
         assert planted not in everything
     assert CANARY not in "\n".join(_strings(exported))  # no question or document text in spans
