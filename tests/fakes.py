@@ -120,3 +120,17 @@ class RecallingChatModel(BaseChatModel):
         hit = bool(best) and shared(best) > 0
         reply = AIMessage(best if hit else "Noted.")
         return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def small_ingestor(resources: Any) -> Any:
+    """The real ingestion pipeline over ``resources``, with small chunks for test corpora."""
+    from app.ingest.pipeline import Ingestor
+
+    return Ingestor(
+        writer=resources.writer,
+        embedder=resources.embedder,
+        counter=resources.counter,
+        chunk_tokens=200,
+        chunk_overlap=20,
+        max_file_bytes=100_000,
+    )

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from langchain_core.messages import AIMessage, ToolCall
 from langgraph.store.memory import InMemoryStore
 
-from app.ingest.pipeline import IngestOptions, Ingestor
+from app.ingest.pipeline import IngestOptions
 from app.memory.extract import explicit_facts
 from app.memory.namespaces import DIGEST_DIGITS, namespace
 from app.resources import Resources, use_resources
@@ -21,6 +21,7 @@ from app.tools.catalog import build_registry
 from app.tools.context import CALLER, ToolContext
 from app.tools.http import fetch, host_allowed
 from app.tools.units import convert
+from tests.fakes import small_ingestor
 from tests.servers import asgi_server
 from tests.tooling import CTX, calls, run_turn, with_model
 
@@ -150,14 +151,7 @@ def corpus(resources: Resources, tmp_path: Path) -> Resources:
     docs.mkdir()
     (docs / "wal.txt").write_text("SQLite checkpoints the WAL file when it reaches 1000 pages.")
     (docs / "vacuum.txt").write_text("VACUUM reclaims storage occupied by dead tuples.")
-    ingestor = Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=200,
-        chunk_overlap=20,
-        max_file_bytes=100_000,
-    )
+    ingestor = small_ingestor(resources)
     ingestor.ingest([docs], IngestOptions(tenant_id="t1", workers=0, progress=False))
     secret = tmp_path / "secret"
     secret.mkdir()

@@ -10,11 +10,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import builder, compile_agent, graph
-from app.ingest.pipeline import IngestOptions, Ingestor
+from app.ingest.pipeline import IngestOptions
 from app.resources import Resources, use_resources
 from app.service import QuestionError, ask, thread_key
 from app.state import InputState
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, small_ingestor
 
 WAL = (
     "The default method by which SQLite implements atomic commit is a rollback journal. "
@@ -30,14 +30,9 @@ def corpus(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> Re
     docs = tmp_path_factory.mktemp("docs")
     (docs / "wal.txt").write_text(WAL)
     (docs / "vacuum.md").write_text(VACUUM)
-    Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=200,
-        chunk_overlap=20,
-        max_file_bytes=100_000,
-    ).ingest([docs], IngestOptions(tenant_id="t1", workers=0, progress=False))
+    small_ingestor(resources).ingest(
+        [docs], IngestOptions(tenant_id="t1", workers=0, progress=False)
+    )
     return resources
 
 

@@ -14,11 +14,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from app.context import Context
 from app.graphs.agent import compile_agent
-from app.ingest.pipeline import IngestOptions, Ingestor
+from app.ingest.pipeline import IngestOptions
 from app.observability.metrics import REGISTRY
 from app.observability.tracing import span
 from app.resources import Resources
 from app.service import ask
+from tests.fakes import small_ingestor
 
 NODES = ["guard_input", "load_memory", "route", "retrieve", "respond", "guard_output"]
 EMAIL, PHONE = "mallory.quokka@example.net", "+1 415 555 0142"
@@ -34,14 +35,9 @@ DOC = (
 def corpus(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> Resources:
     docs = tmp_path_factory.mktemp("docs")
     (docs / "cluster.txt").write_text(DOC)
-    Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=200,
-        chunk_overlap=20,
-        max_file_bytes=100_000,
-    ).ingest([docs], IngestOptions(tenant_id="acme", workers=0, progress=False))
+    small_ingestor(resources).ingest(
+        [docs], IngestOptions(tenant_id="acme", workers=0, progress=False)
+    )
     return resources
 
 
