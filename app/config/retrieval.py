@@ -27,6 +27,11 @@ class EmbedSettings(Section):
     max_tokens: int | None = Field(default=None, ge=16)
     """openai: tokens the model reads (chunk sizes derive from it). Local reads its own."""
     query_cache_size: int = Field(default=2048, ge=0)
+    threads: int = Field(default=0, ge=0, le=256)
+    """local: CPU threads for a batch of passages (ingestion); 0 uses every core."""
+    query_threads: int = Field(default=1, ge=0, le=256)
+    """local: CPU threads for query embeddings. One: a query is a small matrix, and a
+    second thread only competes with the event loop for the cores (0 uses every core)."""
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> EmbedSettings:

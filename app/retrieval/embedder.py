@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from app.retrieval.protocols import Embedder, Vector
 from app.retrieval.query_batch import QueryBatcher
 from app.retrieval.query_cache import QueryCache
 from app.settings import EmbedSettings
+
+if TYPE_CHECKING:
+    from app.retrieval.traced_encoder import TracedEncoder
 
 __all__ = ["LocalEmbedder", "local_model_path", "make_embedder"]
 
@@ -35,6 +38,8 @@ class LocalEmbedder:
         *,
         batch_size: int = 64,
         cache: QueryCache | None = None,
+        threads: int = 0,
+        query_threads: int = 1,
     ) -> None:
         """Configure the embedder; the model loads on first use.
 
@@ -42,14 +47,19 @@ class LocalEmbedder:
             model_name: Recorded with each indexed document.
             batch_size: Passages embedded per forward pass.
             cache: Query vectors, keyed by model and text; a private one when None.
+            threads: CPU threads of a thread that embeds passages; 0 uses every core.
+            query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
         """
         self._name = model_name
         self._batch_size = batch_size
         self._model: Any = None
+        self._traced: TracedEncoder | None = None
         self._lock = threading.Lock()
         self._cache = cache if cache is not None else QueryCache()
+        self._threads = threads
+        self._query_threads = query_threads
         # Concurrent requests' queries share forward passes (a lone query runs at once).
-        self._queries = QueryBatcher(self.embed_documents)
+        self._queries = QueryBatcher(self._embed_queries)
 
     @property
     def model_name(self) -> str:
@@ -79,15 +89,30 @@ class LocalEmbedder:
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
+                from app.retrieval.traced_encoder import TracedEncoder
+
                 hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-                self._model = SentenceTransformer(str(local_model_path()), device="cpu")
+                model = SentenceTransformer(str(local_model_path()), device="cpu")
+                self._traced = TracedEncoder.from_sentence_transformer(model)
+                self._model = model
             return self._model
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Embed passages into an ``(n, 384)`` matrix of unit vectors."""
+        _use_threads(self._threads)
+        return self._encode(texts)
+
+    def _embed_queries(self, texts: Sequence[str]) -> Vector:
+        _use_threads(self._query_threads)  # called in the query batcher's own thread
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> Vector:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vectors = self._load().encode(
+        model = self._load()
+        if self._traced is not None:
+            return self._traced.encode(texts, self._batch_size)
+        vectors = model.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
@@ -106,11 +131,34 @@ class LocalEmbedder:
         return self._cache.get_or_embed(self._name, text, self._queries.embed)
 
 
+_threads = threading.local()
+
+
+def _use_threads(count: int) -> None:
+    """Give the calling thread ``count`` torch CPU threads (0: every core), once per thread.
+
+    Torch keeps the count per OS thread, so the query batcher's thread and an ingestion
+    thread each keep their own; a thread sets it before its first forward pass.
+    """
+    if getattr(_threads, "count", None) == count:
+        return
+    import torch
+
+    torch.set_num_threads(count or os.cpu_count() or 1)
+    _threads.count = count
+
+
 def make_embedder(cfg: EmbedSettings) -> Embedder:
     """Build the configured embedder: the local model, or an OpenAI-compatible endpoint."""
     cache = QueryCache(cfg.query_cache_size)
     if cfg.provider == "local":
-        return LocalEmbedder(cfg.model, batch_size=cfg.batch_size, cache=cache)
+        return LocalEmbedder(
+            cfg.model,
+            batch_size=cfg.batch_size,
+            cache=cache,
+            threads=cfg.threads,
+            query_threads=cfg.query_threads,
+        )
     from app.retrieval.remote_embedder import RemoteEmbedder
 
     assert cfg.base_url and cfg.max_tokens  # enforced by EmbedSettings

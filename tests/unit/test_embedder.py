@@ -25,3 +25,31 @@ def test_embeddings_are_unit_vectors_and_queries_are_cached() -> None:
     scores = docs @ query
     assert int(np.argmax(scores)) == 0
     assert embedder.embed_documents([]).shape == (0, embedder.dim)
+
+
+def test_query_and_passage_threads_each_get_their_own_torch_thread_count() -> None:
+    import threading
+    from collections.abc import Sequence
+
+    import torch
+
+    embedder = LocalEmbedder(threads=2, query_threads=1)
+    counts: dict[str, int] = {}
+
+    def passages() -> None:
+        embedder.embed_documents(["a passage"])
+        counts["passages"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=passages)
+    worker.start()
+    worker.join()
+    encode = embedder._queries._embed_many
+
+    def probe(texts: Sequence[str]) -> np.ndarray:
+        vectors = encode(texts)
+        counts["queries"] = torch.get_num_threads()  # in the batcher's thread, after the pass
+        return vectors
+
+    embedder._queries._embed_many = probe
+    embedder.embed_query("a query, embedded in the query batcher's thread")
+    assert counts == {"passages": 2, "queries": 1}
