@@ -240,6 +240,8 @@ class OpenAIServer:
         self.plans: dict[str, deque[Behaviour]] = defaultdict(deque)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.peers: list[int] = []
+        """The client's port per request: one port for two requests means a reused connection."""
         self.arrivals: list[float] = []
         """``time.monotonic()`` when each request's body had been read (one clock for every
         process of the machine, so a client in another process can compare)."""
@@ -258,6 +260,7 @@ class OpenAIServer:
         self.plans.clear()
         self.requests.clear()
         self.headers.clear()
+        self.peers.clear()
         self.arrivals.clear()
 
     def calls(self, model: str) -> int:
@@ -288,6 +291,7 @@ class OpenAIServer:
             self.arrivals.append(time.monotonic())
             self.requests.append(body)
             self.headers.append(dict(request.headers))
+            self.peers.append(request.client.port if request.client else 0)
             model = str(body.get("model", ""))
             behaviour = self._next(model)
             prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body["messages"])

@@ -42,7 +42,10 @@ def _primary(cfg: LLMSettings) -> ModelEndpoint | None:
 
 
 def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
-    """Build ``ChatOpenAI`` for one endpoint; the fallback chain does retries and timeouts.
+    """Build a ``ChatOpenAI`` for one endpoint; the fallback chain does retries and timeouts.
+
+    It is :class:`~app.llm.streaming_openai.StreamingChatOpenAI`, which streams plain
+    chat completions without the openai SDK's per-chunk models.
 
     Args:
         endpoint: The model; unset fields come from ``cfg``.
@@ -52,7 +55,8 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
         A streaming-capable client with no retries of its own.
     """
     import httpx
-    from langchain_openai import ChatOpenAI
+
+    from app.llm.streaming_openai import StreamingChatOpenAI
 
     key = cfg.api_key
     if endpoint.api_key_env is not None:
@@ -60,7 +64,7 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
         key = SecretStr(raw) if raw else None
     # A safety net only: the chain bounds the first chunk and every gap between chunks.
     timeout = max(endpoint.timeout_s or cfg.timeout_s, cfg.stall_timeout_s) + 1.0
-    return ChatOpenAI(
+    return StreamingChatOpenAI(
         base_url=endpoint.base_url or cfg.base_url,
         model=endpoint.model,
         # Local servers such as vLLM accept any key; the client insists on one.
