@@ -157,6 +157,8 @@ async def aget_resources() -> Resources:
     override = _override.get()
     if override is not None:
         return override
+    if _default.cache_info().currsize:  # built already: no thread hop
+        return _default()
     return await asyncio.to_thread(_default)
 
 

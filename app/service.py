@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Durability
 
 from app.context import Context
+from app.nodes.guard import early_query
+from app.resources import aget_resources
 from app.state import AgentState, Citation, InputState
 from app.tools.approval import pending_approvals
 
@@ -114,8 +117,12 @@ async def ask(
         QuestionError: The question is empty or too long; nothing is written.
     """
     config = _config(context, thread_id, question, max_chars)
+    await _prefetch(question)
     state = await agent.ainvoke(
-        InputState(messages=[HumanMessage(content=question)]), config, context=context
+        InputState(messages=[HumanMessage(content=question)]),
+        config,
+        context=context,
+        durability=await _durability(),
     )
     return await _finish(agent, config, state, thread_id)
 
@@ -143,7 +150,9 @@ async def resume(
     snapshot = await agent.aget_state(config)
     if not pending_approvals(snapshot.interrupts):
         raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
-    state = await agent.ainvoke(Command(resume=decision), config, context=context)
+    state = await agent.ainvoke(
+        Command(resume=decision), config, context=context, durability=await _durability()
+    )
     return await _finish(agent, config, state, thread_id)
 
 
@@ -209,6 +218,22 @@ def _config(context: Context, thread_id: str, question: str, max_chars: int) -> 
     return _thread_config(context, thread_id)
 
 
+async def _durability() -> Durability:
+    """When the run's checkpoints are written: ``checkpoint.durability`` (default ``exit``)."""
+    return (await aget_resources()).settings.checkpoint.durability
+
+
+async def _prefetch(question: str) -> None:
+    """Start embedding the turn's retrieval query before the graph starts, if it is known.
+
+    ``guard_input`` starts the same embedding (or finds this one in flight); starting it
+    here overlaps it with loading the thread's checkpoint and the first graph steps too.
+    """
+    query = early_query(question)
+    if query is not None:
+        (await aget_resources()).retriever.prefetch(query)
+
+
 def _answer(state: dict[str, Any], thread_id: str) -> Answer:
     final = state["messages"][-1]
     return Answer(
@@ -227,6 +252,7 @@ async def stream_ask(
     context: Context,
     thread_id: str,
     max_chars: int,
+    callbacks: list[BaseCallbackHandler] | None = None,
 ) -> AsyncIterator[Token | Answer]:
     """Run one turn like :func:`ask`, yielding the model's tokens as they arrive.
 
@@ -238,6 +264,7 @@ async def stream_ask(
         context: Identity, knobs and decoding parameters for the run.
         thread_id: The caller's thread id.
         max_chars: The longest question accepted.
+        callbacks: Further LangChain callback handlers for the run (timing, tracing).
 
     Yields:
         :class:`Token` pieces, then exactly one :class:`Answer`.
@@ -246,6 +273,9 @@ async def stream_ask(
         QuestionError: The question is empty or too long; nothing is written.
     """
     config = _config(context, thread_id, question, max_chars)
+    if callbacks:
+        config["callbacks"] = callbacks
+    await _prefetch(question)
     turn = InputState(messages=[HumanMessage(content=question)])
     async for event in _stream(agent, turn, config, context, thread_id):
         yield event
@@ -284,6 +314,7 @@ async def _stream(
         config,
         context=context,
         stream_mode=["messages", "values"],
+        durability=await _durability(),
     ):
         if mode == "values":
             state = cast(dict[str, Any], payload)

@@ -129,9 +129,18 @@ def standalone_question(questions: Sequence[str]) -> str:
     if not questions:
         return ""
     question = questions[-1]
-    if len(questions) >= 2 and (_FOLLOW_UP.search(question) or len(_WORD.findall(question)) < 4):
+    if len(questions) >= 2 and needs_context(question):
         return f"{questions[-2]} {question}"
     return question
+
+
+def needs_context(question: str) -> bool:
+    """Return whether a question is a follow-up that :func:`standalone_question` extends.
+
+    Anaphora ("it", "that", "there") or fewer than four words; any other question is
+    its own retrieval query, whatever came before it.
+    """
+    return bool(_FOLLOW_UP.search(question)) or len(_WORD.findall(question)) < 4
 
 
 # Canonical pint unit -> (what it measures, its names as users write them). Single letters

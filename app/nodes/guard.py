@@ -10,12 +10,13 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
+from app.llm.intents import needs_context
 from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.state import AgentState, Citation
 
-__all__ = ["after_guard", "guard_input", "guard_output", "is_refusal"]
+__all__ = ["after_guard", "early_query", "guard_input", "guard_output", "is_refusal"]
 
 _LABEL = re.compile(r"\[S(\d+)\]")
 _REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.IGNORECASE)
@@ -24,6 +25,22 @@ _REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.I
 def is_refusal(text: str) -> bool:
     """Return whether an answer declines to answer ("I don't know", "I can't help")."""
     return bool(_REFUSAL.search(text[:300]))
+
+
+def early_query(question: str) -> str | None:
+    """Return a new turn's retrieval query when the question alone decides it, else None.
+
+    The query that :func:`guard_input` will prefetch (redacted, standalone), known before
+    the graph starts when the question passes the guard, does not go direct and needs no
+    earlier turn. The caller may start embedding it then. The length limit is the
+    caller's to check.
+    """
+    if not question.strip() or detect_injection(question):
+        return None
+    clean, _ = redact(question)
+    if answers_directly(clean) or needs_context(clean):
+        return None
+    return clean
 
 
 async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -103,7 +103,10 @@ class HybridRetriever:
             return hits
 
         def both() -> tuple[list[Hit], list[Hit]]:
-            return dense(), sparse()
+            # BM25 first: it needs no vector, so it runs while a prefetched query
+            # embedding may still be computing.
+            sparse_hits = sparse()
+            return dense(), sparse_hits
 
         if self.concurrent:
             dense_hits, sparse_hits = await asyncio.gather(
