@@ -288,7 +288,9 @@ def _answers_summary(run: EvalRun, table: str, report: Path | None) -> str:
     lines = [table, f"{sum(len(r.items) for r in run.datasets)} questions in {run.seconds:.1f} s"]
     if report is not None:
         lines.append(f"wrote {report}/report.md")
-    lines.append("passed" if not run.misses else f"{len(run.misses)} thresholds missed")
+    lines.append(
+        "every threshold met" if not run.misses else f"{len(run.misses)} thresholds missed"
+    )
     return "\n".join(lines)
 
 
