@@ -13,9 +13,11 @@ request ends with ``[DONE]``). Every request starts a new conversation, with ret
 on. Then ``langgraph dev`` serves the same graph and the same model, and the same load
 goes to its runs API (``POST /runs/wait`` and ``POST /runs/stream``, stateless runs).
 
-Printed per cell: requests, errors, req/s, p50/p95/p99 latency (ms), and ours over
-LangGraph's req/s. Goal: >= 100 req/s at 32 clients with p99 <= 500 ms (non-streaming);
-a missed goal is reported, never asserted. Exit code 2 when something breaks.
+Printed per cell: requests, errors, req/s, p50/p95/p99 latency (ms), the CPU time the
+server, the model server and this load generator spent per request (they share the
+machine's cores), and ours over LangGraph's req/s. Goal: >= 100 req/s at 32 clients with
+p99 <= 500 ms (non-streaming); a missed goal is reported, never asserted. Exit code 2
+when something breaks.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ TOPICS = [
 @contextmanager
 def service(
     args: list[str], *, health_url: str, env: dict[str, str], cwd: Path = REPO
-) -> Iterator[None]:
-    """Run a server until the block ends; its output goes to a file, never a full pipe."""
+) -> Iterator[int]:
+    """Run a server until the block ends (yields its pid); its output goes to a file."""
     log = Path(tempfile.mkstemp(prefix="ragent-bench-", suffix=".log")[1])
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -67,7 +69,7 @@ def service(
         )  # fmt: skip
         try:
             wait_http(health_url, proc, timeout=600)
-            yield
+            yield proc.pid
         except RuntimeError:
             raise RuntimeError(f"{args[0]} failed; see {log}") from None
         finally:
@@ -81,17 +83,37 @@ def service(
     log.unlink()
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo.extend(child for child, (parent, _) in stats.items() if parent == pid)
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @contextmanager
-def model_server() -> Iterator[str]:
+def model_server() -> Iterator[tuple[str, int]]:
     port = free_port()
     args = [sys.executable, "-m", "tests.openai_server", str(port)]
-    with service(args, health_url=f"http://127.0.0.1:{port}/health", env={}):
-        yield f"http://127.0.0.1:{port}/v1"
+    with service(args, health_url=f"http://127.0.0.1:{port}/health", env={}) as pid:
+        yield f"http://127.0.0.1:{port}/v1", pid
 
 
 def environment(data_dir: Path, model_url: str) -> dict[str, str]:
@@ -194,29 +216,53 @@ async def load(url: str, send: Request, clients: int, seconds: float) -> dict[st
 Results = dict[str, list[dict[str, Any]]]
 
 
-def sweep(url: str, make: Callable[[bool], Request], clients: list[int], seconds: float) -> Results:
+def measured(url: str, send: Request, clients: int, seconds: float, pids: dict[str, int]) -> Any:
+    """One load cell, with the CPU time each process spent per request (ms)."""
+    before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    own = time.process_time()
+    cell = asyncio.run(load(url, send, clients, seconds))
+    spent = {name: tree_cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    spent["load generator"] = time.process_time() - own
+    done = max(cell["requests"], 1)
+    cell["cpu_ms_per_request"] = {name: 1000 * sec / done for name, sec in spent.items()}
+    return cell
+
+
+def sweep(
+    url: str,
+    make: Callable[[bool], Request],
+    clients: list[int],
+    seconds: float,
+    pids: dict[str, int],
+) -> Results:
     out: Results = {}
     for mode, stream in (("json", False), ("stream", True)):
-        out[mode] = [asyncio.run(load(url, make(stream), n, seconds)) for n in clients]
-        for cell in out[mode]:
-            print(f"  {mode:6} {cell['clients']:>3} clients: {cell['rps']:7.1f} req/s", flush=True)
+        out[mode] = []
+        for n in clients:
+            cell = measured(url, make(stream), n, seconds, pids)
+            out[mode].append(cell)
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in cell["cpu_ms_per_request"].items())
+            print(
+                f"  {mode:6} {n:>3} clients: {cell['rps']:7.1f} req/s; CPU ms/request: {cpu}",
+                flush=True,
+            )
     return out
 
 
 @contextmanager
-def ragent_serve(env: dict[str, str], root: Path) -> Iterator[tuple[str, str]]:
+def ragent_serve(env: dict[str, str], root: Path) -> Iterator[tuple[str, str, int]]:
     made = subprocess.run(
         [str(BIN / "ragent"), "keys", "create", "--tenant", "default", "--user", "bench"],
         env={**os.environ, **env}, capture_output=True, text=True, check=True, cwd=root,
     )  # fmt: skip
     port = free_port()
     args = [str(BIN / "ragent"), "serve", "--port", str(port)]
-    with service(args, health_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=root):
-        yield f"http://127.0.0.1:{port}", made.stdout.strip()
+    with service(args, health_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=root) as pid:
+        yield f"http://127.0.0.1:{port}", made.stdout.strip(), pid
 
 
 @contextmanager
-def langgraph_dev(env: dict[str, str], root: Path) -> Iterator[str]:
+def langgraph_dev(env: dict[str, str], root: Path) -> Iterator[tuple[str, int]]:
     work = root / "project"
     work.mkdir()
     for entry in REPO.iterdir():
@@ -227,13 +273,16 @@ def langgraph_dev(env: dict[str, str], root: Path) -> Iterator[str]:
         str(BIN / "langgraph"), "dev", "--port", str(port), "--no-browser", "--no-reload",
         "--config", "langgraph.json",
     ]  # fmt: skip
-    with service(args, health_url=f"http://127.0.0.1:{port}/ok", env=env, cwd=work):
-        yield f"http://127.0.0.1:{port}"
+    with service(args, health_url=f"http://127.0.0.1:{port}/ok", env=env, cwd=work) as pid:
+        yield f"http://127.0.0.1:{port}", pid
 
 
 def table(name: str, results: Results, peer: Results | None) -> None:
     print(f"\n{name}")
-    print("mode    clients  requests errors   req/s    p50 ms   p95 ms   p99 ms  vs langgraph")
+    print(
+        "mode    clients  requests errors   req/s    p50 ms   p95 ms   p99 ms  "
+        "server CPU ms/req  vs langgraph"
+    )
     for mode, cells in results.items():
         for i, c in enumerate(cells):
             ratio = ""
@@ -241,7 +290,8 @@ def table(name: str, results: Results, peer: Results | None) -> None:
                 ratio = f"{c['rps'] / max(peer[mode][i]['rps'], 1e-9):.2f}x"
             print(
                 f"{mode:7} {c['clients']:>7} {c['requests']:>9} {c['errors']:>6} {c['rps']:>7.1f} "
-                f"{c['p50']:>8.1f} {c['p95']:>8.1f} {c['p99']:>8.1f}  {ratio}"
+                f"{c['p50']:>8.1f} {c['p95']:>8.1f} {c['p99']:>8.1f}  "
+                f"{c['cpu_ms_per_request']['server']:>17.1f}  {ratio}"
             )
 
 
@@ -253,7 +303,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
-    with tempfile.TemporaryDirectory(prefix="ragent-bench-api-") as tmp, model_server() as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="ragent-bench-api-") as tmp,
+        model_server() as (url, model_pid),
+    ):
         root = Path(tmp)
         env = environment(root / "data", url)
         subprocess.run(
@@ -261,13 +314,15 @@ def main() -> int:
             env={**os.environ, **env}, capture_output=True, check=True, cwd=root,
         )  # fmt: skip
         print("ragent serve (POST /v1/chat/completions):", flush=True)
-        with ragent_serve(env, root) as (api_url, key):
-            mine = sweep(api_url, lambda stream: ours(key, stream), clients, args.seconds)
+        with ragent_serve(env, root) as (api_url, key, pid):
+            pids = {"server": pid, "model": model_pid}
+            mine = sweep(api_url, lambda stream: ours(key, stream), clients, args.seconds, pids)
         peer = None
         if not args.no_langgraph:
             print("langgraph dev (POST /runs/wait, /runs/stream):", flush=True)
-            with langgraph_dev(env, root) as lg_url:
-                peer = sweep(lg_url, langgraph, clients, args.seconds)
+            with langgraph_dev(env, root) as (lg_url, lg_pid):
+                pids = {"server": lg_pid, "model": model_pid}
+                peer = sweep(lg_url, langgraph, clients, args.seconds, pids)
     if args.json:
         print(json.dumps({"ragent": mine, "langgraph": peer}))
         return 0

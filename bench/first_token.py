@@ -8,8 +8,9 @@ It ingests samples/ with the real embedded engines (the local MiniLM embedder, S
 indexes), starts tests/openai_server.py in its own process (an OpenAI-protocol server
 that streams like vLLM and answers at once) as the chat model behind the fallback chain,
 and runs turns
-through the compiled agent with the SQLite checkpointer and retrieval on, streaming in
-``messages`` mode like ``ragent ask``. Every question is new, so no cache helps. Per turn:
+through ``app.service.stream_ask`` (the path of ``ragent ask`` and the HTTP API) on the
+compiled agent with the SQLite checkpointer and retrieval on. Every question is new, so no
+cache helps. Per turn:
 
 - pre-model: from the call until the model server has the request: guards, memory,
   routing, query embedding, dense and BM25 search, fusion, prompt assembly, the HTTP
@@ -95,7 +96,6 @@ class NodeClock(BaseCallbackHandler):
 
 async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[str, Any]:
     import httpx
-    from langchain_core.messages import AIMessageChunk, HumanMessage
 
     from app.context import Context
     from app.graphs.agent import compile_agent
@@ -103,8 +103,8 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
     from app.ingest.pipeline import IngestOptions
     from app.memory.checkpoint import open_checkpointer
     from app.resources import build_resources, use_resources
+    from app.service import Token, stream_ask, thread_key
     from app.settings import load_settings
-    from app.state import InputState
 
     for key in [k for k in os.environ if k.startswith("RAGENT_")]:
         del os.environ[key]
@@ -134,26 +134,29 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
             for i in range(args.warmup + args.requests):
                 question = f"{TOPICS[i % len(TOPICS)]} (case {i})?"
                 clock = NodeClock()
-                config: dict[str, Any] = {"configurable": {"thread_id": f"bench-{i}"}}
-                if args.breakdown:
-                    config["callbacks"] = [clock]
                 clocks.append(clock)
                 started, cpu_started = time.monotonic(), time.process_time()
                 first = None
-                async for message, meta in agent.astream(
-                    InputState(messages=[HumanMessage(question)]),
-                    config,  # type: ignore[arg-type]
+                answer = None
+                async for event in stream_ask(
+                    agent,
+                    question,
                     context=context,
-                    stream_mode="messages",
+                    thread_id=f"bench-{i}",
+                    max_chars=settings.limits.max_input_chars,
+                    callbacks=[clock] if args.breakdown else None,
                 ):
-                    if meta.get("langgraph_node") != "respond":
-                        continue
-                    if isinstance(message, AIMessageChunk) and message.text and first is None:
-                        first = time.monotonic()
+                    if isinstance(event, Token):
+                        if event.text and first is None:
+                            first = time.monotonic()
+                    else:
+                        answer = event
                 cpu.append((time.process_time() - cpu_started) * 1000)
-                if first is None:
+                if first is None or answer is None:
                     raise RuntimeError(f"turn {i}: no streamed answer from the model")
-                snapshot = await agent.aget_state(config)  # type: ignore[arg-type]
+                snapshot = await agent.aget_state(
+                    {"configurable": {"thread_id": thread_key(context, f"bench-{i}")}}
+                )
                 sources.append(len(snapshot.values["sources"]))
                 started_at.append(started)
                 first_token.append((first - started) * 1000)
@@ -209,21 +212,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads for query embedding (0: torch default)",
-    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--breakdown", action="store_true", help="also time each node (adds a callback)"
     )
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         with (
@@ -240,7 +233,8 @@ def main() -> int:
     pre, first = result["pre_model_ms"], result["first_token_ms"]
     print(
         f"first token: {result['requests']} turns, retrieval on ({result['sources_per_turn']:.1f} "
-        f"sources a turn from {result['chunks_indexed']} chunks), model server answering at once"
+        f"sources a turn from {result['chunks_indexed']} chunks), model server answering "
+        "at once"
     )
     rows = (
         ("pre-model orchestration", pre),
