@@ -171,8 +171,18 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
     breakdown: dict[str, float] = {}
     if args.breakdown:
         measured = list(zip(clocks, arrivals, strict=True))[args.warmup :]
+        calls = started_at[args.warmup :]
+        breakdown["call until the first node starts"] = statistics.median(
+            (c.spans.get("guard_input@", s) - s) * 1000
+            for (c, _), s in zip(measured, calls, strict=True)
+        )
         for node in ("guard_input", "load_memory", "route", "retrieve"):
             breakdown[node] = statistics.median(c.spans.get(node, 0.0) for c, _ in measured)
+        breakdown["between the nodes"] = statistics.median(
+            (c.spans.get("respond@", 0.0) - c.spans.get("guard_input@", 0.0)) * 1000
+            - sum(c.spans.get(n, 0.0) for n in ("guard_input", "load_memory", "route", "retrieve"))
+            for c, _ in measured
+        )
         breakdown["respond until the model call"] = statistics.median(
             ((c.model_start or 0.0) - c.spans.get("respond@", 0.0)) * 1000 for c, _ in measured
         )
