@@ -77,6 +77,16 @@ class QueryCache:
                 del self._pending[key]
             done.set()
 
+    def knows(self, model: str, text: str) -> bool:
+        """Return whether ``(model, text)`` is cached or being embedded right now.
+
+        A caller that only wants the vector to exist soon (a prefetch) skips the work,
+        and the worker thread it would have blocked waiting, when this is true.
+        """
+        key = (model, text)
+        with self._lock:
+            return key in self._items or key in self._pending
+
     def _cached(self, key: tuple[str, str]) -> Vector | None:
         with self._lock:
             vector = self._items.get(key)

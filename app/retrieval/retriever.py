@@ -10,6 +10,7 @@ from app.observability.metrics import record_error
 from app.observability.tracing import engine_span
 from app.retrieval.fusion import Fusion, fuse
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
+from app.retrieval.query_cache import QueryCache
 from app.retrieval.remote_http import RemoteServiceError
 from app.retrieval.rerank import Reranker
 from app.retrieval.types import Hit, SearchFilter
@@ -60,6 +61,11 @@ class HybridRetriever:
         ignored; :meth:`search` embeds again and reports it.
         """
         if not query.strip():
+            return
+        cache = getattr(self.embedder, "cache", None)
+        if isinstance(cache, QueryCache) and cache.knows(self.embedder.model_name, query):
+            # Cached or in flight (the service prefetched it before the graph started):
+            # a second worker thread would only sit blocked until the first one is done.
             return
         future = asyncio.ensure_future(asyncio.to_thread(self._embed_quietly, query))
         _BACKGROUND.add(future)

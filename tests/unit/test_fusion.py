@@ -122,6 +122,8 @@ async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search(
     from app.retrieval.query_cache import QueryCache
 
     class Embed:
+        model_name = "m"
+
         def __init__(self, fail: bool = False) -> None:
             self.calls, self.fail, self.cache = 0, fail, QueryCache()
 
@@ -164,3 +166,48 @@ async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search(
         await asyncio.sleep(0.01)
     with pytest.raises(RuntimeError, match="embedder down"):
         await broken.search("q", SearchFilter("t"))
+
+
+async def test_prefetch_of_a_query_cached_or_in_flight_starts_no_second_worker() -> None:
+    from app.retrieval import retriever as retriever_module
+    from app.retrieval.query_cache import QueryCache
+
+    release = threading.Event()
+
+    class Slow:
+        model_name = "m"
+
+        def __init__(self) -> None:
+            self.cache, self.calls = QueryCache(), 0
+
+        def embed_query(self, text: str) -> object:
+            return self.cache.get_or_embed("m", text, self._embed)
+
+        def _embed(self, text: str) -> object:
+            self.calls += 1
+            release.wait(5)
+            return np.ones(2, np.float32)
+
+    embed = Slow()
+    retriever = HybridRetriever(
+        embedder=embed,  # type: ignore[arg-type]
+        vectors=None,  # type: ignore[arg-type]
+        keywords=None,  # type: ignore[arg-type]
+    )
+    background = retriever_module._BACKGROUND
+    before = len(background)
+    retriever.prefetch("q")
+    for _ in range(200):
+        if embed.cache.knows("m", "q"):
+            break
+        await asyncio.sleep(0.005)
+    assert embed.cache.knows("m", "q") and not embed.cache.knows("m", "other")
+    retriever.prefetch("q")  # in flight: no second thread waiting on the first
+    assert len(background) == before + 1
+    release.set()
+    for _ in range(200):
+        if len(background) == before:
+            break
+        await asyncio.sleep(0.005)
+    retriever.prefetch("q")  # cached now
+    assert len(background) == before and embed.calls == 1
