@@ -55,7 +55,7 @@ def test_schemathesis_finds_no_server_error(api: Api, model: OpenAIServer) -> No
             "--header",
             f"Authorization: Bearer {key}",
             "--rate-limit",
-            "8/s",
+            "16/s",
             "--workers",
             "1",
             "--request-timeout",

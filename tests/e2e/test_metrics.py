@@ -70,11 +70,13 @@ def test_every_metric_family_moves(observed: Observed, models: OpenAIServer) -> 
     assert moved("ragent_model_fallbacks_total", **fallback) >= 2
     for engine in ("embed", "vector", "keyword"):
         assert moved("ragent_retrieval_seconds_count", engine=engine) == 2, engine
-    # One computation. Each turn looks the query up three times (the service's prefetch
-    # before the graph, the guard's, then retrieve's); every lookup after the first
-    # computation gets its vector.
+    # One computation. Retrieve looks the query up in both turns and finds it. A prefetch
+    # (the service's before the graph, the guard's) skips a query already cached or in
+    # flight without a lookup, so the second turn's prefetches count nothing; the guard's
+    # in the first turn counts a hit only if it ran before the service's prefetch thread
+    # had registered the query.
     assert moved("ragent_query_cache_total", result="miss") == 1
-    assert moved("ragent_query_cache_total", result="hit") == 5
+    assert moved("ragent_query_cache_total", result="hit") in (2, 3)
     assert moved("ragent_tool_calls_total", tool="calculator", outcome="ok") == 1
     assert moved("ragent_errors_total", component="http", type="empty_message") == 1
     assert moved("ragent_errors_total", component="model", type="server") >= 2
