@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -32,6 +33,9 @@ class EmbedSettings(Section):
     query_threads: int = Field(default=1, ge=0, le=256)
     """local: CPU threads for query embeddings. One: a query is a small matrix, and a
     second thread only competes with the event loop for the cores (0 uses every core)."""
+    cache_dir: Path | None = None
+    """local: where the traced model is kept for the next process; None uses
+    ``$XDG_CACHE_HOME/ragent`` (``~/.cache/ragent``)."""
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> EmbedSettings:

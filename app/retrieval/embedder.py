@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from app.retrieval.query_cache import QueryCache
 from app.settings import EmbedSettings
 
 if TYPE_CHECKING:
-    from app.retrieval.traced_encoder import TracedEncoder
+    from app.retrieval.encoder_cache import Encoder
 
 __all__ = ["LocalEmbedder", "local_model_path", "make_embedder"]
 
@@ -40,6 +40,7 @@ class LocalEmbedder:
         cache: QueryCache | None = None,
         threads: int = 0,
         query_threads: int = 1,
+        cache_dir: Path | None = None,
     ) -> None:
         """Configure the embedder; the model loads on first use.
 
@@ -49,11 +50,13 @@ class LocalEmbedder:
             cache: Query vectors, keyed by model and text; a private one when None.
             threads: CPU threads of a thread that embeds passages; 0 uses every core.
             query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
+            cache_dir: Where the traced model is kept between processes; None uses
+                :func:`~app.retrieval.encoder_cache.default_cache_dir`.
         """
         self._name = model_name
         self._batch_size = batch_size
-        self._model: Any = None
-        self._traced: TracedEncoder | None = None
+        self._encoder: Encoder | None = None
+        self._cache_dir = cache_dir
         self._lock = threading.Lock()
         self._cache = cache if cache is not None else QueryCache()
         self._threads = threads
@@ -80,22 +83,15 @@ class LocalEmbedder:
         config = json.loads((local_model_path() / "sentence_bert_config.json").read_text())
         return int(config["max_seq_length"])
 
-    def _load(self) -> Any:
+    def _load(self) -> Encoder:
         with self._lock:
-            if self._model is None:
-                # Never reach for a model hub: everything is in the installed package.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
+            if self._encoder is None:
+                from app.retrieval.encoder_cache import default_cache_dir, load_encoder
 
-                from app.retrieval.traced_encoder import TracedEncoder
-
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-                model = SentenceTransformer(str(local_model_path()), device="cpu")
-                self._traced = TracedEncoder.from_sentence_transformer(model)
-                self._model = model
-            return self._model
+                self._encoder = load_encoder(
+                    local_model_path(), self._cache_dir or default_cache_dir()
+                )
+            return self._encoder
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Embed passages into an ``(n, 384)`` matrix of unit vectors."""
@@ -109,17 +105,7 @@ class LocalEmbedder:
     def _encode(self, texts: Sequence[str]) -> Vector:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        model = self._load()
-        if self._traced is not None:
-            return self._traced.encode(texts, self._batch_size)
-        vectors = model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, np.float32)
+        return self._load().encode(texts, self._batch_size)
 
     @property
     def cache(self) -> QueryCache:
@@ -158,6 +144,7 @@ def make_embedder(cfg: EmbedSettings) -> Embedder:
             cache=cache,
             threads=cfg.threads,
             query_threads=cfg.query_threads,
+            cache_dir=cfg.cache_dir,
         )
     from app.retrieval.remote_embedder import RemoteEmbedder
 

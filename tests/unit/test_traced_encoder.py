@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
-from app.retrieval.embedder import LocalEmbedder
+from app.retrieval.embedder import LocalEmbedder, local_model_path
 from app.retrieval.traced_encoder import TracedEncoder
 
 TEXTS = [
@@ -27,60 +28,76 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def embedder() -> LocalEmbedder:
-    embedder = LocalEmbedder(batch_size=4)
+def model() -> SentenceTransformer:
+    return SentenceTransformer(str(local_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module", params=["traced", "loaded"])
+def embedder(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> LocalEmbedder:
+    """Traced in this process (an empty cache), or loaded from a cache another one filled."""
+    cache = tmp_path_factory.mktemp("encoder-cache")
+    if request.param == "loaded":
+        LocalEmbedder(cache_dir=cache).embed_query("fill the cache")
+    entries = list((cache / "encoders").glob("*")) if request.param == "loaded" else []
+    embedder = LocalEmbedder(batch_size=4, cache_dir=cache)
     embedder.embed_documents(["load"])
+    assert list((cache / "encoders").glob("*")) == entries or request.param == "traced"
     return embedder
 
 
-def reference(embedder: LocalEmbedder, texts: list[str]) -> Any:
-    model = embedder._model
+def reference(model: SentenceTransformer, texts: list[str]) -> Any:
     return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
 
 
 def test_the_default_model_is_traced(embedder: LocalEmbedder) -> None:
-    assert isinstance(embedder._traced, TracedEncoder)
-    assert embedder._traced.normalize
+    assert isinstance(embedder._encoder, TracedEncoder)
+    assert embedder._encoder.normalize
 
 
 def test_batches_with_padding_match_sentence_transformers_in_input_order(
-    embedder: LocalEmbedder,
+    embedder: LocalEmbedder, model: SentenceTransformer
 ) -> None:
     got = embedder.embed_documents(TEXTS)  # batches of 4, longest first, then put back
     assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
-    np.testing.assert_allclose(got, reference(embedder, TEXTS), atol=2e-6)
+    np.testing.assert_allclose(got, reference(model, TEXTS), atol=2e-6)
 
 
 @pytest.mark.parametrize("text", TEXTS)
-def test_a_lone_query_matches_sentence_transformers(embedder: LocalEmbedder, text: str) -> None:
-    np.testing.assert_allclose(
-        embedder.embed_query(text), reference(embedder, [text])[0], atol=2e-6
-    )
+def test_a_lone_query_matches_sentence_transformers(
+    embedder: LocalEmbedder, model: SentenceTransformer, text: str
+) -> None:
+    np.testing.assert_allclose(embedder.embed_query(text), reference(model, [text])[0], atol=2e-6)
 
 
-def test_concurrent_callers_get_their_own_rows(embedder: LocalEmbedder) -> None:
-    traced = embedder._traced
-    assert traced is not None
-    expected = reference(embedder, TEXTS)
+def test_concurrent_callers_get_their_own_rows(
+    embedder: LocalEmbedder, model: SentenceTransformer
+) -> None:
+    traced = embedder._encoder
+    assert isinstance(traced, TracedEncoder)
+    expected = reference(model, TEXTS)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: traced.encode([TEXTS[i % 6]], 8), range(24)))
     for i, row in enumerate(results):
         np.testing.assert_allclose(row[0], expected[i % 6], atol=2e-6)
 
 
-def test_another_pooling_keeps_the_sentence_transformers_path(embedder: LocalEmbedder) -> None:
-    transformer = embedder._model[0]
+def test_another_pooling_keeps_the_sentence_transformers_path(model: SentenceTransformer) -> None:
+    transformer = model[0]
     cls_pooled = SentenceTransformer(modules=[transformer, Pooling(384, pooling_mode="cls")])
     assert TracedEncoder.from_sentence_transformer(cls_pooled) is None
 
 
-def test_tracing_prints_nothing_and_leaves_transformers_logging_as_it_was() -> None:
-    # A fresh process: transformers warns once per process, so only a first trace shows it.
+def test_tracing_prints_nothing_and_leaves_transformers_logging_as_it_was(tmp_path: Path) -> None:
+    # A fresh process and an empty cache: transformers warns once per process, so only a
+    # first trace shows it.
     script = (
         "import logging, transformers\n"
+        "from pathlib import Path\n"
         "from app.retrieval.embedder import LocalEmbedder\n"
         "before = logging.getLogger('transformers').level\n"
-        "LocalEmbedder().embed_query('hello')\n"
+        f"LocalEmbedder(cache_dir=Path({str(tmp_path)!r})).embed_query('hello')\n"
         "print(before, logging.getLogger('transformers').level)\n"
     )
     done = subprocess.run(

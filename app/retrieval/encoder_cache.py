@@ -1,0 +1,139 @@
+"""The local embedding model, traced once and kept in a cache directory.
+
+Importing sentence-transformers (and transformers under it) is most of a ``ragent``
+command's start-up: about 9 of the 11 s that loading the model took on this project's
+two-core test machine. The first process that needs the model traces it
+(:class:`~app.retrieval.traced_encoder.TracedEncoder`) and saves it under
+``<cache>/encoders/<key>``; every later process loads the saved graph with torch and
+tokenizers alone, in well under a second. The key covers the model's files (path, size,
+modification time), the torch version and the save format, so a changed model or torch
+builds a new entry. An entry that fails to load is logged, removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Encoder", "default_cache_dir", "entry_dir", "load_encoder"]
+
+logger = logging.getLogger(__name__)
+
+Matrix = npt.NDArray[np.float32]
+
+FORMAT = 1
+"""Bumped whenever what :meth:`TracedEncoder.save` writes changes."""
+
+
+class Encoder(Protocol):
+    """Texts to rows of an embedding matrix."""
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
+        """Embed ``texts`` into one float32 row each, in order."""
+        ...
+
+
+class SentenceTransformerEncoder:
+    """The sentence-transformers path, for models that cannot be traced."""
+
+    def __init__(self, model: Any) -> None:
+        """Wrap a loaded ``SentenceTransformer``."""
+        self.model = model
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
+        """Embed ``texts`` into unit rows with ``SentenceTransformer.encode``."""
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, np.float32)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ragent``, or ``~/.cache/ragent`` when it is unset."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ragent"
+
+
+def entry_dir(model_dir: Path, cache_dir: Path) -> Path:
+    """The directory that holds, or will hold, the traced model of ``model_dir``."""
+    import torch
+
+    digest = hashlib.sha256(f"{FORMAT}\0{torch.__version__}\0{model_dir.resolve()}".encode())
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(
+            f"\0{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        )
+    return cache_dir / "encoders" / digest.hexdigest()[:32]
+
+
+def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
+    """Load the sentence-transformers model in ``model_dir``, traced when it can be.
+
+    Args:
+        model_dir: A sentence-transformers model directory.
+        cache_dir: Where traced models are kept; created when missing. A cache that
+            cannot be written is logged and skipped: the model is then traced in each
+            process.
+
+    Returns:
+        The saved traced model when there is one, else a freshly traced one (saved for
+        the next process), else the sentence-transformers model itself.
+    """
+    from app.retrieval.traced_encoder import TracedEncoder
+
+    entry = entry_dir(model_dir, cache_dir)
+    if entry.is_dir():
+        try:
+            return TracedEncoder.load(entry)
+        except (OSError, ValueError, RuntimeError) as exc:
+            logger.warning("rebuilding the cached embedding model (%s): %s", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
+    model = _sentence_transformer(model_dir)
+    traced = TracedEncoder.from_sentence_transformer(model)
+    if traced is None:
+        return SentenceTransformerEncoder(model)
+    _save(traced, entry)
+    return traced
+
+
+def _sentence_transformer(model_dir: Path) -> Any:
+    # Never reach for a model hub: everything is in the installed package.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    return SentenceTransformer(str(model_dir), device="cpu")
+
+
+def _save(traced: Any, entry: Path) -> None:
+    """Write ``traced`` into ``entry`` all at once: readers never see half an entry."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=entry.parent))
+    except OSError as exc:
+        logger.warning("embedding model cache not writable, not saved: %s", exc)
+        return
+    try:
+        traced.save(staging)
+        os.rename(staging, entry)  # fails if another process saved it first: keep theirs
+    except OSError as exc:
+        if not entry.is_dir():
+            logger.warning("embedding model not saved to the cache: %s", exc)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

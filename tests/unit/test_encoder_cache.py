@@ -1,0 +1,116 @@
+"""The traced embedding model is saved once and loaded by later processes without
+sentence-transformers; a changed model, a broken entry or a read-only cache are handled."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.retrieval import encoder_cache
+from app.retrieval.embedder import local_model_path
+from app.retrieval.encoder_cache import entry_dir, load_encoder
+from app.retrieval.traced_encoder import TracedEncoder
+
+TEXTS = ["How often does SQLite run a checkpoint in WAL mode?", "VACUUM", "a"]
+
+# Embeds TEXTS through LocalEmbedder with the cache given as argv[1]; prints the rows and
+# whether sentence-transformers or transformers were imported.
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from app.retrieval.embedder import LocalEmbedder
+rows = LocalEmbedder(cache_dir=Path(sys.argv[1])).embed_documents(json.loads(sys.argv[2]))
+heavy = sorted({"sentence_transformers", "transformers"} & set(sys.modules))
+print(json.dumps({"rows": rows.tolist(), "heavy": heavy}))
+"""
+
+
+def embed_in_a_new_process(cache: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(cache), json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """A cache that a first process filled, and what that process embedded."""
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, embed_in_a_new_process(cache)
+
+
+def test_a_first_process_traces_and_saves_the_model(filled: tuple[Path, dict[str, object]]) -> None:
+    cache, first = filled
+    assert first["heavy"] == ["sentence_transformers", "transformers"]
+    entry = entry_dir(local_model_path(), cache)
+    assert sorted(p.name for p in entry.iterdir()) == ["graph.pt", "meta.json", "tokenizer.json"]
+    assert json.loads((entry / "meta.json").read_text()) == {"max_length": 256, "normalize": True}
+    # Nothing half-written is left beside the entry.
+    assert [p.name for p in (cache / "encoders").iterdir()] == [entry.name]
+
+
+def test_a_later_process_loads_it_without_sentence_transformers(
+    filled: tuple[Path, dict[str, object]],
+) -> None:
+    cache, first = filled
+    later = embed_in_a_new_process(cache)
+    assert later["heavy"] == []
+    np.testing.assert_allclose(later["rows"], first["rows"], atol=1e-6)
+
+
+def test_the_key_follows_the_model_files_and_torch(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(local_model_path(), model, ignore=shutil.ignore_patterns("*.safetensors"))
+    before = entry_dir(model, tmp_path)
+    assert entry_dir(model, tmp_path) == before
+    config = model / "config.json"
+    config.write_text(config.read_text() + "\n")
+    assert entry_dir(model, tmp_path) != before
+    after = entry_dir(model, tmp_path)
+    import torch
+
+    version = torch.__version__
+    try:
+        torch.__version__ = "0.0.0"  # type: ignore[assignment]
+        assert entry_dir(model, tmp_path) != after
+    finally:
+        torch.__version__ = version  # type: ignore[assignment]
+
+
+def test_a_broken_entry_is_rebuilt(
+    filled: tuple[Path, dict[str, object]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(filled[0], cache)
+    entry = entry_dir(local_model_path(), cache)
+    (entry / "graph.pt").write_bytes(b"not a torchscript archive")
+    with caplog.at_level(logging.WARNING, encoder_cache.__name__):
+        encoder = load_encoder(local_model_path(), cache)
+    assert isinstance(encoder, TracedEncoder)
+    assert "rebuilding the cached embedding model" in caplog.text
+    np.testing.assert_allclose(encoder.encode(TEXTS, 8), filled[1]["rows"], atol=1e-6)
+    assert isinstance(TracedEncoder.load(entry), TracedEncoder)  # saved anew
+
+
+def test_a_cache_path_that_is_a_file_still_embeds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the cache directory should be")
+    with caplog.at_level(logging.WARNING, encoder_cache.__name__):
+        encoder = load_encoder(local_model_path(), cache)
+    assert isinstance(encoder, TracedEncoder)
+    assert encoder.encode(TEXTS, 8).shape == (3, 384)
+    assert "not writable" in caplog.text
