@@ -11,7 +11,7 @@ from app.retrieval.protocols import Embedder
 def test_window_is_known_without_loading_the_model() -> None:
     embedder = LocalEmbedder()
     assert embedder.max_tokens == 256
-    assert embedder._model is None  # asking for the window loaded nothing
+    assert embedder._encoder is None  # asking for the window loaded nothing
     assert isinstance(embedder, Embedder)
 
 
