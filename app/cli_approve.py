@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.answer import Answer
 from app.cli_common import (
     CliError,
     make_context,
@@ -20,8 +21,6 @@ from app.cli_common import (
     settings_for,
 )
 from app.context import Context
-from app.service import Answer, resume
-from app.service import waiting as waiting_calls
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -90,6 +89,8 @@ async def settle(
             choice = await _ask_user(answer.approvals)
         else:
             return answer
+        from app.service import resume
+
         answer = await resume(agent, choice, context=context, thread_id=thread_id)
         show(answer)
     return answer
@@ -141,6 +142,8 @@ def resume_command(
         raise CliError("pass --approve or --deny (no terminal to ask on)")
 
     async def run() -> Answer:
+        from app.service import waiting as waiting_calls
+
         async with open_agent(settings) as agent:
             calls = await waiting_calls(agent, context=context, thread_id=thread)
             if not calls:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.answer import Answer, QuestionError, new_thread_id
 from app.cli_approve import DecisionOpt, exit_if_waiting, settle
 from app.cli_common import (
     CliError,
@@ -28,7 +29,6 @@ from app.cli_common import (
     settings_for,
 )
 from app.context import Context
-from app.service import Answer, QuestionError, ask, new_thread_id, stream_ask
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ async def _turn(
 async def _run_turn(
     agent: Agent, settings: Settings, q: str, ctx: Context, thread_id: str, *, stream: bool
 ) -> Answer:
+    from app.service import ask, stream_ask
+
     limit = settings.limits.max_input_chars
     if not stream:
         return await ask(agent, q, context=ctx, thread_id=thread_id, max_chars=limit)

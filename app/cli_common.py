@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
 
+from app.answer import Answer
 from app.context import Context
-from app.service import Answer
 from app.settings import Settings, load_settings
 
 if TYPE_CHECKING:

@@ -7,14 +7,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from app.cli_common import CliError
-from app.memory.longterm import Memory, MemoryBank
 from app.memory.namespaces import Kind
 from app.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.memory.longterm import Memory, MemoryBank
 
 __all__ = ["register"]
 
@@ -36,6 +38,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings YAML.
 
 def _run(settings: Settings, kind: Kind, job: Callable[[MemoryBank], Awaitable[T]]) -> T:
     """Open the configured store and run ``job`` on the user's memories or notes."""
+    from app.memory.longterm import MemoryBank
     from app.memory.store import open_store
     from app.retrieval.embedder import make_embedder
 

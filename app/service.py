@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -13,10 +11,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 
+from app.answer import Answer, QuestionError, Token, new_thread_id
 from app.context import Context
 from app.nodes.guard import early_query
 from app.resources import aget_resources
-from app.state import AgentState, Citation, InputState
+from app.state import AgentState, InputState
 from app.tools.approval import pending_approvals
 
 __all__ = [
@@ -37,54 +36,6 @@ __all__ = [
 RECURSION_LIMIT = 120
 """Graph steps a run may take; above what the largest ``limits.max_tool_steps`` needs.
 The tool nodes end a run with a final message before it (``remaining_steps``)."""
-
-
-class QuestionError(ValueError):
-    """A question that cannot be asked (empty, too long)."""
-
-
-@dataclass
-class Answer:
-    """The result of one turn: ``ragent ask --json`` prints exactly these keys."""
-
-    answer: str
-    citations: list[Citation] = field(default_factory=list)
-    thread_id: str = ""
-    refused: bool = False
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    """Tool calls waiting for the user's decision (``id``, ``tool``, ``args``, ``risk``);
-    the run is paused until :func:`resume`. Listed in ``as_dict`` only when there are some."""
-    usage: dict[str, int] = field(default_factory=dict)
-    """Model tokens of the turn (``prompt_tokens``, ``completion_tokens``,
-    ``total_tokens``), as the models reported them; not in ``as_dict``."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the answer as a JSON-ready dict."""
-        out = asdict(self)
-        del out["usage"]
-        if not self.approvals:
-            del out["approvals"]
-        return out
-
-
-@dataclass(frozen=True)
-class Token:
-    """A piece of the model's reply, streamed before the turn ends.
-
-    The final :class:`Answer` is authoritative: the output guard may still redact it or
-    drop citation labels that map to no source.
-    """
-
-    text: str
-    message_id: str = ""
-    """Changes when the model starts a new reply (after a tool call)."""
-    restart: bool = False
-    """The model's stream broke off and another model answers: drop what came before."""
-
-
-def new_thread_id() -> str:
-    """Return a fresh thread id."""
-    return uuid.uuid4().hex
 
 
 def thread_key(ctx: Context, thread_id: str) -> str:
