@@ -7,7 +7,8 @@ two-core test machine. The first process that needs the model traces it
 ``<cache>/encoders/<key>``; every later process loads the saved graph with torch and
 tokenizers alone, in well under a second. The key covers the model's files (path, size,
 modification time), the torch version and the save format, so a changed model or torch
-builds a new entry. An entry that fails to load is logged, removed and rebuilt.
+builds a new entry, and the entries it replaces (those of the same model directory) are
+removed. An entry that fails to load is logged, removed and rebuilt.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float32]
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what :meth:`TracedEncoder.save` writes changes."""
+_SOURCE = "source"
+"""The file of an entry that names the model directory it was traced from."""
 
 
 class Encoder(Protocol):
@@ -106,7 +109,7 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
     traced = TracedEncoder.from_sentence_transformer(model)
     if traced is None:
         return SentenceTransformerEncoder(model)
-    _save(traced, entry)
+    _save(traced, entry, model_dir)
     return traced
 
 
@@ -121,19 +124,34 @@ def _sentence_transformer(model_dir: Path) -> Any:
     return SentenceTransformer(str(model_dir), device="cpu")
 
 
-def _save(traced: Any, entry: Path) -> None:
-    """Write ``traced`` into ``entry`` all at once: readers never see half an entry."""
+def _save(traced: Any, entry: Path, model_dir: Path) -> None:
+    """Write ``traced`` into ``entry`` all at once: readers never see half an entry.
+
+    Then remove the entries it replaces: those traced from the same model directory.
+    """
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=entry.parent))
     except OSError as exc:
         logger.warning("embedding model cache not writable, not saved: %s", exc)
         return
+    source = str(model_dir.resolve())
     try:
         traced.save(staging)
+        (staging / _SOURCE).write_text(source, encoding="utf-8")
         os.rename(staging, entry)  # fails if another process saved it first: keep theirs
     except OSError as exc:
         if not entry.is_dir():
             logger.warning("embedding model not saved to the cache: %s", exc)
+            return
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for other in entry.parent.iterdir():
+        if other == entry or other.name.startswith("."):
+            continue
+        try:
+            replaced = (other / _SOURCE).read_text(encoding="utf-8") == source
+        except OSError:
+            continue
+        if replaced:
+            shutil.rmtree(other, ignore_errors=True)

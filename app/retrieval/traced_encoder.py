@@ -56,7 +56,7 @@ class TracedEncoder:
             tokenizer: The model's tokenizer, set to pad each batch to its longest text
                 and to cut texts at ``max_length`` word pieces.
             max_length: Word pieces the model reads.
-            normalize: Whether rows are scaled to unit length.
+            normalize: Whether the graph scales rows to unit length.
         """
         self._graph = graph
         self._tokenizer = tokenizer
@@ -107,7 +107,8 @@ class TracedEncoder:
         )  # no fixed length: each batch pads to its longest text, as sentence-transformers
         max_length = int(model.max_seq_length)
         tokenizer.enable_truncation(max_length, direction=str(hf.truncation_side))
-        graph_module = _MeanPooled(modules[0].auto_model).eval()
+        normalize = len(modules) == 3
+        graph_module = _MeanPooled(modules[0].auto_model, normalize).eval()
         example = hf(_EXAMPLES, padding=True, return_tensors="pt")
         try:
             with torch.inference_mode(), warnings.catch_warnings(), _quiet_transformers():
@@ -122,7 +123,7 @@ class TracedEncoder:
         except Exception as exc:  # noqa: BLE001 - an untraceable model keeps the slow path
             logger.warning("embedding model not traced, using sentence-transformers: %s", exc)
             return None
-        return cls(graph, tokenizer, max_length, normalize=len(modules) == 3)
+        return cls(graph, tokenizer, max_length, normalize=normalize)
 
     def save(self, directory: Path) -> None:
         """Write the graph, the tokenizer and the settings into ``directory`` (which exists)."""
@@ -167,15 +168,21 @@ class TracedEncoder:
         for start in range(0, len(order), batch_size):
             batch = [texts[i] for i in order[start : start + batch_size]]
             with self._tokenize_lock:
-                encodings = self._tokenizer.encode_batch(batch)
+                # A lone text (the usual query) is tokenized without releasing the GIL:
+                # encode_batch hands it over, and a busy event loop may keep it 5 ms.
+                encodings = (
+                    [self._tokenizer.encode(batch[0])]
+                    if len(batch) == 1
+                    else self._tokenizer.encode_batch(batch)
+                )
             ids, mask, types = (
                 torch.from_numpy(np.array([getattr(e, name) for e in encodings], np.int64))
                 for name in ("ids", "attention_mask", "type_ids")
             )
-            with torch.inference_mode():
-                pooled = self._graph(ids, mask, types)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            # One call into the graph, and no other torch op: each op called from Python
+            # releases the GIL, and each takes it back (up to 5 ms when the event loop
+            # is busy). Normalising outside the graph cost up to 16 such waits a query.
+            pooled = self._graph(ids, mask, types)
             rows.append(pooled.numpy().astype(np.float32, copy=False))
         stacked = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
         out = np.empty_like(stacked)
@@ -206,16 +213,20 @@ def _types(encoded: Any) -> torch.Tensor:
 
 
 class _MeanPooled(torch.nn.Module):
-    """Transformer output averaged over the non-padding tokens."""
+    """Transformer output averaged over the non-padding tokens, optionally unit length."""
 
-    def __init__(self, transformer: torch.nn.Module) -> None:
+    def __init__(self, transformer: torch.nn.Module, normalize: bool) -> None:
         super().__init__()
         self.transformer = transformer
+        self.normalize = normalize
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         hidden = self.transformer(
             input_ids=ids, attention_mask=mask, token_type_ids=types, return_dict=False
         )[0]
         weights = mask.unsqueeze(-1).to(hidden.dtype)
-        summed: torch.Tensor = (hidden * weights).sum(1)
-        return summed / weights.sum(1).clamp(min=1e-9)
+        summed = (hidden * weights).sum(1)
+        pooled: torch.Tensor = summed / weights.sum(1).clamp(min=1e-9)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled

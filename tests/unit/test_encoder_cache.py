@@ -55,7 +55,13 @@ def test_a_first_process_traces_and_saves_the_model(filled: tuple[Path, dict[str
     cache, first = filled
     assert first["heavy"] == ["sentence_transformers", "transformers"]
     entry = entry_dir(local_model_path(), cache)
-    assert sorted(p.name for p in entry.iterdir()) == ["graph.pt", "meta.json", "tokenizer.json"]
+    assert sorted(p.name for p in entry.iterdir()) == [
+        "graph.pt",
+        "meta.json",
+        "source",
+        "tokenizer.json",
+    ]
+    assert (entry / "source").read_text() == str(local_model_path().resolve())
     assert json.loads((entry / "meta.json").read_text()) == {"max_length": 256, "normalize": True}
     # Nothing half-written is left beside the entry.
     assert [p.name for p in (cache / "encoders").iterdir()] == [entry.name]
@@ -114,3 +120,23 @@ def test_a_cache_path_that_is_a_file_still_embeds(
     assert isinstance(encoder, TracedEncoder)
     assert encoder.encode(TEXTS, 8).shape == (3, 384)
     assert "not writable" in caplog.text
+
+
+def test_a_new_entry_replaces_the_older_ones_of_its_model(
+    filled: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(filled[0], cache)
+    entry = entry_dir(local_model_path(), cache)
+    older = cache / "encoders" / ("0" * 32)  # as an earlier torch or save format keyed it
+    shutil.copytree(entry, older)
+    foreign = cache / "encoders" / ("f" * 32)  # another model's entry
+    foreign.mkdir()
+    (foreign / "source").write_text("/elsewhere/another-model")
+    shutil.rmtree(entry)  # so that this load traces and saves anew
+
+    load_encoder(local_model_path(), cache)
+
+    assert sorted(p.name for p in (cache / "encoders").iterdir()) == sorted(
+        [entry.name, foreign.name]
+    )

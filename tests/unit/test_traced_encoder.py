@@ -105,3 +105,30 @@ def test_tracing_prints_nothing_and_leaves_transformers_logging_as_it_was(tmp_pa
     )
     assert done.stderr == ""
     assert done.stdout.split() == [str(logging.WARNING)] * 2
+
+
+def test_a_batch_makes_no_torch_call_from_python_besides_the_graph(
+    embedder: LocalEmbedder,
+) -> None:
+    # Every torch op called from Python drops the GIL and must take it back: up to 5 ms
+    # each while the event loop is busy. Pooling and normalising live inside the graph.
+    from torch.overrides import TorchFunctionMode
+
+    class Calls(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: list[str] = []
+
+        def __torch_function__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            self.names.append(getattr(func, "__name__", repr(func)))
+            return func(*args, **(kwargs or {}))
+
+    traced = embedder._encoder
+    assert isinstance(traced, TracedEncoder)
+    with Calls() as calls:
+        rows = traced.encode(TEXTS[:2], 8)
+    assert rows.shape == (2, 384)
+    # Tensor.numpy is a view of the result, not an op.
+    assert set(calls.names) <= {"numpy"}, calls.names
