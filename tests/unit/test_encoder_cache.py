@@ -15,7 +15,7 @@ import pytest
 
 from app.retrieval import encoder_cache
 from app.retrieval.embedder import local_model_path
-from app.retrieval.encoder_cache import entry_dir, load_encoder
+from app.retrieval.encoder_cache import SentenceTransformerEncoder, entry_dir, load_encoder
 from app.retrieval.traced_encoder import TracedEncoder
 
 TEXTS = ["How often does SQLite run a checkpoint in WAL mode?", "VACUUM", "a"]
@@ -140,3 +140,23 @@ def test_a_new_entry_replaces_the_older_ones_of_its_model(
     assert sorted(p.name for p in (cache / "encoders").iterdir()) == sorted(
         [entry.name, foreign.name]
     )
+
+
+def test_a_model_that_cannot_be_traced_keeps_sentence_transformers_and_saves_nothing(
+    tmp_path: Path,
+) -> None:
+    model = tmp_path / "cls-pooled"
+    shutil.copytree(local_model_path(), model)
+    pooling = model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    pooling.write_text(json.dumps(config))
+    cache = tmp_path / "cache"
+
+    encoder = load_encoder(model, cache)
+
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    rows = encoder.encode(TEXTS, 8)
+    expected = encoder.model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(rows, expected, atol=1e-6)
+    assert not (cache / "encoders").exists() or not any((cache / "encoders").iterdir())
