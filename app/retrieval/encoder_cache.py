@@ -102,7 +102,8 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
     if entry.is_dir():
         try:
             return TracedEncoder.load(entry)
-        except (OSError, ValueError, RuntimeError) as exc:
+        # tokenizers raises a bare Exception for an unreadable tokenizer.json.
+        except Exception as exc:  # noqa: BLE001 - any broken entry is rebuilt, never fatal
             logger.warning("rebuilding the cached embedding model (%s): %s", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
     model = _sentence_transformer(model_dir)

@@ -142,6 +142,7 @@ class TracedEncoder:
             OSError: A file is missing or unreadable.
             ValueError: A file is not what :meth:`save` writes.
             RuntimeError: Torch cannot read the graph.
+            Exception: tokenizers cannot read the tokenizer (it raises no narrower type).
         """
         meta = json.loads((directory / _META).read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or set(meta) != {"max_length", "normalize"}:

@@ -95,13 +95,19 @@ def test_the_key_follows_the_model_files_and_torch(tmp_path: Path) -> None:
         torch.__version__ = version  # type: ignore[assignment]
 
 
+@pytest.mark.parametrize(
+    "broken", ["graph.pt", "tokenizer.json", "meta.json"], ids=["graph", "tokenizer", "meta"]
+)
 def test_a_broken_entry_is_rebuilt(
-    filled: tuple[Path, dict[str, object]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    filled: tuple[Path, dict[str, object]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    broken: str,
 ) -> None:
     cache = tmp_path / "cache"
     shutil.copytree(filled[0], cache)
     entry = entry_dir(local_model_path(), cache)
-    (entry / "graph.pt").write_bytes(b"not a torchscript archive")
+    (entry / broken).write_bytes(b"{not what save() wrote")
     with caplog.at_level(logging.WARNING, encoder_cache.__name__):
         encoder = load_encoder(local_model_path(), cache)
     assert isinstance(encoder, TracedEncoder)
