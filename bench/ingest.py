@@ -194,14 +194,13 @@ def chunk_texts(db: Path) -> list[str]:
 
 def measure_embedding(texts: list[str], threads: int) -> dict[str, Any]:
     """Embed ``texts`` alone with ragent's embedder and batch size, in this process."""
-    import torch
-
-    torch.set_num_threads(threads)
     from app.retrieval.embedder import LocalEmbedder
     from app.settings import load_settings
 
     settings = load_settings(None)
-    embedder = LocalEmbedder(settings.embed.model, batch_size=settings.embed.batch_size)
+    embedder = LocalEmbedder(
+        settings.embed.model, batch_size=settings.embed.batch_size, threads=threads
+    )
     started = time.perf_counter()
     embedder.embed_documents(["warm-up"])  # loads the model; not counted as embedding
     load = time.perf_counter() - started

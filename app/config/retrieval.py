@@ -34,7 +34,7 @@ class EmbedSettings(Section):
     """local: CPU threads for query embeddings. One: a query is a small matrix, and a
     second thread only competes with the event loop for the cores (0 uses every core)."""
     cache_dir: Path | None = None
-    """local: where the traced model is kept for the next process; None uses
+    """local: where the exported model is kept for the next process; None uses
     ``$XDG_CACHE_HOME/ragent`` (``~/.cache/ragent``)."""
 
     @model_validator(mode="after")

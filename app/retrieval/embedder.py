@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ def local_model_path() -> Path:
 
 
 class LocalEmbedder:
-    """Sentence-transformers on CPU, loaded lazily, with an LRU cache of query vectors."""
+    """all-MiniLM-L6-v2 on the CPU (ONNX Runtime), loaded lazily, with an LRU cache of queries."""
 
     def __init__(
         self,
@@ -50,7 +49,7 @@ class LocalEmbedder:
             cache: Query vectors, keyed by model and text; a private one when None.
             threads: CPU threads of a thread that embeds passages; 0 uses every core.
             query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
-            cache_dir: Where the traced model is kept between processes; None uses
+            cache_dir: Where the exported model is kept between processes; None uses
                 :func:`~app.retrieval.encoder_cache.default_cache_dir`.
         """
         self._name = model_name
@@ -95,17 +94,15 @@ class LocalEmbedder:
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Embed passages into an ``(n, 384)`` matrix of unit vectors."""
-        _use_threads(self._threads)
-        return self._encode(texts)
+        return self._encode(texts, self._threads)
 
     def _embed_queries(self, texts: Sequence[str]) -> Vector:
-        _use_threads(self._query_threads)  # called in the query batcher's own thread
-        return self._encode(texts)
+        return self._encode(texts, self._query_threads)  # in the query batcher's thread
 
-    def _encode(self, texts: Sequence[str]) -> Vector:
+    def _encode(self, texts: Sequence[str], threads: int) -> Vector:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return self._load().encode(texts, self._batch_size)
+        return self._load().encode(texts, self._batch_size, threads)
 
     @property
     def cache(self) -> QueryCache:
@@ -115,23 +112,6 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> Vector:
         """Embed a query into a unit vector, cached by model and text."""
         return self._cache.get_or_embed(self._name, text, self._queries.embed)
-
-
-_threads = threading.local()
-
-
-def _use_threads(count: int) -> None:
-    """Give the calling thread ``count`` torch CPU threads (0: every core), once per thread.
-
-    Torch keeps the count per OS thread, so the query batcher's thread and an ingestion
-    thread each keep their own; a thread sets it before its first forward pass.
-    """
-    if getattr(_threads, "count", None) == count:
-        return
-    import torch
-
-    torch.set_num_threads(count or os.cpu_count() or 1)
-    _threads.count = count
 
 
 def make_embedder(cfg: EmbedSettings) -> Embedder:

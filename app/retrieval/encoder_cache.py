@@ -1,14 +1,15 @@
-"""The local embedding model, traced once and kept in a cache directory.
+"""The local embedding model, exported to ONNX once and kept in a cache directory.
 
-Importing sentence-transformers (and transformers under it) is most of a ``ragent``
-command's start-up: about 9 of the 11 s that loading the model took on this project's
-two-core test machine. The first process that needs the model traces it
-(:class:`~app.retrieval.traced_encoder.TracedEncoder`) and saves it under
-``<cache>/encoders/<key>``; every later process loads the saved graph with torch and
-tokenizers alone, in well under a second. The key covers the model's files (path, size,
-modification time), the torch version and the save format, so a changed model or torch
-builds a new entry, and the entries it replaces (those of the same model directory) are
-removed. An entry that fails to load is logged, removed and rebuilt.
+Importing sentence-transformers (and transformers and torch under it) is most of a
+``ragent`` command's start-up: about 9 of the 11 s that loading the model took on this
+project's two-core test machine. The first process that needs the model exports it
+(:class:`~app.retrieval.onnx_encoder.OnnxEncoder`) and saves it under
+``<cache>/encoders/<key>``; every later process loads the saved model with onnxruntime
+and tokenizers alone, in well under a second, and never imports torch. The key covers
+the model's files (path, size, modification time), the versions of the exporter and the
+runtime, and the save format, so a changed model or library builds a new entry, and the
+entries it replaces (those of the same model directory) are removed. An entry that
+fails to load is logged, removed and rebuilt.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,29 +34,38 @@ logger = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float32]
 
-FORMAT = 2
-"""Bumped whenever what :meth:`TracedEncoder.save` writes changes."""
+FORMAT = 3
+"""Bumped whenever what :meth:`OnnxEncoder.save` writes changes (3: ONNX, was TorchScript)."""
+_LIBRARIES = ("torch", "onnx", "onnxruntime", "tokenizers")
+"""Whose versions key an entry: the exporter, its serialiser, the runtime, the tokenizer."""
 _SOURCE = "source"
-"""The file of an entry that names the model directory it was traced from."""
+"""The file of an entry that names the model directory it was exported from."""
 
 
 class Encoder(Protocol):
     """Texts to rows of an embedding matrix."""
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
-        """Embed ``texts`` into one float32 row each, in order."""
+    def encode(self, texts: Sequence[str], batch_size: int, threads: int = 0) -> Matrix:
+        """Embed ``texts`` into one float32 row each, in order, on ``threads`` cores (0: all)."""
         ...
 
 
 class SentenceTransformerEncoder:
-    """The sentence-transformers path, for models that cannot be traced."""
+    """The sentence-transformers path, for models that cannot be exported."""
 
     def __init__(self, model: Any) -> None:
         """Wrap a loaded ``SentenceTransformer``."""
         self.model = model
+        self._threads = threading.local()
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
+    def encode(self, texts: Sequence[str], batch_size: int, threads: int = 0) -> Matrix:
         """Embed ``texts`` into unit rows with ``SentenceTransformer.encode``."""
+        # Torch keeps its thread count per OS thread: set it once per calling thread.
+        if getattr(self._threads, "count", None) != threads:
+            import torch
+
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+            self._threads.count = threads
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -71,10 +83,11 @@ def default_cache_dir() -> Path:
 
 
 def entry_dir(model_dir: Path, cache_dir: Path) -> Path:
-    """The directory that holds, or will hold, the traced model of ``model_dir``."""
-    import torch
-
-    digest = hashlib.sha256(f"{FORMAT}\0{torch.__version__}\0{model_dir.resolve()}".encode())
+    """The directory that holds, or will hold, the exported model of ``model_dir``."""
+    # Versions from the installed distributions: importing torch to ask would cost the
+    # second that a cached load saves.
+    versions = "\0".join(_version(name) for name in _LIBRARIES)
+    digest = hashlib.sha256(f"{FORMAT}\0{versions}\0{model_dir.resolve()}".encode())
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         stat = path.stat()
         digest.update(
@@ -84,34 +97,41 @@ def entry_dir(model_dir: Path, cache_dir: Path) -> Path:
 
 
 def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
-    """Load the sentence-transformers model in ``model_dir``, traced when it can be.
+    """Load the sentence-transformers model in ``model_dir``, exported when it can be.
 
     Args:
         model_dir: A sentence-transformers model directory.
-        cache_dir: Where traced models are kept; created when missing. A cache that
-            cannot be written is logged and skipped: the model is then traced in each
+        cache_dir: Where exported models are kept; created when missing. A cache that
+            cannot be written is logged and skipped: the model is then exported in each
             process.
 
     Returns:
-        The saved traced model when there is one, else a freshly traced one (saved for
-        the next process), else the sentence-transformers model itself.
+        The saved exported model when there is one, else a freshly exported one (saved
+        for the next process), else the sentence-transformers model itself.
     """
-    from app.retrieval.traced_encoder import TracedEncoder
+    from app.retrieval.onnx_encoder import OnnxEncoder
 
     entry = entry_dir(model_dir, cache_dir)
     if entry.is_dir():
         try:
-            return TracedEncoder.load(entry)
-        # tokenizers raises a bare Exception for an unreadable tokenizer.json.
+            return OnnxEncoder.load(entry)
+        # tokenizers and onnxruntime raise bare Exceptions for unreadable files.
         except Exception as exc:  # noqa: BLE001 - any broken entry is rebuilt, never fatal
             logger.warning("rebuilding the cached embedding model (%s): %s", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
     model = _sentence_transformer(model_dir)
-    traced = TracedEncoder.from_sentence_transformer(model)
-    if traced is None:
+    exported = OnnxEncoder.from_sentence_transformer(model)
+    if exported is None:
         return SentenceTransformerEncoder(model)
-    _save(traced, entry, model_dir)
-    return traced
+    _save(exported, entry, model_dir)
+    return exported
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "-"
 
 
 def _sentence_transformer(model_dir: Path) -> Any:
@@ -125,10 +145,10 @@ def _sentence_transformer(model_dir: Path) -> Any:
     return SentenceTransformer(str(model_dir), device="cpu")
 
 
-def _save(traced: Any, entry: Path, model_dir: Path) -> None:
-    """Write ``traced`` into ``entry`` all at once: readers never see half an entry.
+def _save(exported: Any, entry: Path, model_dir: Path) -> None:
+    """Write ``exported`` into ``entry`` all at once: readers never see half an entry.
 
-    Then remove the entries it replaces: those traced from the same model directory.
+    Then remove the entries it replaces: those exported from the same model directory.
     """
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +158,7 @@ def _save(traced: Any, entry: Path, model_dir: Path) -> None:
         return
     source = str(model_dir.resolve())
     try:
-        traced.save(staging)
+        exported.save(staging)
         (staging / _SOURCE).write_text(source, encoding="utf-8")
         os.rename(staging, entry)  # fails if another process saved it first: keep theirs
     except OSError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from app.retrieval.embedder import LocalEmbedder
@@ -27,29 +29,26 @@ def test_embeddings_are_unit_vectors_and_queries_are_cached() -> None:
     assert embedder.embed_documents([]).shape == (0, embedder.dim)
 
 
-def test_query_and_passage_threads_each_get_their_own_torch_thread_count() -> None:
-    import threading
-    from collections.abc import Sequence
-
-    import torch
+def test_queries_and_passages_run_with_their_own_thread_counts() -> None:
+    from app.retrieval.onnx_encoder import OnnxEncoder
 
     embedder = LocalEmbedder(threads=2, query_threads=1)
-    counts: dict[str, int] = {}
+    embedder.embed_documents(["load the model"])
+    encoder = embedder._encoder
+    assert isinstance(encoder, OnnxEncoder)
+    used: list[tuple[str, int]] = []
+    session = encoder.session
 
-    def passages() -> None:
-        embedder.embed_documents(["a passage"])
-        counts["passages"] = torch.get_num_threads()
+    def probe(threads: int) -> object:
+        chosen = session(threads)
+        used.append(
+            (threading.current_thread().name, chosen.get_session_options().intra_op_num_threads)
+        )
+        return chosen
 
-    worker = threading.Thread(target=passages)
-    worker.start()
-    worker.join()
-    encode = embedder._queries._embed_many
-
-    def probe(texts: Sequence[str]) -> np.ndarray:
-        vectors = encode(texts)
-        counts["queries"] = torch.get_num_threads()  # in the batcher's thread, after the pass
-        return vectors
-
-    embedder._queries._embed_many = probe
+    encoder.session = probe  # type: ignore[method-assign]
+    embedder.embed_documents(["a passage"])
     embedder.embed_query("a query, embedded in the query batcher's thread")
-    assert counts == {"passages": 2, "queries": 1}
+    main = threading.current_thread().name
+    assert used[0] == (main, 2)
+    assert used[1][1] == 1 and used[1][0] != main

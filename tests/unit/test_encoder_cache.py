@@ -1,5 +1,5 @@
-"""The traced embedding model is saved once and loaded by later processes without
-sentence-transformers; a changed model, a broken entry or a read-only cache are handled."""
+"""The exported embedding model is saved once and loaded by later processes without torch
+or sentence-transformers; a changed model, a broken entry or a read-only cache are handled."""
 
 from __future__ import annotations
 
@@ -16,18 +16,18 @@ import pytest
 from app.retrieval import encoder_cache
 from app.retrieval.embedder import local_model_path
 from app.retrieval.encoder_cache import SentenceTransformerEncoder, entry_dir, load_encoder
-from app.retrieval.traced_encoder import TracedEncoder
+from app.retrieval.onnx_encoder import OnnxEncoder
 
 TEXTS = ["How often does SQLite run a checkpoint in WAL mode?", "VACUUM", "a"]
 
 # Embeds TEXTS through LocalEmbedder with the cache given as argv[1]; prints the rows and
-# whether sentence-transformers or transformers were imported.
+# which of torch, sentence-transformers and transformers were imported.
 SCRIPT = """
 import json, sys
 from pathlib import Path
 from app.retrieval.embedder import LocalEmbedder
 rows = LocalEmbedder(cache_dir=Path(sys.argv[1])).embed_documents(json.loads(sys.argv[2]))
-heavy = sorted({"sentence_transformers", "transformers"} & set(sys.modules))
+heavy = sorted({"sentence_transformers", "torch", "transformers"} & set(sys.modules))
 print(json.dumps({"rows": rows.tolist(), "heavy": heavy}))
 """
 
@@ -51,13 +51,15 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     return cache, embed_in_a_new_process(cache)
 
 
-def test_a_first_process_traces_and_saves_the_model(filled: tuple[Path, dict[str, object]]) -> None:
+def test_a_first_process_exports_and_saves_the_model(
+    filled: tuple[Path, dict[str, object]],
+) -> None:
     cache, first = filled
-    assert first["heavy"] == ["sentence_transformers", "transformers"]
+    assert first["heavy"] == ["sentence_transformers", "torch", "transformers"]
     entry = entry_dir(local_model_path(), cache)
     assert sorted(p.name for p in entry.iterdir()) == [
-        "graph.pt",
         "meta.json",
+        "model.onnx",
         "source",
         "tokenizer.json",
     ]
@@ -67,7 +69,7 @@ def test_a_first_process_traces_and_saves_the_model(filled: tuple[Path, dict[str
     assert [p.name for p in (cache / "encoders").iterdir()] == [entry.name]
 
 
-def test_a_later_process_loads_it_without_sentence_transformers(
+def test_a_later_process_loads_it_without_torch_or_sentence_transformers(
     filled: tuple[Path, dict[str, object]],
 ) -> None:
     cache, first = filled
@@ -76,7 +78,7 @@ def test_a_later_process_loads_it_without_sentence_transformers(
     np.testing.assert_allclose(later["rows"], first["rows"], atol=1e-6)
 
 
-def test_the_key_follows_the_model_files_and_torch(tmp_path: Path) -> None:
+def test_the_key_follows_the_model_files(tmp_path: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(local_model_path(), model, ignore=shutil.ignore_patterns("*.safetensors"))
     before = entry_dir(model, tmp_path)
@@ -84,19 +86,22 @@ def test_the_key_follows_the_model_files_and_torch(tmp_path: Path) -> None:
     config = model / "config.json"
     config.write_text(config.read_text() + "\n")
     assert entry_dir(model, tmp_path) != before
-    after = entry_dir(model, tmp_path)
-    import torch
 
-    version = torch.__version__
-    try:
-        torch.__version__ = "0.0.0"  # type: ignore[assignment]
-        assert entry_dir(model, tmp_path) != after
-    finally:
-        torch.__version__ = version  # type: ignore[assignment]
+
+@pytest.mark.parametrize("library", ["torch", "onnx", "onnxruntime", "tokenizers"])
+def test_the_key_follows_the_exporter_and_runtime_versions(
+    monkeypatch: pytest.MonkeyPatch, library: str
+) -> None:
+    before = entry_dir(local_model_path(), Path("cache"))
+    real = encoder_cache._version
+    monkeypatch.setattr(
+        encoder_cache, "_version", lambda name: "0.0.0" if name == library else real(name)
+    )
+    assert entry_dir(local_model_path(), Path("cache")) != before
 
 
 @pytest.mark.parametrize(
-    "broken", ["graph.pt", "tokenizer.json", "meta.json"], ids=["graph", "tokenizer", "meta"]
+    "broken", ["model.onnx", "tokenizer.json", "meta.json"], ids=["model", "tokenizer", "meta"]
 )
 def test_a_broken_entry_is_rebuilt(
     filled: tuple[Path, dict[str, object]],
@@ -110,10 +115,10 @@ def test_a_broken_entry_is_rebuilt(
     (entry / broken).write_bytes(b"{not what save() wrote")
     with caplog.at_level(logging.WARNING, encoder_cache.__name__):
         encoder = load_encoder(local_model_path(), cache)
-    assert isinstance(encoder, TracedEncoder)
+    assert isinstance(encoder, OnnxEncoder)
     assert "rebuilding the cached embedding model" in caplog.text
     np.testing.assert_allclose(encoder.encode(TEXTS, 8), filled[1]["rows"], atol=1e-6)
-    assert isinstance(TracedEncoder.load(entry), TracedEncoder)  # saved anew
+    assert isinstance(OnnxEncoder.load(entry), OnnxEncoder)  # saved anew
 
 
 def test_a_cache_path_that_is_a_file_still_embeds(
@@ -123,7 +128,7 @@ def test_a_cache_path_that_is_a_file_still_embeds(
     cache.write_text("a file where the cache directory should be")
     with caplog.at_level(logging.WARNING, encoder_cache.__name__):
         encoder = load_encoder(local_model_path(), cache)
-    assert isinstance(encoder, TracedEncoder)
+    assert isinstance(encoder, OnnxEncoder)
     assert encoder.encode(TEXTS, 8).shape == (3, 384)
     assert "not writable" in caplog.text
 
@@ -134,12 +139,12 @@ def test_a_new_entry_replaces_the_older_ones_of_its_model(
     cache = tmp_path / "cache"
     shutil.copytree(filled[0], cache)
     entry = entry_dir(local_model_path(), cache)
-    older = cache / "encoders" / ("0" * 32)  # as an earlier torch or save format keyed it
+    older = cache / "encoders" / ("0" * 32)  # as an earlier library or save format keyed it
     shutil.copytree(entry, older)
     foreign = cache / "encoders" / ("f" * 32)  # another model's entry
     foreign.mkdir()
     (foreign / "source").write_text("/elsewhere/another-model")
-    shutil.rmtree(entry)  # so that this load traces and saves anew
+    shutil.rmtree(entry)  # so that this load exports and saves anew
 
     load_encoder(local_model_path(), cache)
 
@@ -148,7 +153,7 @@ def test_a_new_entry_replaces_the_older_ones_of_its_model(
     )
 
 
-def test_a_model_that_cannot_be_traced_keeps_sentence_transformers_and_saves_nothing(
+def test_a_model_that_cannot_be_exported_keeps_sentence_transformers_and_saves_nothing(
     tmp_path: Path,
 ) -> None:
     model = tmp_path / "cls-pooled"

@@ -1,4 +1,4 @@
-"""The traced MiniLM forward pass gives sentence-transformers' vectors, in input order."""
+"""The exported MiniLM, run by ONNX Runtime, gives sentence-transformers' vectors in order."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
 from app.retrieval.embedder import LocalEmbedder, local_model_path
-from app.retrieval.traced_encoder import TracedEncoder
+from app.retrieval.onnx_encoder import OnnxEncoder
 
 TEXTS = [
     "How often does SQLite run a checkpoint in WAL mode?",
@@ -32,18 +32,18 @@ def model() -> SentenceTransformer:
     return SentenceTransformer(str(local_model_path()), device="cpu")
 
 
-@pytest.fixture(scope="module", params=["traced", "loaded"])
+@pytest.fixture(scope="module", params=["exported", "loaded"])
 def embedder(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> LocalEmbedder:
-    """Traced in this process (an empty cache), or loaded from a cache another one filled."""
+    """Exported in this process (an empty cache), or loaded from a cache another one filled."""
     cache = tmp_path_factory.mktemp("encoder-cache")
     if request.param == "loaded":
         LocalEmbedder(cache_dir=cache).embed_query("fill the cache")
     entries = list((cache / "encoders").glob("*")) if request.param == "loaded" else []
     embedder = LocalEmbedder(batch_size=4, cache_dir=cache)
     embedder.embed_documents(["load"])
-    assert list((cache / "encoders").glob("*")) == entries or request.param == "traced"
+    assert list((cache / "encoders").glob("*")) == entries or request.param == "exported"
     return embedder
 
 
@@ -51,8 +51,8 @@ def reference(model: SentenceTransformer, texts: list[str]) -> Any:
     return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
 
 
-def test_the_default_model_is_traced(embedder: LocalEmbedder) -> None:
-    assert isinstance(embedder._encoder, TracedEncoder)
+def test_the_default_model_is_exported(embedder: LocalEmbedder) -> None:
+    assert isinstance(embedder._encoder, OnnxEncoder)
     assert embedder._encoder.normalize
 
 
@@ -74,11 +74,11 @@ def test_a_lone_query_matches_sentence_transformers(
 def test_concurrent_callers_get_their_own_rows(
     embedder: LocalEmbedder, model: SentenceTransformer
 ) -> None:
-    traced = embedder._encoder
-    assert isinstance(traced, TracedEncoder)
+    encoder = embedder._encoder
+    assert isinstance(encoder, OnnxEncoder)
     expected = reference(model, TEXTS)
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: traced.encode([TEXTS[i % 6]], 8), range(24)))
+        results = list(pool.map(lambda i: encoder.encode([TEXTS[i % 6]], 8, 1), range(24)))
     for i, row in enumerate(results):
         np.testing.assert_allclose(row[0], expected[i % 6], atol=2e-6)
 
@@ -86,12 +86,12 @@ def test_concurrent_callers_get_their_own_rows(
 def test_another_pooling_keeps_the_sentence_transformers_path(model: SentenceTransformer) -> None:
     transformer = model[0]
     cls_pooled = SentenceTransformer(modules=[transformer, Pooling(384, pooling_mode="cls")])
-    assert TracedEncoder.from_sentence_transformer(cls_pooled) is None
+    assert OnnxEncoder.from_sentence_transformer(cls_pooled) is None
 
 
-def test_tracing_prints_nothing_and_leaves_transformers_logging_as_it_was(tmp_path: Path) -> None:
+def test_exporting_prints_nothing_and_leaves_transformers_logging_as_it_was(tmp_path: Path) -> None:
     # A fresh process and an empty cache: transformers warns once per process, so only a
-    # first trace shows it.
+    # first export shows it.
     script = (
         "import logging, transformers\n"
         "from pathlib import Path\n"
@@ -107,28 +107,11 @@ def test_tracing_prints_nothing_and_leaves_transformers_logging_as_it_was(tmp_pa
     assert done.stdout.split() == [str(logging.WARNING)] * 2
 
 
-def test_a_batch_makes_no_torch_call_from_python_besides_the_graph(
-    embedder: LocalEmbedder,
-) -> None:
-    # Every torch op called from Python drops the GIL and must take it back: up to 5 ms
-    # each while the event loop is busy. Pooling and normalising live inside the graph.
-    from torch.overrides import TorchFunctionMode
-
-    class Calls(TorchFunctionMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names: list[str] = []
-
-        def __torch_function__(
-            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
-        ) -> Any:
-            self.names.append(getattr(func, "__name__", repr(func)))
-            return func(*args, **(kwargs or {}))
-
-    traced = embedder._encoder
-    assert isinstance(traced, TracedEncoder)
-    with Calls() as calls:
-        rows = traced.encode(TEXTS[:2], 8)
-    assert rows.shape == (2, 384)
-    # Tensor.numpy is a view of the result, not an op.
-    assert set(calls.names) <= {"numpy"}, calls.names
+def test_each_thread_count_gets_its_own_session(embedder: LocalEmbedder) -> None:
+    encoder = embedder._encoder
+    assert isinstance(encoder, OnnxEncoder)
+    one, two = encoder.session(1), encoder.session(2)
+    assert one.get_session_options().intra_op_num_threads == 1
+    assert two.get_session_options().intra_op_num_threads == 2
+    assert encoder.session(1) is one  # created once, then reused
+    np.testing.assert_allclose(encoder.encode(TEXTS, 4, 2), encoder.encode(TEXTS, 4, 1), atol=1e-6)

@@ -1,0 +1,264 @@
+"""A sentence-transformers model exported to ONNX and run by ONNX Runtime on the CPU.
+
+``SentenceTransformer.encode`` runs the transformer op by op in Python, and every op
+takes the GIL back: a lone query took 26 ms beside a running graph, 15 ms on an idle
+machine. An earlier version ran a frozen TorchScript graph (14 ms alone). ONNX Runtime
+runs the same forward pass in about half that on this project's two-core AVX2 test
+machine (7 ms for a lone query on one thread), holds no GIL while it runs, and loads
+without torch. Pooling and normalisation are part of the exported graph, so one call
+into the runtime gives the finished rows. Only the common shape of model is exported (a
+BERT-style transformer, mean pooling, optional normalisation); any other model keeps
+the sentence-transformers path.
+
+An encoder saves to a directory (the ONNX model, the tokenizer and two settings) and
+loads back with onnxruntime and tokenizers alone: see
+:mod:`app.retrieval.encoder_cache`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+__all__ = ["OnnxEncoder"]
+
+logger = logging.getLogger(__name__)
+
+Matrix = npt.NDArray[np.float32]
+
+# Two texts of different lengths, so the export records the attention-mask path that
+# padded batches need.
+_EXAMPLES = ["a short text", "a somewhat longer text, so that the batch needs padding"]
+_MODEL, _TOKENIZER, _META = "model.onnx", "tokenizer.json", "meta.json"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_ENCODING_FIELDS = ("ids", "attention_mask", "type_ids")
+
+
+class OnnxEncoder:
+    """Mean-pooled, optionally normalised embeddings from an ONNX transformer."""
+
+    def __init__(
+        self, model: bytes | Path, tokenizer: Tokenizer, max_length: int, normalize: bool
+    ) -> None:
+        """Wrap an exported model; use :meth:`from_sentence_transformer` or :meth:`load`.
+
+        Args:
+            model: The ONNX model (ids, mask, types to pooled rows), as bytes or a file.
+            tokenizer: The model's tokenizer, set to pad each batch to its longest text
+                and to cut texts at ``max_length`` word pieces.
+            max_length: Word pieces the model reads.
+            normalize: Whether the graph scales rows to unit length.
+        """
+        self._model = model
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+        self.normalize = normalize
+        # One runtime session per thread count: a session's intra-op pool is fixed when
+        # it is created, and queries (one thread) and passages (every core) differ.
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._sessions_lock = threading.Lock()
+        # Tokenizing takes a borrow of the Rust tokenizer: concurrent calls from two
+        # threads can fail with "Already borrowed".
+        self._tokenize_lock = threading.Lock()
+
+    @classmethod
+    def from_sentence_transformer(cls, model: Any) -> OnnxEncoder | None:
+        """Export ``model`` if it is a transformer followed by mean pooling.
+
+        Args:
+            model: A loaded ``SentenceTransformer`` on the CPU.
+
+        Returns:
+            The encoder, or None when the model has another shape or the export fails
+            (the caller keeps ``model.encode``).
+        """
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+
+        modules = list(model)
+        if (
+            len(modules) not in (2, 3)
+            or not isinstance(modules[0], Transformer)
+            or not isinstance(modules[1], Pooling)
+            or modules[1].get_config_dict().get("pooling_mode") != "mean"
+            or not modules[1].get_config_dict().get("include_prompt", True)
+            or (len(modules) == 3 and not isinstance(modules[2], Normalize))
+        ):
+            return None
+        backend = getattr(model.tokenizer, "backend_tokenizer", None)
+        if not isinstance(backend, Tokenizer):
+            return None
+        hf = model.tokenizer
+        # A copy: the sentence-transformers model keeps its own tokenizer settings.
+        tokenizer = Tokenizer.from_str(backend.to_str())
+        tokenizer.enable_padding(
+            pad_id=int(hf.pad_token_id or 0),
+            pad_type_id=int(hf.pad_token_type_id or 0),
+            pad_token=str(hf.pad_token),
+            direction=str(hf.padding_side),
+        )  # no fixed length: each batch pads to its longest text, as sentence-transformers
+        max_length = int(model.max_seq_length)
+        tokenizer.enable_truncation(max_length, direction=str(hf.truncation_side))
+        normalize = len(modules) == 3
+        try:
+            exported = _export(modules[0].auto_model, normalize, hf(_EXAMPLES, padding=True))
+        except Exception as exc:  # noqa: BLE001 - an unexportable model keeps the slow path
+            logger.warning("embedding model not exported, using sentence-transformers: %s", exc)
+            return None
+        return cls(exported, tokenizer, max_length, normalize=normalize)
+
+    def save(self, directory: Path) -> None:
+        """Write the model, the tokenizer and the settings into ``directory`` (which exists)."""
+        model = self._model if isinstance(self._model, bytes) else self._model.read_bytes()
+        (directory / _MODEL).write_bytes(model)
+        (directory / _TOKENIZER).write_text(self._tokenizer.to_str(), encoding="utf-8")
+        meta = {"max_length": self._max_length, "normalize": self.normalize}
+        (directory / _META).write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> OnnxEncoder:
+        """Load an encoder that :meth:`save` wrote, without torch or sentence-transformers.
+
+        The one-thread session that queries use is created here, so a broken model file
+        fails the load rather than a later query.
+
+        Raises:
+            OSError: A file is missing or unreadable.
+            ValueError: A file is not what :meth:`save` writes.
+            Exception: tokenizers cannot read the tokenizer, or ONNX Runtime the model
+                (neither raises a narrower type).
+        """
+        meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or set(meta) != {"max_length", "normalize"}:
+            raise ValueError(f"unexpected encoder settings: {meta!r}")
+        tokenizer = Tokenizer.from_file(str(directory / _TOKENIZER))
+        encoder = cls(
+            directory / _MODEL, tokenizer, int(meta["max_length"]), bool(meta["normalize"])
+        )
+        encoder.session(1)
+        return encoder
+
+    def session(self, threads: int) -> ort.InferenceSession:
+        """The runtime session with ``threads`` intra-op threads (0: every core)."""
+        count = threads or os.cpu_count() or 1
+        with self._sessions_lock:
+            session = self._sessions.get(count)
+            if session is None:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = count
+                options.inter_op_num_threads = 1
+                # Idle pool threads sleep instead of spinning: a server's cores are
+                # shared with the event loop and the searches.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                model = self._model if isinstance(self._model, bytes) else str(self._model)
+                session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+                self._sessions[count] = session
+            return session
+
+    def encode(self, texts: Sequence[str], batch_size: int, threads: int = 0) -> Matrix:
+        """Embed ``texts`` into one row each, in batches of similar length.
+
+        Args:
+            texts: The passages or queries.
+            batch_size: Texts per forward pass.
+            threads: CPU threads of each forward pass; 0 uses every core.
+
+        Returns:
+            An ``(n, dim)`` float32 matrix in the order of ``texts``.
+        """
+        session = self.session(threads)
+        # Longest first, as sentence-transformers does: batches pad less.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        rows: list[Matrix] = []
+        for start in range(0, len(order), batch_size):
+            batch = [texts[i] for i in order[start : start + batch_size]]
+            with self._tokenize_lock:
+                # A lone text (the usual query) is tokenized without releasing the GIL:
+                # encode_batch hands it over, and a busy event loop may keep it 5 ms.
+                encodings = (
+                    [self._tokenizer.encode(batch[0])]
+                    if len(batch) == 1
+                    else self._tokenizer.encode_batch(batch)
+                )
+            feeds = {
+                name: np.array([getattr(e, field) for e in encodings], np.int64)
+                for name, field in zip(_INPUTS, _ENCODING_FIELDS, strict=True)
+            }
+            pooled = session.run(None, feeds)[0]  # the GIL is released for the whole run
+            rows.append(np.asarray(pooled, np.float32))
+        stacked = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+        out = np.empty_like(stacked)
+        out[order] = stacked
+        return out
+
+
+def _export(transformer: Any, normalize: bool, example: Any) -> bytes:
+    """The ONNX bytes of ``transformer`` followed by mean pooling (and normalisation)."""
+    import torch
+
+    from app.retrieval.pooled import MeanPooled
+
+    module = MeanPooled(transformer, normalize).eval()
+    ids = torch.tensor(example["input_ids"])
+    args = (ids, torch.tensor(example["attention_mask"]), _types(example, ids))
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        torch.inference_mode(),
+        warnings.catch_warnings(),
+        _quiet_transformers(),
+    ):
+        # Torch's TorchScript-based exporter: one pass, no onnxscript. It warns that it
+        # is deprecated and about shape checks that hold for any input without a KV cache.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            Path(scratch) / _MODEL,
+            input_names=list(_INPUTS),
+            output_names=["embedding"],
+            dynamic_axes={**dynamic, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        return (Path(scratch) / _MODEL).read_bytes()
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hold back transformers' warnings while the model is exported.
+
+    The export reads every attribute of the model, the ``loss_function`` property among
+    them, which warns that an encoder has no ``loss_type``: noise on every command's
+    stderr that says nothing about embedding.
+    """
+    transformers_logger = logging.getLogger("transformers")
+    level = transformers_logger.level
+    transformers_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        transformers_logger.setLevel(level)
+
+
+def _types(encoded: Any, ids: Any) -> Any:
+    import torch
+
+    types = encoded.get("token_type_ids")
+    return torch.zeros_like(ids) if types is None else torch.tensor(types)
