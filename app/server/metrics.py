@@ -68,6 +68,11 @@ class Metrics:
             ["cause"],
             registry=self.registry,
         )
+        self.frozen_objects = Gauge(
+            "ragent_gc_frozen_objects",
+            "Start-up objects kept out of garbage collection (gc.freeze once the server is warm).",
+            registry=self.registry,
+        )
         self.jobs = Counter(
             "ragent_ingest_jobs_total",
             "Ingestion jobs by final status.",

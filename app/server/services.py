@@ -60,6 +60,7 @@ class Services:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the checkpointer, the long-term store and the API's own state."""
     from app.graphs.agent import compile_agent
+    from app.heap import freeze_startup_heap
     from app.memory.checkpoint import open_checkpointer
     from app.memory.store import open_store
     from app.server.jobs import JobManager
@@ -103,6 +104,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 interval_s=rate.get_expiry() / rate.amount,
                 burst=server.rate_burst or rate.amount,
             )
+            # Last, once everything is loaded: later full collections skip the start-up heap.
+            metrics.frozen_objects.set(freeze_startup_heap())
             try:
                 yield services
             finally:

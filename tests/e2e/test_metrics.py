@@ -83,6 +83,8 @@ def test_every_metric_family_moves(observed: Observed, models: OpenAIServer) -> 
     assert moved("ragent_node_seconds_count", node="retrieve") == 2
     assert moved("ragent_tokens_total", kind="completion") > 0
     assert _value(after, "ragent_active_streams") == 0
+    # The server froze its start-up heap (hundreds of thousands of objects) once warm.
+    assert _value(before, "ragent_gc_frozen_objects") > 10_000
 
 
 def test_active_streams_counts_a_stream_while_it_runs(
