@@ -16,6 +16,7 @@ from app.cli_eval import register as register_eval_commands
 from app.cli_ingest import register as register_ingest_commands
 from app.cli_keys import register as register_key_commands
 from app.cli_memory import register as register_memory_commands
+from app.server.multiprocess import shared_metrics
 from app.settings import SettingsError
 
 __all__ = ["CliError", "cli", "main"]
@@ -36,10 +37,21 @@ def serve(
         bool, typer.Option("--no-auth", help="Accept requests without an API key (unsafe).")
     ] = False,
     config: ConfigOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (default server.workers, 1); "
+            "more than one needs server.redis_url.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API with uvicorn; requests need an API key (`ragent keys create`)."""
     import uvicorn
 
+    if workers is not None:
+        os.environ["RAGENT_SERVER_WORKERS"] = str(workers)  # validated with the rest
     settings = settings_for(config, server=True)  # fail fast on a bad config, before binding
     if config is not None:
         os.environ["RAGENT_CONFIG"] = str(config)
@@ -50,14 +62,17 @@ def serve(
             "anonymous user; never expose this server",
             err=True,
         )
-    uvicorn.run(  # log_config None: uvicorn's records go through our (JSON) logging
-        "app.server.app:app",
-        host=host,
-        port=port,
-        log_config=None,
-        log_level=(settings.observability.log_level or "INFO").lower(),
-        timeout_graceful_shutdown=5,
-    )
+    count = settings.server.workers
+    with shared_metrics(count):
+        uvicorn.run(  # log_config None: uvicorn's records go through our (JSON) logging
+            "app.server.app:app",
+            host=host,
+            port=port,
+            log_config=None,
+            log_level=(settings.observability.log_level or "INFO").lower(),
+            timeout_graceful_shutdown=5,
+            workers=count,
+        )
 
 
 register_ingest_commands(cli)

@@ -36,6 +36,10 @@ class ServerSettings(Section):
     jobs_ttl_s: int = Field(default=7 * 86_400, ge=1)
     ingest_url_allowlist: list[str] = Field(default_factory=list)
     """Hosts (``host`` or ``host:port``) ``POST /v1/ingest`` may fetch; empty refuses URLs."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes ``ragent serve`` runs (uvicorn workers sharing the port). More than one
+    needs ``redis_url``: each worker's memory would otherwise hold its own rate limits,
+    idempotency records, stream events and jobs."""
 
     @model_validator(mode="after")
     def _valid_rate(self) -> ServerSettings:
@@ -51,4 +55,9 @@ class ServerSettings(Section):
             ("redis://", "rediss://", "unix://")
         ):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if self.workers > 1 and self.redis_url is None:
+            raise ValueError(
+                f"workers: {self.workers} workers need redis_url (RAGENT_SERVER_REDIS_URL): "
+                "rate limits, idempotency records, stream events and jobs must be shared"
+            )
         return self

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
+from app.server.multiprocess import retire_worker
 from app.server.routes import chat, health, ingest, memories, threads
 from app.server.services import open_services
 from app.settings import get_settings
@@ -28,12 +29,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Set up tracing; open the engines, stores and the API's state once for the process."""
     settings = get_settings()
     setup_tracing(settings.observability)
-    async with open_services(settings) as services:
-        app.state.services = services
-        try:
-            yield
-        finally:
-            del app.state.services
+    try:
+        async with open_services(settings) as services:
+            app.state.services = services
+            try:
+                yield
+            finally:
+                del app.state.services
+    finally:
+        retire_worker()
 
 
 def create_app() -> FastAPI:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
+from app.server.multiprocess import multiprocess, render_all
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -35,8 +36,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Gauge modes apply with several workers (app/server/multiprocess.py).
         self.in_flight = Gauge(
-            "ragent_http_requests_in_flight", "Requests being served.", registry=self.registry
+            "ragent_http_requests_in_flight",
+            "Requests being served.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.first_token = Histogram(
             "ragent_http_time_to_first_token_seconds",
@@ -45,7 +50,10 @@ class Metrics:
             registry=self.registry,
         )
         self.active_streams = Gauge(
-            "ragent_active_streams", "Streamed runs in progress.", registry=self.registry
+            "ragent_active_streams",
+            "Streamed runs in progress.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.runs = Counter(
             "ragent_runs_total",
@@ -72,6 +80,7 @@ class Metrics:
             "ragent_gc_frozen_objects",
             "Start-up objects kept out of garbage collection (gc.freeze once the server is warm).",
             registry=self.registry,
+            multiprocess_mode="liveall",  # one sample per live worker, labelled by pid
         )
         self.jobs = Counter(
             "ragent_ingest_jobs_total",
@@ -81,5 +90,10 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        """Return the text exposition format: the API's metrics, then the engines'."""
+        """Return the text exposition format: the API's metrics, then the engines'.
+
+        With several workers, every worker's metrics, summed.
+        """
+        if multiprocess():
+            return render_all()
         return generate_latest(self.registry) + generate_latest(ENGINE_REGISTRY)

@@ -1,0 +1,61 @@
+"""Prometheus metrics shared by the worker processes of one ``ragent serve``.
+
+Each uvicorn worker keeps its own counters, and a scrape of ``/metrics`` reaches one of
+them. With more than one worker, :func:`shared_metrics` gives the workers a directory for
+prometheus_client's multiprocess mode: every worker writes its values to files there,
+and whichever worker answers a scrape renders the sum of all of them
+(:func:`render_all`). An operator who sets ``PROMETHEUS_MULTIPROC_DIR`` keeps their own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["ENV", "multiprocess", "render_all", "retire_worker", "shared_metrics"]
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Read by prometheus_client when it is imported: set it before the workers start."""
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """For more than one worker, a fresh metrics directory while the block runs.
+
+    Args:
+        workers: How many server processes will start inside the block.
+    """
+    if workers <= 1 or os.environ.get(ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ragent-metrics-") as directory:
+        os.environ[ENV] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop(ENV, None)
+
+
+def multiprocess() -> bool:
+    """Whether this process writes its metrics to the shared directory."""
+    return bool(os.environ.get(ENV))
+
+
+def render_all() -> bytes:
+    """The text exposition of every worker's metrics, summed (gauges per their mode)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def retire_worker() -> None:
+    """Drop this worker's live gauges from the shared metrics as it stops."""
+    if multiprocess():
+        from prometheus_client import multiprocess as shared
+
+        shared.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
