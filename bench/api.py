@@ -2,11 +2,13 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/api.py [--clients 1,8,32] [--seconds 10] [--no-langgraph] [--json]
+    .venv/bin/python bench/api.py [--clients 1,8,32] [--seconds 10] [--workers 1]
+        [--no-langgraph] [--json]
 
 It ingests samples/ into a scratch data folder, starts tests/openai_server.py in its own
 process (an OpenAI-protocol model that answers at once), then ``ragent serve`` with an
-API key, SQLite checkpoints and the embedded indexes, and drives
+API key, SQLite checkpoints and the embedded indexes (with ``--workers`` above 1, that
+many processes and a Redis for their shared state), and drives
 ``POST /v1/chat/completions`` from one asyncio process with N concurrent clients, each
 sending its next request when the last one ends: non-streaming, then streaming (a
 request ends with ``[DONE]``). Every request starts a new conversation, with retrieval
@@ -33,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.servers import BIN, free_port, wait_http  # noqa: E402
+from tests.servers import BIN, free_port, redis_server, wait_http  # noqa: E402
 
 GOAL_RPS, GOAL_P99_MS = 100.0, 500.0
 MODEL = "bench-model"
@@ -250,13 +252,13 @@ def sweep(
 
 
 @contextmanager
-def ragent_serve(env: dict[str, str], root: Path) -> Iterator[tuple[str, str, int]]:
+def ragent_serve(env: dict[str, str], root: Path, workers: int) -> Iterator[tuple[str, str, int]]:
     made = subprocess.run(
         [str(BIN / "ragent"), "keys", "create", "--tenant", "default", "--user", "bench"],
         env={**os.environ, **env}, capture_output=True, text=True, check=True, cwd=root,
     )  # fmt: skip
     port = free_port()
-    args = [str(BIN / "ragent"), "serve", "--port", str(port)]
+    args = [str(BIN / "ragent"), "serve", "--port", str(port), "--workers", str(workers)]
     with service(args, health_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=root) as pid:
         yield f"http://127.0.0.1:{port}", made.stdout.strip(), pid
 
@@ -301,6 +303,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-langgraph", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="ragent serve processes; >1 starts a Redis"
+    )
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     with (
@@ -313,9 +318,17 @@ def main() -> int:
             [str(BIN / "ragent"), "ingest", str(REPO / "samples"), "--json"],
             env={**os.environ, **env}, capture_output=True, check=True, cwd=root,
         )  # fmt: skip
-        print("ragent serve (POST /v1/chat/completions):", flush=True)
-        with ragent_serve(env, root) as (api_url, key, pid):
-            pids = {"server": pid, "model": model_pid}
+        print(f"ragent serve, {args.workers} worker(s) (POST /v1/chat/completions):", flush=True)
+        with ExitStack() as stack:
+            served = dict(env)
+            pids = {"model": model_pid}
+            if args.workers > 1:  # several workers share their state through Redis
+                redis = stack.enter_context(redis_server())
+                assert redis.proc is not None
+                served["RAGENT_SERVER_REDIS_URL"] = redis.url
+                pids["redis"] = redis.proc.pid
+            api_url, key, pid = stack.enter_context(ragent_serve(served, root, args.workers))
+            pids["server"] = pid
             mine = sweep(api_url, lambda stream: ours(key, stream), clients, args.seconds, pids)
         peer = None
         if not args.no_langgraph:
