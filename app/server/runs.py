@@ -31,6 +31,16 @@ _KEEPALIVE = b": keep-alive\n\n"
 _POLL_S = 10.0
 
 
+async def _collect(events: AsyncIterator[str], into: list[str], wake: asyncio.Event) -> None:
+    """Move ``events`` into ``into`` as they come, waking the writer each time."""
+    try:
+        async for data in events:
+            into.append(data)
+            wake.set()
+    finally:
+        wake.set()
+
+
 def sse(run_id: str, seq: int, data: str) -> bytes:
     """Encode one event."""
     return f"id: {run_id}:{seq}\ndata: {data}\n\n".encode()
@@ -75,19 +85,38 @@ class RunManager:
         return run_id
 
     async def _pump(self, run_id: str, events: AsyncIterator[str]) -> None:
+        """Write the run's events to its log, each batch in one write.
+
+        The run produces events in a task of its own. While one write is on its way (a
+        round trip to Redis), the events that come meanwhile gather and go together in
+        the next: a fast model no longer waits a round trip per token, and the first
+        event is still written the moment it comes.
+        """
+        pending: list[str] = []
+        wake = asyncio.Event()
+        producer = asyncio.create_task(_collect(events, pending, wake))
         seq = 0
         try:
-            async for data in events:
-                seq += 1
-                await self.state.append(run_id, seq, data, self.ttl_s)
+            while True:
+                await wake.wait()
+                wake.clear()
+                if pending:
+                    batch = [(seq + i, data) for i, data in enumerate(pending, 1)]
+                    pending.clear()
+                    await self.state.append(run_id, batch, self.ttl_s)
+                    seq += len(batch)
+                if producer.done() and not pending:
+                    break
+            producer.result()  # the run's own failure, if it failed
         except Exception as exc:  # noqa: BLE001 - the client gets an error event, not a hang
             log.error("run %s failed: %s", run_id, type(exc).__name__)
             record_error("stream", type(exc).__name__)
             seq += 1
             body = error_body("the run failed", "server_error", "run_failed")
-            await self.state.append(run_id, seq, json.dumps(body), self.ttl_s)
+            await self.state.append(run_id, [(seq, json.dumps(body))], self.ttl_s)
         finally:
-            await self.state.append(run_id, seq + 1, DONE, self.ttl_s)
+            producer.cancel()
+            await self.state.append(run_id, [(seq + 1, DONE)], self.ttl_s)
 
     async def owner(self, run_id: str) -> str | None:
         """Return who started a run, or None when it is unknown or expired."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,8 +35,11 @@ class SharedState(Protocol):
         """Remove a record."""
         ...
 
-    async def append(self, log: str, seq: int, data: str, ttl_s: float) -> None:
-        """Append event ``seq`` (1, 2, ...) to a log, which expires ``ttl_s`` later."""
+    async def append(self, log: str, events: Sequence[tuple[int, str]], ttl_s: float) -> None:
+        """Append events ``(seq, data)`` (seq 1, 2, ...) to a log, in one write.
+
+        The log expires ``ttl_s`` after this write.
+        """
         ...
 
     async def read(self, log: str, after: int, wait_s: float) -> list[tuple[int, str]]:
@@ -113,13 +117,13 @@ class MemoryState:
         """Remove a record."""
         self._records.pop(key, None)
 
-    async def append(self, log: str, seq: int, data: str, ttl_s: float) -> None:
-        """Append an event and wake the readers."""
+    async def append(self, log: str, events: Sequence[tuple[int, str]], ttl_s: float) -> None:
+        """Append events and wake the readers."""
         entry = self._logs.get(log)
         if entry is None:
             self._sweep()
             entry = self._logs[log] = _Log()
-        entry.events.append((seq, data))
+        entry.events.extend(events)
         entry.expires = time.monotonic() + ttl_s
         entry.changed.set()
         entry.changed = asyncio.Event()
@@ -194,10 +198,11 @@ class RedisState:
         """Remove a record."""
         await self._r.delete(f"ragent:{key}")
 
-    async def append(self, log: str, seq: int, data: str, ttl_s: float) -> None:
-        """XADD with id ``0-<seq>``, so readers resume from a sequence number."""
+    async def append(self, log: str, events: Sequence[tuple[int, str]], ttl_s: float) -> None:
+        """XADD each with id ``0-<seq>`` (readers resume from a sequence), in one round trip."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.xadd(f"ragent:log:{log}", {"d": data}, id=f"0-{seq}")
+        for seq, data in events:
+            pipe.xadd(f"ragent:log:{log}", {"d": data}, id=f"0-{seq}")
         pipe.pexpire(f"ragent:log:{log}", int(ttl_s * 1000))
         await pipe.execute()
 

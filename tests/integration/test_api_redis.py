@@ -45,10 +45,10 @@ async def test_records_and_event_logs(redis: RedisServer) -> None:
 
         waiting = asyncio.create_task(reader.read("run_1", 0, 5))
         await asyncio.sleep(0.05)
-        await writer.append("run_1", 1, "first", 60)
+        await writer.append("run_1", [(1, "first")], 60)
         assert await waiting == [(1, "first")]
-        await writer.append("run_1", 2, "second", 60)
-        await writer.append("run_1", 3, "[DONE]", 60)
+        await writer.append("run_1", [(2, "second")], 60)
+        await writer.append("run_1", [(3, "[DONE]")], 60)
         assert await reader.read("run_1", 1, 0) == [(2, "second"), (3, "[DONE]")]
         assert await reader.read("run_1", 3, 0.05) == []
     finally:

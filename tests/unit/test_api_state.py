@@ -53,10 +53,10 @@ async def test_a_reader_waits_for_events_and_resumes_after_any_id() -> None:
     state = MemoryState()
     reader = asyncio.create_task(state.read("run", 0, 5))
     await asyncio.sleep(0.01)
-    await state.append("run", 1, "a", 60)
+    await state.append("run", [(1, "a")], 60)
     assert await reader == [(1, "a")]
-    await state.append("run", 2, "b", 60)
-    await state.append("run", 3, "c", 60)
+    await state.append("run", [(2, "b")], 60)
+    await state.append("run", [(3, "c")], 60)
     assert await state.read("run", 1, 0) == [(2, "b"), (3, "c")]
     assert await state.read("run", 3, 0.01) == []
     assert await state.read("run", 0, 0) == [(1, "a"), (2, "b"), (3, "c")]

@@ -1,0 +1,63 @@
+"""A streamed run writes the events that come while a write is on its way in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+
+from app.server.runs import DONE, RunManager
+from app.server.state import MemoryState
+
+
+class SlowState(MemoryState):
+    """The in-process state, with each log write taking a network round trip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list[int]] = []
+
+    async def append(self, log: str, events: Sequence[tuple[int, str]], ttl_s: float) -> None:
+        self.writes.append([seq for seq, _ in events])
+        await asyncio.sleep(0.02)
+        await super().append(log, events, ttl_s)
+
+
+async def _tokens(count: int, fail_after: int | None = None) -> AsyncIterator[str]:
+    for i in range(1, count + 1):
+        if fail_after is not None and i > fail_after:
+            raise RuntimeError("the model went away")
+        yield f"token {i}"
+        await asyncio.sleep(0)  # a fast model: the next token comes before a write ends
+
+
+async def _read_all(runs: RunManager, run_id: str) -> list[tuple[str, str]]:
+    events = []
+    async for raw in runs.follow(run_id):
+        event_id, data = raw.decode().strip().split("\n")
+        events.append((event_id.removeprefix("id: "), data.removeprefix("data: ")))
+    return events
+
+
+async def test_events_that_come_during_a_write_go_in_the_next_one() -> None:
+    state = SlowState()
+    runs = RunManager(state, ttl_s=60, silence_s=5)
+    run_id = await runs.start("ann", _tokens(10))
+    events = await _read_all(runs, run_id)
+    assert events == [(f"{run_id}:{i}", f"token {i}") for i in range(1, 11)] + [
+        (f"{run_id}:11", DONE)
+    ]
+    assert state.writes[0] == [1]  # the first token is written the moment it comes
+    assert [seq for write in state.writes for seq in write] == list(range(1, 12))
+    assert len(state.writes) <= 4, state.writes  # not one round trip per token
+
+
+async def test_a_failing_run_ends_with_an_error_event_after_what_it_wrote() -> None:
+    state = SlowState()
+    runs = RunManager(state, ttl_s=60, silence_s=5)
+    run_id = await runs.start("ann", _tokens(10, fail_after=3))
+    events = await _read_all(runs, run_id)
+    assert [data for _, data in events[:3]] == ["token 1", "token 2", "token 3"]
+    assert json.loads(events[3][1])["error"]["code"] == "run_failed"
+    assert events[4] == (f"{run_id}:5", DONE)
+    assert [event_id for event_id, _ in events] == [f"{run_id}:{i}" for i in range(1, 6)]
