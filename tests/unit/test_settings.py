@@ -142,3 +142,15 @@ def test_secrets_in_a_config_file_are_refused(
     config.write_text("")
     secret = getattr(load_settings(config), section).api_key
     assert secret is not None and secret.get_secret_value() == "sk-from-env"
+
+
+def test_several_workers_need_a_shared_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGENT_SERVER_WORKERS", "2")
+    with pytest.raises(SettingsError, match="redis_url"):
+        load_settings()
+    monkeypatch.setenv("RAGENT_SERVER_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().server.workers == 2
+    monkeypatch.setenv("RAGENT_PROFILE", "production")  # a Redis is configured there
+    monkeypatch.delenv("RAGENT_SERVER_WORKERS")
+    monkeypatch.delenv("RAGENT_SERVER_REDIS_URL")
+    assert load_settings().server.workers == 2
