@@ -95,6 +95,9 @@ class RunManager:
         pending: list[str] = []
         wake = asyncio.Event()
         producer = asyncio.create_task(_collect(events, pending, wake))
+        # Its failure is reported below; if a failed write ended the loop first, it is
+        # still marked as seen, so asyncio does not log it again at garbage collection.
+        producer.add_done_callback(lambda task: task.cancelled() or task.exception())
         seq = 0
         try:
             while True:

@@ -61,3 +61,38 @@ async def test_a_failing_run_ends_with_an_error_event_after_what_it_wrote() -> N
     assert json.loads(events[3][1])["error"]["code"] == "run_failed"
     assert events[4] == (f"{run_id}:5", DONE)
     assert [event_id for event_id, _ in events] == [f"{run_id}:{i}" for i in range(1, 6)]
+
+
+class FlakyState(MemoryState):
+    """The second log write fails, as when the connection to Redis drops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def append(self, log: str, events: Sequence[tuple[int, str]], ttl_s: float) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            raise ConnectionError("the state store went away")
+        await asyncio.sleep(0.01)
+        await super().append(log, events, ttl_s)
+
+
+async def test_a_failed_write_ends_the_stream_and_stops_the_run() -> None:
+    stopped = asyncio.Event()
+
+    async def endless() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "token"
+                await asyncio.sleep(0.001)
+        finally:
+            stopped.set()
+
+    runs = RunManager(FlakyState(), ttl_s=60, silence_s=5)
+    run_id = await runs.start("ann", endless())
+    events = await _read_all(runs, run_id)
+    assert events[0] == (f"{run_id}:1", "token")
+    assert json.loads(events[1][1])["error"]["code"] == "run_failed"
+    assert events[2] == (f"{run_id}:3", DONE) and len(events) == 3
+    await asyncio.wait_for(stopped.wait(), 5)  # the run was cancelled, not left going
