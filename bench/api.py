@@ -9,7 +9,8 @@ It ingests samples/ into a scratch data folder, starts tests/openai_server.py in
 process (an OpenAI-protocol model that answers at once), then ``ragent serve`` with an
 API key, SQLite checkpoints and the embedded indexes (with ``--workers`` above 1, that
 many processes and a Redis for their shared state), and drives
-``POST /v1/chat/completions`` from one asyncio process with N concurrent clients, each
+``POST /v1/chat/completions`` from one asyncio process (aiohttp: the load generator shares
+the cores, and httpx spent several times its CPU per request) with N concurrent clients, each
 sending its next request when the last one ends: non-streaming, then streaming (a
 request ends with ``[DONE]``). Every request starts a new conversation, with retrieval
 on. Then ``langgraph dev`` serves the same graph and the same model, and the same load
@@ -39,7 +40,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -130,25 +131,24 @@ def environment(data_dir: Path, model_url: str) -> dict[str, str]:
     }
 
 
-Request = Callable[[httpx.AsyncClient, str], Awaitable[None]]
+Request = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 
 
 def ours(key: str, stream: bool) -> Request:
     headers = {"Authorization": f"Bearer {key}"}
 
-    async def send(client: httpx.AsyncClient, question: str) -> None:
+    async def send(client: aiohttp.ClientSession, question: str) -> None:
         body = {"model": "ragent", "messages": [{"role": "user", "content": question}]}
         if not stream:
-            response = await client.post("/v1/chat/completions", json=body, headers=headers)
-            response.raise_for_status()
+            async with client.post("/v1/chat/completions", json=body, headers=headers) as r:
+                r.raise_for_status()
+                await r.read()
             return
         body["stream"] = True
-        async with client.stream(
-            "POST", "/v1/chat/completions", json=body, headers=headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line == "data: [DONE]":
+        async with client.post("/v1/chat/completions", json=body, headers=headers) as r:
+            r.raise_for_status()
+            async for line in r.content:
+                if line.rstrip() == b"data: [DONE]":
                     return
             raise RuntimeError("stream ended without [DONE]")
 
@@ -156,25 +156,24 @@ def ours(key: str, stream: bool) -> Request:
 
 
 def langgraph(stream: bool) -> Request:
-    async def send(client: httpx.AsyncClient, question: str) -> None:
+    async def send(client: aiohttp.ClientSession, question: str) -> None:
         body: dict[str, Any] = {
             "assistant_id": "agent",
             "input": {"messages": [{"role": "user", "content": question}]},
             "context": {"tenant_id": "default", "user_id": "bench"},
         }
         if not stream:
-            response = await client.post("/runs/wait", json=body)
-            response.raise_for_status()
-            if "__error__" in response.json():
-                raise RuntimeError("run failed")
-            return
-        body["stream_mode"] = ["messages-tuple"]
-        async with client.stream("POST", "/runs/stream", json=body) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line.startswith("event: error"):
+            async with client.post("/runs/wait", json=body) as r:
+                r.raise_for_status()
+                if "__error__" in await r.json():
                     raise RuntimeError("run failed")
             return
+        body["stream_mode"] = ["messages-tuple"]
+        async with client.post("/runs/stream", json=body) as r:
+            r.raise_for_status()
+            async for line in r.content:
+                if line.startswith(b"event: error"):
+                    raise RuntimeError("run failed")
 
     return send
 
@@ -182,8 +181,9 @@ def langgraph(stream: bool) -> Request:
 async def load(url: str, send: Request, clients: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         for i in range(min(clients, 4)):  # warm-up: connections, caches, first-run paths
             await send(client, TOPICS[i % len(TOPICS)])
         stop = time.perf_counter() + seconds
@@ -196,7 +196,7 @@ async def load(url: str, send: Request, clients: int, seconds: float) -> dict[st
                 try:
                     await send(client, f"{TOPICS[i % len(TOPICS)]} (#{n}.{i})")
                     latencies.append(time.perf_counter() - started)
-                except (httpx.HTTPError, RuntimeError):
+                except (aiohttp.ClientError, TimeoutError, RuntimeError):
                     errors += 1
                 i += clients
 

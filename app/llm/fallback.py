@@ -161,6 +161,10 @@ class FallbackChatModel(BaseChatModel):
     async def aclose(self) -> None:
         """Close the HTTP connection pools of the remote models."""
         for backend in self.backends:
+            close = getattr(backend.model, "aclose", None)
+            if close is not None:
+                await close()
+                continue
             client = getattr(backend.model, "root_async_client", None)
             if client is not None:
                 await client.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,7 +14,16 @@ from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from app.llm.streaming_openai import StreamingChatOpenAI
-from tests.openai_server import ErrorEvent, Fail, OpenAIServer, Reply, ToolCalls, openai_server
+from tests.openai_server import (
+    ErrorEvent,
+    Fail,
+    Hang,
+    OpenAIServer,
+    Reply,
+    Stall,
+    ToolCalls,
+    openai_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +38,40 @@ def server() -> Iterator[OpenAIServer]:
 
 @pytest.fixture
 async def http(server: OpenAIServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The SDK path's client (ChatOpenAI and the inherited path of ours)."""
     server.reset()
     async with httpx.AsyncClient(timeout=5.0) as client:
         yield client
 
 
-def make(cls: type[ChatOpenAI], server: OpenAIServer, http: httpx.AsyncClient, **kw: Any) -> Any:
-    return cls(
-        base_url=server.base_url,
-        model="m",
-        api_key=SecretStr("sk-test"),
-        http_async_client=http,
-        max_retries=0,
-        stream_usage=True,
-        **kw,
-    )
+@pytest.fixture
+async def made() -> AsyncIterator[list[StreamingChatOpenAI]]:
+    """Models made by a test; their wire connections are closed after it."""
+    models: list[StreamingChatOpenAI] = []
+    yield models
+    for model in models:
+        await model.aclose()
+
+
+@pytest.fixture
+def make(
+    server: OpenAIServer, http: httpx.AsyncClient, made: list[StreamingChatOpenAI]
+) -> Callable[..., Any]:
+    def build(cls: type[ChatOpenAI], **kw: Any) -> Any:
+        model = cls(
+            base_url=server.base_url,
+            model="m",
+            api_key=SecretStr("sk-test"),
+            http_async_client=http,
+            max_retries=0,
+            stream_usage=True,
+            **({"timeout": 5.0} | kw),
+        )
+        if isinstance(model, StreamingChatOpenAI):
+            made.append(model)
+        return model
+
+    return build
 
 
 async def assembled(model: Any, **kwargs: Any) -> BaseMessageChunk:
@@ -63,11 +91,11 @@ async def assembled(model: Any, **kwargs: Any) -> BaseMessageChunk:
     ids=["text", "tool-call"],
 )
 async def test_the_wire_path_assembles_what_the_sdk_path_assembles(
-    server: OpenAIServer, http: httpx.AsyncClient, behaviour: Reply | ToolCalls
+    server: OpenAIServer, make: Callable[..., Any], behaviour: Reply | ToolCalls
 ) -> None:
     server.plan("m", behaviour, behaviour)
-    ours = await assembled(make(StreamingChatOpenAI, server, http).bind_tools(TOOLS))
-    sdk = await assembled(make(ChatOpenAI, server, http).bind_tools(TOOLS))
+    ours = await assembled(make(StreamingChatOpenAI).bind_tools(TOOLS))
+    sdk = await assembled(make(ChatOpenAI).bind_tools(TOOLS))
     assert isinstance(ours, AIMessageChunk) and isinstance(sdk, AIMessageChunk)
     assert ours.text == sdk.text
     # Each reply has fresh tool-call ids; names and assembled arguments must agree.
@@ -83,13 +111,11 @@ async def test_the_wire_path_assembles_what_the_sdk_path_assembles(
 
 
 async def test_the_request_carries_the_key_the_headers_and_the_extra_body(
-    server: OpenAIServer, http: httpx.AsyncClient
+    server: OpenAIServer, make: Callable[..., Any]
 ) -> None:
     server.plan("m", Reply("ok"))
     model = make(
         StreamingChatOpenAI,
-        server,
-        http,
         default_headers={"X-Tenant": "acme"},
         extra_body={"top_k": 5},
         temperature=0.3,
@@ -105,10 +131,10 @@ async def test_the_request_carries_the_key_the_headers_and_the_extra_body(
 
 
 async def test_consecutive_calls_reuse_one_connection(
-    server: OpenAIServer, http: httpx.AsyncClient
+    server: OpenAIServer, make: Callable[..., Any]
 ) -> None:
     server.plan("m", Reply("one"), Reply("two"), Reply("three"))
-    model = make(StreamingChatOpenAI, server, http)
+    model = make(StreamingChatOpenAI)
     assert [(await assembled(model)).text for _ in range(3)] == ["one", "two", "three"]
     assert len(set(server.peers)) == 1, server.peers
 
@@ -126,27 +152,36 @@ async def test_consecutive_calls_reuse_one_connection(
     ],
 )
 async def test_an_error_status_raises_the_sdks_error_for_it(
-    server: OpenAIServer, http: httpx.AsyncClient, status: int, error: type[Exception]
+    server: OpenAIServer, make: Callable[..., Any], status: int, error: type[Exception]
 ) -> None:
     server.plan("m", Fail(status, message="no such luck"))
     with pytest.raises(error) as raised:
-        await assembled(make(StreamingChatOpenAI, server, http))
+        await assembled(make(StreamingChatOpenAI))
     assert isinstance(raised.value, openai.APIStatusError)
     assert raised.value.status_code == status
     assert "no such luck" in str(raised.value)
 
 
 async def test_an_error_event_inside_the_stream_raises_an_api_error(
-    server: OpenAIServer, http: httpx.AsyncClient
+    server: OpenAIServer, make: Callable[..., Any]
 ) -> None:
     server.plan("m", ErrorEvent())
     with pytest.raises(openai.APIError) as raised:
-        await assembled(make(StreamingChatOpenAI, server, http))
+        await assembled(make(StreamingChatOpenAI))
     assert not isinstance(raised.value, openai.APIStatusError)
 
 
+@pytest.mark.parametrize("behaviour", [Hang(2.0), Stall("no more after this", after=1)])
+async def test_a_silent_server_times_out_as_an_httpx_read_timeout(
+    server: OpenAIServer, make: Callable[..., Any], behaviour: Hang | Stall
+) -> None:
+    server.plan("m", behaviour)
+    with pytest.raises(httpx.ReadTimeout):
+        await assembled(make(StreamingChatOpenAI, timeout=0.3))
+
+
 async def test_a_structured_output_request_takes_the_sdk_path(
-    server: OpenAIServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    server: OpenAIServer, make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_wire(*args: object, **kwargs: object) -> None:
         raise AssertionError("the wire path cannot serve response_format")
@@ -160,6 +195,6 @@ async def test_a_structured_output_request_takes_the_sdk_path(
             "schema": {"type": "object", "properties": {"answer": {"type": "integer"}}},
         },
     }
-    reply = await assembled(make(StreamingChatOpenAI, server, http), response_format=schema)
+    reply = await assembled(make(StreamingChatOpenAI), response_format=schema)
     assert json.loads(reply.text) == {"answer": 42}
     assert server.requests[-1]["response_format"]["type"] == "json_schema"

@@ -70,7 +70,7 @@ async def test_text_arrives_in_vllm_chunks_and_assembles(
     server.plan("vllm", Reply(text, piece=5))
     model = openai_model(ModelEndpoint(model="vllm"), cfg_for(server))
     chunks = [c async for c in model.astream([HumanMessage("q")])]
-    await model.root_async_client.close()
+    await model.aclose()  # type: ignore[attr-defined]
     assert len([c for c in chunks if c.text]) == math.ceil(len(text) / 5)
     total = chunks[0]
     for chunk in chunks[1:]:
