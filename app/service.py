@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -32,6 +32,10 @@ __all__ = [
     "turn_usage",
     "waiting",
 ]
+
+# The output key under which LangGraph reports the interrupts a run ended on (documented
+# for ``invoke`` results and ``updates`` stream events).
+INTERRUPT = "__interrupt__"
 
 RECURSION_LIMIT = 120
 """Graph steps a run may take; above what the largest ``limits.max_tool_steps`` needs.
@@ -75,7 +79,7 @@ async def ask(
         context=context,
         durability=await _durability(),
     )
-    return await _finish(agent, config, state, thread_id)
+    return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
 
 async def resume(
@@ -104,7 +108,7 @@ async def resume(
     state = await agent.ainvoke(
         Command(resume=decision), config, context=context, durability=await _durability()
     )
-    return await _finish(agent, config, state, thread_id)
+    return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
 
 async def waiting(
@@ -125,15 +129,16 @@ def _thread_config(context: Context, thread_id: str) -> RunnableConfig:
     }
 
 
-async def _finish(
-    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
-    config: RunnableConfig,
-    state: dict[str, Any],
-    thread_id: str,
-) -> Answer:
-    """The turn's answer, or the calls it waits on when it paused for approval."""
-    snapshot = await agent.aget_state(config)
-    waiting = pending_approvals(snapshot.interrupts)
+def _finish(state: dict[str, Any], interrupts: Iterable[Any], thread_id: str) -> Answer:
+    """The turn's answer, or the calls it waits on when it paused for approval.
+
+    Args:
+        state: The graph's last values.
+        interrupts: The interrupts the run ended on (LangGraph reports them with the
+            output, so the checkpoint need not be read back).
+        thread_id: The caller's thread id.
+    """
+    waiting = pending_approvals(interrupts)
     if not waiting:
         return _answer(state, thread_id)
     tools = ", ".join(sorted({a.tool for a in waiting}))
@@ -141,7 +146,7 @@ async def _finish(
         answer=f"Waiting for your approval to run: {tools}.",
         thread_id=thread_id,
         approvals=[a.as_dict() for a in waiting],
-        usage=turn_usage(snapshot.values.get("messages", [])),
+        usage=turn_usage(state.get("messages", [])),
     )
 
 
@@ -260,15 +265,20 @@ async def _stream(
     thread_id: str,
 ) -> AsyncIterator[Token | Answer]:
     state: dict[str, Any] = {}
+    interrupts: list[Any] = []
     async for mode, payload in agent.astream(
         graph_input,
         config,
         context=context,
-        stream_mode=["messages", "values"],
+        # "updates" only for the interrupts the run ends on; the values say the rest.
+        stream_mode=["messages", "values", "updates"],
         durability=await _durability(),
     ):
         if mode == "values":
             state = cast(dict[str, Any], payload)
+            continue
+        if mode == "updates":
+            interrupts.extend(cast(dict[str, Any], payload).get(INTERRUPT, ()))
             continue
         message, meta = cast(tuple[Any, dict[str, Any]], payload)
         if meta.get("langgraph_node") != "respond" or not isinstance(message, AIMessageChunk):
@@ -277,4 +287,4 @@ async def _stream(
             yield Token("", message.id or "", restart=True)
         elif message.text:
             yield Token(message.text, message.id or "")
-    yield await _finish(agent, config, state, thread_id)
+    yield _finish(state, interrupts, thread_id)
