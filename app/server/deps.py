@@ -1,4 +1,8 @@
-"""Dependency aliases of the routes: the process's services and the authenticated caller."""
+"""Dependency aliases of the routes: the process's services and the authenticated caller.
+
+They are coroutines because FastAPI runs a plain ``def`` dependency in its thread pool:
+three thread hops a request for work that takes microseconds.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +17,26 @@ from app.server.services import Services
 __all__ = ["ChatUser", "IngestUser", "ServicesDep", "owner_of"]
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise ApiError(503, "the API is starting", "starting")
     return services
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     principal = request.scope.get("state", {}).get("principal")
     if not isinstance(principal, Principal):  # the middleware sets it on every /v1 path
         raise ApiError(401, "not authenticated", "missing_api_key")
     return principal
 
 
-def _chat_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _chat_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     principal.require("chat")
     return principal
 
 
-def _ingest_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _ingest_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     principal.require("ingest")
     return principal
 
