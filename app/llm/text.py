@@ -17,6 +17,7 @@ __all__ = [
     "STOPWORDS",
     "Similarity",
     "content_terms",
+    "term_set",
     "rank_sentences",
     "is_heading",
     "split_sentences",
@@ -220,6 +221,12 @@ def content_terms(text: str) -> list[str]:
         Stems of the tokens that are not stopwords, in order (duplicates kept).
     """
     return [stem(tok) for tok in tokenize(text) if tok not in STOPWORDS]
+
+
+@lru_cache(maxsize=4096)  # the same sources come back turn after turn
+def term_set(text: str) -> frozenset[str]:
+    """Return the distinct content terms of a text (see :func:`content_terms`)."""
+    return frozenset(content_terms(text))
 
 
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from app.llm.intents import asks_for_time, find_arithmetic
 from app.llm.structured import ainvoke_structured
-from app.llm.text import content_terms
+from app.llm.text import content_terms, term_set
 from app.llm.tokens import TokenCounter
 
 __all__ = [
@@ -134,7 +134,7 @@ def retrieval_confidence(query: str, texts: Sequence[str], top: int = 3) -> floa
     terms = set(content_terms(query))
     if not terms:
         return 1.0
-    return max((len(terms & set(content_terms(t))) / len(terms) for t in texts[:top]), default=0.0)
+    return max((len(terms & term_set(t)) / len(terms) for t in texts[:top]), default=0.0)
 
 
 def escalate(tier: Tier, confidence: float | None, rules: TierRules) -> Tier:

@@ -7,6 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from app.context import Context
 from app.llm.structured import StructuredOutputError, ainvoke_structured, parse_json_reply
+from app.llm.text import term_set
 from app.llm.tiers import (
     TierChoice,
     TierRules,
@@ -48,6 +49,15 @@ def test_retrieval_confidence_is_the_share_of_query_terms_in_the_best_source() -
     assert retrieval_confidence("When does SQLite checkpoint the WAL file?", texts) == 1.0
     assert retrieval_confidence("How does PostgreSQL checkpoint?", texts) == 0.5
     assert retrieval_confidence("anything at all", []) == 0.0
+
+
+def test_a_source_is_reduced_to_its_terms_once_across_turns() -> None:
+    texts = ["Readers do not block writers in WAL mode.", "Checkpoints move pages back."]
+    term_set.cache_clear()
+    first = retrieval_confidence("Do readers block writers?", texts)
+    again = retrieval_confidence("Do writers block readers?", texts)
+    assert first == again == 1.0
+    assert term_set.cache_info().hits == len(texts)  # the second turn re-read no source
 
 
 def test_low_confidence_moves_small_to_large_only() -> None:
