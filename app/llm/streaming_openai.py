@@ -133,7 +133,11 @@ class StreamingChatOpenAI(ChatOpenAI):
         default_class: type[BaseMessageChunk] = AIMessageChunk
         with as_httpx(url):
             async with session.post(
-                url, data=orjson.dumps(body), headers=headers, timeout=request_timeout(timeout)
+                url,
+                data=orjson.dumps(body),
+                headers=headers,
+                timeout=request_timeout(timeout),
+                proxy=self._wire.proxy(url),
             ) as response:
                 if response.status >= 400:
                     content = await response.read()

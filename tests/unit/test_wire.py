@@ -86,3 +86,20 @@ def test_each_event_loop_gets_its_own_session_and_closes_it() -> None:
     two, _ = asyncio.run(use())
     assert one is same and one is not two
     assert one.closed and two.closed
+
+
+def test_the_proxy_comes_from_the_environment_once_per_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "vllm.internal")
+    pool = WirePool()
+    assert pool.proxy("http://gateway.example/v1/chat/completions") == "http://proxy.internal:3128"
+    assert pool.proxy("http://vllm.internal:8000/v1/chat/completions") is None
+    assert pool.proxy("https://api.example/v1/chat/completions") is None  # no HTTPS_PROXY
+    monkeypatch.setenv("HTTP_PROXY", "http://other:3128")
+    # Read once, as httpx's client reads it when made; a new pool reads it again.
+    assert pool.proxy("http://gateway.example/v1/models") == "http://proxy.internal:3128"
+    assert WirePool().proxy("http://gateway.example/v1/models") == "http://other:3128"
