@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import openai
 import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
@@ -32,7 +33,14 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr, SecretStr
 
-from app.llm.wire import WirePool, as_httpx, error_response, request_timeout, sse_data
+from app.llm.wire import (
+    WirePool,
+    as_httpx,
+    httpx_request,
+    httpx_response,
+    request_timeout,
+    sse_data,
+)
 
 __all__ = ["StreamingChatOpenAI", "status_error"]
 
@@ -50,15 +58,9 @@ _STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
 }
 
 
-def status_error(status: int, content: bytes, response: Any) -> openai.APIStatusError:
-    """Return the openai SDK's error for an HTTP error response.
-
-    Args:
-        status: The HTTP status.
-        content: The response body.
-        response: An ``httpx.Response`` for the SDK's error (it reads only
-            ``status_code``, ``headers`` and ``request``).
-    """
+def status_error(response: httpx.Response) -> openai.APIStatusError:
+    """Return the openai SDK's error for an HTTP error response (its body already read)."""
+    status, content = response.status_code, response.content
     try:
         body: Any = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -66,10 +68,13 @@ def status_error(status: int, content: bytes, response: Any) -> openai.APIStatus
     error = body.get("error") if isinstance(body, dict) else None
     detail = error.get("message") if isinstance(error, dict) else None
     message = f"Error code: {status} - {detail or body}"
+    # The SDK types its responses with its own httpx fork; it reads only status_code,
+    # headers and request, which httpx's response has too.
+    wire: Any = response
     if status >= 500:
-        return openai.InternalServerError(message, response=response, body=body)
+        return openai.InternalServerError(message, response=wire, body=body)
     kind = _STATUS_ERRORS.get(status, openai.APIStatusError)
-    return kind(message, response=response, body=body)
+    return kind(message, response=wire, body=body)
 
 
 class StreamingChatOpenAI(ChatOpenAI):
@@ -141,8 +146,9 @@ class StreamingChatOpenAI(ChatOpenAI):
             ) as response:
                 if response.status >= 400:
                     content = await response.read()
-                    wire = error_response(url, response.status, response.headers, content)
-                    raise status_error(response.status, content, wire)
+                    raise status_error(
+                        httpx_response(url, response.status, response.headers, content)
+                    )
                 done = False
                 async for data in sse_data(response.content.iter_any()):
                     # Read on past [DONE] to the end of the body, as the SDK does: a
@@ -159,7 +165,7 @@ class StreamingChatOpenAI(ChatOpenAI):
                         detail = error.get("message") if isinstance(error, dict) else error
                         # The SDK types its errors with its own httpx fork; it reads only
                         # the request's method and URL, which httpx's request has too.
-                        request: Any = error_response(url, response.status, {}, b"").request
+                        request: Any = httpx_request(url)
                         raise openai.APIError(
                             str(detail or "error event in the stream"), request, body=error
                         )

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import aiohttp
 import httpx
 
-__all__ = ["WirePool", "as_httpx", "error_response", "request_timeout", "sse_data"]
+__all__ = ["WirePool", "as_httpx", "httpx_request", "httpx_response", "request_timeout", "sse_data"]
 
 
 class WirePool:
@@ -80,25 +80,30 @@ def as_httpx(url: str) -> Iterator[None]:
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=_request(url)) from exc
+        raise httpx.ConnectTimeout(
+            str(exc) or "connect timeout", request=httpx_request(url)
+        ) from exc
     except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timeout", request=_request(url)) from exc
+        raise httpx.ReadTimeout(str(exc) or "read timeout", request=httpx_request(url)) from exc
     except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=_request(url)) from exc
+        raise httpx.ConnectError(str(exc), request=httpx_request(url)) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=_request(url)) from exc
+        raise httpx.RemoteProtocolError(str(exc), request=httpx_request(url)) from exc
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(str(exc) or type(exc).__name__) from exc
 
 
-def error_response(
+def httpx_response(
     url: str, status: int, headers: Mapping[str, str], content: bytes
 ) -> httpx.Response:
     """An httpx response for the openai SDK's errors, which carry one."""
-    return httpx.Response(status, headers=dict(headers), content=content, request=_request(url))
+    return httpx.Response(
+        status, headers=dict(headers), content=content, request=httpx_request(url)
+    )
 
 
-def _request(url: str) -> httpx.Request:
+def httpx_request(url: str) -> httpx.Request:
+    """The httpx request a POST to ``url`` stands for, for errors that carry one."""
     return httpx.Request("POST", url)
 
 
