@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
+from filelock import FileLock
 
 __all__ = ["KeywordRow", "TantivyKeywords", "keyword_terms"]
 
@@ -60,16 +61,22 @@ class TantivyKeywords:
     """A tantivy index of chunks. Callers serialise writes (one writer at a time)."""
 
     def __init__(self, path: Path) -> None:
-        """Open the index directory ``path``, creating or recreating it as needed."""
+        """Open the index directory ``path``, creating or recreating it as needed.
+
+        Processes that open it at once (``ragent serve --workers N`` on a fresh data
+        folder) take turns: otherwise one could remove the folder another is creating.
+        """
         self.path = path
         self.schema = _schema()
         version = path / "ragent-schema"
-        if path.exists() and (not version.exists() or version.read_text() != _SCHEMA_VERSION):
-            shutil.rmtree(path)  # derived data: the owner re-applies every chunk
-        fresh = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
-        self.index = tantivy.Index(self.schema, path=str(path))
-        version.write_text(_SCHEMA_VERSION)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(path.name + ".lock")):
+            if path.exists() and (not version.exists() or version.read_text() != _SCHEMA_VERSION):
+                shutil.rmtree(path)  # derived data: the owner re-applies every chunk
+            fresh = not path.exists()
+            path.mkdir(exist_ok=True)
+            self.index = tantivy.Index(self.schema, path=str(path))
+            version.write_text(_SCHEMA_VERSION)
         self.created = fresh
 
     def apply(self, touched: Iterable[int] | None, rows: Iterable[KeywordRow]) -> None:
