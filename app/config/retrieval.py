@@ -33,6 +33,10 @@ class EmbedSettings(Section):
     query_threads: int = Field(default=1, ge=0, le=256)
     """local: CPU threads for query embeddings. One: a query is a small matrix, and a
     second thread only competes with the event loop for the cores (0 uses every core)."""
+    precision: Literal["int8", "float32"] = "int8"
+    """local: the exported model's weights. int8 (ONNX Runtime's dynamic quantization, one
+    scale per channel) embeds about twice as fast as float32 with the same retrieval
+    quality on the bundled BEIR subsets; the two kinds of vector can share an index."""
     cache_dir: Path | None = None
     """local: where the exported model is kept for the next process; None uses
     ``$XDG_CACHE_HOME/ragent`` (``~/.cache/ragent``)."""

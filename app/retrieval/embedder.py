@@ -17,6 +17,7 @@ from app.settings import EmbedSettings
 
 if TYPE_CHECKING:
     from app.retrieval.encoder_cache import Encoder
+    from app.retrieval.onnx_encoder import Precision
 
 __all__ = ["LocalEmbedder", "local_model_path", "make_embedder"]
 
@@ -39,6 +40,7 @@ class LocalEmbedder:
         cache: QueryCache | None = None,
         threads: int = 0,
         query_threads: int = 1,
+        precision: Precision = "int8",
         cache_dir: Path | None = None,
     ) -> None:
         """Configure the embedder; the model loads on first use.
@@ -49,6 +51,7 @@ class LocalEmbedder:
             cache: Query vectors, keyed by model and text; a private one when None.
             threads: CPU threads of a thread that embeds passages; 0 uses every core.
             query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
+            precision: The exported model's weights (``int8`` or ``float32``).
             cache_dir: Where the exported model is kept between processes; None uses
                 :func:`~app.retrieval.encoder_cache.default_cache_dir`.
         """
@@ -60,6 +63,7 @@ class LocalEmbedder:
         self._cache = cache if cache is not None else QueryCache()
         self._threads = threads
         self._query_threads = query_threads
+        self._precision: Precision = precision
         # Concurrent requests' queries share forward passes (a lone query runs at once).
         self._queries = QueryBatcher(self._embed_queries)
 
@@ -88,7 +92,7 @@ class LocalEmbedder:
                 from app.retrieval.encoder_cache import default_cache_dir, load_encoder
 
                 self._encoder = load_encoder(
-                    local_model_path(), self._cache_dir or default_cache_dir()
+                    local_model_path(), self._cache_dir or default_cache_dir(), self._precision
                 )
             return self._encoder
 
@@ -124,6 +128,7 @@ def make_embedder(cfg: EmbedSettings) -> Embedder:
             cache=cache,
             threads=cfg.threads,
             query_threads=cfg.query_threads,
+            precision=cfg.precision,
             cache_dir=cfg.cache_dir,
         )
     from app.retrieval.remote_embedder import RemoteEmbedder

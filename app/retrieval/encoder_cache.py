@@ -7,9 +7,9 @@ project's two-core test machine. The first process that needs the model exports 
 ``<cache>/encoders/<key>``; every later process loads the saved model with onnxruntime
 and tokenizers alone, in well under a second, and never imports torch. The key covers
 the model's files (path, size, modification time), the versions of the exporter and the
-runtime, and the save format, so a changed model or library builds a new entry, and the
-entries it replaces (those of the same model directory) are removed. An entry that
-fails to load is logged, removed and rebuilt.
+runtime, the weights' precision and the save format, so a changed model or library
+builds a new entry, and the entries it replaces (those of the same model directory and
+precision) are removed. An entry that fails to load is logged, removed and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from app.retrieval.onnx_encoder import Precision
 
 __all__ = ["Encoder", "default_cache_dir", "entry_dir", "load_encoder"]
 
@@ -34,12 +37,14 @@ logger = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float32]
 
-FORMAT = 3
-"""Bumped whenever what :meth:`OnnxEncoder.save` writes changes (3: ONNX, was TorchScript)."""
+FORMAT = 4
+"""Bumped whenever what :meth:`OnnxEncoder.save` writes changes (4: the precision is
+recorded; 3: ONNX, was TorchScript)."""
 _LIBRARIES = ("torch", "onnx", "onnxruntime", "tokenizers")
 """Whose versions key an entry: the exporter, its serialiser, the runtime, the tokenizer."""
 _SOURCE = "source"
-"""The file of an entry that names the model directory it was exported from."""
+"""The file of an entry that names the model directory it was exported from, then its
+precision on a second line."""
 
 
 class Encoder(Protocol):
@@ -82,12 +87,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "ragent"
 
 
-def entry_dir(model_dir: Path, cache_dir: Path) -> Path:
+def entry_dir(model_dir: Path, cache_dir: Path, precision: Precision = "int8") -> Path:
     """The directory that holds, or will hold, the exported model of ``model_dir``."""
     # Versions from the installed distributions: importing torch to ask would cost the
     # second that a cached load saves.
     versions = "\0".join(_version(name) for name in _LIBRARIES)
-    digest = hashlib.sha256(f"{FORMAT}\0{versions}\0{model_dir.resolve()}".encode())
+    key = f"{FORMAT}\0{versions}\0{precision}\0{model_dir.resolve()}"
+    digest = hashlib.sha256(key.encode())
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         stat = path.stat()
         digest.update(
@@ -96,7 +102,7 @@ def entry_dir(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir / "encoders" / digest.hexdigest()[:32]
 
 
-def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
+def load_encoder(model_dir: Path, cache_dir: Path, precision: Precision = "int8") -> Encoder:
     """Load the sentence-transformers model in ``model_dir``, exported when it can be.
 
     Args:
@@ -104,6 +110,9 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
         cache_dir: Where exported models are kept; created when missing. A cache that
             cannot be written is logged and skipped: the model is then exported in each
             process.
+        precision: The exported model's weights: ``int8`` quantizes them
+            (:mod:`app.retrieval.quantize`). The sentence-transformers fallback keeps
+            float32 whatever this says.
 
     Returns:
         The saved exported model when there is one, else a freshly exported one (saved
@@ -111,7 +120,7 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
     """
     from app.retrieval.onnx_encoder import OnnxEncoder
 
-    entry = entry_dir(model_dir, cache_dir)
+    entry = entry_dir(model_dir, cache_dir, precision)
     if entry.is_dir():
         try:
             return OnnxEncoder.load(entry)
@@ -123,6 +132,8 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> Encoder:
     exported = OnnxEncoder.from_sentence_transformer(model)
     if exported is None:
         return SentenceTransformerEncoder(model)
+    if precision == "int8":
+        exported = exported.to_int8()
     _save(exported, entry, model_dir)
     return exported
 
@@ -148,7 +159,8 @@ def _sentence_transformer(model_dir: Path) -> Any:
 def _save(exported: Any, entry: Path, model_dir: Path) -> None:
     """Write ``exported`` into ``entry`` all at once: readers never see half an entry.
 
-    Then remove the entries it replaces: those exported from the same model directory.
+    Then remove the entries it replaces: those exported from the same model directory
+    with the same precision, or before the precision was recorded.
     """
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +171,7 @@ def _save(exported: Any, entry: Path, model_dir: Path) -> None:
     source = str(model_dir.resolve())
     try:
         exported.save(staging)
-        (staging / _SOURCE).write_text(source, encoding="utf-8")
+        (staging / _SOURCE).write_text(f"{source}\n{exported.precision}", encoding="utf-8")
         os.rename(staging, entry)  # fails if another process saved it first: keep theirs
     except OSError as exc:
         if not entry.is_dir():
@@ -171,8 +183,9 @@ def _save(exported: Any, entry: Path, model_dir: Path) -> None:
         if other == entry or other.name.startswith("."):
             continue
         try:
-            replaced = (other / _SOURCE).read_text(encoding="utf-8") == source
+            lines = (other / _SOURCE).read_text(encoding="utf-8").splitlines()
         except OSError:
             continue
+        replaced = lines[:1] == [source] and lines[1:] in ([], [exported.precision])
         if replaced:
             shutil.rmtree(other, ignore_errors=True)

@@ -63,8 +63,12 @@ def test_a_first_process_exports_and_saves_the_model(
         "source",
         "tokenizer.json",
     ]
-    assert (entry / "source").read_text() == str(local_model_path().resolve())
-    assert json.loads((entry / "meta.json").read_text()) == {"max_length": 256, "normalize": True}
+    assert (entry / "source").read_text() == f"{local_model_path().resolve()}\nint8"
+    assert json.loads((entry / "meta.json").read_text()) == {
+        "max_length": 256,
+        "normalize": True,
+        "precision": "int8",
+    }
     # Nothing half-written is left beside the entry.
     assert [p.name for p in (cache / "encoders").iterdir()] == [entry.name]
 

@@ -1,4 +1,5 @@
-"""The exported MiniLM, run by ONNX Runtime, gives sentence-transformers' vectors in order."""
+"""The exported MiniLM (float32), run by ONNX Runtime, gives sentence-transformers' vectors in
+order. The int8 default is tested in test_quantize.py."""
 
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def embedder(
     """Exported in this process (an empty cache), or loaded from a cache another one filled."""
     cache = tmp_path_factory.mktemp("encoder-cache")
     if request.param == "loaded":
-        LocalEmbedder(cache_dir=cache).embed_query("fill the cache")
+        LocalEmbedder(precision="float32", cache_dir=cache).embed_query("fill the cache")
     entries = list((cache / "encoders").glob("*")) if request.param == "loaded" else []
-    embedder = LocalEmbedder(batch_size=4, cache_dir=cache)
+    embedder = LocalEmbedder(batch_size=4, precision="float32", cache_dir=cache)
     embedder.embed_documents(["load"])
     assert list((cache / "encoders").glob("*")) == entries or request.param == "exported"
     return embedder
