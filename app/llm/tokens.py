@@ -28,6 +28,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_CACHED_COUNTS = 4096
+"""Texts whose counts each tokenizer counter keeps. A turn counts the same texts several
+times (the history in the memory nodes and in the prompt budget) and the same passages on
+many turns, and a tokenizer takes about 0.14 ms for 400 characters."""
+
 
 class TokenCounter(Protocol):
     """Counts tokens in text."""
@@ -48,9 +53,13 @@ class HFTokenCounter:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.name = name
+        self._cached = lru_cache(maxsize=_CACHED_COUNTS)(self._count)
 
     def count(self, text: str) -> int:
-        """Return the number of word pieces in ``text``."""
+        """Return the number of word pieces in ``text`` (remembered for recent texts)."""
+        return self._cached(text)
+
+    def _count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
 
@@ -79,9 +88,13 @@ class TiktokenCounter:
         """Wrap a loaded encoding."""
         self._encoding = encoding
         self.name = f"tiktoken:{encoding.name}"
+        self._cached = lru_cache(maxsize=_CACHED_COUNTS)(self._count)
 
     def count(self, text: str) -> int:
         """Return the number of BPE tokens in ``text`` (special tokens as plain text)."""
+        return self._cached(text)
+
+    def _count(self, text: str) -> int:
         return len(self._encoding.encode(text, disallowed_special=()))
 
 

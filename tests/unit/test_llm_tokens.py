@@ -46,12 +46,16 @@ def test_a_model_in_the_local_hugging_face_cache_is_found(
     assert isinstance(counter, HFTokenCounter) and counter.name == "acme/chat-7b"
 
 
-def test_tiktoken_counts_bpe_tokens() -> None:
+def tiny_encoding() -> tiktoken.Encoding:
+    """A byte-level BPE with one merge, built here: no encoding file to download."""
     ranks = {bytes([b]): b for b in range(256)} | {b"ab": 256}
-    encoding = tiktoken.Encoding(
+    return tiktoken.Encoding(
         name="tiny", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={}
     )
-    counter = TiktokenCounter(encoding)
+
+
+def test_tiktoken_counts_bpe_tokens() -> None:
+    counter = TiktokenCounter(tiny_encoding())
     assert counter.name == "tiktoken:tiny"
     assert counter.count("abab c") == 4  # "ab" "ab" " " "c"
     assert counter.count("<|endoftext|>") > 1  # special tokens are plain text here
@@ -65,3 +69,21 @@ def test_an_unknown_model_falls_back_to_four_characters_a_token_and_says_so(
     assert isinstance(counter, ApproxCounter) and counter.name == "approx-4-chars"
     assert "no tokenizer found for model 'mystery-model'" in caplog.text
     assert counter.count("x" * 9) == 3
+
+
+@pytest.mark.parametrize("kind", ["hf", "tiktoken"])
+def test_a_recent_text_is_counted_once(
+    kind: str, tokenizer_json: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter: HFTokenCounter | TiktokenCounter = (
+        HFTokenCounter(tokenizer_json, "minilm")
+        if kind == "hf"
+        else TiktokenCounter(tiny_encoding())
+    )
+    inner = counter._tokenizer if isinstance(counter, HFTokenCounter) else counter._encoding
+    calls: list[str] = []
+    real = inner.encode
+    monkeypatch.setattr(inner, "encode", lambda text, **kw: calls.append(text) or real(text, **kw))
+    first = counter.count(TEXT)
+    assert counter.count(TEXT) == first and counter.count("other text") > 0
+    assert calls == [TEXT, "other text"]  # the repeated text was not tokenized again

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import Histogram
 
+from app.observability import logs
 from app.observability.config import ObservabilitySettings
 from app.observability.logs import setup_logging
 from app.observability.metrics import REGISTRY, model_label
@@ -107,6 +108,19 @@ def test_log_lines_redact_personal_data_secrets_and_exception_messages(
     assert "bob@example.org" not in text and "7946 0958" not in text and key not in text
     assert "[EMAIL]" in line["event"] and "[PHONE]" in line["event"]
     assert "ValueError" in line["exception"] and "[SECRET]" in line["exception"]
+
+
+def test_only_the_callers_fields_pass_through_redaction(
+    log_lines: io.StringIO, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    real = logs.redact
+    monkeypatch.setattr(logs, "redact", lambda text: seen.append(text) or real(text))
+    with span("node.route", node="route"):
+        logging.getLogger("ragent.test").warning("call from bob@example.org")
+    (line,) = _json_lines(log_lines)
+    assert line["event"] == "call from [EMAIL]" and "trace_id" in line and "timestamp" in line
+    assert seen == ["call from bob@example.org"]  # not the level, logger, time or ids
 
 
 def test_http_client_loggers_stay_quiet_at_debug(log_lines: io.StringIO) -> None:
