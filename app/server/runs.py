@@ -6,11 +6,16 @@ default, Redis with ``server.redis_url``), and any number of readers follow the 
 Event ids are ``<run id>:<sequence>``; a reader that sends ``Last-Event-ID`` gets the
 events after it, and the model never runs twice. A client that goes away does not stop
 the run.
+
+Readers in the process that runs the run (the request that started it, as a rule) are
+handed each batch once it is in the log, instead of reading it back: with Redis, that
+saved a blocking read per batch. Readers elsewhere, or after the run, read the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -58,6 +63,23 @@ def parse_event_id(value: str) -> tuple[str, int]:
     return run_id, int(seq)
 
 
+class _Tail:
+    """The events of a run going on in this process, as they reach its log."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str]] = []
+        self.changed = asyncio.Event()
+
+    def add(self, batch: list[tuple[int, str]]) -> None:
+        self.events.extend(batch)
+        self.changed.set()
+
+    def after(self, seq: int) -> list[tuple[int, str]]:
+        # Sequences start at 1 and have no gaps, so the events after ``seq`` start at
+        # index ``seq``.
+        return self.events[seq:]
+
+
 class RunManager:
     """Starts runs that write to a log, and reads logs back as SSE."""
 
@@ -70,6 +92,7 @@ class RunManager:
         self.ttl_s = ttl_s
         self.silence_s = silence_s
         self._tasks: set[asyncio.Task[None]] = set()
+        self._live: dict[str, _Tail] = {}
 
     async def start(self, owner: str, events: AsyncIterator[str]) -> str:
         """Start a run that publishes ``events``; returns its id.
@@ -79,6 +102,7 @@ class RunManager:
         """
         run_id = f"run_{uuid.uuid4().hex}"
         await self.state.set(f"run:{run_id}", owner, self.ttl_s)
+        self._live[run_id] = _Tail()
         task = asyncio.create_task(self._pump(run_id, events), name=run_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -92,6 +116,7 @@ class RunManager:
         the next: a fast model no longer waits a round trip per token, and the first
         event is still written the moment it comes.
         """
+        tail = self._live[run_id]
         pending: list[str] = []
         wake = asyncio.Event()
         producer = asyncio.create_task(_collect(events, pending, wake))
@@ -107,6 +132,7 @@ class RunManager:
                     batch = [(seq + i, data) for i, data in enumerate(pending, 1)]
                     pending.clear()
                     await self.state.append(run_id, batch, self.ttl_s)
+                    tail.add(batch)
                     seq += len(batch)
                 if producer.done() and not pending:
                     break
@@ -116,10 +142,17 @@ class RunManager:
             record_error("stream", type(exc).__name__)
             seq += 1
             body = error_body("the run failed", "server_error", "run_failed")
-            await self.state.append(run_id, [(seq, json.dumps(body))], self.ttl_s)
+            failure = [(seq, json.dumps(body))]
+            await self.state.append(run_id, failure, self.ttl_s)
+            tail.add(failure)
         finally:
             producer.cancel()
-            await self.state.append(run_id, [(seq + 1, DONE)], self.ttl_s)
+            try:
+                await self.state.append(run_id, [(seq + 1, DONE)], self.ttl_s)
+                tail.add([(seq + 1, DONE)])
+            finally:
+                # Readers from now on read the log; those holding the tail read it on.
+                del self._live[run_id]
 
     async def owner(self, run_id: str) -> str | None:
         """Return who started a run, or None when it is unknown or expired."""
@@ -127,9 +160,13 @@ class RunManager:
 
     async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
         """Yield a run's events after sequence ``after`` as SSE, until its last one."""
+        tail = self._live.get(run_id)
         quiet_since = time.monotonic()
         while True:
-            events = await self.state.read(run_id, after, _POLL_S)
+            if tail is None:
+                events = await self.state.read(run_id, after, _POLL_S)
+            else:
+                events = await _wait_after(tail, after, _POLL_S)
             if not events:
                 if time.monotonic() - quiet_since > self.silence_s:
                     body = error_body("the run stopped sending events", "server_error", "run_lost")
@@ -149,3 +186,14 @@ class RunManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _wait_after(tail: _Tail, seq: int, wait_s: float) -> list[tuple[int, str]]:
+    """The tail's events after ``seq``, waiting up to ``wait_s`` for some to come."""
+    events = tail.after(seq)
+    if not events:
+        tail.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tail.changed.wait(), wait_s)
+        events = tail.after(seq)
+    return events

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -92,7 +92,11 @@ async def run_json(
 ) -> dict[str, Any]:
     """Run a turn (or resume one with ``decision``) and return its ``chat.completion``."""
     max_chars = services.settings.limits.max_input_chars
-    async with busy(services, principal, turn.thread_id):
+    # A new conversation's id is random and reaches the client only with this response,
+    # so no other request can name it while the run goes on: it needs no lock (two round
+    # trips to Redis saved). A stream sends the id with its first event, so it takes one.
+    new = not turn.continues and decision is None
+    async with nullcontext() if new else busy(services, principal, turn.thread_id):
         with use_resources(turn.resources):
             if decision is None:
                 await _before(services, turn)

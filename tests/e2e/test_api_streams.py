@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -130,3 +132,34 @@ def test_threads_are_listed_read_and_deleted_by_their_owner_only(
         assert alice.get("/v1/threads/shared-name").status_code == 404
         assert alice.get("/v1/threads").json()["data"] == []
         assert len(bob.get("/v1/threads/shared-name").json()["messages"]) == 2
+
+
+def test_a_conversation_takes_one_request_at_a_time(api: Api, model: OpenAIServer) -> None:
+    model.plan(MODEL, Reply(SLOW, piece=4, gap_s=0.1))
+    with api.http(api.key("busy")) as http:
+        # A stream names its new conversation in its first event, while the run goes on.
+        with http.stream("POST", "/v1/chat/completions", json=body(stream=True)) as response:
+            events = sse_data(response)
+            conversation = json.loads(next(events)[1])["conversation_id"]
+            again = http.post("/v1/chat/completions", json=body(conversation_id=conversation))
+            assert again.status_code == 409, again.text
+            assert again.json()["error"]["code"] == "conversation_busy"
+            assert again.headers["retry-after"] == "1"
+            assert list(events)[-1][1] == "[DONE]"
+
+        # A JSON turn on a named conversation holds it too.
+        model.plan(MODEL, Reply(SLOW, piece=4, gap_s=0.1))
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(
+                http.post, "/v1/chat/completions", json=body(conversation_id=conversation)
+            )
+            deadline = time.monotonic() + 30
+            while model.calls(MODEL) < 2:  # the slow turn has reached the model
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            again = http.post("/v1/chat/completions", json=body(conversation_id=conversation))
+            assert again.status_code == 409 and again.json()["error"]["code"] == "conversation_busy"
+            assert slow.result().status_code == 200
+        model.plan(MODEL, Reply("Done. [S1]"))
+        after = http.post("/v1/chat/completions", json=body(conversation_id=conversation))
+        assert after.status_code == 200, after.text  # free again once the run is over

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.e2e.conftest import QUESTION, Corpus, fresh_data_dir, running
 from tests.servers import BIN, free_port, redis_server
@@ -26,6 +28,7 @@ WORKERS = 2
 class Workers:
     url: str
     log: list[str]
+    redis_url: str
 
 
 def _frozen_pids(url: str) -> set[str]:
@@ -54,7 +57,7 @@ def workers(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         while len(_frozen_pids(url)) < WORKERS:
             assert time.monotonic() < deadline, "".join(log)
             time.sleep(0.5)
-        yield Workers(url, log)
+        yield Workers(url, log, redis.url)
 
 
 def _requests_to(text: str, route: str) -> float:
@@ -94,6 +97,41 @@ def test_turns_on_several_workers_share_one_store(workers: Workers) -> None:
         history = httpx.get(f"{workers.url}/v1/threads/shared-{i}", timeout=60)
         assert history.status_code == 200, history.text
         assert QUESTION in history.text
+
+
+def test_only_a_named_conversation_is_locked_in_redis(workers: Workers) -> None:
+    client = redis.Redis.from_url(workers.redis_url, decode_responses=True)
+    commands: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            for event in monitor.listen():
+                commands.append(event["command"])
+                if stop.is_set():
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.5)  # MONITOR is on
+    chat = f"{workers.url}/v1/chat/completions"
+    turn = {"model": "ragent", "messages": [{"role": "user", "content": QUESTION}]}
+    new = httpx.post(chat, json=turn, timeout=120)
+    assert new.status_code == 200, new.text
+    conversation = new.json()["conversation_id"]
+    time.sleep(0.5)
+    locks_new = [c for c in commands if "busy:" in c]
+    named = httpx.post(chat, json={**turn, "conversation_id": conversation}, timeout=120)
+    assert named.status_code == 200, named.text
+    time.sleep(0.5)
+    stop.set()
+    client.ping()
+    watcher.join(10)
+    # A new conversation's id is known to no other request while it runs: no lock.
+    assert locks_new == []
+    locks = [c for c in commands if "busy:" in c]
+    assert [c.split()[0] for c in locks] == ["SET", "DEL"], locks
+    assert conversation in locks[0] and " NX" in locks[0].upper()
 
 
 def test_several_workers_without_redis_are_refused_before_binding(tmp_path: Path) -> None:

@@ -96,3 +96,65 @@ async def test_a_failed_write_ends_the_stream_and_stops_the_run() -> None:
     assert json.loads(events[1][1])["error"]["code"] == "run_failed"
     assert events[2] == (f"{run_id}:3", DONE) and len(events) == 3
     await asyncio.wait_for(stopped.wait(), 5)  # the run was cancelled, not left going
+
+
+class CountingState(SlowState):
+    """Counts the reads of a run's log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, log: str, after: int, wait_s: float) -> list[tuple[int, str]]:
+        self.reads += 1
+        return await super().read(log, after, wait_s)
+
+
+async def test_a_reader_in_the_running_process_is_handed_the_events_without_reading_the_log() -> (
+    None
+):
+    state = CountingState()
+    runs = RunManager(state, ttl_s=60, silence_s=5)
+    elsewhere = RunManager(state, ttl_s=60, silence_s=5)  # another worker on the same store
+    run_id = await runs.start("ann", _tokens(10))
+    here, there = await asyncio.gather(_read_all(runs, run_id), _read_all(elsewhere, run_id))
+    expected = [(f"{run_id}:{i}", f"token {i}") for i in range(1, 11)] + [(f"{run_id}:11", DONE)]
+    assert here == there == expected
+    reads_there = state.reads
+    assert reads_there > 0  # only the other worker read the log
+
+    assert await _read_all(runs, run_id) == expected  # after the run: from the log
+    assert state.reads > reads_there and not runs._live
+
+
+async def test_a_reader_that_joins_mid_run_gets_the_events_after_its_id() -> None:
+    state = CountingState()
+    runs = RunManager(state, ttl_s=60, silence_s=5)
+    gate = asyncio.Event()
+
+    async def paused() -> AsyncIterator[str]:
+        for i in range(1, 4):
+            yield f"token {i}"
+        await gate.wait()
+        yield "token 4"
+
+    run_id = await runs.start("ann", paused())
+    while len(runs._live[run_id].events) < 3:
+        await asyncio.sleep(0.01)
+    reader = asyncio.ensure_future(_collect_after(runs, run_id, 2))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await reader == [
+        (f"{run_id}:3", "token 3"),
+        (f"{run_id}:4", "token 4"),
+        (f"{run_id}:5", DONE),
+    ]
+    assert state.reads == 0
+
+
+async def _collect_after(runs: RunManager, run_id: str, after: int) -> list[tuple[str, str]]:
+    events = []
+    async for raw in runs.follow(run_id, after):
+        event_id, data = raw.decode().strip().split("\n")
+        events.append((event_id.removeprefix("id: "), data.removeprefix("data: ")))
+    return events
