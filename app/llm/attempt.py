@@ -15,7 +15,8 @@ from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from app.llm.chunks import TokenSink, checked_reply
@@ -80,7 +81,7 @@ async def stream_attempt(
             inheritable_metadata=manager.inheritable_metadata,
         )
     sink.begin_attempt()
-    total: BaseMessageChunk | None = None
+    parts: list[AIMessageChunk] = []
     timeout = first_timeout
     began = time.monotonic()
     chunks = cast(
@@ -96,13 +97,15 @@ async def stream_attempt(
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                kind: FailureKind = "timeout" if total is None else "stall"
+                kind: FailureKind = "stall" if parts else "timeout"
                 raise ModelCallError(kind, f"no chunk within {timeout:.1f} s") from None
             timeout = stall_timeout_s
-            if total is None:
+            if not parts:
                 observed.first_token(name, time.monotonic() - began)
             if not isinstance(chunk, AIMessageChunk):
                 raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
-            total = chunk if total is None else total + chunk
+            parts.append(chunk)
             await sink.emit(chunk)
+    # One merge at the end: adding each chunk to a running sum built a message per chunk.
+    total = add_ai_message_chunks(parts[0], *parts[1:]) if parts else None
     return checked_reply(total, checks_finish)

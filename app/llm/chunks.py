@@ -33,8 +33,8 @@ class TokenSink:
             self.reset_pending, self.dirty = True, False
 
     async def emit(self, chunk: BaseMessageChunk) -> None:
-        """Send one chunk to the caller's callbacks."""
-        if self.run_manager is None:
+        """Send one chunk to the caller's callbacks (none listening: nothing to send)."""
+        if self.run_manager is None or not self.run_manager.handlers:
             return
         if self.reset_pending:
             self.reset_pending = False

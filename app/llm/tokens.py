@@ -100,10 +100,13 @@ class TiktokenCounter:
 
 def _local_tokenizer(ref: str) -> Path | None:
     path = Path(ref).expanduser()
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if path.is_file():
-        return path
+    try:
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if path.is_file():
+            return path
+    except OSError:  # a model name that is no possible path (too long, say)
+        return None
     if ref.count("/") == 1 and not ref.startswith(("/", ".", "~")):
         cached = try_to_load_from_cache(ref, "tokenizer.json")
         if isinstance(cached, str):

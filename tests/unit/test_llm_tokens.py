@@ -87,3 +87,7 @@ def test_a_recent_text_is_counted_once(
     first = counter.count(TEXT)
     assert counter.count(TEXT) == first and counter.count("other text") > 0
     assert calls == [TEXT, "other text"]  # the repeated text was not tokenized again
+
+
+def test_a_model_name_that_is_no_possible_path_falls_back() -> None:
+    assert isinstance(counter_for("x " * 200), ApproxCounter)  # longer than a file name
