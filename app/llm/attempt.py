@@ -17,10 +17,11 @@ from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 
 from app.llm.chunks import TokenSink, checked_reply
 from app.llm.resilience import FailureKind, ModelCallError
+from app.llm.streaming_openai import StreamingChatOpenAI
 from app.observability import models as observed
 
 __all__ = ["stream_attempt"]
@@ -68,7 +69,9 @@ async def stream_attempt(
     if tools:
         runnable = model.bind_tools(tools, tool_choice=tool_choice)
     config: RunnableConfig = {"tags": [_NOSTREAM]}
-    if (manager := sink.run_manager) is not None:
+    manager = sink.run_manager
+    observed_run = manager is not None and bool(manager.inheritable_handlers)
+    if manager is not None:
         # The attempt is traced as a child of this run; the tag keeps its tokens off
         # LangGraph's messages stream, which gets them from this run instead.
         config["callbacks"] = AsyncCallbackManager(
@@ -84,10 +87,20 @@ async def stream_attempt(
     parts: list[AIMessageChunk] = []
     timeout = first_timeout
     began = time.monotonic()
-    chunks = cast(
-        AsyncGenerator[BaseMessage, None],
-        runnable.astream(messages, config, stop=stop, **kwargs),
-    )
+    chunks: AsyncGenerator[BaseMessage, None]
+    if (
+        not observed_run
+        and isinstance(model, StreamingChatOpenAI)
+        and model.streams_unobserved(messages)
+    ):
+        # No callback would see the attempt's own run: skip its callback machinery.
+        bound = runnable.kwargs if isinstance(runnable, RunnableBinding) else {}
+        chunks = model.astream_unobserved(messages, stop=stop, **bound, **kwargs)
+    else:
+        chunks = cast(
+            AsyncGenerator[BaseMessage, None],
+            runnable.astream(messages, config, stop=stop, **kwargs),
+        )
     async with aclosing(chunks) as stream:
         iterator = aiter(stream)
         while True:

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, S
 
 from app.llm.factory import build_models
 from app.llm.resilience import ModelCallError
+from app.llm.streaming_openai import StreamingChatOpenAI
 from app.llm.tiers import ModelSet
 from app.settings import LLMSettings, ModelEndpoint
 from tests.openai_server import (
@@ -262,3 +263,41 @@ def test_binding_the_same_tools_again_reuses_the_bound_chain(chain: Chains) -> N
     bound = model.bind_tools([CALC])
     assert model.bind_tools([CALC]) is bound
     assert model.bind_tools([CALC], tool_choice="calculator") is not bound
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        Reply("Readers never block writers. [S1]"),
+        ToolCalls([("calculator", '{"expression": "2+2"}')]),
+    ],
+    ids=["text", "tool-call"],
+)
+async def test_an_unobserved_call_skips_the_attempts_own_run_and_gets_the_same_reply(
+    server: OpenAIServer, chain: Chains, monkeypatch: pytest.MonkeyPatch, plan: Any
+) -> None:
+    unobserved: list[str] = []
+    real = StreamingChatOpenAI.astream_unobserved
+
+    def spy(self: StreamingChatOpenAI, *args: Any, **kwargs: Any) -> Any:
+        unobserved.append(self.model_name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamingChatOpenAI, "astream_unobserved", spy)
+    model = chain().bind_tools([CALC])
+    server.plan("primary", plan)
+    quiet = await model.ainvoke(PROMPT)
+    assert unobserved == ["primary"]
+    server.plan("primary", plan)
+    tokens = Tokens()
+    watched = await model.ainvoke(PROMPT, {"callbacks": [tokens]})
+    assert unobserved == ["primary"]  # a callback listens: the attempt runs as a traced child
+    assert tokens.chunks
+    assert quiet.text == watched.text
+    calls = [[(c["name"], c["args"]) for c in m.tool_calls] for m in (quiet, watched)]
+    assert calls[0] == calls[1]
+    assert quiet.usage_metadata == watched.usage_metadata
+    for key in ("finish_reason", "model_name", "served_by"):
+        assert quiet.response_metadata[key] == watched.response_metadata[key]
+    first, second = (r for r in server.requests if r["model"] == "primary")
+    assert first == second  # the same request on the wire
