@@ -36,6 +36,11 @@ def find_arithmetic(question: str) -> str | None:
     Returns:
         The expression, or None when the question contains none.
     """
+    if not _BINARY_OP.search(question):
+        # Every expression holds a binary operator between operands, and an expression
+        # is a part of the question: without one, the runs (every space is one) are
+        # not worth trimming.
+        return None
     for match in _ARITH_RUN.finditer(question):
         expr = re.sub(r"^(?:[^\d(-]|-(?![\d(]))+|[^\d)]+$", "", match.group())
         while expr.count("(") > expr.count(")") and expr.startswith("("):
