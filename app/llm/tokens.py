@@ -44,8 +44,22 @@ class TokenCounter(Protocol):
         ...
 
 
-class HFTokenCounter:
-    """Counts with a Hugging Face ``tokenizer.json`` (no special tokens)."""
+class _RememberingCounter:
+    """A tokenizer's counter that remembers the counts of recent texts."""
+
+    def __init__(self) -> None:
+        self._cached = lru_cache(maxsize=_CACHED_COUNTS)(self._count)
+
+    def count(self, text: str) -> int:
+        """Return the number of tokens in ``text``."""
+        return self._cached(text)
+
+    def _count(self, text: str) -> int:
+        raise NotImplementedError
+
+
+class HFTokenCounter(_RememberingCounter):
+    """Counts word pieces with a Hugging Face ``tokenizer.json`` (no special tokens)."""
 
     def __init__(self, tokenizer_file: Path, name: str) -> None:
         """Load the tokenizer from a local file."""
@@ -53,11 +67,7 @@ class HFTokenCounter:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.name = name
-        self._cached = lru_cache(maxsize=_CACHED_COUNTS)(self._count)
-
-    def count(self, text: str) -> int:
-        """Return the number of word pieces in ``text`` (remembered for recent texts)."""
-        return self._cached(text)
+        super().__init__()
 
     def _count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
@@ -81,18 +91,14 @@ def default_counter() -> TokenCounter:
     return HFTokenCounter(local_model_path() / "tokenizer.json", "all-MiniLM-L6-v2")
 
 
-class TiktokenCounter:
-    """Counts with an OpenAI tiktoken encoding."""
+class TiktokenCounter(_RememberingCounter):
+    """Counts BPE tokens with an OpenAI tiktoken encoding (special tokens as plain text)."""
 
     def __init__(self, encoding: tiktoken.Encoding) -> None:
         """Wrap a loaded encoding."""
         self._encoding = encoding
         self.name = f"tiktoken:{encoding.name}"
-        self._cached = lru_cache(maxsize=_CACHED_COUNTS)(self._count)
-
-    def count(self, text: str) -> int:
-        """Return the number of BPE tokens in ``text`` (special tokens as plain text)."""
-        return self._cached(text)
+        super().__init__()
 
     def _count(self, text: str) -> int:
         return len(self._encoding.encode(text, disallowed_special=()))
