@@ -49,6 +49,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API with uvicorn; requests need an API key (`ragent keys create`)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     if workers is not None:
         os.environ["RAGENT_SERVER_WORKERS"] = str(workers)  # validated with the rest
@@ -63,16 +64,26 @@ def serve(
             err=True,
         )
     count = settings.server.workers
+    options = uvicorn.Config(
+        "app.server.app:app",
+        host=host,
+        port=port,
+        log_config=None,  # uvicorn's records go through our (JSON) logging
+        log_level=(settings.observability.log_level or "INFO").lower(),
+        timeout_graceful_shutdown=5,
+    )
     with shared_metrics(count):
-        uvicorn.run(  # log_config None: uvicorn's records go through our (JSON) logging
-            "app.server.app:app",
-            host=host,
-            port=port,
-            log_config=None,
-            log_level=(settings.observability.log_level or "INFO").lower(),
-            timeout_graceful_shutdown=5,
-            workers=count,
-        )
+        if count == 1:
+            server = uvicorn.Server(options)
+            server.run()
+            code = 0 if server.started else STARTUP_FAILURE
+        else:
+            from app.server.supervisor import Supervisor
+
+            # The parent accepts, and deals the connections out in turn.
+            code = Supervisor(options, count).run()
+    if code:
+        raise typer.Exit(code)
 
 
 register_ingest_commands(cli)

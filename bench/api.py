@@ -70,9 +70,11 @@ def service(
             args, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        kept = True  # the output is kept when anything fails, inside the block too
         try:
             wait_http(health_url, proc, timeout=600)
             yield proc.pid
+            kept = False
         except RuntimeError:
             raise RuntimeError(f"{args[0]} failed; see {log}") from None
         finally:
@@ -83,7 +85,10 @@ def service(
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
-    log.unlink()
+    if kept:
+        print(f"{args[0]}: its output is kept in {log}", file=sys.stderr)
+    else:
+        log.unlink()
 
 
 def tree_cpu_seconds(root: int) -> float:

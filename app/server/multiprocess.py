@@ -53,9 +53,14 @@ def render_all() -> bytes:
     return generate_latest(registry)
 
 
-def retire_worker() -> None:
-    """Drop this worker's live gauges from the shared metrics as it stops."""
+def retire_worker(pid: int | None = None) -> None:
+    """Drop a worker's live gauges from the shared metrics.
+
+    Args:
+        pid: The worker; by default this process, as it stops. The supervisor passes
+            the pid of a worker that died without stopping.
+    """
     if multiprocess():
         from prometheus_client import multiprocess as shared
 
-        shared.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+        shared.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
