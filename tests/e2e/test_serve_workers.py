@@ -3,6 +3,7 @@ one ``/metrics`` that counts every worker's requests."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -178,7 +179,10 @@ def test_a_burst_of_connections_is_dealt_evenly_to_the_workers(workers: Workers)
 def test_a_worker_that_dies_is_replaced_and_no_request_fails(workers: Workers) -> None:
     victim = min(int(p) for p in _frozen_pids(workers.url))
     os.kill(victim, signal.SIGKILL)
-    # New connections go to the live worker at once, while the parent starts another.
+    with contextlib.suppress(psutil.NoSuchProcess):  # a connection it held is lost
+        psutil.wait_procs([psutil.Process(victim)], timeout=30)
+    # Once it is gone, new connections go to the live worker at once (a send to the dead
+    # one's pair fails), before the parent's next look at its workers starts another.
     statuses = [httpx.get(f"{workers.url}/healthz", timeout=30).status_code for _ in range(20)]
     assert statuses == [200] * 20
     deadline = time.monotonic() + 180
