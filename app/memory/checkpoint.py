@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,10 +31,8 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
             await saver.asetup()
             yield saver
     else:
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from app.memory.sqlite_saver import open_sqlite_saver
 
-        # Off the event loop: a blocking call there stalls every other request.
-        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-        path = settings.data_dir / "checkpoints.sqlite"
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        # Opened off the event loop: a blocking call there stalls every other request.
+        async with open_sqlite_saver(settings.data_dir / "checkpoints.sqlite") as saver:
             yield saver

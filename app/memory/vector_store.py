@@ -148,11 +148,24 @@ class VectorRecallStore(BaseStore):
         return self._finish(original, self.inner.batch(self._plan(original)))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run operations; embedding and ranking run in a worker thread."""
+        """Run operations; embedding and ranking run in a worker thread.
+
+        Only when there is something to embed or rank: the recall of a user with no
+        memories makes no thread hop besides the inner store's.
+        """
         original = list(ops)
-        planned = await asyncio.to_thread(self._plan, original)
+        if any(isinstance(op, PutOp) and op.value is not None for op in original):
+            planned = await asyncio.to_thread(self._plan, original)
+        else:
+            planned = self._plan(original)
         results = await self.inner.abatch(planned)
-        return await asyncio.to_thread(self._finish, original, results)
+        ranks = any(
+            isinstance(op, SearchOp) and op.query and result
+            for op, result in zip(original, results, strict=True)
+        )
+        if ranks:
+            return await asyncio.to_thread(self._finish, original, results)
+        return self._finish(original, results)
 
 
 def _copy(item: Item) -> Any:

@@ -141,7 +141,7 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture(scope="module")
 def dev(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    """``langgraph dev`` on the default profile: AsyncSqliteSaver in RAGENT_DATA_DIR."""
+    """``langgraph dev`` on the default profile: SQLite checkpoints in RAGENT_DATA_DIR."""
     # Our routes without keys here; tests/e2e/test_api_langgraph_dev.py runs them with keys.
     env = {"RAGENT_SERVER_AUTH": "false"}
     with langgraph_dev(corpus, tmp_path_factory.mktemp("langgraph-dev"), env) as server:
@@ -167,7 +167,7 @@ def test_assistants_search_lists_the_agent_graph(dev: DevServer) -> None:
     assert response.status_code == 200, response.text
     assistants = response.json()
     assert [a["graph_id"] for a in assistants] == ["agent"], assistants
-    assert any("AsyncSqliteSaver" in line for line in dev.log), dev.output()
+    assert any("ThreadedSqliteSaver" in line for line in dev.log), dev.output()
 
 
 def test_run_wait_answers_with_citations_and_keeps_the_thread(dev: DevServer) -> None:
