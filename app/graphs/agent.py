@@ -8,6 +8,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from app.context import Context
+from app.graphs.branch import on_loop
 from app.nodes.guard import after_guard, guard_input, guard_output
 from app.nodes.memory import compress_memory, load_memory
 from app.nodes.respond import respond
@@ -30,12 +31,12 @@ builder.add_node(traced(guard_output))
 builder.add_node(traced(compress_memory))
 
 builder.add_edge(START, "guard_input")
-builder.add_conditional_edges("guard_input", after_guard, ["load_memory", END])
+builder.add_conditional_edges("guard_input", on_loop(after_guard), ["load_memory", END])
 builder.add_edge("load_memory", "route")
-builder.add_conditional_edges("route", select_path, ["retrieve", "respond"])
+builder.add_conditional_edges("route", on_loop(select_path), ["retrieve", "respond"])
 builder.add_edge("retrieve", "respond")
-builder.add_conditional_edges("respond", after_respond, ["execute_tools", "guard_output"])
-builder.add_conditional_edges("execute_tools", after_tools, ["respond", "guard_output"])
+builder.add_conditional_edges("respond", on_loop(after_respond), ["execute_tools", "guard_output"])
+builder.add_conditional_edges("execute_tools", on_loop(after_tools), ["respond", "guard_output"])
 builder.add_edge("guard_output", "compress_memory")
 builder.add_edge("compress_memory", END)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from app.context import Context
+from app.graphs.branch import on_loop
 from app.nodes.indexing import (
     IndexerInput,
     IndexerState,
@@ -19,7 +20,7 @@ builder = StateGraph(IndexerState, context_schema=Context, input_schema=IndexerI
 builder.add_node(check_paths)
 builder.add_node(ingest_documents)
 builder.add_edge(START, "check_paths")
-builder.add_conditional_edges("check_paths", after_check, ["ingest_documents", END])
+builder.add_conditional_edges("check_paths", on_loop(after_check), ["ingest_documents", END])
 builder.add_edge("ingest_documents", END)
 
 graph = builder.compile(name="ragent-indexer")
