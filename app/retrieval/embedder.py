@@ -117,6 +117,14 @@ class LocalEmbedder:
         """Embed a query into a unit vector, cached by model and text."""
         return self._cache.get_or_embed(self._name, text, self._queries.embed)
 
+    def prefetch_query(self, text: str) -> None:
+        """Start embedding a query and return at once; :meth:`embed_query` then waits for it.
+
+        No thread waits on it meanwhile: the query goes straight to the embedding
+        thread's queue, which stores the vector in the cache when it is done.
+        """
+        self._cache.start(self._name, text, self._queries.submit)
+
 
 def make_embedder(cfg: EmbedSettings) -> Embedder:
     """Build the configured embedder: the local model, or an OpenAI-compatible endpoint."""

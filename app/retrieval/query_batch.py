@@ -47,6 +47,10 @@ class QueryBatcher:
         Raises:
             Exception: Whatever ``embed_many`` raised for the pass this query was in.
         """
+        return self.submit(text).result()
+
+    def submit(self, text: str) -> Future[Matrix]:
+        """Queue one query and return at once; the future gets its row (or the failure)."""
         future: Future[Matrix] = Future()
         self._queue.put((text, future))
         if self._thread is None:
@@ -56,7 +60,7 @@ class QueryBatcher:
                         target=self._run, name="ragent-query-embed", daemon=True
                     )
                     self._thread.start()
-        return future.result()
+        return future
 
     def _run(self) -> None:
         while True:

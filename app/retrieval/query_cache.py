@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from app.observability.metrics import CACHE
 from app.observability.tracing import annotate
@@ -76,6 +77,39 @@ class QueryCache:
             with self._lock:
                 del self._pending[key]
             done.set()
+
+    def start(self, model: str, text: str, submit: Callable[[str], Future[Vector]]) -> None:
+        """Start computing ``(model, text)`` with ``submit`` unless it is cached or running.
+
+        Returns at once; the vector is stored when ``submit``'s future finishes (in the
+        thread that finishes it), and callers of :meth:`get_or_embed` meanwhile wait for
+        it. A failure is not cached: the next caller computes the vector itself.
+        """
+        key = (model, text)
+        with self._lock:
+            if key in self._items or key in self._pending:
+                return
+            done = self._pending[key] = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                del self._pending[key]
+            done.set()
+
+        def finish(future: Future[Vector]) -> None:
+            try:
+                if not future.cancelled() and future.exception() is None:
+                    self._store(key, future.result())
+            finally:
+                release()
+
+        self._count(hit=False)
+        try:
+            future = submit(text)
+        except BaseException:
+            release()
+            raise
+        future.add_done_callback(finish)
 
     def knows(self, model: str, text: str) -> bool:
         """Return whether ``(model, text)`` is cached or being embedded right now.

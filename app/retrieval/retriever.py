@@ -53,7 +53,7 @@ class HybridRetriever:
     concurrent: bool = True
 
     def prefetch(self, query: str) -> None:
-        """Start embedding ``query`` in a worker thread, so that :meth:`search` finds it cached.
+        """Start embedding ``query`` now, so that :meth:`search` finds it cached.
 
         Called as soon as a turn's standalone query is known: the embedding then overlaps
         the rest of routing and the step to the retrieve node, and :meth:`search` waits for
@@ -61,6 +61,13 @@ class HybridRetriever:
         ignored; :meth:`search` embeds again and reports it.
         """
         if not query.strip():
+            return
+        start = getattr(self.embedder, "prefetch_query", None)
+        if start is not None:  # the local embedder queues it without a thread to wait on it
+            try:
+                start(query)
+            except Exception:  # noqa: BLE001 - search() embeds again and reports it
+                logger.debug("query prefetch failed", exc_info=True)
             return
         cache = getattr(self.embedder, "cache", None)
         if isinstance(cache, QueryCache) and cache.knows(self.embedder.model_name, query):

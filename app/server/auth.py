@@ -6,11 +6,10 @@ else: never from a request body.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from app.server.errors import ApiError
-from app.server.keys import SCOPES, KeyStore, verify
+from app.server.keys import SCOPES, KeyStore, averify
 
 __all__ = ["ANONYMOUS_USER", "Authenticator", "Principal"]
 
@@ -73,7 +72,7 @@ class Authenticator:
                 "invalid_api_key",
                 headers=_CHALLENGE,
             )
-        record = await asyncio.to_thread(verify, self.store, key.strip())
+        record = await averify(self.store, key.strip())
         if record is None:
             raise ApiError(401, "invalid or revoked API key", "invalid_api_key", headers=_CHALLENGE)
         return Principal(

@@ -51,6 +51,10 @@ class KeyStore(Protocol):
         """Return a key's record and stored hash, or None."""
         ...
 
+    async def afind(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """:meth:`find` for the event loop (the server checks a key on every request)."""
+        ...
+
     def list(self) -> list[ApiKey]:
         """Return every key, oldest first."""
         ...
@@ -61,4 +65,8 @@ class KeyStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, those :meth:`afind` opened included."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -75,6 +76,10 @@ class SqliteKeyStore:
             row = self._db.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return None if row is None else (_record(dict(row)), str(row["key_hash"]))
 
+    async def afind(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """:meth:`find` in a worker thread: SQLite may wait on another process's lock."""
+        return await asyncio.to_thread(self.find, key_id)
+
     def list(self) -> list[ApiKey]:
         """Return every key, oldest first."""
         rows = self._db.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
@@ -94,6 +99,10 @@ class SqliteKeyStore:
         """Close the database."""
         self._db.close()
 
+    async def aclose(self) -> None:
+        """Close the database, off the event loop."""
+        await asyncio.to_thread(self.close)
+
 
 class RedisKeyStore:
     """Keys as Redis hashes ``ragent:key:<id>``, listed through the set ``ragent:keys``."""
@@ -102,7 +111,9 @@ class RedisKeyStore:
         """Connect lazily to ``url``."""
         import redis
 
+        self._url = url
         self._r = redis.Redis.from_url(url, decode_responses=True)
+        self._async: Any = None
 
     def add(self, record: ApiKey, key_hash: str) -> None:
         """Store a new key."""
@@ -115,6 +126,15 @@ class RedisKeyStore:
     def find(self, key_id: str) -> tuple[ApiKey, str] | None:
         """Return a key's record and hash."""
         values: dict[str, Any] = self._r.hgetall(f"ragent:key:{key_id}")  # type: ignore[assignment]
+        return (_record(values), str(values["key_hash"])) if values else None
+
+    async def afind(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """:meth:`find` on redis-py's asyncio client: no worker thread per request."""
+        if self._async is None:  # made on first use, on the server's event loop
+            from redis.asyncio import Redis
+
+            self._async = Redis.from_url(self._url, decode_responses=True)
+        values: dict[str, Any] = await self._async.hgetall(f"ragent:key:{key_id}")
         return (_record(values), str(values["key_hash"])) if values else None
 
     def list(self) -> list[ApiKey]:
@@ -135,6 +155,13 @@ class RedisKeyStore:
     def close(self) -> None:
         """Close the connection pool."""
         self._r.close()
+
+    async def aclose(self) -> None:
+        """Close both connection pools."""
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+        await asyncio.to_thread(self._r.close)
 
 
 def open_key_store(data_dir: Path, redis_url: str | None) -> KeyStore:

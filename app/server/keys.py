@@ -27,6 +27,7 @@ __all__ = [
     "KeyStore",
     "RedisKeyStore",
     "SqliteKeyStore",
+    "averify",
     "hash_key",
     "new_key",
     "open_key_store",
@@ -78,7 +79,18 @@ def verify(store: KeyStore, key: str) -> ApiKey | None:
     key_id = parse_key(key)
     if key_id is None:
         return None
-    found = store.find(key_id)
+    return _checked(store.find(key_id), key)
+
+
+async def averify(store: KeyStore, key: str) -> ApiKey | None:
+    """:func:`verify` on the event loop, through the store's :meth:`~KeyStore.afind`."""
+    key_id = parse_key(key)
+    if key_id is None:
+        return None
+    return _checked(await store.afind(key_id), key)
+
+
+def _checked(found: tuple[ApiKey, str] | None, key: str) -> ApiKey | None:
     if found is None:
         return None
     record, stored = found

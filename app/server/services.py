@@ -115,6 +115,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await threads.close()
         await state.close()
         if keys is not None:
-            await asyncio.to_thread(keys.close)
+            await keys.aclose()
         if resources.models is not None:
             await resources.models.aclose()

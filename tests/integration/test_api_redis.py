@@ -69,6 +69,28 @@ def test_key_store_on_redis(redis: RedisServer) -> None:
         store.close()
 
 
+async def test_the_server_checks_a_key_on_redis_without_a_thread(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = api_keys.RedisKeyStore(redis.url)
+    record, key = api_keys.create(store, tenant_id="acme", user_id="bob")
+
+    def no_hop(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the key was looked up in a worker thread")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(asyncio, "to_thread", no_hop)
+            assert await store.afind(record.key_id) == store.find(record.key_id)
+            assert await api_keys.averify(store, key) == record
+            assert await api_keys.averify(store, key[:-1] + "x") is None  # wrong secret
+            assert await store.afind("ffffffffffff") is None
+        store.revoke(record.key_id)  # by the CLI's synchronous client
+        assert await api_keys.averify(store, key) is None
+    finally:
+        await store.aclose()
+
+
 async def test_thread_index_on_redis(redis: RedisServer) -> None:
     index = RedisThreadIndex(redis.url)
     try:

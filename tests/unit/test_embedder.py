@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import numpy as np
+import pytest
 
 from app.retrieval.embedder import LocalEmbedder
 from app.retrieval.protocols import Embedder
@@ -52,3 +54,29 @@ def test_queries_and_passages_run_with_their_own_thread_counts() -> None:
     main = threading.current_thread().name
     assert used[0] == (main, 2)
     assert used[1][1] == 1 and used[1][0] != main
+
+
+async def test_a_prefetched_query_goes_to_the_embedding_thread_without_a_pool_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.retrieval.retriever import HybridRetriever
+
+    embedder = LocalEmbedder()
+    retriever = HybridRetriever(embedder=embedder, vectors=None, keywords=None)  # type: ignore[arg-type]
+
+    def no_hop(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the prefetch hopped to a worker thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_hop)
+    retriever.prefetch("How does SQLite's WAL work?")
+    assert embedder.cache.knows(embedder.model_name, "How does SQLite's WAL work?")
+    for _ in range(500):  # the embedding thread stores the vector when done
+        if len(embedder.cache):
+            break
+        await asyncio.sleep(0.01)
+    monkeypatch.undo()
+    query = embedder.embed_query("How does SQLite's WAL work?")
+    assert embedder.cache.hits == 1 and embedder.cache.misses == 1  # computed once, then found
+    np.testing.assert_allclose(
+        query, embedder.embed_documents(["How does SQLite's WAL work?"])[0], atol=1e-5
+    )

@@ -83,3 +83,13 @@ def test_the_local_embedder_batches_concurrent_queries() -> None:
         vectors = list(pool.map(embedder.embed_query, texts))
     alone = embedder.embed_documents(texts)
     np.testing.assert_allclose(np.stack(vectors), alone, atol=1e-5)
+
+
+def test_submit_returns_at_once_and_the_future_gets_the_row() -> None:
+    model = SlowModel()
+    batcher = QueryBatcher(model)
+    started = time.monotonic()
+    future = batcher.submit("abc")
+    assert time.monotonic() - started < 0.04  # the 50 ms pass runs in the batcher's thread
+    np.testing.assert_array_equal(future.result(5), [3, 0])
+    assert threading.get_ident() not in model.threads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -117,3 +118,45 @@ def test_a_waiter_embeds_itself_when_the_running_embedding_fails() -> None:
     assert isinstance(out[0], RuntimeError) and isinstance(out[1], np.ndarray)
     assert (cache.hits, cache.misses) == (0, 2)
     assert cache.get_or_embed("m", "q", embed) is out[1]
+
+
+def test_start_fills_the_cache_from_a_future_and_waiters_get_its_vector() -> None:
+    cache = QueryCache()
+    submitted: list[str] = []
+    future: Future[np.ndarray] = Future()
+
+    def submit(text: str) -> Future[np.ndarray]:
+        submitted.append(text)
+        return future
+
+    cache.start("m", "q", submit)
+    cache.start("m", "q", submit)  # in flight: not submitted twice
+    assert submitted == ["q"] and cache.knows("m", "q")
+    got: list[np.ndarray] = []
+    waiter = threading.Thread(target=lambda: got.append(cache.get_or_embed("m", "q", Counting())))
+    waiter.start()
+    time.sleep(0.05)
+    assert not got  # waits for the started computation rather than embedding
+    future.set_result(np.ones(4, np.float32))
+    waiter.join(5)
+    np.testing.assert_array_equal(got[0], np.ones(4))
+    assert (cache.hits, cache.misses) == (1, 1)  # the start computed it; the waiter hit
+    cache.start("m", "q", submit)  # cached: nothing to do
+    assert submitted == ["q"]
+
+
+def test_a_failed_start_is_not_cached_and_the_next_caller_embeds() -> None:
+    cache, embed = QueryCache(), Counting()
+    failed: Future[np.ndarray] = Future()
+    cache.start("m", "q", lambda _: failed)
+    failed.set_exception(RuntimeError("model down"))
+    assert not cache.knows("m", "q")
+    np.testing.assert_array_equal(cache.get_or_embed("m", "q", embed), np.ones(4))
+    assert embed.calls == ["q"]
+
+    def broken(_: str) -> Future[np.ndarray]:
+        raise RuntimeError("queue closed")
+
+    with pytest.raises(RuntimeError, match="queue closed"):
+        cache.start("m", "other", broken)
+    assert not cache.knows("m", "other")  # not left pending forever
