@@ -73,15 +73,10 @@ async def open_store(
             await asyncio.to_thread(redis_store.setup)
             yield redis_store
         return
-    from langgraph.store.sqlite.aio import AsyncSqliteStore
+    from app.memory.sqlite_store import open_sqlite_store
 
-    # Off the event loop: a blocking call there stalls every other request.
-    await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-    path = settings.data_dir / "memory.sqlite"
-    async with AsyncSqliteStore.from_conn_string(str(path), ttl=ttl) as sqlite_store:
-        await sqlite_store.setup()
-        if ttl is not None:
-            await sqlite_store.sweep_ttl()
+    # Opened off the event loop: a blocking call there stalls every other request.
+    async with open_sqlite_store(settings.data_dir / "memory.sqlite", ttl=ttl) as sqlite_store:
         yield VectorRecallStore(
             sqlite_store, embedder, fields=fields, scan_limit=settings.memory.max_per_user
         )
