@@ -18,9 +18,10 @@ goes to its runs API (``POST /runs/wait`` and ``POST /runs/stream``, stateless r
 
 Printed per cell: requests, errors, req/s, p50/p95/p99 latency (ms), the CPU time the
 server, the model server and this load generator spent per request (they share the
-machine's cores), and ours over LangGraph's req/s. Goal: >= 100 req/s at 32 clients with
-p99 <= 500 ms (non-streaming); a missed goal is reported, never asserted. Exit code 2
-when something breaks.
+machine's cores), how busy the machine's CPUs were and how much of their time the
+hypervisor gave to others (steal), and ours over LangGraph's req/s. Goal: >= 100 req/s
+at 32 clients with p99 <= 500 ms (non-streaming); a missed goal is reported, never
+asserted. Exit code 2 when something breaks.
 """
 
 from __future__ import annotations
@@ -223,15 +224,32 @@ async def load(url: str, send: Request, clients: int, seconds: float) -> dict[st
 Results = dict[str, list[dict[str, Any]]]
 
 
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) clock ticks of the whole machine so far (Linux /proc/stat).
+
+    Steal is time the hypervisor gave this virtual machine's CPUs to someone else: on a
+    shared host it is capacity the cell did not have.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    total = sum(fields[:8])
+    return total - idle - steal, steal, total
+
+
 def measured(url: str, send: Request, clients: int, seconds: float, pids: dict[str, int]) -> Any:
     """One load cell, with the CPU time each process spent per request (ms)."""
     before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
     own = time.process_time()
+    ticks = machine_ticks()
     cell = asyncio.run(load(url, send, clients, seconds))
+    busy, steal, total = (b - a for a, b in zip(ticks, machine_ticks(), strict=True))
     spent = {name: tree_cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     spent["load generator"] = time.process_time() - own
     done = max(cell["requests"], 1)
     cell["cpu_ms_per_request"] = {name: 1000 * sec / done for name, sec in spent.items()}
+    cell["machine_busy"] = busy / max(total, 1)
+    cell["machine_steal"] = steal / max(total, 1)
     return cell
 
 
@@ -250,7 +268,8 @@ def sweep(
             out[mode].append(cell)
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in cell["cpu_ms_per_request"].items())
             print(
-                f"  {mode:6} {n:>3} clients: {cell['rps']:7.1f} req/s; CPU ms/request: {cpu}",
+                f"  {mode:6} {n:>3} clients: {cell['rps']:7.1f} req/s; CPU ms/request: {cpu}; "
+                f"machine {cell['machine_busy']:.0%} busy, {cell['machine_steal']:.0%} stolen",
                 flush=True,
             )
     return out
