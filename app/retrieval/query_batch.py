@@ -8,8 +8,10 @@ it is free, so batches form only while a pass is already running.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
@@ -35,7 +37,7 @@ class QueryBatcher:
         """
         self._embed_many = embed_many
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[str, Future[Matrix]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str | None, Future[Matrix]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self.batches: list[int] = []
@@ -60,7 +62,25 @@ class QueryBatcher:
                         target=self._run, name="ragent-query-embed", daemon=True
                     )
                     self._thread.start()
+                    atexit.register(_drain_at_exit, weakref.ref(self))
         return future
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until the queries queued so far are embedded; False if that took too long.
+
+        A query may be queued and never waited for (a prefetch whose turn needed no
+        retrieval). The process must not exit in the middle of its pass: ONNX Runtime
+        aborts the process when its objects are torn down under a running thread.
+        """
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        marker: Future[Matrix] = Future()
+        self._queue.put((None, marker))
+        try:
+            marker.result(timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _run(self) -> None:
         while True:
@@ -70,12 +90,26 @@ class QueryBatcher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self.batches = [*self.batches[-15:], len(batch)]
-            try:
-                vectors = self._embed_many([text for text, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for row, (_, future) in enumerate(batch):
-                future.set_result(vectors[row])
+            work = [(text, future) for text, future in batch if text is not None]
+            markers = [future for text, future in batch if text is None]
+            if work:
+                self._pass(work)
+            for marker in markers:  # everything queued before it is done
+                marker.set_result(np.zeros(0, np.float32))
+
+    def _pass(self, batch: list[tuple[str, Future[Matrix]]]) -> None:
+        self.batches = [*self.batches[-15:], len(batch)]
+        try:
+            vectors = self._embed_many([text for text, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for row, (_, future) in enumerate(batch):
+            future.set_result(vectors[row])
+
+
+def _drain_at_exit(batcher: weakref.ref[QueryBatcher]) -> None:
+    live = batcher()
+    if live is not None:
+        live.drain()

@@ -93,3 +93,13 @@ def test_submit_returns_at_once_and_the_future_gets_the_row() -> None:
     assert time.monotonic() - started < 0.04  # the 50 ms pass runs in the batcher's thread
     np.testing.assert_array_equal(future.result(5), [3, 0])
     assert threading.get_ident() not in model.threads
+
+
+def test_drain_waits_for_every_queued_query() -> None:
+    model = SlowModel()
+    batcher = QueryBatcher(model, max_batch=2)
+    assert batcher.drain()  # never started: nothing to wait for
+    futures = [batcher.submit(t) for t in ("a", "bb", "ccc", "dddd", "eeeee")]
+    assert batcher.drain(5)
+    assert all(f.done() for f in futures)
+    assert sum(len(p) for p in model.passes) == 5
