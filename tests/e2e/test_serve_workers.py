@@ -195,22 +195,18 @@ def test_a_worker_that_dies_is_replaced_and_no_request_fails(workers: Workers) -
     assert any(f"worker {victim} died" in line for line in workers.log)
 
 
+def _serve_two(cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``ragent serve --workers 2`` on a free port, expected to stop by itself."""
+    args = [str(BIN / "ragent"), "serve", "--port", str(free_port()), "--workers", "2"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
 def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
     blocked = tmp_path / "data"
     blocked.write_text("a file where the data directory should be")
     with redis_server() as redis_:
-        done = subprocess.run(
-            [str(BIN / "ragent"), "serve", "--port", str(free_port()), "--workers", "2"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env={
-                **os.environ,
-                "RAGENT_DATA_DIR": str(blocked),
-                "RAGENT_SERVER_REDIS_URL": redis_.url,
-            },
-        )
+        env = {**os.environ, "RAGENT_DATA_DIR": str(blocked), "RAGENT_SERVER_REDIS_URL": redis_.url}
+        done = _serve_two(tmp_path, env, timeout=120)
     # uvicorn's code for a failed start, as with one worker; not a loop of restarts.
     assert done.returncode == 3, done.stderr[-2000:]
     assert done.stderr.count("Started server process") == WORKERS
@@ -218,14 +214,8 @@ def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
 
 
 def test_several_workers_without_redis_are_refused_before_binding(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(BIN / "ragent"), "serve", "--port", str(free_port()), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RAGENT_DATA_DIR": str(tmp_path)},
-    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RAGENT_DATA_DIR": str(tmp_path)}
+    done = _serve_two(tmp_path, env, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ragent: error:"), done.stderr
