@@ -220,3 +220,45 @@ def test_several_workers_without_redis_are_refused_before_binding(tmp_path: Path
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ragent: error:"), done.stderr
     assert "redis_url" in lines[0]
+
+
+def test_sigterm_to_the_parent_stops_every_worker_and_exits_0(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    data_dir = fresh_data_dir(corpus, tmp_path)
+    port = free_port()
+    with redis_server() as redis_:
+        env = {
+            **os.environ,
+            "RAGENT_DATA_DIR": str(data_dir),
+            "RAGENT_SERVER_REDIS_URL": redis_.url,
+        }
+        args = [str(BIN / "ragent"), "serve", "--port", str(port), "--no-auth", "--workers", "2"]
+        log = (tmp_path / "serve.log").open("wb")  # a file: a full pipe would stall it
+        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 180
+            while len(_frozen_pids_or_none(url)) < WORKERS:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+            workers = psutil.Process(proc.pid).children()
+            assert len(workers) >= WORKERS
+            proc.send_signal(signal.SIGTERM)  # the parent alone, as a process manager does
+            assert proc.wait(60) == 0
+            _, alive = psutil.wait_procs(workers, timeout=30)
+            assert alive == []  # each worker was stopped, none left behind
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{url}/healthz", timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            log.close()
+
+
+def _frozen_pids_or_none(url: str) -> set[str]:
+    try:
+        return _frozen_pids(url)
+    except httpx.HTTPError:
+        return set()
