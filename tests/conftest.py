@@ -16,6 +16,7 @@ from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, load_settings
 from app.tools import default_registry
 from app.tools.ratelimit import storage_for
+from tests import engines
 from tests.fakes import HashEmbedder
 
 _real_connect = socket.socket.connect
@@ -35,6 +36,20 @@ def _loopback_only(self: socket.socket, address: object) -> None:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real Elasticsearch for the session: ``{"ELASTICSEARCH_URL": ...}``."""
+    with engines.running("elasticsearch", tmp_path_factory.mktemp("elasticsearch")) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def weaviate_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real Weaviate for the session: ``{"WEAVIATE_URL": ..., "WEAVIATE_GRPC_PORT": ...}``."""
+    with engines.running("weaviate", tmp_path_factory.mktemp("weaviate")) as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)

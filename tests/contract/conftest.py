@@ -1,8 +1,10 @@
-"""Backends for the index contract: embedded always, Elasticsearch and Weaviate when configured.
+"""Backends for the index contract: embedded, and real Elasticsearch and Weaviate.
 
-``ELASTICSEARCH_URL`` (and optional ``ELASTICSEARCH_API_KEY``) and ``WEAVIATE_URL`` (optional
-``WEAVIATE_GRPC_PORT``, default 50051, and ``WEAVIATE_API_KEY``) switch the live backends on.
-Each test gets its own index or collection, dropped afterwards.
+The live engines come from the session fixtures ``elasticsearch_env`` and ``weaviate_env``
+(tests/engines.py): ``scripts/engines.sh`` starts them, unless ``ELASTICSEARCH_URL`` (and
+optional ``ELASTICSEARCH_API_KEY``) or ``WEAVIATE_URL`` (with ``WEAVIATE_GRPC_PORT`` and
+optional ``WEAVIATE_API_KEY``) name running servers. Each test gets its own index or
+collection, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from app.retrieval.types import Chunk, DocumentRecord
 from tests.fakes import HashEmbedder
 
 EMB = HashEmbedder()
-ES_SKIP = "ELASTICSEARCH_URL not set: the Elasticsearch contract needs a live server"
-WEAVIATE_SKIP = "WEAVIATE_URL not set: the Weaviate contract needs a live server"
 
 _real_connect = socket.socket.connect
 
@@ -90,9 +90,7 @@ def keyword_backend(request: pytest.FixtureRequest) -> Iterator[KeywordBackend]:
 
         yield KeywordBackend("embedded", EmbeddedKeywordIndex(index), replace)
         return
-    url = os.environ.get("ELASTICSEARCH_URL")
-    if not url:
-        pytest.skip(ES_SKIP)
+    url = request.getfixturevalue("elasticsearch_env")["ELASTICSEARCH_URL"]
     from app.retrieval.elastic import ElasticKeywordIndex, connect
 
     client = connect(url, api_key=os.environ.get("ELASTICSEARCH_API_KEY"))
@@ -125,14 +123,12 @@ def vector_backend(request: pytest.FixtureRequest) -> Iterator[VectorBackend]:
 
         yield VectorBackend(request.param, EmbeddedVectorIndex(index), replace)
         return
-    url = os.environ.get("WEAVIATE_URL")
-    if not url:
-        pytest.skip(WEAVIATE_SKIP)
+    env = request.getfixturevalue("weaviate_env")
     from app.retrieval.weaviate import WeaviateVectorIndex, connect
 
     client = connect(
-        url,
-        grpc_port=int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
+        env["WEAVIATE_URL"],
+        grpc_port=int(env.get("WEAVIATE_GRPC_PORT", "50051")),
         api_key=os.environ.get("WEAVIATE_API_KEY"),
     )
     wv = WeaviateVectorIndex(client, f"RagentContract{uuid.uuid4().hex[:12]}", dim=EMB.dim)
