@@ -31,6 +31,9 @@ class Answer:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls waiting for the user's decision (``id``, ``tool``, ``args``, ``risk``);
     the run is paused until :func:`resume`. Listed in ``as_dict`` only when there are some."""
+    degraded: list[str] = field(default_factory=list)
+    """Search engines left out of this turn's retrieval (``vector``, ``keyword``) because
+    they failed or timed out; listed in ``as_dict`` only when there are some."""
     usage: dict[str, int] = field(default_factory=dict)
     """Model tokens of the turn (``prompt_tokens``, ``completion_tokens``,
     ``total_tokens``), as the models reported them; not in ``as_dict``."""
@@ -41,6 +44,8 @@ class Answer:
         del out["usage"]
         if not self.approvals:
             del out["approvals"]
+        if not self.degraded:
+            del out["degraded"]
         return out
 
 

@@ -125,6 +125,7 @@ def build_resources(settings: Settings) -> Resources:
         reranker=reranker,
         rerank_depth=settings.rerank.depth,
         concurrent=all(remote),  # the embedded engines share one lock: one thread hop
+        engine_timeout_s=retrieval.engine_timeout_s,
     )
     models = build_models(settings.llm, embedder=embedder)
     return Resources(

@@ -197,6 +197,7 @@ def _answer(state: dict[str, Any], thread_id: str) -> Answer:
         citations=list(state.get("citations", [])),
         thread_id=thread_id,
         refused=bool(state.get("refused", False)),
+        degraded=list(state.get("degraded", [])),
         usage=turn_usage(state["messages"]),
     )
 

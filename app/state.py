@@ -106,3 +106,6 @@ class AgentState(InputState):
     """Whether the current turn ended in a refusal or an "I don't know"."""
     blocked: str = ""
     """Why the input guard blocked the current turn; empty when it did not."""
+    degraded: list[str] = field(default_factory=list)
+    """Search engines left out of the current turn's retrieval (``vector``, ``keyword``):
+    they failed or timed out, and the sources come from the other engine alone."""

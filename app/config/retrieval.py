@@ -69,6 +69,10 @@ class RetrievalSettings(Section):
     """Candidates from the vector engine; None uses ``top_k``."""
     keyword_depth: int | None = Field(default=None, gt=0, le=1000)
     """Candidates from the keyword engine; None uses ``top_k``."""
+    engine_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """Remote engines: the longest wait for one engine's search. An engine that fails or
+    takes longer is left out of the turn, which is answered from the other one and marked
+    ``degraded``; with neither, the request fails with 503."""
 
     @model_validator(mode="after")
     def _engines_need_urls(self) -> RetrievalSettings:

@@ -58,6 +58,7 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
         "tool_steps": 0,
         "refused": False,
         "blocked": "",
+        "degraded": [],
         "query": "",
     }
     last = state.messages[-1] if state.messages else None

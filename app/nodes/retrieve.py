@@ -15,10 +15,15 @@ __all__ = ["retrieve"]
 
 
 async def retrieve(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Search the caller's documents for the standalone query and store the sources."""
+    """Search the caller's documents for the standalone query and store the sources.
+
+    With remote engines, an engine that is down or slow is left out and named in
+    ``degraded``; when both are, :class:`~app.retrieval.retriever.RetrievalUnavailable`
+    ends the run (the API answers 503).
+    """
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
-    hits = await (await aget_resources()).retriever.search(state.query, flt, top_n=ctx.top_n)
+    found = await (await aget_resources()).retriever.retrieve(state.query, flt, top_n=ctx.top_n)
     sources = [
         Source(
             label="",  # assigned by the reducer
@@ -29,6 +34,6 @@ async def retrieve(state: AgentState, runtime: Runtime[Context]) -> dict[str, An
             span=list(h.chunk.span),
             score=h.score,
         )
-        for h in hits
+        for h in found.hits
     ]
-    return {"sources": sources}
+    return {"sources": sources, "degraded": list(found.degraded)}

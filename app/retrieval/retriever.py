@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.observability.metrics import record_error
@@ -15,12 +16,28 @@ from app.retrieval.remote_http import RemoteServiceError
 from app.retrieval.rerank import Reranker
 from app.retrieval.types import Hit, SearchFilter
 
-__all__ = ["HybridRetriever"]
+__all__ = ["HybridRetriever", "Retrieved", "RetrievalUnavailable"]
 
 logger = logging.getLogger(__name__)
 
+_ROLES = ("vector", "keyword")
+
 _BACKGROUND: set[asyncio.Future[None]] = set()
 """Prefetches in flight: the event loop keeps only weak references to tasks."""
+
+
+class RetrievalUnavailable(RuntimeError):
+    """Every search engine failed or timed out: there is nothing to answer from."""
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """The hits of a search, and the engines that could not take part in it."""
+
+    hits: list[Hit]
+    degraded: tuple[str, ...] = ()
+    """``vector`` and/or ``keyword``: engines that failed or timed out, so the hits come
+    from the other one alone. Empty when both answered."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +52,11 @@ class HybridRetriever:
     whose calls wait on the network. Engines that share one in-process lock (the embedded
     index) gain nothing from it, so with ``concurrent=False`` both searches run in a
     single worker thread, which saves a thread hop per query.
+
+    With concurrent (remote) engines, one that fails or has not answered within
+    ``engine_timeout_s`` is left out: the other engine's hits are used and the result is
+    marked degraded (:class:`Retrieved`). When both fail, :class:`RetrievalUnavailable`
+    is raised. Embedded engines fail together (one file), so their errors propagate.
     """
 
     embedder: Embedder
@@ -51,6 +73,7 @@ class HybridRetriever:
     reranker: Reranker | None = None
     rerank_depth: int = 20
     concurrent: bool = True
+    engine_timeout_s: float = 10.0
 
     def prefetch(self, query: str) -> None:
         """Start embedding ``query`` now, so that :meth:`search` finds it cached.
@@ -85,7 +108,7 @@ class HybridRetriever:
             pass
 
     async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
-        """Search both engines concurrently and fuse.
+        """Search both engines and fuse; see :meth:`retrieve` (this drops the status).
 
         Args:
             query: The standalone question.
@@ -95,8 +118,26 @@ class HybridRetriever:
         Returns:
             The fused (and reranked) hits, best first.
         """
+        return (await self.retrieve(query, flt, top_n=top_n)).hits
+
+    async def retrieve(
+        self, query: str, flt: SearchFilter, *, top_n: int | None = None
+    ) -> Retrieved:
+        """Search both engines (concurrently for remote ones), fuse, rerank.
+
+        Args:
+            query: The standalone question.
+            flt: Tenant and ACL groups of the caller, applied inside each engine.
+            top_n: Results kept after fusion; defaults to the configured value.
+
+        Returns:
+            The fused (and reranked) hits, best first, and the engines left out.
+
+        Raises:
+            RetrievalUnavailable: Both remote engines failed or timed out.
+        """
         if not query.strip():
-            return []
+            return Retrieved([])
 
         dense_depth = self.dense_depth or self.top_k
         keyword_depth = self.keyword_depth or self.top_k
@@ -121,10 +162,22 @@ class HybridRetriever:
             sparse_hits = sparse()
             return dense(), sparse_hits
 
+        degraded: tuple[str, ...] = ()
         if self.concurrent:
-            dense_hits, sparse_hits = await asyncio.gather(
-                asyncio.to_thread(dense), asyncio.to_thread(sparse)
+            outcomes = await asyncio.gather(
+                self._bounded("vector", dense), self._bounded("keyword", sparse)
             )
+            failed = [
+                (name, err)
+                for name, err in zip(_ROLES, outcomes, strict=True)
+                if isinstance(err, str)
+            ]
+            if len(failed) == len(outcomes):
+                raise RetrievalUnavailable(
+                    "no search engine answered: " + "; ".join(f"{n} {e}" for n, e in failed)
+                )
+            degraded = tuple(name for name, _ in failed)
+            dense_hits, sparse_hits = (o if isinstance(o, list) else [] for o in outcomes)
         else:
             dense_hits, sparse_hits = await asyncio.to_thread(both)
         fused = fuse(
@@ -135,8 +188,25 @@ class HybridRetriever:
         )
         n = top_n or self.top_n
         if self.reranker is None or not fused:
-            return fused[:n]
-        return await self._rerank(self.reranker, query, fused, n)
+            return Retrieved(fused[:n], degraded)
+        return Retrieved(await self._rerank(self.reranker, query, fused, n), degraded)
+
+    async def _bounded(self, role: str, search: Callable[[], list[Hit]]) -> list[Hit] | str:
+        """Run one engine's search in a thread; its hits, or why it was left out.
+
+        A search past ``engine_timeout_s`` is abandoned, not cancelled: its thread ends
+        when the client's own timeout fires, and its result is dropped.
+        """
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(search), self.engine_timeout_s)
+        except TimeoutError:
+            kind, reason = "Timeout", f"no answer within {self.engine_timeout_s:g} s"
+        except Exception as exc:  # noqa: BLE001 - one engine down must not fail the turn
+            # The type only: a client's message may quote the query.
+            kind = reason = type(exc).__name__
+        record_error(f"{role}_search", kind)
+        logger.warning("%s search left out of this turn: %s", role, reason)
+        return reason
 
     async def _rerank(self, reranker: Reranker, query: str, fused: list[Hit], n: int) -> list[Hit]:
         head = fused[: max(self.rerank_depth, n)]

@@ -146,6 +146,8 @@ def _extensions(answer: Answer) -> dict[str, Any]:
     out: dict[str, Any] = {"citations": answer.citations, "refused": answer.refused}
     if answer.approvals:
         out["approvals"] = answer.approvals
+    if answer.degraded:
+        out["degraded"] = answer.degraded
     return out
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.observability.metrics import record_error
+from app.retrieval.retriever import RetrievalUnavailable
 
 __all__ = ["ERROR_RESPONSES", "ApiError", "error_body", "error_response", "install", "owns"]
 
@@ -125,6 +126,17 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(422, f"{where}: {message}", "invalid_request"))
 
 
+UNAVAILABLE = "no search engine answered; try again shortly"
+"""The message of a turn whose retrieval found every engine down (its reasons are logged)."""
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("search unavailable on %s: %s", request.url.path, exc)
+    return error_response(
+        ApiError(503, UNAVAILABLE, "search_unavailable", headers={"Retry-After": "5"})
+    )
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     # The exception's message may quote user input, so only its type and frames are logged.
     frames = "".join(traceback.format_tb(exc.__traceback__))
@@ -137,4 +149,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RetrievalUnavailable, _unavailable)
     app.add_exception_handler(Exception, _crash)

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 from app.observability.metrics import record_error
+from app.retrieval.retriever import RetrievalUnavailable
+from app.server.errors import UNAVAILABLE as _UNAVAILABLE
 from app.server.errors import ApiError, error_body
 from app.server.state import SharedState
 
@@ -141,7 +143,11 @@ class RunManager:
             log.error("run %s failed: %s", run_id, type(exc).__name__)
             record_error("stream", type(exc).__name__)
             seq += 1
-            body = error_body("the run failed", "server_error", "run_failed")
+            body = (
+                error_body(_UNAVAILABLE, "unavailable_error", "search_unavailable")
+                if isinstance(exc, RetrievalUnavailable)
+                else error_body("the run failed", "server_error", "run_failed")
+            )
             failure = [(seq, json.dumps(body))]
             await self.state.append(run_id, failure, self.ttl_s)
             tail.add(failure)

@@ -181,6 +181,11 @@ class AssistantMessage(BaseModel):
     approvals: list[Approval] | None = Field(
         default=None, description="Present when the run waits: resume it to continue."
     )
+    degraded: list[Literal["vector", "keyword"]] | None = Field(
+        default=None,
+        description="Present when a search engine failed or timed out: the sources come "
+        "from the other engine alone.",
+    )
 
 
 class Choice(BaseModel):

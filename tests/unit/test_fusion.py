@@ -164,8 +164,17 @@ async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search(
     broken.prefetch("q")
     for _ in range(50):  # the failed prefetch finishes quietly
         await asyncio.sleep(0.01)
+    # With remote engines the failed embedding leaves the vector search out of the turn.
+    found = await broken.retrieve("q", SearchFilter("t"))
+    assert found.degraded == ("vector",)
+    embedded = HybridRetriever(
+        embedder=Embed(fail=True),  # type: ignore[arg-type]
+        vectors=Fixed(),  # type: ignore[arg-type]
+        keywords=Fixed(),  # type: ignore[arg-type]
+        concurrent=False,
+    )
     with pytest.raises(RuntimeError, match="embedder down"):
-        await broken.search("q", SearchFilter("t"))
+        await embedded.search("q", SearchFilter("t"))
 
 
 async def test_prefetch_of_a_query_cached_or_in_flight_starts_no_second_worker() -> None:
