@@ -75,8 +75,13 @@ def _remote_indexes(
     )
     atexit.register(keyword_client.close)
     return (
-        weaviate.WeaviateVectorIndex(vector_client, dim=dim),
-        elastic.ElasticKeywordIndex(keyword_client),
+        weaviate.WeaviateVectorIndex(vector_client, retrieval.weaviate_collection, dim=dim),
+        elastic.ElasticKeywordIndex(
+            keyword_client,
+            retrieval.elasticsearch_index,
+            shards=retrieval.elasticsearch_shards,
+            replicas=retrieval.elasticsearch_replicas,
+        ),
     )
 
 

@@ -59,6 +59,17 @@ class RetrievalSettings(Section):
     keyword_backend: Literal["embedded", "elasticsearch"] = "embedded"
     weaviate_url: str | None = None
     elasticsearch_url: str | None = None
+    elasticsearch_index: str = Field(
+        default="ragent-chunks", pattern=r"^[a-z0-9][a-z0-9._-]{0,199}$"
+    )
+    """The Elasticsearch index of the chunks (created on first use): one per deployment
+    that shares a cluster."""
+    elasticsearch_shards: int = Field(default=1, gt=0, le=1024)
+    """Primary shards of the index, used only when it is created."""
+    elasticsearch_replicas: int = Field(default=1, ge=0, le=16)
+    """Replicas of the index, used only when it is created (0 for a single node)."""
+    weaviate_collection: str = Field(default="RagentChunk", pattern=r"^[A-Z][A-Za-z0-9_]{0,199}$")
+    """The Weaviate collection of the chunks (created on first use)."""
     top_k: int = Field(default=20, gt=0, le=1000)
     top_n: int = Field(default=5, gt=0, le=100)
     rrf_k: int = Field(default=60, gt=0)
