@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import numpy as np
@@ -24,14 +25,16 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import MetadataQuery
+from weaviate.classes.query import HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.collections import Collection
 from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
     WeaviateConnectionError,
+    WeaviateInsertManyAllFailedError,
     WeaviateTimeoutError,
 )
 from weaviate.util import generate_uuid5
@@ -39,6 +42,7 @@ from weaviate.util import generate_uuid5
 from app.retrieval.protocols import Vector
 from app.retrieval.types import Chunk, Hit, SearchFilter
 from app.retrieval.weaviate_schema import (
+    SEARCHABLE,
     build_filter,
     chunk_properties,
     collection_config,
@@ -71,11 +75,21 @@ _retry_transient = retry(
 def connect(
     url: str, *, grpc_port: int = 50051, api_key: str | None = None
 ) -> weaviate.WeaviateClient:
-    """Connect to Weaviate at ``url`` (REST) and ``grpc_port`` on the same host; close it after."""
+    """Connect to Weaviate at ``url`` (REST) and ``grpc_port`` on the same host; close it after.
+
+    Raises:
+        WeaviateStartUpError: REST does not answer, or the server is older than the client
+            supports.
+        WeaviateGRPCUnavailableError: The gRPC port does not answer a health check.
+    """
     parsed = urlparse(url)
     secure = parsed.scheme == "https"
     host = parsed.hostname or "localhost"
-    return weaviate.connect_to_custom(
+    # The client's start-up checks would also ask the public package index for its newest
+    # release on every connect: traffic to a third party, a wait of up to the init timeout
+    # where egress is blocked, and a warning whenever the pin is not the newest. They are
+    # skipped; their one useful part, the gRPC health check, is run below.
+    client = weaviate.connect_to_custom(
         http_host=host,
         http_port=parsed.port or (443 if secure else 8080),
         http_secure=secure,
@@ -84,7 +98,15 @@ def connect(
         grpc_secure=secure,
         auth_credentials=Auth.api_key(api_key) if api_key else None,
         additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120)),
+        skip_init_checks=True,
     )
+    try:
+        # The client's own check, on the channel queries will use (TLS, headers, proxies).
+        client._connection._ping_grpc("sync")
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 class WeaviateVectorIndex:
@@ -152,19 +174,36 @@ class WeaviateVectorIndex:
         reraise=True,
     )
     def _write(self, tenant: str, items: list[tuple[Chunk, list[float]]], gen: str) -> None:
+        # One synchronous gRPC batch request per ``batch_size`` objects. The client's batch
+        # context manager waits up to a second for more objects before it sends a batch
+        # smaller than its size, which a document of a few chunks always is.
         col = self._col.with_tenant(tenant)
-        with col.batch.fixed_size(self._batch_size, self._concurrency) as batch:
-            for chunk, vector in items:
-                batch.add_object(
+        parts = [
+            [
+                DataObject(
                     properties=chunk_properties(chunk, gen),
                     uuid=generate_uuid5(chunk.chunk_id),
                     vector=vector,
                 )
-        failed = col.batch.failed_objects
+                for chunk, vector in items[start : start + self._batch_size]
+            ]
+            for start in range(0, len(items), self._batch_size)
+        ]
+
+        def send(objects: list[DataObject[Any, Any]]) -> list[str]:
+            try:
+                res = col.data.insert_many(objects)
+            except WeaviateInsertManyAllFailedError as err:
+                return [err.message] * len(objects)
+            return [e.message for e in res.errors.values()]
+
+        if len(parts) == 1:
+            failed = send(parts[0])
+        else:
+            with ThreadPoolExecutor(min(self._concurrency, len(parts))) as pool:
+                failed = [m for messages in pool.map(send, parts) for m in messages]
         if failed:  # a retry re-sends everything: objects are keyed by chunk id
-            raise WeaviateWriteError(
-                f"{len(failed)} of {len(items)} objects failed: {failed[0].message}"
-            )
+            raise WeaviateWriteError(f"{len(failed)} of {len(items)} objects failed: {failed[0]}")
 
     def _upsert(self, chunks: Sequence[Chunk], vectors: Vector, generation: str) -> None:
         vectors = np.asarray(vectors, np.float32)
@@ -250,6 +289,54 @@ class WeaviateVectorIndex:
         return [
             Hit(object_to_chunk(o.properties), 1.0 - float(o.metadata.distance or 0.0))
             for o in res.objects
+        ]
+
+    def hybrid(
+        self,
+        query: str,
+        vector: Vector,
+        flt: SearchFilter,
+        k: int,
+        *,
+        alpha: float = 0.5,
+        fusion: Literal["relative", "ranked"] = "relative",
+    ) -> list[Hit]:
+        """Weaviate's own hybrid search: BM25F and vector search fused on the server.
+
+        A single-engine baseline for ragent's fusion (:mod:`app.retrieval.fusion`), under
+        the same tenant and ACL filters as :meth:`search`. BM25 runs over
+        :data:`~app.retrieval.weaviate_schema.SEARCHABLE`. Weaviate caps each leg at
+        ``QUERY_HYBRID_MAXIMUM_RESULTS`` candidates (100 by default).
+
+        Args:
+            query: The words for BM25.
+            vector: The query's embedding, from the same embedder as the stored vectors.
+            flt: The caller's tenant and groups.
+            k: How many hits to return.
+            alpha: The vector leg's weight: 0 is pure BM25, 1 pure vector search.
+            fusion: ``"relative"`` (min-max normalised scores, summed with the weights) or
+                ``"ranked"`` (reciprocal rank fusion, k = 60).
+
+        Returns:
+            Up to ``k`` hits, best first; the score is Weaviate's fused score.
+        """
+        name = weaviate_tenant(flt.tenant_id)
+        if k <= 0 or not self._has_tenant(name):
+            return []
+        res = self._col.with_tenant(name).query.hybrid(
+            query=query,
+            vector=np.asarray(vector, np.float32).tolist(),
+            alpha=alpha,
+            query_properties=list(SEARCHABLE),
+            fusion_type=(
+                HybridFusion.RELATIVE_SCORE if fusion == "relative" else HybridFusion.RANKED
+            ),
+            limit=k,
+            filters=build_filter(flt),
+            return_metadata=MetadataQuery(score=True),
+        )
+        return [
+            Hit(object_to_chunk(o.properties), float(o.metadata.score or 0.0)) for o in res.objects
         ]
 
     @_retry_transient

@@ -10,6 +10,11 @@ ACL groups are a filter inside the ``near_vector`` query: chunks with an empty A
 with ``acl = ["__public__"]`` (:data:`PUBLIC`), so visibility is one ``ContainsAny`` over the
 caller's groups plus the marker. Every property used in a filter has ``field``
 tokenization, so a group such as ``"finance-eu"`` matches whole, not word by word.
+
+``text`` and ``heading`` also carry a BM25 inverted index (``word`` tokenization, English
+stopwords, k1 1.2, b 0.75: the Elasticsearch adapter's BM25 parameters, without its
+stemming, which Weaviate does not offer), so Weaviate's own ``hybrid`` query can run on the
+same collection, under the same tenant and ACL filters, as a baseline for ragent's fusion.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    StopwordsPreset,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.query import Filter
 from weaviate.collections.classes.filters import _Filters
 
@@ -28,6 +40,7 @@ from app.retrieval.types import Chunk, SearchFilter
 
 __all__ = [
     "PUBLIC",
+    "SEARCHABLE",
     "build_filter",
     "chunk_properties",
     "collection_config",
@@ -37,7 +50,8 @@ __all__ = [
     "weaviate_tenant",
 ]
 
-"""The ``acl`` value stored for chunks every user of the tenant may read."""
+SEARCHABLE = ("text", "heading")
+"""The properties Weaviate's BM25 (and so its ``hybrid`` query) searches."""
 
 _TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HASHED = "h--"
@@ -71,6 +85,15 @@ def collection_properties() -> list[Property]:
             name=name, data_type=data_type, index_filterable=False, index_searchable=False
         )
 
+    def searchable(name: str) -> Property:
+        return Property(
+            name=name,
+            data_type=DataType.TEXT,
+            tokenization=Tokenization.WORD,
+            index_filterable=False,
+            index_searchable=True,
+        )
+
     return [
         field("chunk_id"),
         field("doc_id"),
@@ -79,8 +102,8 @@ def collection_properties() -> list[Property]:
         field("content_hash"),
         field("generation"),
         field("acl", DataType.TEXT_ARRAY),
-        stored("text", DataType.TEXT),
-        stored("heading", DataType.TEXT),
+        searchable("text"),
+        searchable("heading"),
         stored("span_start", DataType.INT),
         stored("span_end", DataType.INT),
         stored("page", DataType.INT),
@@ -97,6 +120,9 @@ def collection_config(name: str) -> dict[str, Any]:
         ),
         "multi_tenancy_config": Configure.multi_tenancy(
             enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
+        ),
+        "inverted_index_config": Configure.inverted_index(
+            bm25_b=0.75, bm25_k1=1.2, stopwords_preset=StopwordsPreset.EN
         ),
     }
 

@@ -9,7 +9,6 @@ checking of batch imports, and retries.
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from weaviate.classes.data import DataObject
 from weaviate.collections.filters import _FilterToREST
 from weaviate.exceptions import UnexpectedStatusCodeError
 
@@ -50,19 +50,17 @@ class FakeCollection:
     def with_tenant(self, name: str) -> Any:
         assert name in self.store, f"tenant {name!r} used before it was created"
         objects = self.store[name]
-        failed: list[Any] = []
 
-        @contextmanager
-        def fixed_size(batch_size: int, concurrent: int) -> Any:
-            def add_object(properties: dict[str, Any], uuid: str, vector: list[float]) -> None:
+        def insert_many(batch: list[DataObject[Any, Any]]) -> Any:
+            self.log.append(("insert_many", len(batch)))
+            errors: dict[int, Any] = {}
+            for i, obj in enumerate(batch):
                 if self.reject:
-                    failed.append(SimpleNamespace(message=self.reject.pop(0)))
-                    return
-                self.log.append(("write", properties["chunk_id"]))
-                objects[uuid] = (properties, vector)
-
-            failed.clear()
-            yield SimpleNamespace(add_object=add_object)
+                    errors[i] = SimpleNamespace(message=self.reject.pop(0))
+                    continue
+                self.log.append(("write", obj.properties["chunk_id"]))
+                objects[str(obj.uuid)] = (obj.properties, obj.vector)
+            return SimpleNamespace(errors=errors)
 
         def delete_many(where: Any) -> Any:
             rest = _FilterToREST.convert(where)
@@ -94,8 +92,7 @@ class FakeCollection:
             return SimpleNamespace(total_count=n)
 
         return SimpleNamespace(
-            batch=SimpleNamespace(fixed_size=fixed_size, failed_objects=failed),
-            data=SimpleNamespace(delete_many=delete_many),
+            data=SimpleNamespace(insert_many=insert_many, delete_many=delete_many),
             query=SimpleNamespace(near_vector=near_vector),
             aggregate=SimpleNamespace(over_all=over_all),
         )
@@ -179,8 +176,8 @@ def test_replace_writes_before_it_deletes_stale_chunks() -> None:
     new = [_chunk("b"), _chunk("c")]
     assert index.replace_document("acme/eu", "d1", new, _vecs(new)) == 1  # only "a" was stale
     ops = [op for op, _ in client.collection.log]
-    assert ops == ["write", "write", "delete_many", "delete_many"]  # writes first
-    where = client.collection.log[2][1]
+    assert ops == ["insert_many", "write", "write", "delete_many", "delete_many"]  # writes first
+    where = client.collection.log[3][1]
     assert {"operator": "NotEqual", "path": ["generation"]}.items() <= where["operands"][1].items()
     ids = {
         h.chunk.chunk_id for h in index.search(EMB.embed_query("text"), SearchFilter("acme/eu"), 9)
@@ -200,6 +197,20 @@ def test_failed_objects_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch)
     assert index.count() == 2
     client.collection.reject = ["vector length mismatch"] * 10
     with pytest.raises(WeaviateWriteError, match="vector length mismatch"):
+        index.upsert(chunks, _vecs(chunks))
+
+
+def test_large_imports_are_split_into_batch_size_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(WeaviateVectorIndex._write.retry, "sleep", lambda s: None)  # type: ignore[attr-defined]
+    client = FakeClient()
+    index = WeaviateVectorIndex(client, "RagentTest", batch_size=3)  # type: ignore[arg-type]
+    chunks = [_chunk(f"c{i}") for i in range(8)]
+    index.upsert(chunks, _vecs(chunks))
+    sizes = sorted(n for op, n in client.collection.log if op == "insert_many")
+    assert sizes == [2, 3, 3]
+    assert index.count() == 8
+    client.collection.reject = ["disk full"] * 30  # every request of every attempt fails
+    with pytest.raises(WeaviateWriteError, match="8 of 8 objects failed: disk full"):
         index.upsert(chunks, _vecs(chunks))
 
 

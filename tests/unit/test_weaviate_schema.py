@@ -18,6 +18,7 @@ from weaviate.collections.filters import _FilterToREST
 from app.retrieval.types import Chunk, SearchFilter
 from app.retrieval.weaviate_schema import (
     PUBLIC,
+    SEARCHABLE,
     build_filter,
     chunk_properties,
     collection_config,
@@ -85,6 +86,20 @@ def test_properties_mirror_chunk_and_filters_match_whole_values() -> None:
     for name in ("span_start", "span_end", "page"):
         assert props[name].dataType == DataType.INT
     assert props["text"].dataType == props["heading"].dataType == DataType.TEXT
+
+
+def test_text_and_heading_have_a_bm25_index_for_weaviate_hybrid() -> None:
+    props = {p.name: p for p in collection_properties()}
+    assert SEARCHABLE == ("text", "heading")
+    for name in SEARCHABLE:
+        assert props[name].indexSearchable is True
+        assert props[name].tokenization == Tokenization.WORD
+    searchable = {name for name, p in props.items() if p.indexSearchable is not False}
+    assert searchable == set(SEARCHABLE)  # ids and ACL groups are never BM25 terms
+    payload = _CollectionConfigCreate(**collection_config("RagentChunk"))._to_dict()
+    inverted = payload["invertedIndexConfig"]
+    assert inverted["bm25"] == {"b": 0.75, "k1": 1.2}  # the Elasticsearch adapter's
+    assert inverted["stopwords"]["preset"] == "en"
 
 
 def test_chunk_round_trips() -> None:
