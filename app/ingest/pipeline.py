@@ -166,7 +166,7 @@ class Ingestor:
         if workers <= 0 or len(jobs) <= 2:
             yield from map(parse_file, jobs)
             return
-        # spawn, not fork: the parent may already run torch threads, which fork breaks.
+        # spawn, not fork: the parent may already run ONNX Runtime threads, which fork breaks.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             yield from ordered(pool, jobs, ahead=workers * 4)

