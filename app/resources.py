@@ -67,7 +67,9 @@ def _remote_indexes(
     retrieval = settings.retrieval
     assert retrieval.weaviate_url and retrieval.elasticsearch_url  # enforced by Settings
     vector_client = weaviate.connect(
-        retrieval.weaviate_url, api_key=os.environ.get("WEAVIATE_API_KEY")
+        retrieval.weaviate_url,
+        grpc_port=retrieval.weaviate_grpc_port,
+        api_key=os.environ.get("WEAVIATE_API_KEY"),
     )
     atexit.register(vector_client.close)
     keyword_client = elastic.connect(

@@ -58,6 +58,9 @@ class RetrievalSettings(Section):
     vector_backend: Literal["embedded", "weaviate"] = "embedded"
     keyword_backend: Literal["embedded", "elasticsearch"] = "embedded"
     weaviate_url: str | None = None
+    """Weaviate's REST endpoint, e.g. ``http://weaviate:8080``."""
+    weaviate_grpc_port: int = Field(default=50051, gt=0, le=65535)
+    """Weaviate's gRPC port, on the host of ``weaviate_url`` (searches and imports use it)."""
     elasticsearch_url: str | None = None
     elasticsearch_index: str = Field(
         default="ragent-chunks", pattern=r"^[a-z0-9][a-z0-9._-]{0,199}$"

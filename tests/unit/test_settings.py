@@ -109,6 +109,22 @@ def test_remote_engines_require_urls(tmp_path: Path) -> None:
         load_settings(cfg)
 
 
+def test_weaviate_grpc_port_is_a_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().retrieval.weaviate_grpc_port == 50051  # Weaviate's default
+    monkeypatch.setenv("RAGENT_PROFILE", "production")
+    assert load_settings().retrieval.weaviate_grpc_port == 50051
+    monkeypatch.setenv("RAGENT_RETRIEVAL_WEAVIATE_GRPC_PORT", "50151")
+    assert load_settings().retrieval.weaviate_grpc_port == 50151
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("retrieval:\n  weaviate_grpc_port: 6000\n")
+    monkeypatch.delenv("RAGENT_RETRIEVAL_WEAVIATE_GRPC_PORT")
+    assert load_settings(cfg).retrieval.weaviate_grpc_port == 6000
+    for bad in ("0", "65536", "grpc"):
+        monkeypatch.setenv("RAGENT_RETRIEVAL_WEAVIATE_GRPC_PORT", bad)
+        with pytest.raises(SettingsError, match=r"'retrieval\.weaviate_grpc_port"):
+            load_settings()
+
+
 def test_every_shipped_config_loads() -> None:
     for path in CONFIG_DIR.glob("*.yaml"):
         load_settings(path)
