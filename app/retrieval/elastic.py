@@ -6,6 +6,11 @@ and document ids are explained there).
 Retries: transport-level (connection errors, timeouts, HTTP 429/502/503/504) with jittered
 exponential backoff in the client (:func:`connect`), plus per-item retries of 429-rejected
 bulk items in :func:`elasticsearch.helpers.bulk`.
+
+Deletes are searches plus bulk deletes, not ``_delete_by_query``: that API lives in the
+reindex module, which not every distribution has (the integ-test one the tests run lacks it),
+and a document's chunks are few. Each delete names the ``_seq_no`` and ``_primary_term`` the
+search saw, so a chunk rewritten in between is kept, as ``conflicts=proceed`` would keep it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version as installed_version
 from typing import Any, Literal
 
-from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch import ApiError, BadRequestError, Elasticsearch, TransportError
 from elasticsearch.helpers import bulk
 
 from app.retrieval.elastic_schema import (
@@ -28,8 +34,9 @@ from app.retrieval.elastic_schema import (
     index_mapping,
 )
 from app.retrieval.types import Chunk, Hit, SearchFilter
+from app.settings import SettingsError
 
-__all__ = ["ElasticKeywordIndex", "Refresh", "connect"]
+__all__ = ["ElasticKeywordIndex", "IncompatibleServerError", "Refresh", "connect"]
 
 _WORD = re.compile(r"\w", re.UNICODE)
 _RETRY_STATUS = (429, 502, 503, 504)
@@ -66,6 +73,45 @@ def _error_type(err: BadRequestError) -> str:
     return str(err.message)
 
 
+class IncompatibleServerError(SettingsError):
+    """The cluster refuses this client's requests: it is not an Elasticsearch 9."""
+
+
+# The media type Elasticsearch 8 and 9 both accept, so the version can be asked for.
+_V8_JSON = "application/vnd.elasticsearch+json; compatible-with=8"
+
+
+def _server_version(client: Elasticsearch) -> str | None:
+    """The cluster's version, asked for in a form an 8.x server accepts; None if unknown."""
+    try:
+        resp = client.perform_request(
+            "GET",
+            "/_nodes/_local",
+            params={"filter_path": "nodes.*.version"},
+            headers={"accept": _V8_JSON},
+        )
+        versions = {str(node["version"]) for node in resp.body["nodes"].values()}
+    except (ApiError, TransportError, KeyError, TypeError, AttributeError):
+        return None
+    return versions.pop() if len(versions) == 1 else None
+
+
+def _incompatible(client: Elasticsearch, err: BadRequestError) -> IncompatibleServerError:
+    """Explain, in one line, a cluster that refused the client's media type."""
+    error = err.body.get("error") if isinstance(err.body, dict) else None
+    caused_by = error.get("caused_by") if isinstance(error, dict) else None
+    cause = str(caused_by.get("reason")) if isinstance(caused_by, dict) else str(err.message)
+    urls = ", ".join(str(node.base_url) for node in client.transport.node_pool.all())
+    version = _server_version(client)
+    server = f"Elasticsearch {version}" if version else "a server"
+    refusal = cause.split(". Accept=")[0]  # drop the echo of the header
+    return IncompatibleServerError(
+        f"{urls} runs {server}, which refuses the requests of elasticsearch-py "
+        f"{installed_version('elasticsearch')} ({refusal}): ragent needs Elasticsearch 9.x, "
+        "so upgrade the cluster to 9.x (Elasticsearch 8 and older are not supported)"
+    )
+
+
 class ElasticKeywordIndex:
     """A :class:`~app.retrieval.protocols.KeywordIndex` over one Elasticsearch index."""
 
@@ -97,11 +143,19 @@ class ElasticKeywordIndex:
         self.ensure_index(shards, replicas)
 
     def ensure_index(self, shards: int = 1, replicas: int = 1) -> None:
-        """Create the index with :func:`index_mapping`; an existing index is kept as is."""
+        """Create the index with :func:`index_mapping`; an existing index is kept as is.
+
+        Raises:
+            IncompatibleServerError: The cluster is not Elasticsearch 9 (it refuses every
+                request of this client).
+        """
         try:
             self._es.indices.create(index=self.index, **index_mapping(shards, replicas))
         except BadRequestError as err:
-            if _error_type(err) != "resource_already_exists_exception":
+            kind = _error_type(err)
+            if kind == "media_type_header_exception":  # an 8.x server refuses 9.x clients
+                raise _incompatible(self._es, err) from None
+            if kind != "resource_already_exists_exception":
                 raise
 
     def _actions(self, chunks: Sequence[Chunk], generation: str) -> Iterator[dict[str, Any]]:
@@ -136,15 +190,50 @@ class ElasticKeywordIndex:
             self._write(chunks, uuid.uuid4().hex, self._refresh)
 
     def _delete(self, tenant_id: str, doc_id: str, keep_generation: str | None) -> int:
-        if self._refresh is False:  # delete-by-query only sees refreshed documents
+        if self._refresh is False:  # the search below only sees refreshed documents
             self._es.indices.refresh(index=self.index)
-        resp = self._es.delete_by_query(
-            index=self.index,
-            query=document_query(tenant_id, doc_id, keep_generation),
-            conflicts="proceed",
-            refresh=True,
-        )
-        return int(resp.get("deleted", 0))
+        query = document_query(tenant_id, doc_id, keep_generation)
+        deleted = 0
+        after: list[Any] | None = None
+        while True:
+            page = self._es.search(
+                index=self.index,
+                query=query,
+                size=self._chunk_size,
+                sort=[{"chunk_id": "asc"}],  # unique within the tenant: a total order
+                search_after=after,
+                source=False,
+                seq_no_primary_term=True,
+                track_total_hits=False,
+            )["hits"]["hits"]
+            if not page:
+                break
+            done, _conflicts = bulk(
+                self._es,
+                (
+                    {
+                        "_op_type": "delete",
+                        "_index": self.index,
+                        "_id": hit["_id"],
+                        "if_seq_no": hit["_seq_no"],
+                        "if_primary_term": hit["_primary_term"],
+                    }
+                    for hit in page
+                ),
+                chunk_size=self._chunk_size,
+                max_retries=5,
+                initial_backoff=1,
+                max_backoff=30,
+                ignore_status=(409,),  # changed or gone since the search: not ours to delete
+                stats_only=True,
+            )
+            deleted += done
+            if len(page) < self._chunk_size:
+                break
+            after = page[-1]["sort"]
+        if deleted:
+            self._es.indices.refresh(index=self.index)
+        return deleted
 
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
         """Delete every chunk of a document; returns how many were removed."""
@@ -156,8 +245,8 @@ class ElasticKeywordIndex:
         Elasticsearch has no transaction across documents (nor with the vector store), so
         the order makes the swap safe instead: first the new chunks are bulk-indexed with a
         fresh ``generation`` and made searchable (``refresh="wait_for"``); unchanged chunk
-        ids are overwritten in place. Then a delete-by-query removes the document's chunks
-        whose generation differs: the stale ones. A reader may briefly see old and new
+        ids are overwritten in place. Then the document's chunks whose generation differs,
+        the stale ones, are deleted. A reader may briefly see old and new
         chunks together, never neither. If the process dies in between, the stale chunks
         stay until the next replace or delete of the document, which removes them.
 

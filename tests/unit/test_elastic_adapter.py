@@ -19,10 +19,11 @@ from elastic_transport._node import NodeApiResponse
 from elasticsearch import BadRequestError
 from elasticsearch.helpers import BulkIndexError
 
-from app.retrieval.elastic import ElasticKeywordIndex, connect
+from app.retrieval.elastic import ElasticKeywordIndex, IncompatibleServerError, connect
 from app.retrieval.elastic_schema import build_query, document_id, filter_clauses, index_mapping
 from app.retrieval.protocols import KeywordIndex
 from app.retrieval.types import Chunk, SearchFilter
+from app.settings import SettingsError
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -165,39 +166,152 @@ def test_rejected_bulk_items_raise(script: Script) -> None:
     assert script.requests == []  # nothing was sent
 
 
+def _hits(*ids: str, seq_no: int = 7) -> Reply:
+    hits = [
+        {"_id": i, "_seq_no": seq_no, "_primary_term": 1, "_score": None, "sort": [i]} for i in ids
+    ]
+    return 200, {"hits": {"hits": hits}}
+
+
+def _bulk_deleted(request: Request, conflicts: frozenset[str] = frozenset()) -> Reply:
+    def item(_id: str) -> dict[str, Any]:
+        if _id in conflicts:
+            return {
+                "_id": _id,
+                "status": 409,
+                "error": {"type": "version_conflict_engine_exception"},
+            }
+        return {"_id": _id, "status": 200, "result": "deleted"}
+
+    items = [{"delete": item(a["delete"]["_id"])} for a in request.body]
+    return 200, {"errors": bool(conflicts), "took": 1, "items": items}
+
+
 def test_replace_writes_new_chunks_before_deleting_stale_ones(script: Script) -> None:
     index = ElasticKeywordIndex(_client(), "idx", refresh=False)
     script.requests.clear()
 
     def handler(request: Request) -> Reply:
         if request.path == "/_bulk":
+            if "delete" in request.body[0]:
+                return _bulk_deleted(request)
             return _bulk_ok(request)
-        return 200, {"deleted": 2, "took": 1, "failures": []}
+        if request.path == "/idx/_search":
+            return _hits("1:t1:b", "1:t1:d")
+        return 200, {"_shards": {}}
 
     script.handler = handler
     assert index.replace_document("t1", "d1", [_chunk("a"), _chunk("c")]) == 2
-    bulk, refresh, delete = script.requests
-    assert bulk.path == "/_bulk" and bulk.params["refresh"] == "wait_for"  # visible first
+    write, refresh, search, delete, refresh_after = script.requests
+    assert write.path == "/_bulk" and write.params["refresh"] == "wait_for"  # visible first
     assert refresh.path == "/idx/_refresh"  # earlier writes made with refresh=False too
-    generations = {s["generation"] for s in bulk.body[1::2]}
+    generations = {s["generation"] for s in write.body[1::2]}
     assert len(generations) == 1
-    assert delete.path == "/idx/_delete_by_query"
-    assert delete.params == {"conflicts": "proceed", "refresh": "true"}
-    assert delete.body["query"]["bool"] == {
+    assert search.path == "/idx/_search"
+    assert search.body["query"]["bool"] == {
         "filter": [{"term": {"tenant_id": "t1"}}, {"term": {"doc_id": "d1"}}],
         "must_not": [{"term": {"generation": generations.pop()}}],
     }
+    assert search.body["seq_no_primary_term"] is True and search.body["_source"] is False
+    # Each delete is conditional on the version the search saw, like delete-by-query's.
+    assert delete.path == "/_bulk"
+    assert delete.body == [
+        {"delete": {"_index": "idx", "_id": i, "if_seq_no": 7, "if_primary_term": 1}}
+        for i in ("1:t1:b", "1:t1:d")
+    ]
+    assert refresh_after.path == "/idx/_refresh"  # the next search no longer finds them
     with pytest.raises(ValueError):
         index.replace_document("t1", "d1", [_chunk("x", doc="d2")])
+
+
+def test_delete_pages_through_every_match_and_keeps_rewritten_chunks(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx", chunk_size=2)
+    script.requests.clear()
+    pages = iter([_hits("a", "b"), _hits("c", "d"), _hits("e")])
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/idx/_search":
+            return next(pages)
+        if request.path == "/_bulk":
+            return _bulk_deleted(request, conflicts=frozenset({"c"}))
+        return 200, {"_shards": {}}
+
+    script.handler = handler
+    assert index.delete_document("t1", "d1") == 4  # "c" changed after the search: kept
+    searches = [r for r in script.requests if r.path == "/idx/_search"]
+    assert [s.body.get("search_after") for s in searches] == [None, ["b"], ["d"]]
+    assert {s.body["size"] for s in searches} == {2}
+    assert all(s.body["sort"] == [{"chunk_id": "asc"}] for s in searches)
+
+    script.requests.clear()
+    script.handler = lambda r: _hits() if r.path == "/idx/_search" else (500, {})
+    assert index.delete_document("t1", "d1") == 0
+    assert [r.path for r in script.requests] == ["/idx/_search"]  # nothing to refresh
+
+
+def test_delete_raises_on_errors_other_than_conflicts(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/idx/_search":
+            return _hits("a")
+        item = {"_id": "a", "status": 400, "error": {"type": "illegal_argument_exception"}}
+        return 200, {"errors": True, "took": 1, "items": [{"delete": item}]}
+
+    script.handler = handler
+    with pytest.raises(BulkIndexError):
+        index.delete_document("t1", "d1")
 
 
 def test_delete_document_refreshes_first_when_writes_do_not(script: Script) -> None:
     index = ElasticKeywordIndex(_client(), "idx", refresh=False)
     script.requests.clear()
-    script.handler = lambda r: (200, {"deleted": 3, "_shards": {}})
-    assert index.delete_document("t1", "d1") == 3
-    assert [r.path for r in script.requests] == ["/idx/_refresh", "/idx/_delete_by_query"]
+    script.handler = lambda r: _hits() if r.path == "/idx/_search" else (200, {"_shards": {}})
+    assert index.delete_document("t1", "d1") == 0
+    assert [r.path for r in script.requests] == ["/idx/_refresh", "/idx/_search"]
     assert "must_not" not in script.requests[1].body["query"]["bool"]
+
+
+# What an Elasticsearch 8.19.21 node answers this client (recorded from a real one).
+ES8_REFUSAL: dict[str, Any] = {
+    "error": {
+        "root_cause": [
+            {
+                "type": "media_type_header_exception",
+                "reason": "Invalid media-type value on headers [Accept, Content-Type]",
+            }
+        ],
+        "type": "media_type_header_exception",
+        "reason": "Invalid media-type value on headers [Accept, Content-Type]",
+        "caused_by": {
+            "type": "status_exception",
+            "reason": "Accept version must be either version 8 or 7, but found 9. "
+            "Accept=application/vnd.elasticsearch+json; compatible-with=9",
+        },
+    },
+    "status": 400,
+}
+
+
+def test_an_elasticsearch_8_cluster_is_refused_with_its_version(script: Script) -> None:
+    def es8(request: Request) -> Reply:
+        if request.path == "/_nodes/_local":
+            return 200, {"nodes": {"n1": {"version": "8.19.21"}}}
+        return 400, ES8_REFUSAL
+
+    script.handler = es8
+    with pytest.raises(IncompatibleServerError) as caught:
+        ElasticKeywordIndex(_client(), "idx")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "http://localhost:9200 runs Elasticsearch 8.19.21" in message
+    assert "Accept version must be either version 8 or 7, but found 9)" in message
+    assert "upgrade the cluster to 9.x" in message
+    assert isinstance(caught.value, SettingsError)  # the CLI prints it as one line
+
+    script.handler = lambda r: (400, ES8_REFUSAL)  # the version cannot be read either
+    with pytest.raises(IncompatibleServerError, match="runs a server, which refuses"):
+        ElasticKeywordIndex(_client(), "idx")
 
 
 def test_search_sends_the_built_query_and_maps_hits(script: Script) -> None:
