@@ -179,8 +179,10 @@ launch() {
 }
 
 start() {
-    local run_dir="$1"
-    [[ -d "$run_dir" ]] || die "no such folder: $run_dir"
+    [[ -d "$1" ]] || die "no such folder: $1"
+    # The physical path: `stop` recognises the server by it, however RUN_DIR is spelled.
+    local run_dir
+    run_dir="$(cd "$1" && pwd -P)"
     if [[ -f "$run_dir/pid" ]] && ours "$(cat "$run_dir/pid")" "$run_dir"; then
         die "already running in $run_dir (pid $(cat "$run_dir/pid")); stop it first"
     fi
@@ -201,8 +203,9 @@ start() {
 }
 
 stop() {
-    local run_dir="$1"
-    [[ -f "$run_dir/pid" ]] || return 0
+    [[ -f "$1/pid" ]] || return 0
+    local run_dir
+    run_dir="$(cd "$1" && pwd -P)"
     terminate "$(cat "$run_dir/pid")" "$run_dir"
     rm -f "$run_dir/pid" "$run_dir/env"
 }
