@@ -33,6 +33,7 @@ from weaviate.collections import Collection
 from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
+    WeaviateBatchError,
     WeaviateConnectionError,
     WeaviateInsertManyAllFailedError,
     WeaviateTimeoutError,
@@ -168,7 +169,9 @@ class WeaviateVectorIndex:
         return name in self._tenants
 
     @retry(
-        retry=retry_if_exception_type(WeaviateWriteError),
+        # A failed request (deadline, overload; the client itself retries UNAVAILABLE) is
+        # retried like rejected objects: objects are keyed by chunk id, so resending is safe.
+        retry=retry_if_exception_type((WeaviateWriteError, WeaviateBatchError)),
         wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
         stop=stop_after_attempt(3),
         reraise=True,

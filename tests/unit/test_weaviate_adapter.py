@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from weaviate.classes.data import DataObject
 from weaviate.collections.filters import _FilterToREST
-from weaviate.exceptions import UnexpectedStatusCodeError
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBatchError
 
 from app.retrieval.protocols import VectorIndex
 from app.retrieval.types import Chunk, SearchFilter
@@ -35,6 +35,7 @@ class FakeCollection:
     log: list[tuple[str, Any]] = field(default_factory=list)
     store: dict[str, dict[str, tuple[dict[str, Any], list[float]]]] = field(default_factory=dict)
     reject: list[str] = field(default_factory=list)  # messages of objects to fail next
+    request_errors: list[Exception] = field(default_factory=list)  # raised by next requests
 
     @property
     def tenants(self) -> Any:
@@ -53,6 +54,8 @@ class FakeCollection:
 
         def insert_many(batch: list[DataObject[Any, Any]]) -> Any:
             self.log.append(("insert_many", len(batch)))
+            if self.request_errors:
+                raise self.request_errors.pop(0)
             errors: dict[int, Any] = {}
             for i, obj in enumerate(batch):
                 if self.reject:
@@ -211,6 +214,19 @@ def test_large_imports_are_split_into_batch_size_requests(monkeypatch: pytest.Mo
     assert index.count() == 8
     client.collection.reject = ["disk full"] * 30  # every request of every attempt fails
     with pytest.raises(WeaviateWriteError, match="8 of 8 objects failed: disk full"):
+        index.upsert(chunks, _vecs(chunks))
+
+
+def test_failed_batch_requests_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(WeaviateVectorIndex._write.retry, "sleep", lambda s: None)  # type: ignore[attr-defined]
+    client = FakeClient()
+    index = _index(client)
+    chunks = [_chunk("a"), _chunk("b")]
+    client.collection.request_errors = [WeaviateBatchError("Deadline Exceeded")]
+    index.upsert(chunks, _vecs(chunks))
+    assert index.count() == 2
+    client.collection.request_errors = [WeaviateBatchError("Deadline Exceeded")] * 3
+    with pytest.raises(WeaviateBatchError):
         index.upsert(chunks, _vecs(chunks))
 
 
