@@ -19,7 +19,8 @@
 # free per run, so two instances never collide; the Go profiling listener (6060), metrics,
 # telemetry and the API-based modules are switched off.
 #
-# Tunables: WEAVIATE_START_TIMEOUT (seconds to wait for ready, default 180),
+# Needs Go >= 1.26 to build (only when the cache lacks the binary), and python3, curl and
+# flock. Tunables: WEAVIATE_START_TIMEOUT (seconds to wait for ready, default 180),
 # WEAVIATE_STOP_GRACE (seconds between SIGTERM and SIGKILL, default 30).
 set -euo pipefail
 
@@ -96,20 +97,22 @@ EOF
 ours() {
     local pid="$1" run_dir="$2"
     [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '/weaviate-server$' || return 1
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "PERSISTENCE_DATA_PATH=$run_dir/data"
+    # -z: NUL-separated records, as /proc keeps argv and the environment.
+    grep -qsz '/weaviate-server$' "/proc/$pid/cmdline" || return 1
+    grep -qszxF "PERSISTENCE_DATA_PATH=$run_dir/data" "/proc/$pid/environ"
 }
 
 terminate() {
     local pid="$1" run_dir="$2" grace="${WEAVIATE_STOP_GRACE:-30}"
     ours "$pid" "$run_dir" || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + grace))
-    while ours "$pid" "$run_dir" && ((SECONDS < deadline)); do sleep 0.2; done
+    local ticks=$((grace * 5))
+    while ours "$pid" "$run_dir" && ((ticks-- > 0)); do sleep 0.2; done
     if ours "$pid" "$run_dir"; then
         log "pid $pid still running ${grace} s after SIGTERM: sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        # `ours` is false for a zombie too: its reaping is up to whoever adopted it.
+        while ours "$pid" "$run_dir"; do sleep 0.1; done
     fi
 }
 
