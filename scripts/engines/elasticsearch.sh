@@ -34,6 +34,7 @@ ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:z
 JDK_MIN=21
 PLUGIN=ragent-english-analysis
 SERVICE_USER=ragent-engines
+INSTALL_REV=1 # raise it when `install` changes what it lays down: caches then reinstall
 
 here="$(cd "$(dirname "$0")" && pwd)"
 plugin_src="$here/es-analysis"
@@ -86,7 +87,7 @@ find_jdk() {
 # makes the next `install` rebuild it, and an unchanged one makes `install` a no-op.
 wanted_stamp() {
     {
-        echo "$ARTIFACT"
+        echo "$ARTIFACT $INSTALL_REV"
         (cd "$plugin_src" && find pom.xml src -type f -print0 | sort -z | xargs -0 sha256sum)
     } | sha256sum | cut -d' ' -f1
 }
@@ -113,6 +114,7 @@ install() {
         exec 9>&-
         return 0
     fi
+    rm -rf "$home"/.staging.* "$home"/.download.* # an interrupted install's leftovers
     local jdk started=$SECONDS zip="$home/elasticsearch-$VERSION.zip"
     jdk="$(find_jdk)"
     : >"$home/build.log"
@@ -130,6 +132,8 @@ install() {
     local staging lucene
     staging="$(mktemp -d "$home/.staging.XXXXXX")"
     run_logged unzip -q "$zip" -d "$staging"
+    # config/ ships group-only; it is only the template each run copies, so anyone may read it.
+    chmod -R a+rX "$staging/elasticsearch-$VERSION/config"
     lucene="$(basename "$staging/elasticsearch-$VERSION"/lib/lucene-core-*.jar .jar)"
     lucene="${lucene#lucene-core-}"
     log "building the $PLUGIN plugin (Elasticsearch $VERSION, Lucene $lucene, JDK $jdk)"
@@ -188,7 +192,7 @@ ensure_service_user() {
 # RUN_DIR/es links to when the service user cannot reach RUN_DIR (e.g. under /root).
 make_node_home() {
     local run_dir="$1" node_home="$1/es"
-    rm -rf "$node_home"
+    remove_node_home "$run_dir"
     mkdir -p "$node_home"
     if as_root; then
         chown "$SERVICE_USER:" "$node_home"
@@ -210,6 +214,16 @@ make_node_home() {
     echo "$node_home"
 }
 
+# Remove RUN_DIR/es, and the folder under /tmp it may link to.
+remove_node_home() {
+    local link="$1/es" target
+    if [[ -L "$link" ]]; then
+        target="$(readlink "$link")"
+        [[ "$target" == /tmp/ragent-elasticsearch.* ]] && rm -rf "$target"
+    fi
+    rm -rf "$link"
+}
+
 # True while $1 is the pid of an Elasticsearch launcher whose config lives in $2 (a
 # recycled pid belonging to some other process is never signalled).
 ours() {
@@ -229,10 +243,13 @@ descendants() {
     done
 }
 
+# True while one of the pids runs (a zombie left for a parent to reap does not count).
 any_alive() {
     local pid
     for pid in "$@"; do
-        kill -0 "$pid" 2>/dev/null && return 0
+        if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
+            return 0
+        fi
     done
     return 1
 }
@@ -260,8 +277,11 @@ launch() {
     local ports http transport
     mapfile -t ports < <(free_ports 2)
     read -r http transport <<<"${ports[*]}"
+    [[ -n "${transport:-}" ]] || die "could not pick free ports (this needs python3 on PATH)"
+    # A cluster name of this run's own: a health answer from any other node is not taken.
+    local cluster="ragent-test-$$-$RANDOM"
     cat >"$node_home/config/elasticsearch.yml" <<EOF
-cluster.name: ragent-test
+cluster.name: $cluster
 node.name: node-1
 discovery.type: single-node
 network.host: 127.0.0.1
@@ -303,7 +323,8 @@ EOF
             die "the node exited during start-up (log: $logfile)"
         fi
         health="$(curl -fsS --max-time 2 "$url/_cluster/health" 2>/dev/null || true)"
-        if [[ "$health" =~ \"status\":\"(green|yellow)\" ]]; then
+        if [[ "$health" == *"\"cluster_name\":\"$cluster\""* &&
+            "$health" =~ \"status\":\"(green|yellow)\" ]]; then
             # The integ-test distribution has no `GET /` (the rest-root module): ask the node.
             local info
             info="$(curl -fsS --max-time 5 "$url/_nodes/_local?filter_path=nodes.*.version")" ||
@@ -364,8 +385,9 @@ stop() {
     fi
     rm -f "$run_dir/pid" "$run_dir/env"
     if [[ -L "$run_dir/es" ]]; then # the folder under /tmp: its logs are copied back first
+        rm -rf "$run_dir/es-logs"
         cp -r "$node_home/logs" "$run_dir/es-logs" 2>/dev/null || true
-        rm -rf "$node_home" "$run_dir/es"
+        remove_node_home "$run_dir"
     fi
 }
 
