@@ -60,6 +60,7 @@ install() {
     exec 9>"$home/.install.lock"
     flock 9
     if [[ ! -x "$bin" ]]; then
+        rm -rf "$home"/.build.* # an interrupted build's; none can be running: we hold the lock
         local staging
         staging="$(mktemp -d "$home/.build.XXXXXX")"
         log "building $MODULE@v$VERSION into $home/bin (a cold build takes minutes)"
