@@ -229,9 +229,11 @@ remove_node_home() {
 ours() {
     local pid="$1" node_home="$2"
     [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '^org.elasticsearch.launcher' ||
+    # Process substitution, not a pipe: grep -q may stop reading early, and under pipefail
+    # tr's SIGPIPE would fail the test.
+    grep -q '^org.elasticsearch.launcher' < <(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) ||
         return 1
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "ES_PATH_CONF=$node_home/config"
+    grep -qxF "ES_PATH_CONF=$node_home/config" < <(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null)
 }
 
 # Print the pids of every descendant of $1.
