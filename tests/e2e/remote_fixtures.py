@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import weaviate
 from elasticsearch import Elasticsearch
 from weaviate.classes.query import Filter
 
 from app.ingest.clean import clean_documents
 from app.ingest.loaders import load_document
+from app.retrieval.weaviate import connect
 from app.retrieval.weaviate_schema import weaviate_tenant
 
 
@@ -63,10 +63,7 @@ class RemoteProfile:
 
     def weaviate_chunks(self, tenant: str, doc_id: str | None = None) -> list[dict[str, Any]]:
         """Every object Weaviate holds for ``tenant`` (and ``doc_id``), as stored."""
-        host, port = self.weaviate_url.removeprefix("http://").split(":")
-        with weaviate.connect_to_local(
-            host=host, port=int(port), grpc_port=self.weaviate_grpc_port
-        ) as client:
+        with connect(self.weaviate_url, grpc_port=self.weaviate_grpc_port) as client:
             if not client.collections.exists(self.collection):
                 return []
             collection = client.collections.get(self.collection)
@@ -103,10 +100,7 @@ def remote_fixture(
     yield profile
     with Elasticsearch(profile.es_url) as es:
         es.indices.delete(index=profile.index, ignore_unavailable=True)
-    host, port = profile.weaviate_url.removeprefix("http://").split(":")
-    with weaviate.connect_to_local(
-        host=host, port=int(port), grpc_port=profile.weaviate_grpc_port
-    ) as client:
+    with connect(profile.weaviate_url, grpc_port=profile.weaviate_grpc_port) as client:
         client.collections.delete(profile.collection)
 
 
