@@ -416,6 +416,19 @@ def langchain_ingest(
     return child, report
 
 
+def torch_missing() -> str | None:
+    """Why the LangChain path cannot run without ragent's torch extra, or None."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"{' and '.join(missing)} not installed: its embedder runs on sentence-transformers "
+        "(ragent's optional torch extra, pip install -e '.[torch]', then bench/requirements.txt)"
+    )
+
+
 def check_langchain_installed() -> None:
     import importlib.util
 
@@ -645,7 +658,7 @@ def print_table(result: dict[str, Any]) -> None:
     lc = result.get("langchain")
     print(
         f"Ingestion benchmark: {c['documents']} documents ({_counts(c['by_format'])}), "
-        f"{c['mib']} MiB, torch threads {result['threads']}"
+        f"{c['mib']} MiB, threads {result['threads']}"
     )
     rows: list[tuple[str, str, str]] = []
 
@@ -746,7 +759,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--formats", default=",".join(FORMATS), help="html,pdf,docx")
     parser.add_argument("--docx-pages", type=int, default=100, help="PostgreSQL pages as DOCX")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="CPU threads of each embedder (ONNX Runtime, torch)",
+    )
     parser.add_argument("--ragent", help="ragent executable (default .venv/bin/ragent)")
     parser.add_argument("--no-langchain", action="store_true", help="skip the LangChain path")
     parser.add_argument(
@@ -777,6 +795,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     notes: list[str] = []
+    if not args.no_langchain and (reason := torch_missing()):
+        log(f"LangChain path skipped: {reason}")
+        notes.append(f"LangChain path skipped: {reason}")
+        args.no_langchain = True
     if not args.no_langchain:
         check_langchain_installed()
     binary = ragent_binary(args.ragent)
