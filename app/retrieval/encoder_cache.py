@@ -87,8 +87,8 @@ class SentenceTransformerEncoder:
         """Embed ``texts`` into unit rows with ``SentenceTransformer.encode``."""
         # Torch keeps its thread count per OS thread: set it once per calling thread.
         if getattr(self._threads, "count", None) != threads:
-            import torch
-
+            # By name: torch comes with the extra, so mypy may not see it.
+            torch = importlib.import_module("torch")
             torch.set_num_threads(threads or os.cpu_count() or 1)
             self._threads.count = threads
         vectors = self.model.encode(
