@@ -28,8 +28,7 @@ from app.tools import ToolRegistry
 from app.tools.catalog import build_registry
 
 if TYPE_CHECKING:
-    from app.retrieval.elastic import ElasticKeywordIndex
-    from app.retrieval.weaviate import WeaviateVectorIndex
+    from app.retrieval.deferred import DeferredKeywordIndex, DeferredVectorIndex
 
 __all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "use_resources"]
 
@@ -60,31 +59,33 @@ class Resources:
 
 def _remote_indexes(
     settings: Settings, dim: int
-) -> tuple[WeaviateVectorIndex, ElasticKeywordIndex]:
-    """Connect the Weaviate vector and Elasticsearch keyword adapters (closed at exit)."""
-    from app.retrieval import elastic, weaviate
+) -> tuple[DeferredVectorIndex, DeferredKeywordIndex]:
+    """The Weaviate vector and Elasticsearch keyword adapters, connected on first use.
+
+    Neither engine is reached here, so a process starts while one is down (see
+    :mod:`app.retrieval.deferred`); the clients are closed at exit.
+    """
+    from app.retrieval.deferred import deferred_elasticsearch, deferred_weaviate
 
     retrieval = settings.retrieval
     assert retrieval.weaviate_url and retrieval.elasticsearch_url  # enforced by Settings
-    vector_client = weaviate.connect(
+    vectors = deferred_weaviate(
         retrieval.weaviate_url,
         grpc_port=retrieval.weaviate_grpc_port,
         api_key=os.environ.get("WEAVIATE_API_KEY"),
+        collection=retrieval.weaviate_collection,
+        dim=dim,
     )
-    atexit.register(vector_client.close)
-    keyword_client = elastic.connect(
-        retrieval.elasticsearch_url, api_key=os.environ.get("ELASTICSEARCH_API_KEY")
+    keywords = deferred_elasticsearch(
+        retrieval.elasticsearch_url,
+        api_key=os.environ.get("ELASTICSEARCH_API_KEY"),
+        index=retrieval.elasticsearch_index,
+        shards=retrieval.elasticsearch_shards,
+        replicas=retrieval.elasticsearch_replicas,
     )
-    atexit.register(keyword_client.close)
-    return (
-        weaviate.WeaviateVectorIndex(vector_client, retrieval.weaviate_collection, dim=dim),
-        elastic.ElasticKeywordIndex(
-            keyword_client,
-            retrieval.elasticsearch_index,
-            shards=retrieval.elasticsearch_shards,
-            replicas=retrieval.elasticsearch_replicas,
-        ),
-    )
+    atexit.register(vectors.deferred.close)
+    atexit.register(keywords.deferred.close)
+    return vectors, keywords
 
 
 def build_resources(settings: Settings) -> Resources:

@@ -24,6 +24,8 @@ from typing import Any, Literal
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, TransportError
 from elasticsearch.helpers import bulk
 
+from app.retrieval.commits import visible_hits
+from app.retrieval.elastic_commits import ElasticCommits
 from app.retrieval.elastic_schema import (
     build_query,
     chunk_to_doc,
@@ -140,10 +142,16 @@ class ElasticKeywordIndex:
         self.index = index
         self._refresh = refresh
         self._chunk_size = chunk_size
+        self.commits = ElasticCommits(client, index)
         self.ensure_index(shards, replicas)
 
+    @property
+    def client(self) -> Elasticsearch:
+        """The client this adapter uses (its caller closes it)."""
+        return self._es
+
     def ensure_index(self, shards: int = 1, replicas: int = 1) -> None:
-        """Create the index with :func:`index_mapping`; an existing index is kept as is.
+        """Create the index (:func:`index_mapping`) and its commit markers' index unless they exist.
 
         Raises:
             IncompatibleServerError: The cluster is not Elasticsearch 9 (it refuses every
@@ -157,6 +165,7 @@ class ElasticKeywordIndex:
                 raise _incompatible(self._es, err) from None
             if kind != "resource_already_exists_exception":
                 raise
+        self.commits.ensure(shards, replicas)
 
     def _actions(self, chunks: Sequence[Chunk], generation: str) -> Iterator[dict[str, Any]]:
         for chunk in chunks:
@@ -236,19 +245,52 @@ class ElasticKeywordIndex:
         return deleted
 
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document; returns how many were removed."""
-        return self._delete(tenant_id, doc_id, None)
+        """Hide the document (empty marker), delete its chunks, then its marker.
+
+        Returns:
+            How many chunks were removed.
+        """
+        self.commits.commit(tenant_id, doc_id, [])
+        deleted = self._delete(tenant_id, doc_id, None)
+        self.commits.forget(tenant_id, doc_id)
+        return deleted
+
+    def begin_replace(self, tenant_id: str, doc_id: str) -> None:
+        """Hide a document that has no commit marker yet until :meth:`commit`."""
+        self.commits.begin(tenant_id, doc_id)
+
+    def write_generation(
+        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], generation: str
+    ) -> None:
+        """Index a new version's chunks, searchable but hidden by the commit marker.
+
+        Unchanged chunk ids are overwritten in place with the same text.
+
+        Raises:
+            ValueError: A chunk belongs to another tenant or document.
+        """
+        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
+            raise ValueError("every chunk must belong to the document being replaced")
+        if chunks:
+            self._write(chunks, generation, "wait_for")
+
+    def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:
+        """Switch the document to exactly ``chunk_ids`` (see :mod:`app.retrieval.commits`)."""
+        self.commits.commit(tenant_id, doc_id, chunk_ids)
+
+    def delete_stale(self, tenant_id: str, doc_id: str, generation: str) -> int:
+        """Delete the document's chunks of any other generation; returns how many."""
+        return self._delete(tenant_id, doc_id, generation)
 
     def replace_document(self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk]) -> int:
-        """Replace a document's chunks so that a reader never finds the document missing.
+        """Replace a document's chunks: readers see the old version, then the new one.
 
-        Elasticsearch has no transaction across documents (nor with the vector store), so
-        the order makes the swap safe instead: first the new chunks are bulk-indexed with a
-        fresh ``generation`` and made searchable (``refresh="wait_for"``); unchanged chunk
-        ids are overwritten in place. Then the document's chunks whose generation differs,
-        the stale ones, are deleted. A reader may briefly see old and new
-        chunks together, never neither. If the process dies in between, the stale chunks
-        stay until the next replace or delete of the document, which removes them.
+        Elasticsearch has no transaction across documents, so the swap goes through the
+        document's commit marker (:mod:`app.retrieval.commits`): the new chunks are
+        written with a fresh ``generation`` while hidden, the marker is switched, and the
+        chunks of other generations are deleted. If the process or the cluster dies on
+        the way, the old version stays what readers see, and leftovers stay hidden until
+        the next replace or delete of the document removes them.
 
         Returns:
             How many stale chunks were removed.
@@ -256,19 +298,19 @@ class ElasticKeywordIndex:
         Raises:
             ValueError: A chunk belongs to another tenant or document.
         """
-        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
-            raise ValueError("every chunk must belong to the document being replaced")
         generation = uuid.uuid4().hex
-        if chunks:
-            self._write(chunks, generation, "wait_for")
-        return self._delete(tenant_id, doc_id, generation)
+        self.begin_replace(tenant_id, doc_id)
+        self.write_generation(tenant_id, doc_id, chunks, generation)
+        self.commit(tenant_id, doc_id, [c.chunk_id for c in chunks])
+        return self.delete_stale(tenant_id, doc_id, generation)
 
     def search(self, query: str, flt: SearchFilter, k: int) -> list[Hit]:
         """Return the ``k`` best BM25 matches visible to ``flt``, best first."""
         if k <= 0 or not _WORD.search(query):
             return []
         resp = self._es.search(index=self.index, **build_query(query, flt, k))
-        return [Hit(doc_to_chunk(h["_source"]), float(h["_score"])) for h in resp["hits"]["hits"]]
+        hits = [Hit(doc_to_chunk(h["_source"]), float(h["_score"])) for h in resp["hits"]["hits"]]
+        return visible_hits(flt.tenant_id, hits, self.commits.committed)
 
     def count(self, flt: SearchFilter | None = None, *, limit: int | None = None) -> int:
         """Count chunks, optionally only those visible to ``flt``, stopping at ``limit``."""
@@ -280,5 +322,6 @@ class ElasticKeywordIndex:
         return found if limit is None else min(found, limit)
 
     def drop(self) -> None:
-        """Delete the whole index (tests and tear-down)."""
+        """Delete the whole index and its markers (tests and tear-down)."""
         self._es.options(ignore_status=404).indices.delete(index=self.index)
+        self.commits.drop()

@@ -1,13 +1,26 @@
 """Writing documents to remote engines (Weaviate + Elasticsearch), recorded locally.
 
-The two engines share no transaction. Each replace writes the new chunks before it
-deletes stale ones, so a reader never finds a document missing; the local record of
-what is indexed is committed last, so a crash in between makes the next ingest
-redo the document instead of skipping it.
+The two engines share no transaction, with each other or within themselves. Each keeps a
+commit marker per document (:mod:`app.retrieval.commits`) that lists the chunks readers
+may see, so a replace runs in phases across both engines:
+
+1. ``begin``: a document new to an engine gets an empty marker (hidden until commit);
+2. ``write``: the new version's chunks go to both engines, hidden by the markers;
+3. ``commit``: each engine's marker is switched to the new chunk ids, one write each;
+4. the local record is committed, so the next ingest skips the document;
+5. ``delete_stale``: chunks of other generations are removed (already hidden).
+
+If an engine or the writer dies before 3, readers keep seeing the old version (or
+nothing, for a new document) in both engines, and the next ingest redoes the document
+because its record was not committed. Between the two commits of 3, each engine shows
+one whole version, the new one in the engine that switched. A failure in 5 leaves hidden
+leftovers that the document's next replace or delete removes; it is logged, not raised.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,30 +30,46 @@ from app.retrieval.types import Chunk, DocumentRecord
 
 __all__ = ["FanOutWriter", "RemoteKeywordWriter", "RemoteVectorWriter"]
 
+logger = logging.getLogger(__name__)
 
-class RemoteVectorWriter(Protocol):
+
+class _Phases(Protocol):
+    """The phases of a replace that both engines share."""
+
+    def begin_replace(self, tenant_id: str, doc_id: str) -> None:
+        """Hide a document that has no commit marker yet until :meth:`commit`."""
+        ...
+
+    def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:
+        """Switch the document to exactly ``chunk_ids``."""
+        ...
+
+    def delete_stale(self, tenant_id: str, doc_id: str, generation: str) -> int:
+        """Delete the document's chunks of any other generation."""
+        ...
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> int:
+        """Hide, then delete every chunk of a document."""
+        ...
+
+
+class RemoteVectorWriter(_Phases, Protocol):
     """The write side of a remote vector engine."""
 
-    def replace_document(
-        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector
-    ) -> int:
-        """Write the new chunks, then delete the document's stale ones."""
-        ...
-
-    def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document."""
+    def write_generation(
+        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector, generation: str
+    ) -> None:
+        """Write a new version's chunks and vectors, hidden until :meth:`commit`."""
         ...
 
 
-class RemoteKeywordWriter(Protocol):
+class RemoteKeywordWriter(_Phases, Protocol):
     """The write side of a remote keyword engine."""
 
-    def replace_document(self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk]) -> int:
-        """Write the new chunks, then delete the document's stale ones."""
-        ...
-
-    def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document."""
+    def write_generation(
+        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], generation: str
+    ) -> None:
+        """Write a new version's chunks, hidden until :meth:`commit`."""
         ...
 
 
@@ -70,10 +99,31 @@ class FanOutWriter:
     def replace_document(
         self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
     ) -> None:
-        """Replace the chunks in both engines, then commit the record."""
-        self._vectors.replace_document(record.tenant_id, record.doc_id, chunks, vectors)
-        self._keywords.replace_document(record.tenant_id, record.doc_id, chunks)
-        self._records.put_record(record, [c.chunk_id for c in chunks])
+        """Replace the chunks in both engines in phases (see the module docstring).
+
+        Raises:
+            Exception: An engine failed before both committed; the record is not
+                committed, so the next ingest redoes the document.
+        """
+        tenant, doc = record.tenant_id, record.doc_id
+        generation = uuid.uuid4().hex
+        chunk_ids = [c.chunk_id for c in chunks]
+        self._vectors.begin_replace(tenant, doc)
+        self._keywords.begin_replace(tenant, doc)
+        self._vectors.write_generation(tenant, doc, chunks, vectors, generation)
+        self._keywords.write_generation(tenant, doc, chunks, generation)
+        self._vectors.commit(tenant, doc, chunk_ids)
+        self._keywords.commit(tenant, doc, chunk_ids)
+        self._records.put_record(record, chunk_ids)
+        for name, engine in (("vector", self._vectors), ("keyword", self._keywords)):
+            try:
+                engine.delete_stale(tenant, doc, generation)
+            except Exception as exc:  # noqa: BLE001 - hidden leftovers; the next replace removes them
+                logger.warning(
+                    "stale chunks of a replaced document stay hidden in the %s engine: %s",
+                    name,
+                    type(exc).__name__,
+                )
 
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
         """Forget the record first (so a crash re-checks), then delete from both engines."""

@@ -40,8 +40,10 @@ from weaviate.exceptions import (
 )
 from weaviate.util import generate_uuid5
 
+from app.retrieval.commits import visible_hits
 from app.retrieval.protocols import Vector
 from app.retrieval.types import Chunk, Hit, SearchFilter
+from app.retrieval.weaviate_commits import WeaviateCommits
 from app.retrieval.weaviate_schema import (
     SEARCHABLE,
     build_filter,
@@ -137,19 +139,25 @@ class WeaviateVectorIndex:
         self._batch_size = batch_size
         self._concurrency = concurrent_requests
         self._tenants: set[str] = set()
+        self.commits = WeaviateCommits(client, collection)
         self.ensure_collection()
         self._col: Collection[Any, Any] = client.collections.get(collection)
 
+    @property
+    def client(self) -> weaviate.WeaviateClient:
+        """The client this adapter uses (its caller closes it)."""
+        return self._client
+
     @_retry_transient
     def ensure_collection(self) -> None:
-        """Create the collection with :func:`collection_config` unless it exists."""
-        if self._client.collections.exists(self.name):
-            return
-        try:
-            self._client.collections.create(**collection_config(self.name))
-        except UnexpectedStatusCodeError as err:  # created concurrently by another process
-            if err.status_code != 422 or "already exists" not in err.message:
-                raise
+        """Create the collection (:func:`collection_config`) and its commit markers' collection."""
+        if not self._client.collections.exists(self.name):
+            try:
+                self._client.collections.create(**collection_config(self.name))
+            except UnexpectedStatusCodeError as err:  # created concurrently by another process
+                if err.status_code != 422 or "already exists" not in err.message:
+                    raise
+        self.commits.ensure()
 
     @_retry_transient
     def _ensure_tenant(self, name: str) -> None:
@@ -251,19 +259,57 @@ class WeaviateVectorIndex:
                 return deleted
 
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
-        """Delete every chunk of a document; returns how many were removed."""
-        return self._delete(tenant_id, doc_id, None)
+        """Hide the document (empty marker), delete its chunks, then its marker.
+
+        Returns:
+            How many chunks were removed.
+        """
+        self.commits.commit(tenant_id, doc_id, [])
+        deleted = self._delete(tenant_id, doc_id, None)
+        self.commits.forget(tenant_id, doc_id)
+        return deleted
+
+    def begin_replace(self, tenant_id: str, doc_id: str) -> None:
+        """Hide a document that has no commit marker yet until :meth:`commit`."""
+        self.commits.begin(tenant_id, doc_id)
+
+    def write_generation(
+        self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector, generation: str
+    ) -> None:
+        """Import a new version's chunks, searchable but hidden by the commit marker.
+
+        Unchanged chunk ids are overwritten in place with the same text.
+
+        Raises:
+            ValueError: A chunk belongs to another tenant or document, or ``vectors``
+                does not match ``chunks``.
+            WeaviateWriteError: Objects were still rejected after retries.
+        """
+        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
+            raise ValueError("every chunk must belong to the document being replaced")
+        if chunks:
+            self._upsert(chunks, vectors, generation)
+
+    @_retry_transient
+    def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:
+        """Switch the document to exactly ``chunk_ids`` (see :mod:`app.retrieval.commits`)."""
+        self.commits.commit(tenant_id, doc_id, chunk_ids)
+
+    def delete_stale(self, tenant_id: str, doc_id: str, generation: str) -> int:
+        """Delete the document's chunks of any other generation; returns how many."""
+        return self._delete(tenant_id, doc_id, generation)
 
     def replace_document(
         self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector
     ) -> int:
-        """Replace a document's chunks: write the new ones first, then delete stale ones.
+        """Replace a document's chunks: readers see the old version, then the new one.
 
-        Weaviate has no multi-object transaction, so the new chunks are imported first
-        with a fresh ``generation`` (unchanged chunk ids are overwritten in place), and
-        only then are the document's objects of any other generation deleted. A reader
-        may briefly see old and new chunks, never a missing document; a crash in between
-        leaves stale chunks that the next replace or delete removes.
+        Weaviate has no multi-object transaction, so the swap goes through the document's
+        commit marker (:mod:`app.retrieval.commits`): the new chunks are imported with a
+        fresh ``generation`` while hidden, the marker is switched, and the chunks of other
+        generations are deleted. If the process or the server dies on the way, the old
+        version stays what readers see, and leftovers stay hidden until the next replace
+        or delete of the document removes them.
 
         Returns:
             How many stale chunks were removed.
@@ -271,12 +317,11 @@ class WeaviateVectorIndex:
         Raises:
             ValueError: A chunk belongs to another tenant or document.
         """
-        if any(c.tenant_id != tenant_id or c.doc_id != doc_id for c in chunks):
-            raise ValueError("every chunk must belong to the document being replaced")
         generation = uuid.uuid4().hex
-        if chunks:
-            self._upsert(chunks, vectors, generation)
-        return self._delete(tenant_id, doc_id, generation)
+        self.begin_replace(tenant_id, doc_id)
+        self.write_generation(tenant_id, doc_id, chunks, vectors, generation)
+        self.commit(tenant_id, doc_id, [c.chunk_id for c in chunks])
+        return self.delete_stale(tenant_id, doc_id, generation)
 
     def search(self, vector: Vector, flt: SearchFilter, k: int) -> list[Hit]:
         """Return the ``k`` nearest chunks visible to ``flt``; score is cosine similarity."""
@@ -289,10 +334,11 @@ class WeaviateVectorIndex:
             filters=build_filter(flt),
             return_metadata=MetadataQuery(distance=True),
         )
-        return [
+        hits = [
             Hit(object_to_chunk(o.properties), 1.0 - float(o.metadata.distance or 0.0))
             for o in res.objects
         ]
+        return visible_hits(flt.tenant_id, hits, self.commits.committed)
 
     def hybrid(
         self,
@@ -338,9 +384,10 @@ class WeaviateVectorIndex:
             filters=build_filter(flt),
             return_metadata=MetadataQuery(score=True),
         )
-        return [
+        hits = [
             Hit(object_to_chunk(o.properties), float(o.metadata.score or 0.0)) for o in res.objects
         ]
+        return visible_hits(flt.tenant_id, hits, self.commits.committed)
 
     @_retry_transient
     def _tenant_names(self) -> list[str]:
@@ -364,6 +411,7 @@ class WeaviateVectorIndex:
         return found if limit is None else min(found, limit)
 
     def drop(self) -> None:
-        """Delete the whole collection (tests and tear-down)."""
+        """Delete the whole collection and its markers (tests and tear-down)."""
         self._client.collections.delete(self.name)
+        self.commits.drop()
         self._tenants.clear()

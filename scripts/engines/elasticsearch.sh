@@ -152,6 +152,19 @@ install() {
     log "installed in $dist in $((SECONDS - started)) s"
 }
 
+# The ports to launch on: RAGENT_ENGINE_PORTS (space-separated, in launch's order) when set,
+# so a test can start an engine at an address a client already uses; else free ones.
+pick_ports() {
+    if [[ -n "${RAGENT_ENGINE_PORTS:-}" ]]; then
+        local wanted
+        read -r -a wanted <<<"$RAGENT_ENGINE_PORTS"
+        ((${#wanted[@]} == $1)) || die "RAGENT_ENGINE_PORTS needs $1 ports, got '$RAGENT_ENGINE_PORTS'"
+        printf '%s\n' "${wanted[@]}"
+    else
+        free_ports "$1"
+    fi
+}
+
 # Print N distinct TCP ports free on 127.0.0.1, one a line. All sockets stay bound until
 # every port is chosen, so the N are distinct; another process may still take one before
 # the node binds it, which `start` answers by trying again with fresh ports.
@@ -277,7 +290,7 @@ terminate() {
 launch() {
     local run_dir="$1" node_home="$2" jdk="$3" timeout="${ELASTICSEARCH_START_TIMEOUT:-180}"
     local ports http transport
-    mapfile -t ports < <(free_ports 2)
+    mapfile -t ports < <(pick_ports 2)
     read -r http transport <<<"${ports[*]}"
     [[ -n "${transport:-}" ]] || die "could not pick free ports (this needs python3 on PATH)"
     # A cluster name of this run's own: a health answer from any other node is not taken.

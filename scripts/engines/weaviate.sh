@@ -78,6 +78,19 @@ install() {
     exec 9>&-
 }
 
+# The ports to launch on: RAGENT_ENGINE_PORTS (space-separated, in launch's order) when set,
+# so a test can start an engine at an address a client already uses; else free ones.
+pick_ports() {
+    if [[ -n "${RAGENT_ENGINE_PORTS:-}" ]]; then
+        local wanted
+        read -r -a wanted <<<"$RAGENT_ENGINE_PORTS"
+        ((${#wanted[@]} == $1)) || die "RAGENT_ENGINE_PORTS needs $1 ports, got '$RAGENT_ENGINE_PORTS'"
+        printf '%s\n' "${wanted[@]}"
+    else
+        free_ports "$1"
+    fi
+}
+
 # Print N distinct TCP ports free on 127.0.0.1, one a line. All sockets stay bound until
 # every port is chosen, so the N are distinct; another process may still take one before
 # the server binds it, which `start` answers by trying again with fresh ports.
@@ -121,7 +134,7 @@ terminate() {
 launch() {
     local run_dir="$1" timeout="${WEAVIATE_START_TIMEOUT:-180}"
     local ports http grpc gossip data raft raft_rpc
-    mapfile -t ports < <(free_ports 6)
+    mapfile -t ports < <(pick_ports 6)
     read -r http grpc gossip data raft raft_rpc <<<"${ports[*]}"
     local logfile="$run_dir/weaviate.log"
     # A clean environment: settings in the caller's shell (API keys, modules) do not leak in.

@@ -17,6 +17,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from app.retrieval.elastic import ElasticKeywordIndex, connect
+from app.retrieval.elastic_schema import document_id
 from app.retrieval.types import SearchFilter
 from tests.contract.test_index_contract import T1, _chunk, _ids
 
@@ -107,8 +108,13 @@ def test_a_chunk_rewritten_while_stale_chunks_are_deleted_is_kept(
         return resp
 
     monkeypatch.setattr(client, "search", search_then_rewrite)
-    # The replace keeps only "n"; "b" was found stale, then rewritten before the delete.
+    # The replace keeps only "n"; "b" was found stale, then rewritten before the delete:
+    # the delete leaves the rewritten chunk in place.
     assert index.replace_document(T1, "d1", [_chunk("n", "new gamma")]) == 1
     flt = SearchFilter(T1)
+    assert client.exists(index=index.index, id=document_id(T1, "b"))
+    # Readers see the committed version, which lists "n" alone, until a commit lists "b".
+    assert sorted(_ids(index.search("alpha beta gamma", flt, 10))) == ["n"]
+    index.commit(T1, "d1", ["b", "n"])
     assert sorted(_ids(index.search("alpha beta gamma", flt, 10))) == ["b", "n"]
     assert index.search("rewritten", flt, 1)[0].chunk == rewritten
