@@ -3,10 +3,13 @@
 Run from the repository root (see bench/README.md):
 
     .venv/bin/python bench/retrieval.py [--sizes 5000,100000,1000000] [--config FILE] [--json]
+    .venv/bin/python bench/retrieval.py --profile remote     # Weaviate + Elasticsearch
 
 Quality (nDCG@10, Recall@10, MRR@10) on BEIR-format data sets and search latency with query
 embedding excluded, with the same all-MiniLM-L6-v2 vectors for every system; the peers run
-in a virtual environment of their own. It prints figures and PASS/FAIL per goal, and never
+in a virtual environment of their own. ``--profile remote`` measures ragent's fusion over
+real Weaviate + Elasticsearch next to Weaviate's own hybrid query instead
+(bench/retrieval_remote.py). It prints figures and PASS/FAIL per goal, and never
 fails on a missed goal: the exit code is 0 unless something broke (2).
 """
 
@@ -262,6 +265,12 @@ def versions() -> dict[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--profile",
+        choices=("embedded", "remote"),
+        default="embedded",
+        help="embedded engines and peers, or Weaviate + Elasticsearch (first data set only)",
+    )
+    parser.add_argument(
         "--datasets",
         default=f"{DATA / 'dbpedia'},{DATA / 'business-reports'}",
         help="BEIR folders, comma-separated, or 'none'; the first is also timed at its size",
@@ -300,15 +309,34 @@ def main(argv: list[str] | None = None) -> int:
     from app.settings import SettingsError
 
     try:
-        result = run(args)
+        result = run(args) if args.profile == "embedded" else remote(args)
     except (BenchError, DataError, SettingsError) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
+    elif args.profile == "remote":
+        from retrieval_remote_report import print_remote_report
+
+        print_remote_report(result)
     else:
         print_report(result)
     return 0
+
+
+def remote(args: argparse.Namespace) -> dict[str, Any]:
+    """The remote profile (bench/retrieval_remote.py); an engine's error is a breakage."""
+    from elasticsearch import ApiError, TransportError
+    from retrieval_remote import run_remote
+    from retrieval_remote_report import ratios
+    from weaviate.exceptions import WeaviateBaseError
+
+    try:
+        result = run_remote(args, _batches, _Ids())
+    except (ApiError, TransportError, WeaviateBaseError) as exc:
+        raise BenchError(f"{type(exc).__name__}: {exc}") from exc
+    result["ratios"] = ratios(result)
+    return result
 
 
 if __name__ == "__main__":
