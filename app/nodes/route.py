@@ -77,8 +77,7 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"route": "direct", "query": query, "tier": tier}
     ctx = runtime.context
     flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
-    # Whether the caller can see anything: one visible chunk answers it.
-    indexed = await asyncio.to_thread(resources.retriever.keywords.count, flt, limit=1)
+    indexed = await resources.retriever.has_visible(flt)
     return {"route": "rag" if indexed else "direct", "query": query, "tier": tier}
 
 

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from app.observability.metrics import record_error
 from app.observability.tracing import engine_span
@@ -21,6 +23,15 @@ __all__ = ["HybridRetriever", "Retrieved", "RetrievalUnavailable"]
 logger = logging.getLogger(__name__)
 
 _ROLES = ("vector", "keyword")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Left:
+    """Why an engine was left out of a turn (failed, or no answer in time)."""
+
+    reason: str
+
 
 _BACKGROUND: set[asyncio.Future[None]] = set()
 """Prefetches in flight: the event loop keeps only weak references to tasks."""
@@ -168,16 +179,16 @@ class HybridRetriever:
                 self._bounded("vector", dense), self._bounded("keyword", sparse)
             )
             failed = [
-                (name, err)
-                for name, err in zip(_ROLES, outcomes, strict=True)
-                if isinstance(err, str)
+                (name, out.reason)
+                for name, out in zip(_ROLES, outcomes, strict=True)
+                if isinstance(out, _Left)
             ]
             if len(failed) == len(outcomes):
                 raise RetrievalUnavailable(
                     "no search engine answered: " + "; ".join(f"{n} {e}" for n, e in failed)
                 )
             degraded = tuple(name for name, _ in failed)
-            dense_hits, sparse_hits = (o if isinstance(o, list) else [] for o in outcomes)
+            dense_hits, sparse_hits = ([] if isinstance(o, _Left) else o for o in outcomes)
         else:
             dense_hits, sparse_hits = await asyncio.to_thread(both)
         fused = fuse(
@@ -191,22 +202,36 @@ class HybridRetriever:
             return Retrieved(fused[:n], degraded)
         return Retrieved(await self._rerank(self.reranker, query, fused, n), degraded)
 
-    async def _bounded(self, role: str, search: Callable[[], list[Hit]]) -> list[Hit] | str:
-        """Run one engine's search in a thread; its hits, or why it was left out.
+    async def has_visible(self, flt: SearchFilter) -> bool:
+        """Whether the caller can see any chunk (one visible chunk answers it).
 
-        A search past ``engine_timeout_s`` is abandoned, not cancelled: its thread ends
+        Remote engines are asked in turn, keyword first, each within ``engine_timeout_s``;
+        when neither answers, True: the search that follows then reports the outage.
+        """
+        if not self.concurrent:
+            return await asyncio.to_thread(self.keywords.count, flt, limit=1) > 0
+        for role, count in (("keyword", self.keywords.count), ("vector", self.vectors.count)):
+            found = await self._bounded(role, partial(count, flt, limit=1))
+            if not isinstance(found, _Left):
+                return found > 0
+        return True
+
+    async def _bounded(self, role: str, call: Callable[[], _T]) -> _T | _Left:
+        """Run one engine's call in a thread; its result, or why it was left out.
+
+        A call past ``engine_timeout_s`` is abandoned, not cancelled: its thread ends
         when the client's own timeout fires, and its result is dropped.
         """
         try:
-            return await asyncio.wait_for(asyncio.to_thread(search), self.engine_timeout_s)
+            return await asyncio.wait_for(asyncio.to_thread(call), self.engine_timeout_s)
         except TimeoutError:
             kind, reason = "Timeout", f"no answer within {self.engine_timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - one engine down must not fail the turn
             # The type only: a client's message may quote the query.
             kind = reason = type(exc).__name__
         record_error(f"{role}_search", kind)
-        logger.warning("%s search left out of this turn: %s", role, reason)
-        return reason
+        logger.warning("%s engine left out of this turn: %s", role, reason)
+        return _Left(reason)
 
     async def _rerank(self, reranker: Reranker, query: str, fused: list[Hit], n: int) -> list[Hit]:
         head = fused[: max(self.rerank_depth, n)]

@@ -119,3 +119,12 @@ async def test_embedded_engines_are_not_isolated(index: EmbeddedIndex) -> None:
     )
     with pytest.raises(ConnectionError):
         await retriever.retrieve("checkpoints", FLT)
+
+
+async def test_whether_anything_is_visible_survives_one_engine_down(index: EmbeddedIndex) -> None:
+    vectors, keywords = EmbeddedVectorIndex(index), EmbeddedKeywordIndex(index)
+    assert await _retriever(vectors, Down()).has_visible(FLT)  # asked the vector engine
+    assert await _retriever(Down(), keywords).has_visible(FLT)
+    assert not await _retriever(Down(), keywords).has_visible(SearchFilter("nobody"))
+    # Neither answers: True, so the search runs and reports the outage with a clear error.
+    assert await _retriever(Down(), Down()).has_visible(FLT)
