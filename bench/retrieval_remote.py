@@ -30,7 +30,12 @@ import numpy as np
 from ingest import BenchError, log
 from retrieval_data import Beir, cached_embeddings, evaluate, latency_summary, load_beir
 from retrieval_ragent import EVERYONE, QueryVectors
-from retrieval_remote_engines import es_rrf_probe, remote_engines, server_versions
+from retrieval_remote_engines import (
+    es_rrf_probe,
+    remote_engines,
+    server_versions,
+    tree_cpu_seconds,
+)
 from retrieval_synth import synthetic
 
 from app.retrieval.elastic import ElasticKeywordIndex
@@ -55,8 +60,9 @@ Search = Callable[[str, np.ndarray], Any]  # returns chunk ids, or an awaitable 
 class Stack:
     """One Elasticsearch index and one Weaviate collection, and the systems that search them."""
 
-    def __init__(self, es: Any, wv: Any, size: int, dim: int) -> None:
+    def __init__(self, es: Any, wv: Any, size: int, dim: int, pids: dict[str, int]) -> None:
         self.es_client = es
+        self.pids = pids  # engine -> server process id, for the engines this run started
         self.size = size
         self.index = f"ragent-bench-{size}-{os.getpid()}"
         collection = f"RagentBench{size}x{os.getpid()}"
@@ -73,10 +79,13 @@ class Stack:
         """Upsert every batch into each engine in turn; chunks/s per engine.
 
         ``client_cpu_s`` is this process's CPU time in each engine's upserts (the adapter and
-        client side of the load); the rest of the wall time is the server's, or waiting.
+        client side); ``server_cpu_s`` the server's CPU time (its process tree) over the
+        whole load, background work such as Elasticsearch's merges included, for the
+        engines this run started.
         """
         spent = {"elasticsearch": [0.0, 0.0], "weaviate": [0.0, 0.0]}  # wall, client CPU
         count = 0
+        server = {e: tree_cpu_seconds(pid) for e, pid in self.pids.items()}
 
         def timed(engine: str, write: Callable[[], object]) -> None:
             wall, cpu = time.perf_counter(), time.process_time()
@@ -89,6 +98,9 @@ class Stack:
             timed("weaviate", lambda: self.vectors.upsert(chunks, vectors))  # noqa: B023
             count += len(chunks)
         timed("elasticsearch", lambda: self.es_client.indices.refresh(index=self.index))
+        for engine, before in server.items():
+            after = tree_cpu_seconds(self.pids[engine])
+            server[engine] = None if before is None or after is None else after - before
         for engine, (seconds, _) in spent.items():
             log(f"{engine}: {count:,} chunks in {seconds:.1f} s ({count / seconds:,.0f}/s)")
         counted = {"elasticsearch": self.keywords.count(), "weaviate": self.vectors.count()}
@@ -100,6 +112,7 @@ class Stack:
                 "seconds": round(seconds, 2),
                 "chunks_per_s": round(count / seconds, 1),
                 "client_cpu_s": round(cpu, 2),
+                "server_cpu_s": None if server.get(engine) is None else round(server[engine], 1),
             }
             for engine, (seconds, cpu) in spent.items()
         }
@@ -267,13 +280,14 @@ def run_remote(args: Any, batches: Callable[..., Batches], ids: Any) -> dict[str
     }
     with remote_engines(dict(os.environ), log) as env:
         result["engines"] = {k: v for k, v in env.items() if k.endswith("_source")}
+        pids = {k.removesuffix("_pid"): int(v) for k, v in env.items() if k.endswith("_pid")}
         es = elastic.connect(env["ELASTICSEARCH_URL"])
         wv = weaviate.connect(env["WEAVIATE_URL"], grpc_port=int(env["WEAVIATE_GRPC_PORT"]))
         try:
             result["versions"] = server_versions(es, wv)
             for size in args.sizes:
                 corpus = _corpus(size, data, args, settings.embed.model, batches, ids)
-                stack = Stack(es, wv, size, int(corpus.query_vectors.shape[1]))
+                stack = Stack(es, wv, size, int(corpus.query_vectors.shape[1]), pids)
                 try:
                     _measure(stack, corpus, configs, result)
                 finally:

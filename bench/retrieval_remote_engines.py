@@ -9,6 +9,7 @@ and modules) and tries Elasticsearch's own ``rrf`` retriever, reporting why it c
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from ingest import BenchError
 
-__all__ = ["ENV_KEYS", "es_rrf_probe", "remote_engines", "server_versions"]
+__all__ = ["ENV_KEYS", "es_rrf_probe", "remote_engines", "server_versions", "tree_cpu_seconds"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "engines.sh"
@@ -75,7 +76,8 @@ def remote_engines(env: dict[str, str], log: Callable[[str], object]) -> Iterato
     """Both engines' variables (``ENV_KEYS``): from ``env`` where set, else started here.
 
     Yields a dict that also says, under ``"<engine>_source"``, whether each engine was
-    ``started`` by this run or taken from the ``environment``.
+    ``started`` by this run or taken from the ``environment``, and for a started one its
+    process id under ``"<engine>_pid"`` (what engines.sh wrote to RUN_DIR/pid).
     """
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -96,9 +98,37 @@ def remote_engines(env: dict[str, str], log: Callable[[str], object]) -> Iterato
                 if missing := [k for k in keys if k not in started]:
                     raise BenchError(f"{run_dir}/env lacks {', '.join(missing)}")
                 found |= {k: started[k] for k in keys} | {f"{engine}_source": "started"}
+                found[f"{engine}_pid"] = (run_dir / "pid").read_text().strip()
             yield found
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its descendants; None if it is gone.
+
+    Elasticsearch's RUN_DIR/pid is its launcher, and the server JVM one of its children.
+    """
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        proc = int(stat.parent.name)
+        parents[proc] = int(fields[1])
+        used[proc] = (int(fields[11]) + int(fields[12])) / tick
+    if pid not in used:
+        return None
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        todo += children
+    return sum(used[p] for p in tree)
 
 
 def _package(name: str) -> str | None:

@@ -76,15 +76,21 @@ def print_remote_report(result: dict[str, Any]) -> None:
         header = ["system", *(f"{int(k):,} chunks" for k, _ in rest)]
         rows = [[s, *(_p50_p95(e["systems"][s]) for _, e in rest)] for s in systems]
         _table(header, rows)
-    print("\nBulk load through ragent's adapters, 5,000 chunks per upsert (chunks/s)")
+    print(
+        "\nBulk load through ragent's adapters, 5,000 chunks per upsert: chunks/s "
+        "(wall time; CPU seconds of this process and of the server during the load)"
+    )
     rows = []
     for size, load in sorted(result["load"].items(), key=lambda x: int(x[0])):
         corpus = result["speed"].get(size, {}).get("corpus", "")
         row = [f"{int(size):,} ({corpus})"]
         for engine in ("elasticsearch", "weaviate"):
             e = load[engine]
-            cpu = e["client_cpu_s"]
-            row.append(f"{e['chunks_per_s']:,.0f} ({e['seconds']:.1f} s, client CPU {cpu:.1f} s)")
+            server = "-" if e.get("server_cpu_s") is None else f"{e['server_cpu_s']:.1f}"
+            row.append(
+                f"{e['chunks_per_s']:,.0f} ({e['seconds']:.1f} s; CPU s: client "
+                f"{e['client_cpu_s']:.1f}, server {server})"
+            )
         rows.append(row)
     _table(["chunks", "Elasticsearch", "Weaviate"], rows)
     print()
