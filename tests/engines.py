@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,14 +33,29 @@ def read_env(path: Path) -> dict[str, str]:
     return values
 
 
-def start(engine: str, run_dir: Path, timeout_s: float = 900) -> dict[str, str]:
-    """Start ``engine`` with its data in ``run_dir``; return the variables that reach it."""
+PORTS = {"elasticsearch": 2, "weaviate": 6}
+"""How many ports each engine listens on (``RAGENT_ENGINE_PORTS`` takes them in order:
+Elasticsearch HTTP, transport; Weaviate HTTP, gRPC, gossip, data, Raft, Raft RPC)."""
+
+
+def start(
+    engine: str, run_dir: Path, timeout_s: float = 900, ports: Sequence[int] = ()
+) -> dict[str, str]:
+    """Start ``engine`` with its data in ``run_dir``; return the variables that reach it.
+
+    ``ports`` fixes the ports (all of them, see :data:`PORTS`), so an engine can come
+    back at the address its clients already use; by default free ones are picked.
+    """
+    env = {**os.environ}
+    if ports:
+        env["RAGENT_ENGINE_PORTS"] = " ".join(str(p) for p in ports)
     proc = subprocess.run(
         [str(SCRIPT), "start", engine, str(run_dir)],
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(

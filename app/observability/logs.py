@@ -33,6 +33,9 @@ QUIET_LOGGERS: Final = {
     "urllib3": logging.WARNING,
     "multipart": logging.WARNING,
     "python_multipart": logging.WARNING,
+    # One INFO line per Elasticsearch request, and a full traceback per retry while the
+    # cluster is down: app.retrieval.retriever logs an outage once per turn instead.
+    "elastic_transport": logging.ERROR,
 }
 """Loggers held at this level or above, whatever ``log_level`` says."""
 
