@@ -5,7 +5,6 @@ killed in the middle of an ingest.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -261,9 +260,8 @@ def test_an_engine_killed_mid_ingest_leaves_no_half_written_document(
     finally:
         if ingest.poll() is None:
             ingest.kill()
-    assert ingest.returncode == 1, err  # some documents failed, and said so
-    report = json.loads(out)
-    assert report["failed"], report
+    assert ingest.returncode == 1, err
+    assert err.startswith("ragent: error:"), err
 
     own_engines.start("weaviate")  # back at the same address, with its data
     with wv_connect(profile.weaviate_url, grpc_port=profile.weaviate_grpc_port) as wclient:
@@ -285,7 +283,8 @@ def test_an_engine_killed_mid_ingest_leaves_no_half_written_document(
                     versions = {"version 1" in t for t in texts}
                     assert len(versions) == 1, record.source  # never a mix of versions
                     seen_versions |= versions
-                assert seen_versions == {True, False} or report["documents"] == 0
+                # The kill interrupted the run: some documents still show version 1.
+                assert True in seen_versions
             finally:
                 records.close()
 
