@@ -21,10 +21,11 @@ from collections.abc import Iterator, Sequence
 from importlib.metadata import version as installed_version
 from typing import Any, Literal
 
+from elastic_transport import Transport
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, TransportError
 from elasticsearch.helpers import bulk
 
-from app.retrieval.commits import visible_hits
+from app.retrieval.commits import begin_marker, visible_hits
 from app.retrieval.elastic_commits import ElasticCommits
 from app.retrieval.elastic_schema import (
     build_query,
@@ -46,7 +47,13 @@ Refresh = bool | Literal["wait_for"]
 
 
 def connect(
-    url: str, *, api_key: str | None = None, max_retries: int = 5, **overrides: Any
+    url: str,
+    *,
+    api_key: str | None = None,
+    max_retries: int = 5,
+    retry_backoff_base: float = 0.5,
+    retry_backoff_cap: float = 30.0,
+    **overrides: Any,
 ) -> Elasticsearch:
     """Build a client that retries transient failures with jittered exponential backoff.
 
@@ -54,6 +61,8 @@ def connect(
         url: The cluster address, e.g. ``http://localhost:9200``.
         api_key: An API key, when the cluster requires one.
         max_retries: How many times one request is retried.
+        retry_backoff_base: The backoff's base delay in seconds (0: retry at once).
+        retry_backoff_cap: The longest delay between two tries, in seconds.
         **overrides: Other ``Elasticsearch`` arguments (TLS, timeouts); they win.
     """
     options: dict[str, Any] = {
@@ -62,10 +71,25 @@ def connect(
         "retry_on_timeout": True,
         "max_retries": max_retries,
         "retry_on_status": _RETRY_STATUS,
-        "retry_backoff_base": 0.5,
-        "retry_backoff_cap": 30.0,
+        "transport_class": _backoff_transport(retry_backoff_base, retry_backoff_cap),
     }
     return Elasticsearch(url, **(options | overrides))
+
+
+def _backoff_transport(base: float, cap: float) -> type[Transport]:
+    """elastic-transport's ``Transport`` with jittered exponential backoff between retries.
+
+    The transport has the setting (off by default), but elasticsearch-py 9.2, pinned for
+    its server range, does not pass it through.
+    """
+
+    class BackoffTransport(Transport):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("retry_backoff_base", base)
+            kwargs.setdefault("retry_backoff_cap", cap)
+            super().__init__(*args, **kwargs)
+
+    return BackoffTransport
 
 
 def _error_type(err: BadRequestError) -> str:
@@ -198,11 +222,17 @@ class ElasticKeywordIndex:
         if chunks:
             self._write(chunks, uuid.uuid4().hex, self._refresh)
 
-    def _delete(self, tenant_id: str, doc_id: str, keep_generation: str | None) -> int:
+    def _pages(
+        self, query: dict[str, Any], *, versions: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every chunk ``query`` matches, page by page in chunk id order.
+
+        Each hit has its ``_id`` and, as ``sort``, ``[chunk_id]``; with ``versions`` also
+        its ``_seq_no`` and ``_primary_term``. A page is asked for once the caller has
+        handled the one before.
+        """
         if self._refresh is False:  # the search below only sees refreshed documents
             self._es.indices.refresh(index=self.index)
-        query = document_query(tenant_id, doc_id, keep_generation)
-        deleted = 0
         after: list[Any] | None = None
         while True:
             page = self._es.search(
@@ -212,11 +242,19 @@ class ElasticKeywordIndex:
                 sort=[{"chunk_id": "asc"}],  # unique within the tenant: a total order
                 search_after=after,
                 source=False,
-                seq_no_primary_term=True,
+                seq_no_primary_term=versions or None,
                 track_total_hits=False,
             )["hits"]["hits"]
-            if not page:
-                break
+            if page:
+                yield page
+            if len(page) < self._chunk_size:
+                return
+            after = page[-1]["sort"]
+
+    def _delete(self, tenant_id: str, doc_id: str, keep_generation: str | None) -> int:
+        query = document_query(tenant_id, doc_id, keep_generation)
+        deleted = 0
+        for page in self._pages(query, versions=True):
             done, _conflicts = bulk(
                 self._es,
                 (
@@ -237,12 +275,14 @@ class ElasticKeywordIndex:
                 stats_only=True,
             )
             deleted += done
-            if len(page) < self._chunk_size:
-                break
-            after = page[-1]["sort"]
         if deleted:
             self._es.indices.refresh(index=self.index)
         return deleted
+
+    def _chunk_ids(self, tenant_id: str, doc_id: str) -> list[str]:
+        """The ids of every chunk the index holds for the document, visible or not."""
+        query = document_query(tenant_id, doc_id, None)
+        return [str(hit["sort"][0]) for page in self._pages(query) for hit in page]
 
     def delete_document(self, tenant_id: str, doc_id: str) -> int:
         """Hide the document (empty marker), delete its chunks, then its marker.
@@ -256,8 +296,13 @@ class ElasticKeywordIndex:
         return deleted
 
     def begin_replace(self, tenant_id: str, doc_id: str) -> None:
-        """Hide a document that has no commit marker yet until :meth:`commit`."""
-        self.commits.begin(tenant_id, doc_id)
+        """Give the document a commit marker unless it has one (:func:`begin_marker`).
+
+        Until :meth:`commit`, readers see what they saw before and nothing written after:
+        a new document stays hidden; one written before markers (or by :meth:`upsert`)
+        stays visible as it is.
+        """
+        begin_marker(self.commits, tenant_id, doc_id, lambda: self._chunk_ids(tenant_id, doc_id))
 
     def write_generation(
         self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], generation: str
