@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Set up with the dev tooling, then lint, type-check, run the fast answer-evaluation sets and
 # every test. pytest runs last, so its summary line is the last thing printed.
-# Redis and the HTTP servers are started by the test fixtures themselves.
+# Redis, Elasticsearch, Weaviate and the HTTP servers are started by the test fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# The production retrieval engines the contract and e2e suites run against: Elasticsearch
+# (from Maven Central, needs a JDK >= 21 and mvn) and Weaviate (built with Go >= 1.26), cached
+# outside the clone. The first run builds them (about 5 minutes); later runs reuse them.
+scripts/engines.sh install
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
