@@ -50,12 +50,12 @@ class ElasticCommits:
     def _doc(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> dict[str, Any]:
         return {"tenant_id": tenant_id, "doc_id": doc_id, "chunk_ids": list(chunk_ids)}
 
-    def begin(self, tenant_id: str, doc_id: str) -> None:
-        """Give a document without a marker an empty one (409: it has one, kept)."""
+    def begin(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str] = ()) -> None:
+        """Give a document without a marker one listing ``chunk_ids`` (409: it has one, kept)."""
         self._es.options(ignore_status=409).create(
             index=self.index,
             id=document_id(tenant_id, doc_id),
-            document=self._doc(tenant_id, doc_id, []),
+            document=self._doc(tenant_id, doc_id, chunk_ids),
         )
 
     def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:

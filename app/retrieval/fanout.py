@@ -4,7 +4,8 @@ The two engines share no transaction, with each other or within themselves. Each
 commit marker per document (:mod:`app.retrieval.commits`) that lists the chunks readers
 may see, so a replace runs in phases across both engines:
 
-1. ``begin``: a document new to an engine gets an empty marker (hidden until commit);
+1. ``begin``: a document without a marker in an engine gets one listing the chunks it
+   has there: none for a new document (hidden until commit);
 2. ``write``: the new version's chunks go to both engines, hidden by the markers;
 3. ``commit``: each engine's marker is switched to the new chunk ids, one write each;
 4. the local record is committed, so the next ingest skips the document;

@@ -40,7 +40,7 @@ from weaviate.exceptions import (
 )
 from weaviate.util import generate_uuid5
 
-from app.retrieval.commits import visible_hits
+from app.retrieval.commits import begin_marker, visible_hits
 from app.retrieval.protocols import Vector
 from app.retrieval.types import Chunk, Hit, SearchFilter
 from app.retrieval.weaviate_commits import WeaviateCommits
@@ -269,9 +269,39 @@ class WeaviateVectorIndex:
         self.commits.forget(tenant_id, doc_id)
         return deleted
 
+    @_retry_transient
+    def _chunk_ids(self, tenant_id: str, doc_id: str) -> list[str]:
+        """The ids of every chunk the collection holds for the document, visible or not.
+
+        Pages go by offset in the server's order: a sort by chunk id ignores case while a
+        filter on it compares bytes, so pages keyed on the last id could skip some. Like
+        every query, offsets end at the server's ``QUERY_MAXIMUM_RESULTS``.
+        """
+        name = weaviate_tenant(tenant_id)
+        if not self._has_tenant(name):
+            return []
+        shard = self._col.with_tenant(name)
+        where = document_filter(tenant_id, doc_id, None)
+        ids: list[str] = []
+        while True:
+            page = shard.query.fetch_objects(
+                filters=where,
+                offset=len(ids),
+                limit=self._batch_size,
+                return_properties=["chunk_id"],
+            ).objects
+            ids.extend(str(o.properties["chunk_id"]) for o in page)
+            if len(page) < self._batch_size:
+                return ids
+
     def begin_replace(self, tenant_id: str, doc_id: str) -> None:
-        """Hide a document that has no commit marker yet until :meth:`commit`."""
-        self.commits.begin(tenant_id, doc_id)
+        """Give the document a commit marker unless it has one (:func:`begin_marker`).
+
+        Until :meth:`commit`, readers see what they saw before and nothing written after:
+        a new document stays hidden; one written before markers (or by :meth:`upsert`)
+        stays visible as it is.
+        """
+        begin_marker(self.commits, tenant_id, doc_id, lambda: self._chunk_ids(tenant_id, doc_id))
 
     def write_generation(
         self, tenant_id: str, doc_id: str, chunks: Sequence[Chunk], vectors: Vector, generation: str

@@ -85,14 +85,15 @@ class WeaviateCommits:
         assert shard is not None  # created when missing
         return shard
 
-    def begin(self, tenant_id: str, doc_id: str) -> None:
-        """Give a document without a marker an empty one; an existing marker is kept."""
+    def begin(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str] = ()) -> None:
+        """Give a document without a marker one listing ``chunk_ids``; a marker is kept."""
         shard = self._writable(tenant_id)
         uid = generate_uuid5(doc_id)
         if shard.data.exists(uid):
             return
+        properties = {"doc_id": doc_id, "chunk_ids": list(chunk_ids)}
         try:
-            shard.data.insert(properties={"doc_id": doc_id, "chunk_ids": []}, uuid=uid)
+            shard.data.insert(properties=properties, uuid=uid)
         except UnexpectedStatusCodeError as err:  # inserted concurrently: keep that one
             if not _exists_already(err):
                 raise
@@ -130,5 +131,6 @@ class WeaviateCommits:
         }
 
     def drop(self) -> None:
-        """Delete the marker collection (tests and tear-down)."""
+        """Delete the marker collection (tests and tear-down); its tenants go with it."""
         self._client.collections.delete(self.name)
+        self._tenants.clear()

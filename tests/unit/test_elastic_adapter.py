@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
@@ -108,23 +108,62 @@ def _chunk(cid: str, doc: str = "d1", tenant: str = "t1", acl: tuple[str, ...] =
     return Chunk(cid, doc, tenant, "a.md", f"text {cid}", (0, 5), "h", acl)
 
 
+def _marker(op: str, doc: str = "d1", tenant: str = "t1") -> str:
+    """The path of a request on one document's commit marker (``_doc``, ``_create``)."""
+    return f"/idx-commits/{op}/{quote(document_id(tenant, doc), safe='')}"
+
+
+def _markers(request: Request, committed: dict[str, list[str]]) -> Reply:
+    """Answer a marker ``mget`` from ``committed`` (document id -> chunk ids)."""
+    docs = []
+    for _id in request.body["ids"]:
+        doc = _id.split(":", 2)[2]  # document_id(tenant, doc): "<len>:<tenant>:<doc>"
+        if doc in committed:
+            source = {"doc_id": doc, "chunk_ids": committed[doc]}
+            docs.append({"_index": "idx-commits", "_id": _id, "found": True, "_source": source})
+        else:
+            docs.append({"_index": "idx-commits", "_id": _id, "found": False})
+    return 200, {"docs": docs}
+
+
+EXISTS = {
+    "error": {"type": "resource_already_exists_exception", "reason": "exists"},
+    "status": 400,
+}
+
+
 def test_index_is_created_once_with_the_mapping(script: Script) -> None:
     assert isinstance(ElasticKeywordIndex(_client(), "idx", replicas=0), KeywordIndex)
-    (create,) = script.requests
+    create, create_markers = script.requests
     assert (create.method, create.path) == ("PUT", "/idx")
     assert create.body == index_mapping(replicas=0)
+    # The commit markers' index is created with it, on the same shards and replicas.
+    assert (create_markers.method, create_markers.path) == ("PUT", "/idx-commits")
+    assert create_markers.body["settings"] == {"number_of_shards": 1, "number_of_replicas": 0}
+    mapping = create_markers.body["mappings"]
+    assert mapping["dynamic"] == "strict"
+    assert set(mapping["properties"]) == {"tenant_id", "doc_id", "chunk_ids"}
+    assert mapping["properties"]["chunk_ids"]["index"] is False  # read back whole only
 
-    exists = {
-        "error": {"type": "resource_already_exists_exception", "reason": "exists"},
-        "status": 400,
-    }
-    script.handler = lambda r: (400, exists)
-    ElasticKeywordIndex(_client(), "idx")  # idempotent: an existing index is kept
+    script.requests.clear()
+    script.handler = lambda r: (400, EXISTS)
+    ElasticKeywordIndex(_client(), "idx")  # idempotent: existing indexes are kept
+    assert [r.path for r in script.requests] == ["/idx", "/idx-commits"]
+
+    # An index from before commit markers existed gets its markers' index.
+    script.requests.clear()
+    script.handler = lambda r: (400, EXISTS) if r.path == "/idx" else (200, {"acknowledged": True})
+    ElasticKeywordIndex(_client(), "idx")
+    assert [(r.method, r.path) for r in script.requests] == [
+        ("PUT", "/idx"),
+        ("PUT", "/idx-commits"),
+    ]
 
     bad = {"error": {"type": "mapper_parsing_exception", "reason": "bad"}, "status": 400}
-    script.handler = lambda r: (400, bad)
-    with pytest.raises(BadRequestError):
-        ElasticKeywordIndex(_client(), "idx")
+    for failing in ("/idx", "/idx-commits"):
+        script.handler = lambda r, f=failing: (400, bad) if r.path == f else (400, EXISTS)
+        with pytest.raises(BadRequestError):
+            ElasticKeywordIndex(_client(), "idx")
 
 
 def test_upsert_bulk_indexes_by_tenant_scoped_id(script: Script) -> None:
@@ -192,6 +231,8 @@ def test_replace_writes_new_chunks_before_deleting_stale_ones(script: Script) ->
     script.requests.clear()
 
     def handler(request: Request) -> Reply:
+        if request.path == "/idx-commits/_mget":
+            return _markers(request, {"d1": ["a", "b", "d"]})  # the committed version
         if request.path == "/_bulk":
             if "delete" in request.body[0]:
                 return _bulk_deleted(request)
@@ -202,11 +243,17 @@ def test_replace_writes_new_chunks_before_deleting_stale_ones(script: Script) ->
 
     script.handler = handler
     assert index.replace_document("t1", "d1", [_chunk("a"), _chunk("c")]) == 2
-    write, refresh, search, delete, refresh_after = script.requests
-    assert write.path == "/_bulk" and write.params["refresh"] == "wait_for"  # visible first
-    assert refresh.path == "/idx/_refresh"  # earlier writes made with refresh=False too
+    begin, write, commit, refresh, search, delete, refresh_after = script.requests
+    # begin: the document has a marker, which is kept (nothing is written for it).
+    assert begin.path == "/idx-commits/_mget"
+    assert begin.body == {"ids": [document_id("t1", "d1")]}
+    assert write.path == "/_bulk" and write.params["refresh"] == "wait_for"  # searchable first
     generations = {s["generation"] for s in write.body[1::2]}
     assert len(generations) == 1
+    # commit: one write switches readers to exactly the new chunks, before any delete.
+    assert (commit.method, commit.path) == ("PUT", _marker("_doc"))
+    assert commit.body == {"tenant_id": "t1", "doc_id": "d1", "chunk_ids": ["a", "c"]}
+    assert refresh.path == "/idx/_refresh"  # earlier writes made with refresh=False too
     assert search.path == "/idx/_search"
     assert search.body["query"]["bool"] == {
         "filter": [{"term": {"tenant_id": "t1"}}, {"term": {"doc_id": "d1"}}],
@@ -224,6 +271,49 @@ def test_replace_writes_new_chunks_before_deleting_stale_ones(script: Script) ->
         index.replace_document("t1", "d1", [_chunk("x", doc="d2")])
 
 
+def test_replace_of_a_document_without_a_marker_gives_it_one_first(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    # "d1" was upserted ("a", "b"); "d9" has nothing. A hit's sort value is its chunk id.
+    upserted = [{"_id": document_id("t1", c), "_score": None, "sort": [c]} for c in "ab"]
+    listed = iter([(200, {"hits": {"hits": upserted}}), _hits()])
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/idx-commits/_mget":
+            return _markers(request, {})
+        if request.path == "/idx/_search":
+            return next(listed) if "seq_no_primary_term" not in request.body else _hits()
+        if request.path == "/_bulk":
+            return _bulk_ok(request)
+        return 201, {"result": "created"}
+
+    script.handler = handler
+    index.replace_document("t1", "d1", [_chunk("a"), _chunk("c")])
+    check, listing, create, write, commit, stale = script.requests
+    assert check.path == "/idx-commits/_mget"
+    # Its chunks are listed: the marker must keep showing them until the commit.
+    assert listing.path == "/idx/_search"
+    assert listing.body["query"] == {
+        "bool": {"filter": [{"term": {"tenant_id": "t1"}}, {"term": {"doc_id": "d1"}}]}
+    }
+    assert listing.body["sort"] == [{"chunk_id": "asc"}] and listing.body["_source"] is False
+    # Created only if absent, so a marker another writer made in between is kept.
+    assert (create.method, create.path) == ("PUT", _marker("_create"))
+    assert create.body == {"tenant_id": "t1", "doc_id": "d1", "chunk_ids": ["a", "b"]}
+    assert write.path == "/_bulk"
+    assert (commit.path, commit.body["chunk_ids"]) == (_marker("_doc"), ["a", "c"])
+    assert stale.path == "/idx/_search" and "must_not" in stale.body["query"]["bool"]
+
+    script.requests.clear()
+    index.begin_replace("t1", "d9")  # a new document: an empty marker hides it until commit
+    assert [r.path for r in script.requests] == [
+        "/idx-commits/_mget",
+        "/idx/_search",
+        _marker("_create", "d9"),
+    ]
+    assert script.requests[-1].body["chunk_ids"] == []
+
+
 def test_delete_pages_through_every_match_and_keeps_rewritten_chunks(script: Script) -> None:
     index = ElasticKeywordIndex(_client(), "idx", chunk_size=2)
     script.requests.clear()
@@ -238,15 +328,44 @@ def test_delete_pages_through_every_match_and_keeps_rewritten_chunks(script: Scr
 
     script.handler = handler
     assert index.delete_document("t1", "d1") == 4  # "c" changed after the search: kept
-    searches = [r for r in script.requests if r.path == "/idx/_search"]
+    hide, *middle, forget = script.requests
+    # The document is hidden (an empty marker) before any chunk goes, and its marker
+    # is removed only once they are gone.
+    assert (hide.method, hide.path) == ("PUT", _marker("_doc"))
+    assert hide.body == {"tenant_id": "t1", "doc_id": "d1", "chunk_ids": []}
+    assert (forget.method, forget.path) == ("DELETE", _marker("_doc"))
+    assert [r.path for r in middle] == [
+        "/idx/_search",
+        "/_bulk",
+        "/idx/_search",
+        "/_bulk",
+        "/idx/_search",
+        "/_bulk",
+        "/idx/_refresh",
+    ]
+    searches = [r for r in middle if r.path == "/idx/_search"]
     assert [s.body.get("search_after") for s in searches] == [None, ["b"], ["d"]]
     assert {s.body["size"] for s in searches} == {2}
     assert all(s.body["sort"] == [{"chunk_id": "asc"}] for s in searches)
 
     script.requests.clear()
-    script.handler = lambda r: _hits() if r.path == "/idx/_search" else (500, {})
+
+    def nothing_to_delete(request: Request) -> Reply:
+        if request.path == "/idx/_search":
+            return _hits()
+        if request.path.startswith("/idx-commits/_doc/"):
+            return 200, {"result": "updated" if request.method == "PUT" else "deleted"}
+        return 500, {}
+
+    script.handler = nothing_to_delete
     assert index.delete_document("t1", "d1") == 0
-    assert [r.path for r in script.requests] == ["/idx/_search"]  # nothing to refresh
+    # Nothing to refresh; a marker forgotten by an earlier delete is not an error.
+    assert [r.path for r in script.requests] == [_marker("_doc"), "/idx/_search", _marker("_doc")]
+    script.requests.clear()
+    script.handler = lambda r: (
+        (404, {"result": "not_found"}) if r.method == "DELETE" else nothing_to_delete(r)
+    )
+    assert index.delete_document("t1", "d1") == 0
 
 
 def test_delete_raises_on_errors_other_than_conflicts(script: Script) -> None:
@@ -268,8 +387,13 @@ def test_delete_document_refreshes_first_when_writes_do_not(script: Script) -> N
     script.requests.clear()
     script.handler = lambda r: _hits() if r.path == "/idx/_search" else (200, {"_shards": {}})
     assert index.delete_document("t1", "d1") == 0
-    assert [r.path for r in script.requests] == ["/idx/_refresh", "/idx/_search"]
-    assert "must_not" not in script.requests[1].body["query"]["bool"]
+    assert [r.path for r in script.requests] == [
+        _marker("_doc"),  # hidden first
+        "/idx/_refresh",
+        "/idx/_search",
+        _marker("_doc"),  # forgotten last
+    ]
+    assert "must_not" not in script.requests[2].body["query"]["bool"]
 
 
 # What an Elasticsearch 8.19.21 node answers this client (recorded from a real one).
@@ -314,12 +438,10 @@ def test_an_elasticsearch_8_cluster_is_refused_with_its_version(script: Script) 
         ElasticKeywordIndex(_client(), "idx")
 
 
-def test_search_sends_the_built_query_and_maps_hits(script: Script) -> None:
-    index = ElasticKeywordIndex(_client(), "idx")
-    script.requests.clear()
-    src = {
-        "chunk_id": "a",
-        "doc_id": "d1",
+def _source(cid: str, doc: str = "d1") -> dict[str, Any]:
+    return {
+        "chunk_id": cid,
+        "doc_id": doc,
         "tenant_id": "t1",
         "source": "a.md",
         "text": "x",
@@ -330,21 +452,62 @@ def test_search_sends_the_built_query_and_maps_hits(script: Script) -> None:
         "heading": "",
         "generation": "g",
     }
-    script.handler = lambda r: (
-        200,
-        {"hits": {"hits": [{"_id": "1", "_score": 2.5, "_source": src}]}},
-    )
+
+
+def test_search_sends_the_built_query_and_maps_hits(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/idx-commits/_mget":
+            return _markers(request, {"d1": ["a"]})
+        hit = {"_id": "1", "_score": 2.5, "_source": _source("a")}
+        return 200, {"hits": {"hits": [hit]}}
+
+    script.handler = handler
     flt = SearchFilter("t1", frozenset({"hr"}))
     (hit,) = index.search("wal AND x", flt, 4)
     assert hit.score == 2.5
     assert hit.chunk == Chunk("a", "d1", "t1", "a.md", "x", (0, 1), "h")
-    (search,) = script.requests
+    search, markers = script.requests
     assert search.path == "/idx/_search"
     assert search.body == build_query("wal AND x", flt, 4)
+    # The hits' commit markers are read in one real-time request, in the caller's tenant.
+    assert markers.path == "/idx-commits/_mget"
+    assert markers.body == {"ids": [document_id("t1", "d1")]}
+    assert markers.params["_source_includes"] == "doc_id,chunk_ids"
+
+    script.requests.clear()
+    script.handler = lambda r: (200, {"hits": {"hits": []}})
+    assert index.search("wal", flt, 4) == []
+    assert [r.path for r in script.requests] == ["/idx/_search"]  # no hits: no marker read
     script.requests.clear()
     assert index.search('"" * ()', flt, 4) == []
     assert index.search("wal", flt, 0) == []
     assert script.requests == []  # nothing to match: no request at all
+
+
+def test_search_drops_hits_their_marker_does_not_list(script: Script) -> None:
+    index = ElasticKeywordIndex(_client(), "idx")
+    script.requests.clear()
+    # "d1" is being replaced: "b" is written but not committed. "d2" is committed
+    # without chunks (being deleted). "d3" was written before markers: it has none.
+    ranked = [("b", "d1"), ("x", "d2"), ("a", "d1"), ("old", "d3")]
+
+    def handler(request: Request) -> Reply:
+        if request.path == "/idx-commits/_mget":
+            return _markers(request, {"d1": ["a", "c"], "d2": []})
+        hits = [
+            {"_id": c, "_score": 9.0 - i, "_source": _source(c, d)}
+            for i, (c, d) in enumerate(ranked)
+        ]
+        return 200, {"hits": {"hits": hits}}
+
+    script.handler = handler
+    hits = index.search("x", SearchFilter("t1"), 4)
+    assert [(h.chunk.chunk_id, h.score) for h in hits] == [("a", 7.0), ("old", 6.0)]  # order kept
+    (markers,) = [r for r in script.requests if r.path == "/idx-commits/_mget"]
+    assert sorted(markers.body["ids"]) == [document_id("t1", d) for d in ("d1", "d2", "d3")]
 
 
 def test_transient_errors_are_retried(script: Script) -> None:
