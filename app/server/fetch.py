@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from app.ingest.loaders import SUPPORTED_SUFFIXES
-from app.server.uploads import Upload, keep, safe_name
+from app.server.uploads import Author, Upload, keep, safe_name
 from app.settings import Settings
 
 __all__ = ["allowed", "fetch_url"]
@@ -52,8 +52,8 @@ def _suffix(url: str, content_type: str) -> str:
     return _TYPES.get(kind) or mimetypes.guess_extension(kind) or ".txt"
 
 
-async def fetch_url(settings: Settings, tenant: str, url: str) -> Upload | str:
-    """Download ``url`` into the uploads folder.
+async def fetch_url(settings: Settings, tenant: str, url: str, *, author: Author) -> Upload | str:
+    """Download ``url`` into the uploads folder of ``author``.
 
     Returns:
         The kept file, indexed under the URL, or a one-line reason why it was not fetched.
@@ -81,5 +81,7 @@ async def fetch_url(settings: Settings, tenant: str, url: str) -> Upload | str:
             except httpx.HTTPError as exc:
                 return f"cannot fetch: {type(exc).__name__}"
             stem = safe_name(PurePosixPath(urlsplit(url).path).stem or "document")
-            return await asyncio.to_thread(keep, settings, tenant, url, stem + suffix, bytes(body))
+            return await asyncio.to_thread(
+                keep, settings, tenant, url, stem + suffix, bytes(body), author=author
+            )
     return f"more than {_MAX_REDIRECTS} redirects"

@@ -3,7 +3,8 @@
 Jobs run one at a time per process, in a worker thread, through the same pipeline as
 ``ragent ingest``, in batches of :data:`BATCH_FILES` files so progress moves as they
 finish. Uploaded files are kept under ``<data_dir>/uploads/`` (a re-upload of the same
-name replaces the document); the indexed source is the uploaded name, or the URL.
+name by the same user with the same ACL replaces the document, see
+:mod:`app.server.uploads`); the indexed source is the uploaded name, or the URL.
 The job record (status, progress, per-file errors) lives in the shared state.
 """
 
@@ -27,7 +28,7 @@ from app.retrieval.types import Chunk, DocumentRecord
 from app.server.fetch import fetch_url
 from app.server.metrics import Metrics
 from app.server.state import SharedState
-from app.server.uploads import Upload
+from app.server.uploads import Author, Upload
 from app.settings import Settings
 
 __all__ = ["BATCH_FILES", "JobManager"]
@@ -140,8 +141,9 @@ class JobManager:
             await self._save(job)
             try:
                 files = list(uploads)
+                author = Author.of(job["owner"], acl)
                 for url in urls:
-                    fetched = await fetch_url(self.settings, tenant, url)
+                    fetched = await fetch_url(self.settings, tenant, url, author=author)
                     if isinstance(fetched, str):
                         job["errors"].append({"source": url, "reason": fetched})
                         job["progress"]["files_done"] += 1

@@ -1,20 +1,41 @@
 """Files to ingest: where uploads and fetched documents are kept, under which source name.
 
-A file is kept in ``<data_dir>/uploads/<digest of tenant and source>/``, so the same
-source sent again lands on the same path: the pipeline sees an unchanged file (and
-skips it) or a changed one (and replaces its chunks).
+A file is kept in ``<data_dir>/uploads/<digest of tenant, author and source>/``, where the
+author is the key's tenant and user together with the ACL groups the upload assigns. The
+pipeline derives the document id from that path, so the same source sent again by the
+same author lands on the same path: the pipeline sees an unchanged file (and skips it) or
+a changed one (and replaces its chunks). Another user, or the same user with another ACL,
+gets another folder and so another document: no upload can replace, relabel or delete a
+document that someone else wrote or that carries other groups.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from app.settings import Settings
 
-__all__ = ["Upload", "keep", "safe_name", "upload_dir"]
+__all__ = ["Author", "Upload", "keep", "safe_name", "upload_dir"]
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who writes a document over the API: the key's ``tenant/user`` and the ACL it assigns."""
+
+    owner: str
+    """``tenant/user`` of the API key (the key's own tenant, not the namespace)."""
+    acl: tuple[str, ...]
+    """The groups the document is readable by (empty: the whole tenant)."""
+
+    @classmethod
+    def of(cls, owner: str, acl: Sequence[str]) -> Author:
+        """Return the author of ``owner`` assigning ``acl`` (order and repeats ignored)."""
+        return cls(owner, tuple(sorted(set(acl))))
 
 
 @dataclass(frozen=True)
@@ -32,15 +53,18 @@ def safe_name(name: str, default: str = "document") -> str:
     return cleaned[:120]
 
 
-def upload_dir(settings: Settings, tenant: str, source: str) -> Path:
-    """The folder of one source of one (namespaced) tenant."""
-    digest = hashlib.sha256(f"{tenant}\x1f{source}".encode()).hexdigest()[:32]
+def upload_dir(settings: Settings, tenant: str, source: str, *, author: Author) -> Path:
+    """The folder of one source of one author in one (namespaced) tenant."""
+    key = json.dumps([tenant, author.owner, list(author.acl), source])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return settings.data_dir / "uploads" / digest
 
 
-def keep(settings: Settings, tenant: str, source: str, name: str, data: bytes) -> Upload:
+def keep(
+    settings: Settings, tenant: str, source: str, name: str, data: bytes, *, author: Author
+) -> Upload:
     """Write ``data`` as the one file of ``source`` (blocking: call it in a thread)."""
-    folder = upload_dir(settings, tenant, source)
+    folder = upload_dir(settings, tenant, source, author=author)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe_name(name)
     for old in folder.iterdir():  # one file per source: a new type replaces the old one

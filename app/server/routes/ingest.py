@@ -15,7 +15,7 @@ from app.server.idempotency import idempotent
 from app.server.keys import validate_identity
 from app.server.schemas import NAMESPACE_PATTERN
 from app.server.scoping import namespace_tenant
-from app.server.uploads import Upload, keep, safe_name
+from app.server.uploads import Author, Upload, keep, safe_name
 
 __all__ = ["router"]
 
@@ -38,8 +38,11 @@ async def ingest(
 ) -> Response:
     """Queue an ingestion job (202); poll ``GET /v1/jobs/{id}`` for progress and errors.
 
-    Documents go to the API key's tenant (or one of its namespaces); a re-sent file or
-    URL replaces its earlier version, an unchanged one is skipped.
+    Documents go to the API key's tenant (or one of its namespaces). ``acl`` may name
+    only groups the key holds (else 403, nothing written). A document belongs to its
+    author: the key's user together with the ACL it assigns. A file or URL re-sent by
+    the same author replaces its earlier version (an unchanged one is skipped); sent by
+    anyone else, or with another ACL, it becomes a document of its own.
     """
     server = services.settings.server
     if not files and not urls:
@@ -61,7 +64,16 @@ async def ingest(
             validate_identity("group", group)
     except ValueError as exc:
         raise ApiError(422, f"acl: {exc}", "invalid_acl") from None
+    not_held = [g for g in groups if g not in principal.groups]
+    if not_held:
+        raise ApiError(
+            403,
+            f"acl: this API key is not in group {not_held[0]!r}; a key may only assign "
+            "groups it holds",
+            "acl_group_not_held",
+        )
     tenant = namespace_tenant(principal.tenant_id, namespace)
+    author = Author.of(owner_of(principal), groups)
 
     async def produce() -> Response:
         uploads: list[Upload] = []
@@ -69,7 +81,9 @@ async def ingest(
             name = safe_name(upload.filename or "", default=f"upload-{index}")
             data = await upload.read()
             uploads.append(
-                await asyncio.to_thread(keep, services.settings, tenant, name, name, data)
+                await asyncio.to_thread(
+                    keep, services.settings, tenant, name, name, data, author=author
+                )
             )
         job = await services.jobs.submit(
             owner=owner_of(principal),
