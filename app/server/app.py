@@ -2,8 +2,9 @@
 
 Routes: OpenAI-compatible chat (``/v1/chat/completions``), threads, memories, ingestion
 jobs, stream replay, and ``/healthz``, ``/readyz``, ``/metrics``. Every ``/v1`` request
-passes :class:`~app.server.middleware.ApiGuard` (size, key, rate, timeout); every error
-has the shape ``{"error": {"message", "type", "code"}}``. OpenAPI: ``/docs``.
+passes :class:`~app.server.middleware.ApiGuard` (size, key, rate, timeout); every route
+refuses text that is not valid Unicode (:mod:`app.server.text`); every error has the
+shape ``{"error": {"message", "type", "code"}}``. OpenAPI: ``/docs``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.observability.tracing import setup_tracing
 from app.server import errors
@@ -19,6 +20,7 @@ from app.server.middleware import ApiGuard
 from app.server.multiprocess import retire_worker
 from app.server.routes import chat, health, ingest, memories, threads
 from app.server.services import open_services
+from app.server.text import check_text
 from app.settings import get_settings
 
 __all__ = ["app", "create_app"]
@@ -48,6 +50,7 @@ def create_app() -> FastAPI:
         summary="Retrieval-augmented, tool-calling agent: OpenAI-compatible chat with "
         "citations, threads, memories and ingestion.",
         lifespan=lifespan,
+        dependencies=[Depends(check_text)],  # every request's text is valid Unicode
     )
     errors.install(api)
     api.add_middleware(ApiGuard)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,11 +16,22 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "error_body", "error_response", "install", "owns"]
+__all__ = [
+    "CONFLICT",
+    "ERROR_RESPONSES",
+    "NOT_FOUND",
+    "SERVER_RESPONSES",
+    "ApiError",
+    "error_body",
+    "error_response",
+    "install",
+    "owns",
+]
 
 log = logging.getLogger("ragent.server")
 
@@ -94,17 +106,55 @@ def _schema(status: int, description: str) -> dict[str, Any]:
     }
 
 
+SERVER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: _schema(413, "Body (by Content-Length) or message too large"),
+    500: _schema(500, "Internal error (details are logged, never sent)"),
+    503: _schema(503, "Starting, or no search engine answered; retry shortly"),
+    504: _schema(504, "The response did not start within server.request_timeout_s"),
+}
+"""What every path of the API can answer, before or around its route (``/healthz`` too)."""
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _schema(400, "Text that is not valid Unicode, or a malformed Idempotency-Key"),
     401: _schema(401, "Missing, malformed, unknown or revoked API key"),
-    413: _schema(413, "Body or message too large"),
+    403: _schema(403, "The API key lacks the route's scope"),
     422: _schema(422, "Invalid request"),
     429: _schema(429, "Rate limited; retry after Retry-After seconds"),
+    **SERVER_RESPONSES,
+}
+"""What every ``/v1`` route can answer; routes add theirs (:data:`NOT_FOUND`, :data:`CONFLICT`)."""
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _schema(404, "No such resource, or not the API key's user's"),
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _schema(409, "Busy conversation, pending approval, or a reused Idempotency-Key"),
 }
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc)
+
+
+def _routes(routes: Iterable[Any]) -> Iterator[Route]:
+    """Every route, through included routers (FastAPI keeps them as nested routers)."""
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _routes(getattr(included, "routes", ()))
+
+
+def _allowed(request: Request, headers: dict[str, str] | None) -> str:
+    """Every method of the path, from all of its routes (Starlette names only the first's)."""
+    methods: set[str] = set()
+    for route in _routes(request.app.routes):
+        if route.methods and route.matches(dict(request.scope))[0] != Match.NONE:
+            methods |= route.methods
+    if not methods:
+        return (headers or {}).get("Allow", "")
+    return ", ".join(sorted(methods))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -114,6 +164,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = _CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     headers = dict(exc.headers) if exc.headers else None
+    if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+        message, code = "body: the body is not valid UTF-8; send valid Unicode", "invalid_text"
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request, headers)}
     return error_response(ApiError(exc.status_code, message, code, headers=headers))
 
 

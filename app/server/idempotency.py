@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import UploadFile
 
 from app.server.auth import Principal
 from app.server.errors import ApiError, error_response
@@ -28,6 +29,25 @@ __all__ = ["HEADER", "idempotent"]
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TRANSIENT = {409, 429}
+
+
+async def _body_digest(request: Request) -> bytes:
+    """The body, or for a form (which FastAPI parsed from the stream, unkept) its digest."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in {"multipart/form-data", "application/x-www-form-urlencoded"}:
+        return await request.body()
+    digest = hashlib.sha256()
+    for name, item in (await request.form()).multi_items():
+        digest.update(json.dumps(name).encode() + b"\0")
+        if isinstance(item, UploadFile):
+            digest.update(json.dumps(["file", item.filename]).encode() + b"\0")
+            while chunk := await item.read(1 << 20):
+                digest.update(chunk)
+            await item.seek(0)  # the route reads it again
+        else:
+            digest.update(json.dumps(item).encode())
+        digest.update(b"\0")
+    return digest.digest()
 
 
 async def idempotent(
@@ -49,7 +69,7 @@ async def idempotent(
     fingerprint = hashlib.sha256(
         b"\0".join(
             [request.method.encode(), request.url.path.encode(), request.url.query.encode()]
-            + [await request.body()]
+            + [await _body_digest(request)]
         )
     ).hexdigest()
     record = f"idem:{principal.key_id}:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -85,29 +85,55 @@ class ApiGuard:
             if message["type"] == "http.response.start":
                 started = True
                 status[0] = int(message["status"])
-                if deadline is not None and not deadline.expired():
-                    deadline.reschedule(None)  # a stream ends when its run does
+                # Only while the route runs under it: an error response sent after the
+                # ``async with`` has left finds the timeout finished, and rescheduling a
+                # finished timeout raises, which would turn every error into a dropped
+                # connection.
+                if running is not None and not running.expired():
+                    running.reschedule(None)  # a stream ends when its run does
             await send(message)
 
-        deadline: asyncio.Timeout | None = None
+        running: asyncio.Timeout | None = None
+        expired = False
         try:
             receive = await self._admit(services, scope, receive)
             async with asyncio.timeout(services.settings.server.request_timeout_s) as deadline:
-                await self.app(scope, receive, tracked)
+                running = deadline
+                try:
+                    await self.app(scope, receive, tracked)
+                finally:
+                    running = None
+                    expired = deadline.expired()
         except ApiError as exc:
             if not started:
                 await error_response(exc)(scope, receive, tracked)
-        except TimeoutError:
-            if not started:
-                timeout = services.settings.server.request_timeout_s
-                message = f"the request took longer than {timeout:g} s"
-                await error_response(ApiError(504, message, "timeout"))(scope, receive, tracked)
+        except TimeoutError as exc:
+            if expired:
+                if not started:
+                    timeout = services.settings.server.request_timeout_s
+                    message = f"the request took longer than {timeout:g} s"
+                    error = ApiError(504, message, "timeout")
+                    await error_response(error)(scope, receive, tracked)
+            else:  # a timeout of the route's own (a client, a wait) is an internal error
+                await self._crashed(exc, scope, receive, tracked, started=started)
         except Exception as exc:  # noqa: BLE001 - last resort: the error shape, no message logged
-            frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("unhandled %s on %s\n%s", type(exc).__name__, scope["path"], frames)
-            if not started:
-                error = ApiError(500, "internal server error", "internal_error")
-                await error_response(error)(scope, receive, tracked)
+            await self._crashed(exc, scope, receive, tracked, started=started)
+
+    @staticmethod
+    async def _crashed(
+        exc: BaseException, scope: Scope, receive: Receive, send: Send, *, started: bool
+    ) -> None:
+        """Log an unhandled error (its type and frames only) and answer a plain 500.
+
+        The error is not raised again: past this middleware, Starlette's last-resort
+        handler would re-raise it to uvicorn, which then closes the keep-alive
+        connection and drops the client's next request.
+        """
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unhandled %s on %s\n%s", type(exc).__name__, scope["path"], frames)
+        if not started:
+            error = ApiError(500, "internal server error", "internal_error")
+            await error_response(error)(scope, receive, send)
 
     async def _admit(self, services: Services, scope: Scope, receive: Receive) -> Receive:
         """Run the checks before the route; returns the receive channel to use."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from app.context import Context
 from app.server.chat import prepare_turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
-from app.server.errors import ERROR_RESPONSES, ApiError
+from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.runs import parse_event_id
 from app.server.schemas import ID_PATTERN, ChatCompletion, ChatRequest
@@ -45,7 +45,7 @@ async def _replay(services: Services, owner: str, last_event_id: str) -> Streami
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses={200: {"model": ChatCompletion, **_SSE}},
+    responses={200: {"model": ChatCompletion, **_SSE}, **NOT_FOUND, **CONFLICT},
     summary="Answer a conversation turn (OpenAI-compatible, streaming or not)",
 )
 async def chat_completions(
@@ -78,7 +78,7 @@ async def chat_completions(
 @router.get(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
-    responses={200: _SSE},
+    responses={200: _SSE, **NOT_FOUND},
     summary="Follow a streamed run again (EventSource-compatible)",
 )
 async def run_events(
@@ -120,7 +120,7 @@ class AskRequest(BaseModel):
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
-@router.post("/ask", summary="Answer in the shape of `ragent ask --json`")
+@router.post("/ask", responses=CONFLICT, summary="Answer in the shape of `ragent ask --json`")
 async def ask_route(
     body: AskRequest, request: Request, services: ServicesDep, principal: ChatUser
 ) -> Any:

@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, Response
 
 from app.server.checks import readiness
 from app.server.deps import ServicesDep
+from app.server.errors import SERVER_RESPONSES
 from app.server.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=SERVER_RESPONSES)
 
 
 @router.get("/healthz", summary="Liveness")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.server.deps import IngestUser, ServicesDep, owner_of
-from app.server.errors import ERROR_RESPONSES, ApiError
+from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.fetch import allowed
 from app.server.idempotency import idempotent
 from app.server.keys import validate_identity
@@ -26,7 +26,12 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if k != "owner"}
 
 
-@router.post("/ingest", status_code=202, summary="Ingest uploaded files or URLs, as a job")
+@router.post(
+    "/ingest",
+    status_code=202,
+    responses=CONFLICT,
+    summary="Ingest uploaded files or URLs, as a job",
+)
 async def ingest(
     request: Request,
     services: ServicesDep,
@@ -100,7 +105,9 @@ async def ingest(
     return await idempotent(request, services, principal, produce)
 
 
-@router.get("/jobs/{job_id}", summary="An ingestion job's status, progress and errors")
+@router.get(
+    "/jobs/{job_id}", responses=NOT_FOUND, summary="An ingestion job's status, progress and errors"
+)
 async def get_job(
     job_id: Annotated[str, Path(pattern=r"^job_[0-9a-f]{32}$")],
     services: ServicesDep,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from app.memory.longterm import MemoryBank
 from app.server.deps import ChatUser, ServicesDep
-from app.server.errors import ERROR_RESPONSES, ApiError
+from app.server.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.services import Services
 
 __all__ = ["router"]
@@ -34,7 +34,7 @@ async def list_memories(
     return {"object": "list", "kind": kind, "data": [m.as_dict() for m in found]}
 
 
-@router.delete("/{memory_id}", summary="Forget one memory")
+@router.delete("/{memory_id}", responses=NOT_FOUND, summary="Forget one memory")
 async def delete_memory(
     memory_id: Annotated[str, Path(min_length=1, max_length=128)],
     services: ServicesDep,

@@ -19,7 +19,7 @@ from app.context import Context
 from app.server.auth import Principal
 from app.server.chat import Turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
-from app.server.errors import ERROR_RESPONSES, ApiError
+from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.schemas import ID_PATTERN, ChatCompletion, ResumeRequest
 from app.server.services import Services
@@ -88,7 +88,7 @@ async def list_threads(
     return ThreadList(data=[t.as_dict() for t in found[:limit]], has_more=len(found) > limit)
 
 
-@router.get("/{thread_id}", summary="A conversation's messages")
+@router.get("/{thread_id}", responses=NOT_FOUND, summary="A conversation's messages")
 async def get_thread(thread_id: ThreadId, services: ServicesDep, principal: ChatUser) -> Any:
     """The thread with its messages, its last answer's citations and waiting tool calls."""
     info = await _own(services, principal, thread_id)
@@ -106,7 +106,7 @@ async def get_thread(thread_id: ThreadId, services: ServicesDep, principal: Chat
     }
 
 
-@router.delete("/{thread_id}", summary="Delete a conversation")
+@router.delete("/{thread_id}", responses=NOT_FOUND, summary="Delete a conversation")
 async def delete_thread(thread_id: ThreadId, services: ServicesDep, principal: ChatUser) -> Any:
     """Delete the thread's checkpoints and its entry in your list."""
     await _own(services, principal, thread_id)
@@ -118,7 +118,7 @@ async def delete_thread(thread_id: ThreadId, services: ServicesDep, principal: C
 @router.post(
     "/{thread_id}/resume",
     response_model=None,
-    responses={200: {"model": ChatCompletion}},
+    responses={200: {"model": ChatCompletion}, **NOT_FOUND, **CONFLICT},
     summary="Approve or deny the tool calls a run waits on, and finish the run",
 )
 async def resume_thread(
