@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from datasketch import LeanMinHash, MinHash, MinHashLSH  # type: ignore[import-untyped]
 
-__all__ = ["DedupStats", "Deduplicator", "MinHasher", "Verdict"]
+__all__ = ["DedupStats", "Deduplicator", "MinHasher", "Signature", "Verdict"]
 
 _WORD = re.compile(r"\w+")
 _U32 = npt.NDArray[np.uint32]
@@ -108,6 +108,16 @@ class MinHasher:
 
 
 @dataclass(frozen=True, slots=True)
+class Signature:
+    """What a :class:`Deduplicator` compares of a text: its exact digest and MinHash values."""
+
+    digest: bytes
+    """BLAKE2b-256 of the UTF-8 text."""
+    values: _U32 | None
+    """The MinHash signature; None for a text without words or when near matching is off."""
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """Whether an item is kept, and if not, which earlier item it duplicates and why."""
 
@@ -182,14 +192,28 @@ class Deduplicator:
         """Return the number of items kept (or added) so far."""
         return self.stats.kept
 
+    @property
+    def scheme(self) -> str:
+        """What signatures depend on: only signatures of the same scheme compare."""
+        hasher = self._hasher
+        return f"minhash-affine32:{hasher.num_perm}:{hasher.seed}:{hasher.shingle_words}"
+
+    def sign(self, text: str) -> Signature:
+        """Return what this filter compares of ``text`` (to check it, or to keep for later)."""
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
+        return Signature(digest, self._hasher.hashvalues(text) if self.near else None)
+
     def check(self, item_id: str, text: str) -> Verdict:
         """Decide whether ``text`` duplicates an earlier item; a kept item is remembered."""
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
+        return self.check_signed(item_id, self.sign(text))
+
+    def check_signed(self, item_id: str, signature: Signature) -> Verdict:
+        """Decide on an item by its :meth:`sign` result; a kept item is remembered."""
+        digest, values = signature.digest, signature.values
         first = self._exact.get(digest)
         if first is not None:
             self.stats.exact += 1
             return Verdict(item_id, False, first, "exact")
-        values = self._hasher.hashvalues(text) if self.near else None
         if values is not None and self._ids:
             match = self._best_match(values)
             if match is not None:
@@ -204,9 +228,13 @@ class Deduplicator:
 
     def add(self, item_id: str, text: str) -> None:
         """Remember an item as kept without checking it (to seed with already indexed items)."""
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
-        if digest not in self._exact:
-            self._remember(item_id, digest, self._hasher.hashvalues(text) if self.near else None)
+        self.add_signed(item_id, self.sign(text))
+
+    def add_signed(self, item_id: str, signature: Signature) -> None:
+        """Remember an item as kept by its :meth:`sign` result (e.g. one stored earlier)."""
+        if signature.digest not in self._exact:
+            values = signature.values if self.near else None
+            self._remember(item_id, signature.digest, values)
 
     def _best_match(self, values: _U32) -> tuple[str, float] | None:
         query = LeanMinHash(seed=self._hasher.seed, hashvalues=values, scheme="affine32")

@@ -9,6 +9,7 @@ from app.ingest.chunking import (
     validate_chunking,
 )
 from app.ingest.pipeline import Ingestor
+from app.ingest.signatures import SignatureStore
 from app.resources import Resources
 from app.settings import SettingsError
 
@@ -39,4 +40,5 @@ def build_ingestor(resources: Resources) -> Ingestor:
         max_file_bytes=cfg.max_file_bytes,
         near_duplicate_threshold=cfg.near_duplicate_threshold,
         embed_batch=cfg.embed_batch,
+        signatures=SignatureStore(resources.settings.data_dir / "dedup.sqlite"),
     )

@@ -4,27 +4,35 @@ The three stages overlap: workers parse files ahead while this process strips
 boilerplate, drops duplicates and chunks, and a thread embeds and writes whole
 documents. Unchanged files (same bytes, same settings, same embedder) are
 skipped before any parsing.
+
+Duplicate verdicts do not depend on which files changed: the duplicate filters of a run
+are seeded with the stored signatures (:mod:`app.ingest.signatures`) of the documents it
+skips as unchanged, so a near-copy dropped once is dropped again on a plain re-run. An
+unchanged file without a stored signature is parsed and chunked to sign it, never embedded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.ingest.chunking import chunk_document
 from app.ingest.clean import clean_documents
-from app.ingest.dedup import Deduplicator
+from app.ingest.dedup import Deduplicator, Signature
 from app.ingest.ids import content_hash, stable_id
 from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, RecordSpec
 from app.ingest.model import LoadedDocument
 from app.ingest.progress import IngestProgress
 from app.ingest.report import IngestReport
-from app.ingest.scheduling import batches, discover, ordered
+from app.ingest.scheduling import Discovery, batches, discover, ordered, within
+from app.ingest.signatures import SignatureStore, SignatureTable, Signed
 from app.ingest.stage import EmbedStage, ReadyDocument
 from app.ingest.worker import ParseJob, ParseResult, parse_file
 from app.llm.tokens import TokenCounter
@@ -65,17 +73,24 @@ class Ingestor:
     max_file_bytes: int
     near_duplicate_threshold: float = 0.9
     embed_batch: int = 256
+    signatures: SignatureStore | None = None
+    """Where the duplicate signatures of indexed documents are kept between runs; without
+    one, an unchanged file is parsed (not embedded) to sign it whenever a run has others
+    to check."""
     _report: IngestReport = field(default_factory=IngestReport, init=False)
     _docs: Deduplicator = field(init=False)
     _chunks: Deduplicator = field(init=False)
     _sources: dict[str, str] = field(default_factory=dict, init=False)
     _boilerplate: set[str] = field(default_factory=set, init=False)
     _parsed_ok: set[Path] = field(default_factory=set, init=False)
+    _unchanged: list[ParseJob] = field(default_factory=list, init=False)
+    _table: SignatureTable | None = field(default=None, init=False)
 
     def _reset(self) -> IngestReport:
-        # Duplicates are found within one run of one tenant; unchanged files are
-        # skipped before parsing, so they are not compared again.
+        # Duplicates are found within one run of one tenant; the documents it skips as
+        # unchanged take part through their stored signatures (see _seed).
         self._report = IngestReport()
+        self._unchanged = []
         self._docs = Deduplicator(threshold=self.near_duplicate_threshold)
         self._chunks = Deduplicator(threshold=self.near_duplicate_threshold)
         self._sources = {}
@@ -95,11 +110,27 @@ class Ingestor:
             FileNotFoundError: A given path does not exist (nothing is ingested).
         """
         started = time.perf_counter()
-        files = list(discover(paths))
+        found = discover(paths)
         report = self._reset()
+        report.dropped.extend(
+            {"source": str(link.path), "reason": f"{link.reason}: not followed"}
+            for link in found.refused
+        )
+        with ExitStack() as stack:
+            if self.signatures is not None:
+                self._table = stack.enter_context(self.signatures.open())
+            try:
+                self._run(found, paths, options)
+            finally:
+                self._table = None
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _run(self, found: Discovery, paths: Sequence[Path], options: IngestOptions) -> None:
+        report = self._report
         jobs: list[ParseJob] = []
         seen: set[str] = set()
-        for path, explicit in files:
+        for path, explicit in found.files:
             suffix = path.suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES and not explicit:
                 report.skipped += 1
@@ -107,6 +138,8 @@ class Ingestor:
             job = self._plan(path, options, seen)
             if job is not None:
                 jobs.append(job)
+        if jobs:  # only a run that checks something needs the others' signatures
+            jobs[:0] = self._seed(options.tenant_id)
         stage = EmbedStage(
             embedder=self.embedder, writer=self.writer, batch_chunks=self.embed_batch
         )
@@ -127,14 +160,35 @@ class Ingestor:
         stage.index_seconds += time.perf_counter() - flush_started
         report.documents, report.chunks = stage.documents, stage.chunks
         if options.prune:
-            report.pruned = self._prune(paths, options.tenant_id, seen)
+            report.pruned = self._prune(paths, options.tenant_id, seen, found)
         report.timings = {
             "parse": round(parse_seconds, 3),
             "embed": round(stage.embed_seconds, 3),
             "index": round(stage.index_seconds, 3),
         }
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+
+    def _seed(self, tenant: str) -> list[ParseJob]:
+        """Feed the duplicate filters the signatures of the unchanged documents.
+
+        Returns:
+            Jobs that sign the unchanged files whose signatures are not stored (parsed
+            first, so that they are seen before anything is checked against them).
+        """
+        unsigned: list[ParseJob] = []
+        scheme = self._docs.scheme
+        for job in self._unchanged:
+            doc_id = stable_id(tenant, str(job.path.resolve()))
+            stored = (
+                self._table.get(tenant, doc_id, job.file_hash, scheme)
+                if self._table is not None
+                else []
+            )
+            if not stored:
+                unsigned.append(replace(job, sign_only=True))
+            for item in stored:
+                dedup = self._docs if item.item_id == doc_id else self._chunks
+                dedup.add_signed(item.item_id, item.signature)
+        return unsigned
 
     def _plan(self, path: Path, options: IngestOptions, seen: set[str]) -> ParseJob | None:
         try:
@@ -146,14 +200,17 @@ class Ingestor:
             return None
         file_hash = hashlib.sha256(data).hexdigest()
         records = options.records if path.suffix.lower() in RECORD_SUFFIXES else None
+        job = ParseJob(path, file_hash, self.max_file_bytes, records)
         if records is None:
             doc_id = stable_id(options.tenant_id, str(path.resolve()))
             existing = self.writer.document(options.tenant_id, doc_id)
             if existing is not None and self._is_current(existing, file_hash):
                 self._report.unchanged += 1
                 seen.add(doc_id)
+                self._sources[doc_id] = str(path)
+                self._unchanged.append(job)
                 return None
-        return ParseJob(path, file_hash, self.max_file_bytes, records)
+        return job
 
     def _is_current(self, record: DocumentRecord, content: str) -> bool:
         return (record.content_hash, record.index_version, record.embed_model) == (
@@ -177,6 +234,8 @@ class Ingestor:
         report = self._report
         docs: list[tuple[ParseJob, LoadedDocument]] = []
         for result in batch:
+            if result.error is not None and result.job.sign_only:
+                continue  # unchanged and indexed: it is only not compared with this time
             if result.error is not None:
                 report.failed.append({"source": str(result.job.path), "reason": result.error})
             else:
@@ -205,12 +264,17 @@ class Ingestor:
         seen.add(doc_id)
         text = doc.text()
         digest = content_hash(text) if is_record else job.file_hash
+        signature = self._docs.sign(text)
+        if job.sign_only:  # unchanged, signed for the duplicate filters only
+            self._known(tenant, doc_id, digest, signature, doc)
+            return None
         if is_record:
             existing = self.writer.document(tenant, doc_id)
             if existing is not None and self._is_current(existing, digest):
                 report.unchanged += 1
+                self._known(tenant, doc_id, digest, signature, doc)
                 return None
-        verdict = self._docs.check(doc_id, text)
+        verdict = self._docs.check_signed(doc_id, signature)
         if not verdict.kept:
             report.duplicates += 1
             report.dropped.append(
@@ -220,17 +284,25 @@ class Ingestor:
                     f"({verdict.reason})",
                 }
             )
+            # An earlier version of it may be indexed: a dropped document is not searchable.
+            if self.writer.document(tenant, doc_id) is not None:
+                self.writer.delete_document(tenant, doc_id)
+                if self._table is not None:
+                    self._table.delete(tenant, [doc_id])
             return None
         self._sources[doc_id] = doc.source
         chunks = []
+        signed = [Signed(doc_id, signature)]
         for piece in chunk_document(
             doc, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
         ):
             piece_hash = content_hash(piece.text)
             chunk_id = stable_id(doc_id, piece_hash)
-            if not self._chunks.check(chunk_id, piece.text).kept:
+            piece_signature = self._chunks.sign(piece.text)
+            if not self._chunks.check_signed(chunk_id, piece_signature).kept:
                 report.duplicates += 1
                 continue
+            signed.append(Signed(chunk_id, piece_signature))
             chunks.append(
                 Chunk(
                     chunk_id=chunk_id,
@@ -253,20 +325,62 @@ class Ingestor:
             embed_model=self.embedder.model_name,
             index_version=self.index_version,
         )
+        if self._table is not None:
+            self._table.put(tenant, doc_id, digest, self._docs.scheme, signed)
         return ReadyDocument(record, chunks)
 
-    def _prune(self, paths: Sequence[Path], tenant_id: str, seen: set[str]) -> int:
-        roots = [p.resolve() for p in paths]
+    def _known(
+        self, tenant: str, doc_id: str, digest: str, signature: Signature, doc: LoadedDocument
+    ) -> None:
+        """Feed the filters an unchanged, parsed document and its chunks (not indexed again).
+
+        Its chunks are signed from the stored signatures, or else chunked again (and the
+        signatures stored for the next run).
+        """
+        self._sources[doc_id] = doc.source
+        self._docs.add_signed(doc_id, signature)
+        scheme = self._docs.scheme
+        stored = self._table.get(tenant, doc_id, digest, scheme) if self._table else []
+        if stored:
+            for item in stored[1:]:
+                self._chunks.add_signed(item.item_id, item.signature)
+            return
+        signed = [Signed(doc_id, signature)]
+        for piece in chunk_document(
+            doc, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
+        ):
+            chunk_id = stable_id(doc_id, content_hash(piece.text))
+            piece_signature = self._chunks.sign(piece.text)
+            self._chunks.add_signed(chunk_id, piece_signature)
+            signed.append(Signed(chunk_id, piece_signature))
+        if self._table is not None:
+            self._table.put(tenant, doc_id, digest, scheme, signed)
+
+    def _prune(
+        self, paths: Sequence[Path], tenant_id: str, seen: set[str], found: Discovery
+    ) -> int:
+        # Scope is decided on the sources' own (absolute) paths, without following links:
+        # a link in a folder does not pull its target into scope, and a file that was
+        # indexed through a link now refused is gone from the folder.
+        roots = [Path(os.path.abspath(p)) for p in paths] + [p.resolve() for p in paths]
+        refused = [Path(os.path.abspath(link.path)) for link in found.refused]
         pruned = 0
         for record in self.writer.documents(tenant_id):
             if record.doc_id in seen:
                 continue
-            origin = Path(record.source.split("#", 1)[0]).resolve()
-            in_scope = any(origin == r or r in origin.parents for r in roots)
+            origin = Path(os.path.abspath(record.source.split("#", 1)[0]))
+            if not within(origin, roots):
+                continue
             # A record missing from a file that parsed is gone; a file that failed to
             # parse this time keeps its last good version.
-            gone = not origin.exists() or ("#" in record.source and origin in self._parsed_ok)
-            if in_scope and gone:
+            gone = (
+                not origin.exists()
+                or within(origin, refused)
+                or ("#" in record.source and origin.resolve() in self._parsed_ok)
+            )
+            if gone:
                 self.writer.delete_document(tenant_id, record.doc_id)
+                if self._table is not None:
+                    self._table.delete(tenant_id, [record.doc_id])
                 pruned += 1
         return pruned

@@ -31,7 +31,9 @@ class IngestReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     """Files that could not be ingested: ``{"source", "reason"}``; nothing of them is indexed."""
     dropped: list[dict[str, str]] = field(default_factory=list)
-    """Documents dropped on purpose: ``{"source", "reason"}`` (duplicate of ..., near-empty)."""
+    """Documents dropped on purpose: ``{"source", "reason"}`` (duplicate of ..., near-empty),
+    and symbolic links in the walked folders that were not followed (``symlink to ...,
+    outside the ingested folders: not followed``, a loop, a broken link)."""
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: ``parse`` (summed over workers), ``embed``, ``index``."""

@@ -1,32 +1,143 @@
-"""Finding the files to ingest and feeding them through the parse workers in order."""
+"""Finding the files to ingest and feeding them through the parse workers in order.
+
+Folders are walked without trusting symbolic links: a link (to a file or a folder) is
+followed only when its target resolves inside one of the folders given to the run, and
+each real file and folder is visited once, so a link loop ends. A link that leaves those
+folders, is broken or loops is not followed and is reported (:class:`RefusedLink`). A path
+given explicitly is taken as given, even if it is a link: the user named it.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.ingest.worker import ParseJob, ParseResult, parse_file
 
-__all__ = ["batches", "discover", "ordered"]
+__all__ = ["Discovery", "RefusedLink", "batches", "discover", "ordered", "within"]
 
 
-def discover(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
-    """Yield ``(file, explicit)`` for each path, walking folders in sorted order.
+@dataclass(frozen=True, slots=True)
+class RefusedLink:
+    """A symbolic link inside a walked folder that was not followed, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(slots=True)
+class Discovery:
+    """The files a run ingests, and the links it refused on the way."""
+
+    files: list[tuple[Path, bool]] = field(default_factory=list)
+    """``(file, explicit)`` in walk order; explicit: given as a path, not found in a folder."""
+    refused: list[RefusedLink] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+    """The given folders, resolved: the only places a link may lead."""
+
+
+def within(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether ``path`` is one of ``roots`` or lies under one (compared as given, no I/O)."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _real(path: Path) -> Path | None:
+    """The fully resolved target of ``path``, or None if it is broken or loops."""
+    real = Path(os.path.realpath(path))
+    try:
+        os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return real
+
+
+def discover(paths: Sequence[Path]) -> Discovery:
+    """List the files of ``paths``: files as given, folders walked in sorted order.
+
+    Hidden entries (names starting with ``.``) inside folders are skipped. A symbolic link
+    found in a folder is followed only if its target lies inside one of the given folders
+    (resolved); a real file reached twice (through links) is listed once, under its own
+    path when the walk meets it there, and a real folder is walked once.
 
     Raises:
-        FileNotFoundError: A given path does not exist (checked before yielding any).
+        FileNotFoundError: A given path does not exist (checked before walking any).
     """
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"no such file or directory: {path}")
+    found = Discovery(roots=[path.resolve() for path in paths if path.is_dir()])
+    walked: set[Path] = set()
+    listed: dict[Path, int] = {}  # real file -> index in found.files
+    linked: set[int] = set()  # indexes of files listed under a link's path
+
+    def add(path: Path, real: Path, explicit: bool, via_link: bool) -> None:
+        index = listed.get(real)
+        if index is None:
+            listed[real] = len(found.files)
+            found.files.append((path, explicit))
+            if via_link:
+                linked.add(len(found.files) - 1)
+        elif index in linked and not via_link:  # prefer the file's own path to a link's
+            link = found.files[index][0]
+            found.files[index] = (path, explicit or found.files[index][1])
+            linked.discard(index)
+            found.refused.append(RefusedLink(link, f"symlink to a file already listed: {path}"))
+        elif via_link:
+            found.refused.append(
+                RefusedLink(path, f"symlink to a file already listed: {found.files[index][0]}")
+            )
+
+    def walk(folder: Path, via_link: bool) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            link = entry.is_symlink() or via_link
+            if entry.is_symlink():
+                real = _real(path)
+                if real is None:
+                    found.refused.append(RefusedLink(path, "broken symlink or symlink loop"))
+                    continue
+                if not within(real, found.roots):
+                    found.refused.append(
+                        RefusedLink(path, f"symlink to {real}, outside the ingested folders")
+                    )
+                    continue
+            else:
+                real = Path(os.path.realpath(path))
+            if real.is_dir():
+                if entry.is_symlink():  # after the real folders, so that they keep their paths
+                    pending.append((path, real))
+                elif real not in walked:
+                    walked.add(real)
+                    walk(path, link)
+            elif real.is_file():
+                add(path, real, explicit=False, via_link=link)
+
+    pending: list[tuple[Path, Path]] = []  # folder links met, with their targets
     for path in paths:
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if not any(part.startswith(".") for part in child.relative_to(path).parts):
-                    yield child, False
+            real = path.resolve()
+            if real not in walked:
+                walked.add(real)
+                walk(path, via_link=False)
         else:
-            yield path, True
+            add(path, path.resolve(), explicit=True, via_link=False)
+    while pending:
+        path, real = pending.pop(0)
+        if real in walked:
+            found.refused.append(RefusedLink(path, f"symlink to a folder already walked: {real}"))
+        else:
+            walked.add(real)
+            walk(path, via_link=True)
+    return found
 
 
 def ordered(pool: Executor, jobs: list[ParseJob], *, ahead: int) -> Iterator[ParseResult]:

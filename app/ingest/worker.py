@@ -21,6 +21,8 @@ class ParseJob:
     file_hash: str
     max_bytes: int
     records: RecordSpec | None = None
+    sign_only: bool = False
+    """An unchanged file, parsed only so that others are compared with it (not indexed)."""
 
 
 @dataclass(slots=True)

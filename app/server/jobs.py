@@ -28,6 +28,7 @@ from app.retrieval.types import Chunk, DocumentRecord
 from app.server.fetch import fetch_url
 from app.server.metrics import Metrics
 from app.server.state import SharedState
+from app.server.upload_checks import discard, refused_paths
 from app.server.uploads import Author, Upload
 from app.settings import Settings
 
@@ -98,8 +99,15 @@ class JobManager:
         urls: list[str],
         acl: Sequence[str],
         namespace: str | None,
+        refused: Sequence[dict[str, str]] = (),
     ) -> dict[str, Any]:
-        """Queue a job and return its record (status ``queued``)."""
+        """Queue a job and return its record (status ``queued``).
+
+        The job owns ``uploads`` from here on: whatever of them it does not index (a file
+        that fails or is dropped, or all of them when the job fails or is cancelled, even
+        before it starts) is deleted when it ends. ``refused`` are files refused before
+        they were kept: they count as done, with their errors.
+        """
         job: dict[str, Any] = {
             "id": f"job_{uuid.uuid4().hex}",
             "object": "ingest.job",
@@ -108,18 +116,20 @@ class JobManager:
             "namespace": namespace,
             "created_at": int(time.time()),
             "progress": {
-                "files_total": len(uploads) + len(urls),
-                "files_done": 0,
+                "files_total": len(uploads) + len(urls) + len(refused),
+                "files_done": len(refused),
                 "documents": 0,
                 "chunks": 0,
                 "unchanged": 0,
             },
-            "errors": [],
+            "errors": list(refused),
         }
         await self._save(job)
-        task = asyncio.create_task(self._run(job, tenant, uploads, urls, tuple(acl)))
+        leftover = list(uploads)  # what the job has not indexed (yet)
+        task = asyncio.create_task(self._run(job, tenant, leftover, urls, tuple(acl)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: discard(leftover))
         return job
 
     async def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
@@ -136,6 +146,7 @@ class JobManager:
         urls: list[str],
         acl: tuple[str, ...],
     ) -> None:
+        """Run a job; ``uploads`` is left holding the kept files that were not indexed."""
         async with self._one_at_a_time:
             job["status"] = "running"
             await self._save(job)
@@ -149,8 +160,9 @@ class JobManager:
                         job["progress"]["files_done"] += 1
                     else:
                         files.append(fetched)
+                        uploads.append(fetched)
                     await self._save(job)
-                await self._ingest(job, tenant, files, acl)
+                await self._ingest(job, tenant, files, acl, leftover=uploads)
                 job["status"] = "succeeded"
             except Exception as exc:  # noqa: BLE001 - a job fails alone, with a reason
                 log.error("ingest job %s failed: %s", job["id"], type(exc).__name__)
@@ -160,7 +172,13 @@ class JobManager:
             await self._save(job)
 
     async def _ingest(
-        self, job: dict[str, Any], tenant: str, files: list[Upload], acl: tuple[str, ...]
+        self,
+        job: dict[str, Any],
+        tenant: str,
+        files: list[Upload],
+        acl: tuple[str, ...],
+        *,
+        leftover: list[Upload],
     ) -> None:
         names = {str(f.path.resolve()): f.source for f in files}
         writer = _NamedSources(self.resources.writer, names)
@@ -178,6 +196,10 @@ class JobManager:
                 job["errors"].append(
                     {"source": writer._name(failure["source"]), "reason": failure["reason"]}
                 )
+            refused = refused_paths(report)
+            for upload in batch:
+                leftover.remove(upload)
+            discard(u for u in batch if str(u.path) in refused)
             await self._save(job)
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from app.server.idempotency import idempotent
 from app.server.keys import validate_identity
 from app.server.schemas import NAMESPACE_PATTERN
 from app.server.scoping import namespace_tenant
+from app.server.upload_checks import discard, refusal
 from app.server.uploads import Author, Upload, keep, safe_name
 
 __all__ = ["router"]
@@ -81,23 +82,44 @@ async def ingest(
     author = Author.of(owner_of(principal), groups)
 
     async def produce() -> Response:
+        # Refused files are never written; kept ones go again if the request fails before
+        # its job owns them; the spooled copies are closed (and so deleted) either way.
         uploads: list[Upload] = []
-        for index, upload in enumerate(files):
-            name = safe_name(upload.filename or "", default=f"upload-{index}")
-            data = await upload.read()
-            uploads.append(
-                await asyncio.to_thread(
-                    keep, services.settings, tenant, name, name, data, author=author
+        refused: list[dict[str, str]] = []
+        max_bytes = services.settings.ingest.max_file_bytes
+        try:
+            for index, upload in enumerate(files):
+                name = safe_name(upload.filename or "", default=f"upload-{index}")
+                reason = refusal(name, upload.size, max_bytes)
+                if reason is not None:
+                    refused.append({"source": name, "reason": reason})
+                    continue
+                data = await upload.read()
+                if len(data) > max_bytes:  # no size was sent with the part
+                    refused.append(
+                        {"source": name, "reason": refusal(name, len(data), max_bytes) or ""}
+                    )
+                    continue
+                uploads.append(
+                    await asyncio.to_thread(
+                        keep, services.settings, tenant, name, name, data, author=author
+                    )
                 )
+            job = await services.jobs.submit(
+                owner=owner_of(principal),
+                tenant=tenant,
+                uploads=uploads,
+                urls=list(urls),
+                acl=groups,
+                namespace=namespace,
+                refused=refused,
             )
-        job = await services.jobs.submit(
-            owner=owner_of(principal),
-            tenant=tenant,
-            uploads=uploads,
-            urls=list(urls),
-            acl=groups,
-            namespace=namespace,
-        )
+        except BaseException:
+            discard(uploads)
+            raise
+        finally:
+            for upload in files:
+                await upload.close()
         return JSONResponse(
             _public(job), status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"}
         )
