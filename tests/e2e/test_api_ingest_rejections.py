@@ -62,8 +62,15 @@ def test_refused_uploads_leave_no_file_behind(api: Api) -> None:
 
 
 def test_uploads_refused_for_scope_leave_no_file_behind(api: Api) -> None:
+    big = [("files", ("rota.md", b"# Rota\n" * 200_000))]  # spooled to disk by the parser
+    chat_key, ops_key = api.key("chatter", scopes=("chat",)), api.key("op", groups=("ops",))
     before = _files(api.data_dir)
-    with api.http(api.key("chatter", scopes=("chat",))) as client:
-        denied = client.post("/v1/ingest", files=[("files", ("rota.md", b"# Rota\n" * 200_000))])
+    with api.http(chat_key) as client:
+        denied = client.post("/v1/ingest", files=big)
         assert denied.status_code == 403, denied.text
+    with api.http(ops_key) as client:
+        wider = client.post("/v1/ingest", files=big, data={"acl": "ops,hr"})
+        assert wider.status_code == 403, wider.text
+        bad_namespace = client.post("/v1/ingest", files=big, data={"namespace": "a/b"})
+        assert bad_namespace.status_code in {400, 422}, bad_namespace.text
     assert _files(api.data_dir) == before
