@@ -45,6 +45,8 @@ stamp="$home/ready"
 
 die() { echo "elasticsearch: $*" >&2; exit 2; }
 log() { echo "elasticsearch: $*" >&2; }
+# shellcheck source=scripts/engines/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # The major version of the JDK at $1, from its `release` file (empty when it is no JDK).
 jdk_major() {
@@ -150,34 +152,6 @@ install() {
     echo "$want" >"$stamp"
     exec 9>&-
     log "installed in $dist in $((SECONDS - started)) s"
-}
-
-# The ports to launch on: RAGENT_ENGINE_PORTS (space-separated, in launch's order) when set,
-# so a test can start an engine at an address a client already uses; else free ones.
-pick_ports() {
-    if [[ -n "${RAGENT_ENGINE_PORTS:-}" ]]; then
-        local wanted
-        read -r -a wanted <<<"$RAGENT_ENGINE_PORTS"
-        ((${#wanted[@]} == $1)) || die "RAGENT_ENGINE_PORTS needs $1 ports, got '$RAGENT_ENGINE_PORTS'"
-        printf '%s\n' "${wanted[@]}"
-    else
-        free_ports "$1"
-    fi
-}
-
-# Print N distinct TCP ports free on 127.0.0.1, one a line. All sockets stay bound until
-# every port is chosen, so the N are distinct; another process may still take one before
-# the node binds it, which `start` answers by trying again with fresh ports.
-free_ports() {
-    "${PYTHON:-python3}" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
-EOF
 }
 
 as_root() { [[ $(id -u) -eq 0 ]]; }

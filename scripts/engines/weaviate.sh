@@ -31,10 +31,11 @@ GO_MIN=1.26 # the `go` line of weaviate v1.39.3's go.mod
 cache="${RAGENT_ENGINES_CACHE:?run through scripts/engines.sh}"
 home="$cache/weaviate-v$VERSION"
 bin="$home/bin/weaviate-server"
-python=${PYTHON:-python3}
 
 die() { echo "weaviate: $*" >&2; exit 2; }
 log() { echo "weaviate: $*" >&2; }
+# shellcheck source=scripts/engines/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # True when Go version $1 (e.g. 1.26.8, 1.26rc1) is at least $GO_MIN.
 go_new_enough() {
@@ -76,34 +77,6 @@ install() {
         log "built in $((SECONDS - started)) s"
     fi
     exec 9>&-
-}
-
-# The ports to launch on: RAGENT_ENGINE_PORTS (space-separated, in launch's order) when set,
-# so a test can start an engine at an address a client already uses; else free ones.
-pick_ports() {
-    if [[ -n "${RAGENT_ENGINE_PORTS:-}" ]]; then
-        local wanted
-        read -r -a wanted <<<"$RAGENT_ENGINE_PORTS"
-        ((${#wanted[@]} == $1)) || die "RAGENT_ENGINE_PORTS needs $1 ports, got '$RAGENT_ENGINE_PORTS'"
-        printf '%s\n' "${wanted[@]}"
-    else
-        free_ports "$1"
-    fi
-}
-
-# Print N distinct TCP ports free on 127.0.0.1, one a line. All sockets stay bound until
-# every port is chosen, so the N are distinct; another process may still take one before
-# the server binds it, which `start` answers by trying again with fresh ports.
-free_ports() {
-    "$python" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
-EOF
 }
 
 # True while $1 is the pid of a weaviate-server whose data lives in RUN_DIR $2 (a recycled
