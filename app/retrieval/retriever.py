@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from app.observability.metrics import record_error
 from app.observability.tracing import engine_span
+from app.retrieval.bulkhead import Bulkhead
 from app.retrieval.fusion import Fusion, fuse
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
 from app.retrieval.query_cache import QueryCache
@@ -85,6 +86,12 @@ class HybridRetriever:
     rerank_depth: int = 20
     concurrent: bool = True
     engine_timeout_s: float = 10.0
+    engine_threads: int = 32
+    """Remote engines: calls of one engine in flight at once, in threads of its own
+    (:mod:`app.retrieval.bulkhead`); past that, a call is left out at once."""
+    _bulkheads: dict[str, Bulkhead] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def prefetch(self, query: str) -> None:
         """Start embedding ``query`` now, so that :meth:`search` finds it cached.
@@ -216,14 +223,31 @@ class HybridRetriever:
                 return found > 0
         return True
 
+    async def ping(self, role: Literal["vector", "keyword"]) -> None:
+        """Ask one engine for its size, as a readiness check, within ``engine_timeout_s``.
+
+        Raises:
+            ConnectionError: The engine failed or did not answer in time.
+        """
+        engine = self.vectors if role == "vector" else self.keywords
+        if not self.concurrent:
+            await asyncio.to_thread(engine.count, limit=1)
+            return
+        found = await self._bounded(role, partial(engine.count, limit=1))
+        if isinstance(found, _Left):
+            raise ConnectionError(found.reason)
+
     async def _bounded(self, role: str, call: Callable[[], _T]) -> _T | _Left:
         """Run one engine's call in a thread; its result, or why it was left out.
 
         A call past ``engine_timeout_s`` is abandoned, not cancelled: its thread ends
         when the client's own timeout fires, and its result is dropped.
         """
+        bulkhead = self._bulkheads.get(role)
+        if bulkhead is None:
+            bulkhead = self._bulkheads.setdefault(role, Bulkhead(role, self.engine_threads))
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), self.engine_timeout_s)
+            return await asyncio.wait_for(bulkhead.run(call), self.engine_timeout_s)
         except TimeoutError:
             kind, reason = "Timeout", f"no answer within {self.engine_timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - one engine down must not fail the turn

@@ -42,12 +42,8 @@ async def readiness(services: Services) -> dict[str, dict[str, str]]:
     retriever = services.resources.retriever
     settings = services.settings
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
-        f"vector_index ({settings.retrieval.vector_backend})": lambda: asyncio.to_thread(
-            retriever.vectors.count
-        ),
-        f"keyword_index ({settings.retrieval.keyword_backend})": lambda: asyncio.to_thread(
-            retriever.keywords.count
-        ),
+        f"vector_index ({settings.retrieval.vector_backend})": lambda: retriever.ping("vector"),
+        f"keyword_index ({settings.retrieval.keyword_backend})": lambda: retriever.ping("keyword"),
         f"embedder ({settings.embed.provider})": lambda: asyncio.to_thread(
             retriever.embedder.embed_query, "ready"
         ),

@@ -6,6 +6,7 @@ real engines are killed in tests/e2e/test_remote_profile.py.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +43,10 @@ class Stalled:
     def search(self, query: object, flt: SearchFilter, k: int) -> list[Hit]:
         self.released.wait(self.seconds)
         return []
+
+    def count(self, flt: SearchFilter | None = None, limit: int | None = None) -> int:
+        self.released.wait(self.seconds)
+        return 0
 
 
 @pytest.fixture
@@ -128,3 +133,42 @@ async def test_whether_anything_is_visible_survives_one_engine_down(index: Embed
     assert not await _retriever(Down(), keywords).has_visible(SearchFilter("nobody"))
     # Neither answers: True, so the search runs and reports the outage with a clear error.
     assert await _retriever(Down(), Down()).has_visible(FLT)
+
+
+async def test_a_hung_engine_never_holds_the_event_loops_default_threads(
+    index: EmbeddedIndex,
+) -> None:
+    """Calls to a hung engine pile up in its own few threads; past those, it is left out at
+    once, and the loop's default executor (checkpoints, keys) stays free throughout."""
+    stalled = Stalled(30)
+    retriever = HybridRetriever(
+        embedder=EMB,
+        vectors=EmbeddedVectorIndex(index),
+        keywords=stalled,  # type: ignore[arg-type]
+        concurrent=True,
+        engine_timeout_s=0.2,
+        engine_threads=2,
+    )
+    try:
+        for _ in range(2):  # each leaves a thread blocked on the engine
+            assert (await retriever.retrieve("checkpoints", FLT)).degraded == ("keyword",)
+        started = time.perf_counter()
+        found = await retriever.retrieve("checkpoints", FLT)
+        assert found.degraded == ("keyword",) and found.hits
+        assert time.perf_counter() - started < 0.15  # refused at once, no wait for a thread
+        # The default executor is not the engine's: a burst of other work runs at once.
+        started = time.perf_counter()
+        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.05) for _ in range(16)))
+        assert time.perf_counter() - started < 2
+        with pytest.raises(ConnectionError):
+            await retriever.ping("keyword")
+    finally:
+        stalled.released.set()
+    for _ in range(100):  # released: the engine's threads come back
+        try:
+            await retriever.ping("keyword")
+            break
+        except ConnectionError:
+            await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the engine's threads never came back")
