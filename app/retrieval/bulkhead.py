@@ -12,6 +12,7 @@ still busy, a new call fails at once rather than queueing behind them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +49,11 @@ class Bulkhead:
         if not self._slots.acquire(blocking=False):
             raise BulkheadFull(f"{self.size} {self.name} calls still waiting on the engine")
 
+        # The caller's context goes along, as asyncio.to_thread does: spans made in the
+        # thread are children of the caller's span.
+        context = contextvars.copy_context()
         try:
-            future = self._pool.submit(call)
+            future = self._pool.submit(context.run, call)
         except BaseException:
             self._slots.release()
             raise
