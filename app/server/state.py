@@ -9,15 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["MemoryState", "RedisState", "SharedState", "open_state"]
+__all__ = ["Claim", "MemoryState", "RedisState", "SharedState", "open_state"]
 
 _MAX_RECORDS = 100_000
 """MemoryState keeps at most this many records and logs (oldest dropped first)."""
+
+_BLOCK_S = 2.0
+"""Longest single blocking read on Redis: well under the client's socket timeout (5 s)."""
+
+
+class Claim(Protocol):
+    """An exclusive hold on a key, for ``ttl_s`` after it was taken or last renewed.
+
+    It belongs to whoever took it (a random token): a holder that lost it, because it
+    expired and someone else took the key, can neither renew nor release the new one.
+    """
+
+    async def acquire(self) -> bool:
+        """Take the key if nobody holds it; returns whether taken."""
+        ...
+
+    async def renew(self) -> bool:
+        """Restart the TTL; returns False when this holder no longer holds the key."""
+        ...
+
+    async def release(self) -> None:
+        """Let the key go, if this holder still holds it."""
+        ...
 
 
 class SharedState(Protocol):
@@ -48,6 +72,10 @@ class SharedState(Protocol):
 
     async def take(self, key: str, interval_s: float, burst: int) -> tuple[bool, float, int]:
         """Take one token from a bucket: ``(allowed, retry_after_s, remaining)``."""
+        ...
+
+    def claim(self, key: str, ttl_s: float) -> Claim:
+        """An exclusive hold on ``key`` that lapses ``ttl_s`` after its last renewal."""
         ...
 
     async def close(self) -> None:
@@ -152,8 +180,61 @@ class MemoryState:
             self._buckets = {k: v for k, v in self._buckets.items() if v > now}
         return allowed, retry, remaining
 
+    def claim(self, key: str, ttl_s: float) -> Claim:
+        """A hold on a record of this process."""
+        return _MemoryClaim(self, key, ttl_s)
+
     async def close(self) -> None:
         """Nothing to release."""
+
+
+class _MemoryClaim:
+    """A claim on a :class:`MemoryState` record whose value is the holder's token."""
+
+    def __init__(self, state: MemoryState, key: str, ttl_s: float) -> None:
+        self._state, self._key, self._ttl_s = state, key, ttl_s
+        self._token = uuid.uuid4().hex
+
+    async def acquire(self) -> bool:
+        return await self._state.set(self._key, self._token, self._ttl_s, only_new=True)
+
+    async def renew(self) -> bool:
+        if await self._state.get(self._key) != self._token:
+            return False
+        return await self._state.set(self._key, self._token, self._ttl_s)
+
+    async def release(self) -> None:
+        if await self._state.get(self._key) == self._token:
+            await self._state.delete(self._key)
+
+
+class _RedisClaim:
+    """A claim as redis-py's ``Lock``: a token, compare-and-pexpire and compare-and-delete."""
+
+    def __init__(self, client: Any, key: str, ttl_s: float) -> None:
+        from redis.asyncio.lock import Lock
+
+        self._lock = Lock(client, key, timeout=ttl_s, blocking=False, thread_local=False)
+
+    async def acquire(self) -> bool:
+        return bool(await self._lock.acquire(blocking=False))
+
+    async def renew(self) -> bool:
+        from redis.exceptions import LockError
+
+        try:
+            await self._lock.reacquire()
+        except LockError:  # expired, taken by another, or never held
+            return False
+        return True
+
+    async def release(self) -> None:
+        from redis.exceptions import LockError
+
+        try:
+            await self._lock.release()
+        except LockError:  # no longer ours: leave it to its new holder
+            pass
 
 
 # GCRA in one atomic step; the time comes from the Redis server, so replicas agree.
@@ -207,13 +288,22 @@ class RedisState:
         await pipe.execute()
 
     async def read(self, log: str, after: int, wait_s: float) -> list[tuple[int, str]]:
-        """XREAD after ``0-<after>``, blocking up to ``wait_s``."""
-        block = int(wait_s * 1000) if wait_s > 0 else None
-        found = await self._r.xread({f"ragent:log:{log}": f"0-{after}"}, block=block)
-        events: list[tuple[int, str]] = []
-        for _, entries in found or []:
-            events.extend((int(eid.split("-")[1]), fields["d"]) for eid, fields in entries)
-        return events
+        """XREAD after ``0-<after>``, waiting up to ``wait_s`` for an event.
+
+        The wait is made of blocking reads of at most ``_BLOCK_S`` each: one longer than
+        the client's socket timeout (5 s) would fail with a timeout instead of returning
+        empty.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = deadline - time.monotonic()
+            block = max(1, int(min(left, _BLOCK_S) * 1000)) if left > 0 else None
+            found = await self._r.xread({f"ragent:log:{log}": f"0-{after}"}, block=block)
+            events: list[tuple[int, str]] = []
+            for _, entries in found or []:
+                events.extend((int(eid.split("-")[1]), fields["d"]) for eid, fields in entries)
+            if events or block is None or time.monotonic() >= deadline:
+                return events
 
     async def take(self, key: str, interval_s: float, burst: int) -> tuple[bool, float, int]:
         """Take one token from a bucket shared by every replica."""
@@ -221,6 +311,10 @@ class RedisState:
             keys=[f"ragent:bucket:{key}"], args=[interval_s, burst]
         )
         return bool(allowed), float(retry), int(remaining)
+
+    def claim(self, key: str, ttl_s: float) -> Claim:
+        """A hold on ``ragent:<key>`` that every replica sees."""
+        return _RedisClaim(self._r, f"ragent:{key}", ttl_s)
 
     async def close(self) -> None:
         """Close the connection pool."""

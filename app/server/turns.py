@@ -7,6 +7,8 @@ loses its events.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -21,6 +23,7 @@ from app.server.chat import Turn, completion, stream_chunks
 from app.server.deps import owner_of
 from app.server.errors import ApiError
 from app.server.services import Services
+from app.server.state import Claim
 from app.service import (
     RECURSION_LIMIT,
     Answer,
@@ -33,26 +36,54 @@ from app.service import (
     waiting,
 )
 
-__all__ = ["busy", "run_json", "run_stream"]
+__all__ = ["LOCK_TTL_S", "busy", "run_json", "run_stream"]
+
+log = logging.getLogger("ragent.server")
+
+
+LOCK_TTL_S = 10.0
+"""A conversation's lock lapses this long after its holder last renewed it (it died)."""
+
+
+async def _heartbeat(claim: Claim, key: str) -> None:
+    """Renew ``claim`` every third of its TTL while the run goes on."""
+    while True:
+        await asyncio.sleep(LOCK_TTL_S / 3)
+        try:
+            if not await claim.renew():
+                log.warning("lost the lock %s: it lapsed before it was renewed", key)
+                return
+        except Exception as exc:  # noqa: BLE001 - a blip; the next beat tries again
+            log.warning("could not renew the lock %s: %s", key, type(exc).__name__)
 
 
 @asynccontextmanager
 async def busy(services: Services, principal: Principal, thread_id: str) -> AsyncIterator[None]:
-    """Hold a conversation for one run; a second concurrent run on it gets a 409."""
+    """Hold a conversation for one run; a second concurrent run on it gets a 409.
+
+    The lock lapses ``LOCK_TTL_S`` after its last renewal; a heartbeat renews it while
+    the run goes on, so a process killed mid-run holds the conversation only that long.
+    Only its holder (a token) renews or releases it.
+
+    Raises:
+        ApiError: 409 (``conversation_busy``) when another run holds the conversation.
+    """
     key = f"busy:{owner_of(principal)}/{thread_id}"
-    limits = services.settings
-    ttl = limits.server.request_timeout_s + limits.limits.max_run_seconds
-    if not await services.state.set(key, "1", ttl, only_new=True):
+    claim = services.state.claim(key, LOCK_TTL_S)
+    if not await claim.acquire():
         raise ApiError(
             409,
             f"conversation {thread_id!r} is answering another request; retry when it is done",
             "conversation_busy",
             headers={"Retry-After": "1"},
         )
+    beat = asyncio.create_task(_heartbeat(claim, key), name=f"heartbeat {key}")
     try:
         yield
     finally:
-        await services.state.delete(key)
+        beat.cancel()
+        await asyncio.wait({beat})  # no renewal after the release
+        await claim.release()
 
 
 async def _before(services: Services, turn: Turn) -> None:
