@@ -11,6 +11,7 @@ from app.ingest.pipeline import IngestOptions, Ingestor
 from app.ingest.signatures import SignatureStore
 from app.resources import Resources
 from app.retrieval.types import SearchFilter
+from tests.ingesting import small_ingestor
 
 OPTS = IngestOptions(tenant_id="t1", workers=0, progress=False)
 ALL = SearchFilter("t1")
@@ -27,15 +28,7 @@ SHARED = (
 
 def _ingestor(resources: Resources, *, store: bool = True) -> Ingestor:
     signatures = SignatureStore(resources.settings.data_dir / "dedup.sqlite") if store else None
-    return Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=60,
-        chunk_overlap=8,
-        max_file_bytes=100_000,
-        signatures=signatures,
-    )
+    return small_ingestor(resources, signatures=signatures)
 
 
 def _indexed(resources: Resources) -> list[str]:

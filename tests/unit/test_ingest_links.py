@@ -11,6 +11,7 @@ from app.ingest.pipeline import IngestOptions, Ingestor
 from app.ingest.scheduling import discover
 from app.resources import Resources
 from app.retrieval.types import SearchFilter
+from tests.ingesting import small_ingestor
 
 OPTS = IngestOptions(tenant_id="t1", workers=0, progress=False)
 SECRET = "root:x:0:0:root:/root:/bin/bash the secret password file contents. " * 4
@@ -18,14 +19,7 @@ NOTES = "The release train leaves every second Thursday after the platform revie
 
 
 def _ingestor(resources: Resources) -> Ingestor:
-    return Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=60,
-        chunk_overlap=8,
-        max_file_bytes=100_000,
-    )
+    return small_ingestor(resources)
 
 
 def _sources(resources: Resources) -> set[str]:

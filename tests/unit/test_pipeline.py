@@ -19,6 +19,7 @@ from app.resources import Resources
 from app.retrieval import changelog
 from app.retrieval.types import SearchFilter
 from app.settings import SettingsError
+from tests.ingesting import small_ingestor
 
 WAL = (
     "SQLite does a checkpoint automatically when the WAL file reaches a threshold size of "
@@ -30,14 +31,7 @@ ENG = SearchFilter("t1", frozenset({"eng"}))
 
 
 def _ingestor(resources: Resources) -> Ingestor:
-    return Ingestor(
-        writer=resources.writer,
-        embedder=resources.embedder,
-        counter=resources.counter,
-        chunk_tokens=60,
-        chunk_overlap=8,
-        max_file_bytes=100_000,
-    )
+    return small_ingestor(resources)
 
 
 @pytest.fixture
