@@ -13,6 +13,7 @@ from langgraph.types import Command, Durability
 
 from app.answer import Answer, QuestionError, Token, new_thread_id
 from app.context import Context
+from app.llm.deadline import turn_deadline
 from app.nodes.guard import early_query
 from app.resources import aget_resources
 from app.state import AgentState, InputState
@@ -73,12 +74,13 @@ async def ask(
     """
     config = _config(context, thread_id, question, max_chars)
     await _prefetch(question)
-    state = await agent.ainvoke(
-        InputState(messages=[HumanMessage(content=question)]),
-        config,
-        context=context,
-        durability=await _durability(),
-    )
+    with turn_deadline(await _model_budget()):
+        state = await agent.ainvoke(
+            InputState(messages=[HumanMessage(content=question)]),
+            config,
+            context=context,
+            durability=await _durability(),
+        )
     return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
 
@@ -105,9 +107,10 @@ async def resume(
     snapshot = await agent.aget_state(config)
     if not pending_approvals(snapshot.interrupts):
         raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
-    state = await agent.ainvoke(
-        Command(resume=decision), config, context=context, durability=await _durability()
-    )
+    with turn_deadline(await _model_budget()):
+        state = await agent.ainvoke(
+            Command(resume=decision), config, context=context, durability=await _durability()
+        )
     return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
 
@@ -179,6 +182,15 @@ async def _durability() -> Durability:
     return (await aget_resources()).settings.checkpoint.durability
 
 
+async def _model_budget() -> float:
+    """How long a turn waits on remote models: ``llm.deadline_s``, default ``llm.timeout_s``.
+
+    Every model call of the turn shares that one deadline (see :mod:`app.llm.deadline`).
+    """
+    llm = (await aget_resources()).settings.llm
+    return llm.deadline_s or llm.timeout_s
+
+
 async def _prefetch(question: str) -> None:
     """Start embedding the turn's retrieval query before the graph starts, if it is known.
 
@@ -234,8 +246,9 @@ async def stream_ask(
         config["callbacks"] = callbacks
     await _prefetch(question)
     turn = InputState(messages=[HumanMessage(content=question)])
-    async for event in _stream(agent, turn, config, context, thread_id):
-        yield event
+    with turn_deadline(await _model_budget()):
+        async for event in _stream(agent, turn, config, context, thread_id):
+            yield event
 
 
 async def stream_resume(
@@ -254,8 +267,9 @@ async def stream_resume(
     snapshot = await agent.aget_state(config)
     if not pending_approvals(snapshot.interrupts):
         raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
-    async for event in _stream(agent, Command(resume=decision), config, context, thread_id):
-        yield event
+    with turn_deadline(await _model_budget()):
+        async for event in _stream(agent, Command(resume=decision), config, context, thread_id):
+            yield event
 
 
 async def _stream(

@@ -2,9 +2,11 @@
 
 Every model is streamed, whatever the caller asked for, so that two clocks bound each
 attempt: ``timeout_s`` for the first chunk and ``stall_timeout_s`` between chunks. The
-chain has a deadline (``deadline_s``) for remote models to start answering; once it has
-passed, the offline answerer replies. With the primary down, a call therefore ends
-within the deadline plus the offline answer, and no call waits on a silent stream.
+chain has a deadline (``deadline_s``) for remote models to start answering; inside a
+turn it is the turn's deadline (:mod:`app.llm.deadline`), shared by every call of the
+turn. Once it has passed, the offline answerer replies. With the primary down, a call
+(and a turn) therefore ends within the deadline plus the offline answer, and no call
+waits on a silent stream.
 
 Tokens are forwarded to the caller's callbacks (LangGraph's ``stream_mode="messages"``)
 as they arrive. When an attempt fails after it has streamed tokens, the next attempt
@@ -46,6 +48,7 @@ from tenacity.stop import stop_base
 
 from app.llm.attempt import stream_attempt
 from app.llm.chunks import TokenSink
+from app.llm.deadline import current_deadline
 from app.llm.resilience import ModelCallError, classify
 from app.observability import models as observed
 from app.observability.metrics import model_label
@@ -188,7 +191,10 @@ class FallbackChatModel(BaseChatModel):
         kwargs: dict[str, Any],
     ) -> ChatResult:
         started = time.monotonic()
+        turn = current_deadline()
         deadline = started + self.deadline_s
+        if turn is not None:
+            deadline = min(deadline, turn.at)
         trail: list[dict[str, Any]] = []
         sink = TokenSink(run_manager)
         last: ModelCallError | None = None
@@ -205,6 +211,8 @@ class FallbackChatModel(BaseChatModel):
                     raise
                 last, failed = err, (backend.name, err.kind)
                 continue
+            if turn is not None:
+                turn.answered()
             return self._result(message, backend.name, trail, sink, started)
         if self.offline is None:
             raise last or ModelCallError("error", "no model to call")

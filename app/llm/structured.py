@@ -3,7 +3,9 @@
 The model is asked for JSON in the prompt and, on OpenAI-compatible servers, with
 ``response_format`` (``json_schema``, which vLLM enforces by guided decoding). The reply
 is validated with pydantic; when it does not validate, the model sees its reply and the
-validation error once and answers again. A second invalid reply raises.
+validation error once and answers again. A second invalid reply raises. Inside a turn
+whose model deadline has passed (:mod:`app.llm.deadline`), no call is made and no repair
+is asked for: only the offline answerer could reply, and it does not write JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
+
+from app.llm.deadline import deadline_passed
 
 __all__ = ["StructuredOutputError", "ainvoke_structured", "parse_json_reply"]
 
@@ -62,8 +66,11 @@ async def ainvoke_structured(
         The validated object.
 
     Raises:
-        StructuredOutputError: Both the reply and the repaired reply were invalid.
+        StructuredOutputError: Both the reply and the repaired reply were invalid, or the
+            turn's model deadline passed before a valid reply.
     """
+    if deadline_passed():
+        raise StructuredOutputError(f"{schema.__name__}: the turn's model deadline has passed")
     json_schema = schema.model_json_schema()
     instruction = SystemMessage(
         "Reply with exactly one JSON object and nothing else. It must validate against "
@@ -78,6 +85,11 @@ async def ainvoke_structured(
     try:
         return parse_json_reply(reply.text, schema)
     except ValidationError as first:
+        if deadline_passed():
+            raise StructuredOutputError(
+                f"{schema.__name__}: the reply is invalid ({_short(first)}) and the turn's "
+                "model deadline has passed"
+            ) from None
         repair = HumanMessage(
             f"Your reply was not valid ({_short(first)}). Reply again with only the "
             "corrected JSON object."

@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
+from app.llm.deadline import deadline_passed
 from app.llm.structured import StructuredOutputError, ainvoke_structured
 
 __all__ = ["EXTRACTION_PROMPT", "Facts", "explicit_facts", "model_facts"]
@@ -86,8 +87,13 @@ async def model_facts(model: BaseChatModel, question: str, answer: str) -> list[
     """Ask a generative model for lasting facts in one exchange.
 
     A model that fails or answers invalid JSON twice yields no facts (logged, not raised):
-    a missed memory must not fail the user's turn.
+    a missed memory must not fail the user's turn. Once the turn's model deadline has
+    passed (:mod:`app.llm.deadline`), the model is not asked at all, so a hung model
+    server does not hold the turn's reply.
     """
+    if deadline_passed():
+        log.warning("memory extraction skipped: the turn's model deadline has passed")
+        return []
     prompt = EXTRACTION_PROMPT.format(question=question, answer=answer)
     try:
         result = await ainvoke_structured(model, [HumanMessage(prompt)], Facts)

@@ -9,6 +9,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
 from app import prompts
+from app.llm.deadline import deadline_passed
+from app.llm.fallback import OFFLINE
 from app.llm.offline import ExtractiveAnswerer
 from app.llm.tokens import TokenCounter
 
@@ -88,7 +90,9 @@ async def summarise(
     """Fold ``turns`` into the running summary.
 
     A generative model writes the summary; the offline answerer cannot, so the
-    offline profile keeps the first sentence of each turn instead.
+    offline profile keeps the first sentence of each turn instead, and so does a turn
+    whose model deadline has passed (:mod:`app.llm.deadline`) or whose summary the
+    fallback chain could only get from the offline answerer.
 
     Args:
         model: The configured chat model.
@@ -100,7 +104,7 @@ async def summarise(
     Returns:
         The new running summary.
     """
-    if extractive or isinstance(model, ExtractiveAnswerer):
+    if extractive or isinstance(model, ExtractiveAnswerer) or deadline_passed():
         return _extractive(previous, turns, max_chars)
     transcript = "\n".join(
         f"{'User' if isinstance(m, HumanMessage) else 'Assistant'}: {m.text}"
@@ -109,4 +113,6 @@ async def summarise(
     )
     prompt = prompts.SUMMARY_PROMPT.format(summary=previous or "(none)", turns=transcript)
     reply = await model.ainvoke([HumanMessage(content=prompt)])
+    if reply.response_metadata.get("served_by") == OFFLINE:
+        return _extractive(previous, turns, max_chars)
     return reply.text.strip()[:max_chars]

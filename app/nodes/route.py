@@ -11,6 +11,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
+from app.llm.deadline import current_deadline, deadline_passed
 from app.llm.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
 from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
 from app.resources import Resources, aget_resources
@@ -49,14 +50,17 @@ def answers_directly(question: str) -> bool:
 async def pick_tier(question: str, resources: Resources) -> Tier:
     """Pick the model tier: by rules, or by the small model when ``llm.router`` is ``llm``.
 
-    The classifier gets ``llm.timeout_s``; when it fails or replies with invalid JSON
-    after one repair, the rules decide.
+    The classifier gets ``llm.timeout_s``, within the turn's model deadline; when it
+    fails, replies with invalid JSON after one repair, or the deadline has passed, the
+    rules decide.
     """
     llm = resources.settings.llm
     rules = TierRules(llm.small_max_words, llm.min_confidence)
-    if llm.router == "llm":
+    deadline = current_deadline()
+    if llm.router == "llm" and not deadline_passed():
+        wait = llm.timeout_s if deadline is None else min(llm.timeout_s, deadline.remaining())
         try:
-            async with asyncio.timeout(llm.timeout_s):
+            async with asyncio.timeout(wait):
                 return await classify_tier(resources.model_for("small").model, question)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the rules
             log.warning("tier classifier failed (%s); using the rules", type(exc).__name__)
