@@ -53,8 +53,11 @@ class Answer:
 class Token:
     """A piece of the model's reply, streamed before the turn ends.
 
-    The final :class:`Answer` is authoritative: the output guard may still redact it or
-    drop citation labels that map to no source.
+    Pieces pass the output guard's checks as they stream (:mod:`app.safety.reply`):
+    personal data and secrets arrive redacted, exactly as in the final answer, and a
+    reply that starts repeating the system prompt stops with a ``refusal`` piece. The
+    final :class:`Answer` is still authoritative: the output guard may drop citation
+    labels that map to no source.
     """
 
     text: str
@@ -62,6 +65,8 @@ class Token:
     """Changes when the model starts a new reply (after a tool call)."""
     restart: bool = False
     """The model's stream broke off and another model answers: drop what came before."""
+    refusal: bool = False
+    """The output checks stopped this reply: ``text`` is the refusal that replaces it."""
 
 
 def new_thread_id() -> str:

@@ -87,15 +87,16 @@ async def _run_turn(
         if event.restart and shown:
             sys.stdout.write("\n[the model stopped mid-answer; another model answers]\n")
             shown = ""
-        elif event.message_id != message_id and shown:
-            sys.stdout.write("\n")
+        elif (event.message_id != message_id or event.refusal) and shown:
+            sys.stdout.write("\n")  # a new reply, or the refusal that stops this one
             shown = ""
         message_id = event.message_id
         sys.stdout.write(event.text)
         sys.stdout.flush()
         shown += event.text
     if " ".join(answer.answer.split()) != " ".join(shown.split()):
-        # The output checks changed the reply (redaction, unknown labels, size cap).
+        # The output checks changed the reply (unknown labels, size cap); the tokens
+        # were redacted and leak-checked as they came.
         sys.stdout.write(f"\n[after output checks]\n{answer.answer}" if shown else answer.answer)
     sys.stdout.write("\n")
     print_answer(answer, shown=True)

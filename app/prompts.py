@@ -9,6 +9,7 @@ __all__ = [
     "SUMMARY_PROMPT",
     "SYSTEM_PROMPT",
     "BLOCKED_INPUT",
+    "LEAKED_PROMPT",
 ]
 
 SYSTEM_PROMPT = """You are ragent, a careful assistant that answers from the user's documents.
@@ -36,3 +37,6 @@ SOURCES_CLOSE = "</sources>"
 DONT_KNOW = "I don't know: the ingested documents don't contain an answer to that."
 
 BLOCKED_INPUT = "I can't help with that request: {reason}."
+
+LEAKED_PROMPT = "I can't help with that request: the answer would repeat my instructions."
+"""What replaces an answer that repeats the system prompt (:mod:`app.safety.leak`)."""

@@ -16,6 +16,7 @@ from app.context import Context
 from app.llm.deadline import turn_deadline
 from app.nodes.guard import early_query
 from app.resources import aget_resources
+from app.safety.reply import TokenGuard
 from app.state import AgentState, InputState
 from app.tools.approval import pending_approvals
 
@@ -281,6 +282,9 @@ async def _stream(
 ) -> AsyncIterator[Token | Answer]:
     state: dict[str, Any] = {}
     interrupts: list[Any] = []
+    # Tokens pass the output guard's checks as they stream, never raw model text.
+    limits = (await aget_resources()).settings.limits
+    guard = TokenGuard(prompt=context.system_prompt, max_chars=limits.max_output_chars)
     async for mode, payload in agent.astream(
         graph_input,
         config,
@@ -299,7 +303,10 @@ async def _stream(
         if meta.get("langgraph_node") != "respond" or not isinstance(message, AIMessageChunk):
             continue
         if message.response_metadata.get("stream_reset"):
-            yield Token("", message.id or "", restart=True)
+            yield guard.restart(message.id or "")
         elif message.text:
-            yield Token(message.text, message.id or "")
+            for token in guard.feed(message.id or "", message.text):
+                yield token
+    for token in guard.close():
+        yield token
     yield _finish(state, interrupts, thread_id)

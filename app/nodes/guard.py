@@ -14,9 +14,10 @@ from app.llm.intents import needs_context
 from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
+from app.safety.leak import leak_check
 from app.state import AgentState, Citation
 
-__all__ = ["after_guard", "early_query", "guard_input", "guard_output", "is_refusal"]
+__all__ = ["after_guard", "checked", "early_query", "guard_input", "guard_output", "is_refusal"]
 
 _LABEL = re.compile(r"\[S(\d+)\]")
 _REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.IGNORECASE)
@@ -117,10 +118,42 @@ def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", stitched).strip(), list(citations.values())
 
 
+def checked(text: str, prompt: str) -> str:
+    """Return a reply as it may be shown: PII and secrets redacted, a prompt leak refused.
+
+    Args:
+        text: The model's reply.
+        prompt: The run's system prompt, which the reply must not repeat.
+    """
+    text, _ = redact(text)
+    return prompts.LEAKED_PROMPT if leak_check(prompt).leaks(text) else text
+
+
+def _earlier_replies(state: AgentState, prompt: str) -> list[AIMessage]:
+    """This turn's replies before the last (those that called tools), checked like it.
+
+    They were streamed and stay in the thread's history, which the API shows.
+    """
+    checked_replies = []
+    for message in reversed(state.messages[:-1]):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage) and message.text:
+            text = checked(message.text, prompt)
+            if text != message.text:
+                checked_replies.append(message.model_copy(update={"content": text}))
+    return checked_replies
+
+
 async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Finalise the answer: stop dangling tool calls, redact PII, cap size, map citations."""
+    """Finalise the answer: stop dangling tool calls, redact PII, refuse leaks, cap, cite.
+
+    An answer that repeats the system prompt becomes a refusal. A streamed answer went
+    through the same checks piece by piece (:mod:`app.safety.reply`).
+    """
     resources = await aget_resources()
     limits = resources.settings.limits
+    prompt = runtime.context.system_prompt
     last = state.messages[-1]
     if isinstance(last, AIMessage) and last.tool_calls:
         text = (
@@ -128,8 +161,7 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
             "before reaching an answer."
         )
     else:
-        text = last.text
-    text, _ = redact(text)
+        text = checked(last.text, prompt)
     if len(text) > limits.max_output_chars:
         text = text[: limits.max_output_chars].rstrip() + " [truncated]"
     text, citations = _stitch(text, state)
@@ -139,4 +171,5 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
         response_metadata=getattr(last, "response_metadata", {}),
         usage_metadata=getattr(last, "usage_metadata", None),
     )
-    return {"messages": [final], "citations": citations, "refused": is_refusal(text)}
+    messages = [*_earlier_replies(state, prompt), final]
+    return {"messages": messages, "citations": citations, "refused": is_refusal(text)}

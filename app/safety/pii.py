@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Finding", "find_pii", "redact"]
+__all__ = ["KINDS", "PATTERNS", "Finding", "find_pii", "redact"]
 
 KINDS: tuple[str, ...] = ("secret", "card", "iban", "ssn", "email", "phone")
 """Every kind :func:`find_pii` reports, in tie-break priority order."""
@@ -140,19 +140,24 @@ def _digit_count(text: str) -> int:
     return sum(ch.isdigit() for ch in text)
 
 
-def _emails(text: str) -> Iterator[Finding]:
-    for m in _EMAIL.finditer(text):
+def _emails(text: str, start: int) -> Iterator[Finding]:
+    for m in _EMAIL.finditer(text, start):
         yield Finding("email", m.start(), m.end())
 
 
 def _validated(
-    pattern: re.Pattern[str], text: str, kind: str, valid: Callable[[str], bool], seps: str
+    pattern: re.Pattern[str],
+    text: str,
+    start: int,
+    kind: str,
+    valid: Callable[[str], bool],
+    seps: str,
 ) -> Iterator[Finding]:
     # A greedy match can swallow a neighbouring number ("card 4111 ... 1111 123",
     # "+44 20 7946 0958 4111 ...") and fail validation. Retry it cut at each
     # separator, longest first; if none passes, resume the search one character
     # later rather than at the match end, which finditer would skip past.
-    pos = 0
+    pos = start
     while (m := pattern.search(text, pos)) is not None:
         cand = m.group()
         cuts = (i for i in range(len(cand) - 1, 0, -1) if cand[i] in seps)
@@ -164,10 +169,13 @@ def _validated(
             pos = m.start() + 1
 
 
-def _phones(text: str) -> Iterator[Finding]:
-    yield from _validated(_PHONE_INTL, text, "phone", lambda s: 9 <= _digit_count(s) <= 15, " .-")
+def _phones(text: str, start: int) -> Iterator[Finding]:
+    def digits(most: int) -> Callable[[str], bool]:
+        return lambda s: 9 <= _digit_count(s) <= most
+
+    yield from _validated(_PHONE_INTL, text, start, "phone", digits(15), " .-")
     for pattern in (_PHONE_NANP, _PHONE_TRUNK):
-        yield from _validated(pattern, text, "phone", lambda s: 9 <= _digit_count(s) <= 12, " .-")
+        yield from _validated(pattern, text, start, "phone", digits(12), " .-")
 
 
 def _card_ok(candidate: str) -> bool:
@@ -175,30 +183,30 @@ def _card_ok(candidate: str) -> bool:
     return 13 <= len(digits) <= 19 and _luhn_ok(digits)
 
 
-def _cards(text: str) -> Iterator[Finding]:
-    yield from _validated(_CARD, text, "card", _card_ok, " -")
+def _cards(text: str, start: int) -> Iterator[Finding]:
+    yield from _validated(_CARD, text, start, "card", _card_ok, " -")
 
 
-def _ssns(text: str) -> Iterator[Finding]:
-    for m in _SSN.finditer(text):
+def _ssns(text: str, start: int) -> Iterator[Finding]:
+    for m in _SSN.finditer(text, start):
         yield Finding("ssn", m.start(), m.end())
 
 
-def _ibans(text: str) -> Iterator[Finding]:
-    yield from _validated(_IBAN, text, "iban", lambda s: _iban_ok(s.replace(" ", "")), " ")
+def _ibans(text: str, start: int) -> Iterator[Finding]:
+    yield from _validated(_IBAN, text, start, "iban", lambda s: _iban_ok(s.replace(" ", "")), " ")
 
 
-def _secrets(text: str) -> Iterator[Finding]:
-    for m in _SECRET_TOKENS.finditer(text):
+def _secrets(text: str, start: int) -> Iterator[Finding]:
+    for m in _SECRET_TOKENS.finditer(text, start):
         yield Finding("secret", m.start(), m.end())
-    for m in _BEARER.finditer(text):
+    for m in _BEARER.finditer(text, start):
         yield Finding("secret", m.start("value"), m.end("value"))
-    for m in _ASSIGNMENT.finditer(text):
+    for m in _ASSIGNMENT.finditer(text, start):
         group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
         yield Finding("secret", m.start(group), m.end(group))
 
 
-_DETECTORS: tuple[Callable[[str], Iterator[Finding]], ...] = (
+_DETECTORS: tuple[Callable[[str, int], Iterator[Finding]], ...] = (
     _secrets,
     _cards,
     _ibans,
@@ -208,7 +216,22 @@ _DETECTORS: tuple[Callable[[str], Iterator[Finding]], ...] = (
 )
 
 
-def find_pii(text: str) -> list[Finding]:
+PATTERNS: tuple[re.Pattern[str], ...] = (
+    _SECRET_TOKENS,
+    _BEARER,
+    _ASSIGNMENT,
+    _CARD,
+    _IBAN,
+    _SSN,
+    _EMAIL,
+    _PHONE_INTL,
+    _PHONE_NANP,
+    _PHONE_TRUNK,
+)
+"""Every expression the detectors match, so a stream can tell which text may still change."""
+
+
+def find_pii(text: str, *, start: int = 0) -> list[Finding]:
     """Find personal data and credentials in ``text``.
 
     Overlapping candidates are resolved by keeping the longest one, then the
@@ -217,11 +240,13 @@ def find_pii(text: str) -> list[Finding]:
 
     Args:
         text: Any text, e.g. a user message or a model answer.
+        start: Look for findings that start here or later; the text before it is
+            still seen as context (a match must not continue a word).
 
     Returns:
         Non-overlapping findings, ordered by position.
     """
-    candidates = [finding for detect in _DETECTORS for finding in detect(text)]
+    candidates = [finding for detect in _DETECTORS for finding in detect(text, start)]
     candidates.sort(key=lambda f: (f.start - f.end, f.start, _PRIORITY[f.kind]))
     kept: list[Finding] = []  # sorted by start, pairwise disjoint
     for cand in candidates:

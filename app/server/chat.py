@@ -1,10 +1,11 @@
 """Chat turns for the API: a request becomes a turn, an answer becomes OpenAI's shapes.
 
 A streamed turn yields ``chat.completion.chunk`` events: the role, content deltas as
-the model writes, then a last chunk with ``finish_reason`` that carries the
-extensions (``citations``, ``refused``; ``approvals`` and ``tool_calls`` when the run
-waits; ``final_content`` when the output checks changed the streamed text), an
-optional usage chunk, and ``[DONE]``.
+the model writes (already through the output checks: redacted, and cut short by a
+refusal when the reply repeats the system prompt), then a last chunk with
+``finish_reason`` that carries the extensions (``citations``, ``refused``;
+``approvals`` and ``tool_calls`` when the run waits; ``final_content`` when the final
+answer differs from the streamed text), an optional usage chunk, and ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ async def stream_chunks(
             message_id = event.message_id
             continue
         text = event.text
-        if event.message_id != message_id and streamed:
+        if (event.message_id != message_id or event.refusal) and streamed:
             text = "\n\n" + text
         message_id = event.message_id
         if on_token is not None and text and not streamed:
@@ -230,7 +231,7 @@ async def stream_chunks(
         rest = answer.answer[len(streamed) :]
         if rest:  # e.g. the message of a paused run, which no model streamed
             yield chunk({"content": rest})
-    else:  # the output checks changed the text (redaction, unknown labels, size cap)
+    else:  # the output checks changed the text (a refusal, unknown labels, size cap)
         delta["final_content"] = answer.answer
     if answer.refused:
         delta["refusal"] = answer.answer
