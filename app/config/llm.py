@@ -30,7 +30,8 @@ class LLMSettings(Section):
     model: str = "offline-extractive"
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=30.0, gt=0)
-    """Per call: the longest wait for a model's first token."""
+    """Per attempt: the longest wait for a model's first token (never past the turn's
+    deadline, ``deadline_s``)."""
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float = Field(default=0.0, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -43,8 +44,12 @@ class LLMSettings(Section):
     stall_timeout_s: float = Field(default=10.0, gt=0)
     """The longest silence between two chunks of a stream."""
     deadline_s: float | None = Field(default=None, gt=0)
-    """Time for remote models to start answering before the offline answerer does; None:
-    ``timeout_s``."""
+    """Per turn: how long the turn waits for remote models to answer before the offline
+    answerer does, shared by every model call of the turn and renewed by each remote
+    reply; None: ``timeout_s``."""
+    max_tool_args_bytes: int = Field(default=65536, ge=1024)
+    """The most bytes of tool-call arguments one streamed reply may carry, all calls
+    together; a call past it is refused, and the model is told why."""
     backoff_s: float = Field(default=0.2, ge=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)

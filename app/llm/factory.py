@@ -80,6 +80,7 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
         top_p=cfg.top_p,
         seed=cfg.seed,
         max_completion_tokens=cfg.max_tokens,
+        max_tool_args_bytes=cfg.max_tool_args_bytes,
     )
 
 

@@ -11,6 +11,9 @@ server-sent events into dicts (orjson), handing them to the same chunk conversio
 The wire is aiohttp (:mod:`app.llm.wire`): a streamed completion from a local server
 took 0.7 ms of CPU there against 3.1-3.5 ms through httpx.
 
+Tool-call arguments are held back until the stream ends and capped in size
+(:mod:`app.llm.tool_args`), so no partial argument is parsed on the event loop.
+
 Errors keep the openai SDK's types (``APIStatusError`` subclasses by status, ``APIError``
 for an error event inside a stream); the connection's errors are raised as httpx's
 (``httpx.ConnectError`` and the like, see :func:`app.llm.wire.as_httpx`), so the fallback
@@ -31,8 +34,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
-from pydantic import PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
+from app.llm.tool_args import ToolArgs
 from app.llm.wire import (
     WirePool,
     as_httpx,
@@ -80,6 +84,8 @@ def status_error(response: httpx.Response) -> openai.APIStatusError:
 class StreamingChatOpenAI(ChatOpenAI):
     """A ``ChatOpenAI`` that streams plain chat completions without the openai SDK."""
 
+    max_tool_args_bytes: int = Field(default=65536, gt=0)
+    """The most bytes of tool-call arguments one reply may stream (``llm.max_tool_args_bytes``)."""
     _wire: WirePool = PrivateAttr(default_factory=WirePool)
 
     async def aclose(self) -> None:
@@ -188,6 +194,7 @@ class StreamingChatOpenAI(ChatOpenAI):
                         httpx_response(url, response.status, response.headers, content)
                     )
                 done = False
+                held = ToolArgs(self.max_tool_args_bytes)
                 async for data in sse_data(response.content.iter_any()):
                     # Read on past [DONE] to the end of the body, as the SDK does: a
                     # response closed early cannot go back to the pool, so the next call
@@ -207,6 +214,7 @@ class StreamingChatOpenAI(ChatOpenAI):
                         raise openai.APIError(
                             str(detail or "error event in the stream"), request, body=error
                         )
+                    held.strip(chunk)
                     generation = self._convert_chunk_to_generation_chunk(chunk, default_class, {})
                     if generation is None:
                         continue
@@ -218,3 +226,9 @@ class StreamingChatOpenAI(ChatOpenAI):
                             logprobs=(generation.generation_info or {}).get("logprobs"),
                         )
                     yield generation
+        tail = held.tail()
+        if tail is not None:
+            generation = ChatGenerationChunk(message=tail)
+            if run_manager:
+                await run_manager.on_llm_new_token("", chunk=generation)
+            yield generation

@@ -18,7 +18,19 @@ from contextlib import contextmanager
 import aiohttp
 import httpx
 
-__all__ = ["WirePool", "as_httpx", "httpx_request", "httpx_response", "request_timeout", "sse_data"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "WirePool",
+    "as_httpx",
+    "httpx_request",
+    "httpx_response",
+    "request_timeout",
+    "sse_data",
+]
+
+MAX_LINE_BYTES = 4 * 1024 * 1024
+"""The longest line of a model's event stream: far above any one token's event, and a
+bound on what a server that never ends a line can make this process hold."""
 
 
 class WirePool:
@@ -107,20 +119,36 @@ def httpx_request(url: str) -> httpx.Request:
     return httpx.Request("POST", url)
 
 
-async def sse_data(pieces: AsyncIterable[bytes]) -> AsyncIterator[str]:
+async def sse_data(
+    pieces: AsyncIterable[bytes], *, max_line_bytes: int = MAX_LINE_BYTES
+) -> AsyncIterator[str]:
     """Yield the data of each server-sent event in a body that arrives in ``pieces``.
 
     Follows the event-stream format: ``data:`` lines (one optional space after the colon)
     join with newlines into one event, a blank line dispatches it, comments (``:``) and
     other fields are skipped. Lines end with LF or CRLF. An event the body ends before
-    its blank line is dropped, as the format says.
+    its blank line is dropped, as the format says. A line that arrives in many pieces is
+    joined once, when it ends.
+
+    Raises:
+        ValueError: A line is longer than ``max_line_bytes``.
     """
-    pending = b""
+    pending: list[bytes] = []
+    size = 0
     data: list[str] = []
     async for piece in pieces:
-        lines = (pending + piece).split(b"\n")
-        pending = lines.pop()
+        if b"\n" not in piece:
+            pending.append(piece)
+            size += len(piece)
+            if size > max_line_bytes:
+                raise ValueError(f"a stream line is longer than {max_line_bytes} bytes")
+            continue
+        lines = b"".join([*pending, piece]).split(b"\n")
+        tail = lines.pop()
+        pending, size = [tail], len(tail)
         for raw in lines:
+            if len(raw) > max_line_bytes:
+                raise ValueError(f"a stream line is longer than {max_line_bytes} bytes")
             line = raw.removesuffix(b"\r")
             if not line:
                 if data:

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from app.context import Context
+from app.llm.tool_args import refused_tool_calls
 from app.nodes.respond import render_source
 from app.observability.tracing import span
 from app.resources import Resources, aget_resources, get_resources
@@ -91,7 +92,8 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     """Run the last AI message's tool calls, or end the run with a final message.
 
     In order: runaway checks (step limit, repeated calls, a failed repair, tool-call and
-    token budgets), then policies. Denied calls are refused; calls that need approval
+    token budgets), then policies. Calls whose streamed arguments passed
+    ``llm.max_tool_args_bytes`` and denied calls are refused; calls that need approval
     pause the run with ``interrupt()`` until the user decides (the wait does not count
     against the wall-time budget, whose clock restarts on the decision). The wall-time
     budget is checked, then the calls run concurrently, each rate-limited, validated,
@@ -107,8 +109,13 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     if reason := _stop_reason(state, box, resources):
         return {"messages": box.stop(calls, caller, reason, thread=thread)}
 
+    refused = refused_tool_calls(last.response_metadata)
     policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
-    pending = [c for c in calls if policies[c.get("id") or ""] == "require_approval"]
+    pending = [
+        c
+        for c in calls
+        if policies[c.get("id") or ""] == "require_approval" and c.get("id") not in refused
+    ]
     approved: dict[str, bool] = {}
     max_seconds = resources.settings.limits.max_run_seconds
     remaining = max_seconds
@@ -133,6 +140,8 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     async def decide(call: ToolCall) -> ToolMessage:
         call_id = call.get("id") or ""
         policy = policies[call_id]
+        if call_id in refused:  # its arguments were over llm.max_tool_args_bytes
+            return box.refuse(call, caller, "invalid_arguments", refused[call_id], thread=thread)
         if policy == "deny":
             text = f"Error: the {call['name']} tool is not allowed here (policy: deny)."
             return box.refuse(call, caller, "denied", text, thread=thread)
