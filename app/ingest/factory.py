@@ -8,16 +8,27 @@ from app.ingest.chunking import (
     default_overlap,
     validate_chunking,
 )
+from app.ingest.loaders import ExpansionLimits
 from app.ingest.pipeline import Ingestor
+from app.ingest.sandbox import ParseSandbox, SandboxLimits
 from app.ingest.signatures import SignatureStore
 from app.resources import Resources
 from app.settings import SettingsError
 
-__all__ = ["build_ingestor"]
+__all__ = ["build_ingestor", "sandbox_limits"]
 
 
-def build_ingestor(resources: Resources) -> Ingestor:
+def sandbox_limits(resources: Resources) -> SandboxLimits:
+    """The parser processes' caps from ``ingest.parse_memory_bytes`` and ``parse_timeout_s``."""
+    cfg = resources.settings.ingest
+    return SandboxLimits(memory_bytes=cfg.parse_memory_bytes, timeout_s=cfg.parse_timeout_s)
+
+
+def build_ingestor(resources: Resources, *, parsers: ParseSandbox | None = None) -> Ingestor:
     """Return an :class:`Ingestor` whose chunks fit the embedder's window.
+
+    Files are parsed in worker processes capped by the ``ingest`` settings: ``parsers`` if
+    given (kept by the caller across runs), else processes started for each run.
 
     Raises:
         SettingsError: ``ingest.chunk_tokens`` is larger than the embedder reads, or the
@@ -41,4 +52,11 @@ def build_ingestor(resources: Resources) -> Ingestor:
         near_duplicate_threshold=cfg.near_duplicate_threshold,
         embed_batch=cfg.embed_batch,
         signatures=SignatureStore(resources.settings.data_dir / "dedup.sqlite"),
+        expansion=ExpansionLimits(
+            max_expanded_bytes=cfg.max_expanded_bytes,
+            max_ratio=cfg.max_expansion_ratio,
+            max_nesting=cfg.max_nesting,
+        ),
+        sandbox=sandbox_limits(resources),
+        parsers=parsers,
     )

@@ -1,5 +1,9 @@
 """Incremental ingestion: parse (worker processes) -> clean, dedup, chunk -> embed and index.
 
+Files are parsed in worker processes whose memory and time are capped
+(:mod:`app.ingest.sandbox`), after checks that bound what each may expand to
+(:mod:`app.ingest.loaders.expansion`).
+
 The three stages overlap: workers parse files ahead while this process strips
 boilerplate, drops duplicates and chunks, and a thread embeds and writes whole
 documents. Unchanged files (same bytes, same settings, same embedder) are
@@ -14,11 +18,9 @@ unchanged file without a stored signature is parsed and chunked to sign it, neve
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,11 +29,12 @@ from app.ingest.chunking import chunk_document
 from app.ingest.clean import clean_documents
 from app.ingest.dedup import Deduplicator, Signature
 from app.ingest.ids import content_hash, stable_id
-from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, RecordSpec
+from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, ExpansionLimits, RecordSpec
 from app.ingest.model import LoadedDocument
 from app.ingest.progress import IngestProgress
 from app.ingest.report import IngestReport
-from app.ingest.scheduling import Discovery, batches, discover, ordered, within
+from app.ingest.sandbox import ParseSandbox, SandboxLimits
+from app.ingest.scheduling import Discovery, batches, discover, within
 from app.ingest.signatures import SignatureStore, SignatureTable, Signed
 from app.ingest.stage import EmbedStage, ReadyDocument
 from app.ingest.worker import ParseJob, ParseResult, parse_file
@@ -53,7 +56,8 @@ class IngestOptions:
     tenant_id: str
     acl: tuple[str, ...] = ()
     workers: int = 1
-    """Parser processes; 0 parses in this process."""
+    """Parser processes; 0 counts as 1, except for an :class:`Ingestor` without
+    ``sandbox`` limits, which then parses in this process (tests and trusted files only)."""
     prune: bool = False
     """Remove indexed documents under the given paths whose source is gone."""
     records: RecordSpec | None = None
@@ -77,6 +81,14 @@ class Ingestor:
     """Where the duplicate signatures of indexed documents are kept between runs; without
     one, an unchanged file is parsed (not embedded) to sign it whenever a run has others
     to check."""
+    expansion: ExpansionLimits = field(default_factory=ExpansionLimits)
+    """How far a file may expand once parsed (checked before it is parsed)."""
+    sandbox: SandboxLimits | None = None
+    """The memory and time caps of the parser processes; None: no caps, and with
+    ``workers=0`` files are parsed in this process (for tests and trusted files only)."""
+    parsers: ParseSandbox | None = None
+    """Parser processes kept by the caller across runs (a server's); None: started for each
+    run that needs them, and stopped at its end."""
     _report: IngestReport = field(default_factory=IngestReport, init=False)
     _docs: Deduplicator = field(init=False)
     _chunks: Deduplicator = field(init=False)
@@ -200,7 +212,7 @@ class Ingestor:
             return None
         file_hash = hashlib.sha256(data).hexdigest()
         records = options.records if path.suffix.lower() in RECORD_SUFFIXES else None
-        job = ParseJob(path, file_hash, self.max_file_bytes, records)
+        job = ParseJob(path, file_hash, self.max_file_bytes, records, limits=self.expansion)
         if records is None:
             doc_id = stable_id(options.tenant_id, str(path.resolve()))
             existing = self.writer.document(options.tenant_id, doc_id)
@@ -220,13 +232,16 @@ class Ingestor:
         )
 
     def _parsed(self, jobs: list[ParseJob], workers: int) -> Iterator[ParseResult]:
-        if workers <= 0 or len(jobs) <= 2:
-            yield from map(parse_file, jobs)
+        if not jobs:
             return
-        # spawn, not fork: the parent may already run ONNX Runtime threads, which fork breaks.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            yield from ordered(pool, jobs, ahead=workers * 4)
+        if self.parsers is not None:
+            yield from self.parsers.parse(jobs)
+        elif self.sandbox is None and workers <= 0:
+            yield from map(parse_file, jobs)
+        else:
+            limits = self.sandbox or SandboxLimits()
+            with ParseSandbox(limits, workers=min(max(1, workers), len(jobs))) as parsers:
+                yield from parsers.parse(jobs)
 
     def _prepare(
         self, batch: list[ParseResult], options: IngestOptions, seen: set[str]

@@ -1,4 +1,4 @@
-"""Finding the files to ingest and feeding them through the parse workers in order.
+"""Finding the files to ingest, and grouping the parse results into batches.
 
 Folders are walked without trusting symbolic links: a link (to a file or a folder) is
 followed only when its target resolves inside one of the folders given to the run, and
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.ingest.worker import ParseJob, ParseResult, parse_file
+from app.ingest.worker import ParseResult
 
-__all__ = ["Discovery", "RefusedLink", "batches", "discover", "ordered", "within"]
+__all__ = ["Discovery", "RefusedLink", "batches", "discover", "within"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,22 +137,6 @@ def discover(paths: Sequence[Path]) -> Discovery:
             walked.add(real)
             walk(path, via_link=True)
     return found
-
-
-def ordered(pool: Executor, jobs: list[ParseJob], *, ahead: int) -> Iterator[ParseResult]:
-    """Yield results in job order, keeping at most ``ahead`` jobs in flight."""
-    pending: list[Future[ParseResult]] = []
-    it = iter(jobs)
-    for job in it:
-        pending.append(pool.submit(parse_file, job))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        result = pending.pop(0).result()
-        for job in it:
-            pending.append(pool.submit(parse_file, job))
-            break
-        yield result
 
 
 def batches(items: Iterable[ParseResult], size: int) -> Iterator[list[ParseResult]]:

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.ingest.clean import clean_document
-from app.ingest.loaders import LoadError, RecordSpec, load_document
+from app.ingest.loaders import ExpansionLimits, LoadError, RecordSpec, load_document
 from app.ingest.model import LoadedDocument
 
-__all__ = ["ParseJob", "ParseResult", "parse_file"]
+__all__ = ["OUT_OF_MEMORY", "ParseJob", "ParseResult", "parse_file"]
+
+OUT_OF_MEMORY = "exceeded the parse memory limit (ingest.parse_memory_bytes)"
+"""The error of a file whose parse ran out of memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,8 @@ class ParseJob:
     records: RecordSpec | None = None
     sign_only: bool = False
     """An unchanged file, parsed only so that others are compared with it (not indexed)."""
+    limits: ExpansionLimits = ExpansionLimits()
+    """How far the file may expand once parsed."""
 
 
 @dataclass(slots=True)
@@ -46,11 +51,15 @@ def parse_file(job: ParseJob) -> ParseResult:
     """
     started = time.perf_counter()
     try:
-        docs = load_document(job.path, max_bytes=job.max_bytes, records=job.records)
+        docs = load_document(
+            job.path, max_bytes=job.max_bytes, records=job.records, limits=job.limits
+        )
         cleaned = [clean_document(doc) for doc in docs]
         return ParseResult(job, cleaned, seconds=time.perf_counter() - started)
     except LoadError as exc:
         return ParseResult(job, error=str(exc), seconds=time.perf_counter() - started)
+    except MemoryError:
+        return ParseResult(job, error=OUT_OF_MEMORY, seconds=time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the run
         reason = f"parser error: {type(exc).__name__}: {exc}"[:500]
         return ParseResult(job, error=reason, seconds=time.perf_counter() - started)

@@ -2,9 +2,12 @@
 
 Jobs run one at a time per process, in a worker thread, through the same pipeline as
 ``ragent ingest``, in batches of :data:`BATCH_FILES` files so progress moves as they
-finish. Uploaded files are kept under ``<data_dir>/uploads/`` (a re-upload of the same
-name by the same user with the same ACL replaces the document, see
-:mod:`app.server.uploads`); the indexed source is the uploaded name, or the URL.
+finish. Files are parsed in a parser process of the server's own, capped in memory and
+time and kept warm between jobs (:mod:`app.ingest.sandbox`): a hostile file costs that
+process, not the server's memory or its event loop. Uploaded files are kept under
+``<data_dir>/uploads/`` (a re-upload of the same name by the same user with the same ACL
+replaces the document, see :mod:`app.server.uploads`); the indexed source is the uploaded
+name, or the URL.
 The job record (status, progress, per-file errors) lives in the shared state.
 """
 
@@ -20,8 +23,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.ingest.factory import build_ingestor
+from app.ingest.factory import build_ingestor, sandbox_limits
 from app.ingest.pipeline import IngestOptions
+from app.ingest.sandbox import ParseSandbox
 from app.resources import Resources
 from app.retrieval.protocols import DocumentWriter, Vector
 from app.retrieval.types import Chunk, DocumentRecord
@@ -85,6 +89,8 @@ class JobManager:
         self.metrics = metrics
         self._one_at_a_time = asyncio.Semaphore(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        # One process is enough: jobs run one at a time. Started at the first job.
+        self._parsers = ParseSandbox(sandbox_limits(resources), workers=1)
 
     async def _save(self, job: dict[str, Any]) -> None:
         job["updated_at"] = int(time.time())
@@ -182,8 +188,8 @@ class JobManager:
     ) -> None:
         names = {str(f.path.resolve()): f.source for f in files}
         writer = _NamedSources(self.resources.writer, names)
-        ingestor = build_ingestor(replace(self.resources, writer=writer))
-        options = IngestOptions(tenant_id=tenant, acl=acl, workers=0, progress=False)
+        ingestor = build_ingestor(replace(self.resources, writer=writer), parsers=self._parsers)
+        options = IngestOptions(tenant_id=tenant, acl=acl, workers=1, progress=False)
         progress = job["progress"]
         for start in range(0, len(files), BATCH_FILES):
             batch = files[start : start + BATCH_FILES]
@@ -207,3 +213,4 @@ class JobManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._parsers.close)

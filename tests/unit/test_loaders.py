@@ -112,6 +112,7 @@ def _find(elements: list[Element], start: str) -> Element:
 def test_public_api() -> None:
     assert set(loaders.__all__) == {
         "RECORD_SUFFIXES",
+        "ExpansionLimits",
         "SUPPORTED_SUFFIXES",
         "LoadError",
         "RecordSpec",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterable
+from typing import Any
 
 from app.ingest.loaders._files import LoadError, decode_text
 from app.ingest.loaders._unstructured import partitioners, to_elements
@@ -31,16 +33,36 @@ _NAV_XPATH = " | ".join(
 )
 # unstructured's own switch for "no language detection" (it would run langdetect on every file).
 _NO_LANGUAGE_DETECTION = [""]
+# unstructured walks the element tree recursively: deeper nesting is refused before it does.
+MAX_DEPTH = 256
+# What libxml2's HTML parser builds at most (deeper elements and their text are dropped).
+_PARSER_DEPTH = 255
 
 
-def strip_navigation(markup: str) -> str:
+def _depth(events: Iterable[tuple[str, Any]], limit: int) -> int:
+    """The element nesting depth told by ``start``/``end`` events, counted up to ``limit + 1``."""
+    depth = deepest = 0
+    for event, _ in events:
+        depth += 1 if event == "start" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+    return deepest
+
+
+def strip_navigation(markup: str, *, max_depth: int = MAX_DEPTH) -> str:
     """Remove navigation (``<nav>``, page headers/footers, menus, tables of contents).
 
     Args:
         markup: An HTML document.
+        max_depth: The deepest element nesting allowed (``ingest.max_nesting``).
 
     Returns:
         The document without them, re-serialised; ``""`` for a document with no elements.
+
+    Raises:
+        LoadError: Elements nested deeper than ``max_depth``.
     """
     # lxml ships no type information (types-lxml would be a dev dependency).
     import lxml.etree  # type: ignore[import-untyped]
@@ -52,18 +74,32 @@ def strip_navigation(markup: str) -> str:
         root = lxml.html.document_fromstring(markup.encode("utf-8"), parser=parser)
     except (ValueError, lxml.etree.ParserError):
         return ""
+    # libxml2 stops building the tree 256 elements deep and drops the rest of the text.
+    limits = [e.message for e in parser.error_log if e.type_name == "ERR_RESOURCE_LIMIT"]
+    if (
+        any("depth" in message for message in limits)
+        or _depth(lxml.etree.iterwalk(root, events=("start", "end")), max_depth) > max_depth
+    ):
+        limit = min(max_depth, _PARSER_DEPTH)
+        raise LoadError(f"HTML elements nested more than {limit} deep (ingest.max_nesting)")
+    if limits:
+        raise LoadError(f"HTML beyond the parser's limits ({limits[0].strip()})")
     for node in root.xpath(_NAV_XPATH):
         node.drop_tree()
     return str(lxml.html.tostring(root, encoding="unicode"))
 
 
-def load_html(data: bytes) -> list[Element]:
+def load_html(data: bytes, *, max_depth: int = MAX_DEPTH) -> list[Element]:
     """Partition an HTML page into elements, without its navigation.
 
+    Args:
+        data: The page's bytes.
+        max_depth: The deepest element nesting allowed.
+
     Raises:
-        LoadError: Binary or undecodable content.
+        LoadError: Binary or undecodable content, or nesting deeper than ``max_depth``.
     """
-    markup = strip_navigation(decode_text(data, html=True))
+    markup = strip_navigation(decode_text(data, html=True), max_depth=max_depth)
     if not markup.strip():
         return []
     raw = partitioners().html(text=markup, languages=_NO_LANGUAGE_DETECTION)
