@@ -269,7 +269,7 @@ def eval_answers(
         _fail("a dataset is named twice")
     if report is not None and report.exists() and not report.is_dir():
         _fail(f"--report must be a folder: {report}")
-    client = langsmith_upload.make_client() if langsmith_upload.enabled() else None
+    client = langsmith_upload.connect(settings.observability)
     tracing = langsmith_upload.tracing(client) if client is not None else nullcontext
     run = run_answers(settings, specs, on_item=None if as_json else _progress, tracing=tracing)
     if client is not None:

@@ -3,6 +3,14 @@
 Only used when ``LANGSMITH_API_KEY`` is set; otherwise nothing here runs and nothing
 touches the network. ``LANGSMITH_ENDPOINT`` picks the server (LangSmith's own default
 otherwise), as the ``langsmith`` client reads it.
+
+What is sent: the dataset file's items as examples (question, reference, gold document
+ids, ``must_refuse``, tags), uploaded on purpose since an experiment needs them, so an
+eval dataset must be fit to leave the machine; each score as feedback (metric and
+number); the experiment's metadata (model, judge, start time). The runs, those of the
+graph, the experiment's and the judge's model calls, pass the same redaction as every run
+(:mod:`app.observability.langsmith`): names, timings and allowlisted attributes, no
+answer or document text, unless ``observability.langsmith_content`` is ``full``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from app.evals.aggregate import DatasetResult
+from app.observability.config import LangSmithContent, ObservabilitySettings
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT",
+    "connect",
     "dataset_name",
     "enabled",
     "make_client",
@@ -42,12 +52,35 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
     return bool((os.environ if env is None else env).get("LANGSMITH_API_KEY", "").strip())
 
 
-def make_client(env: Mapping[str, str] | None = None) -> Client:
-    """A LangSmith client for ``LANGSMITH_ENDPOINT`` (if set) with ``LANGSMITH_API_KEY``."""
-    from langsmith import Client
+def make_client(
+    env: Mapping[str, str] | None = None, *, content: LangSmithContent = "redacted"
+) -> Client:
+    """A LangSmith client for ``LANGSMITH_ENDPOINT`` (if set) with ``LANGSMITH_API_KEY``.
+
+    Args:
+        env: The environment (``os.environ`` when None).
+        content: ``redacted``: its runs carry no question, document or answer text
+            (:func:`app.observability.run_allowlist.redact_run`); ``full``: everything.
+    """
+    from app.observability.langsmith import make_client as langsmith_client
 
     env = os.environ if env is None else env
-    return Client(api_url=env.get("LANGSMITH_ENDPOINT") or None, api_key=env["LANGSMITH_API_KEY"])
+    return langsmith_client(
+        content, api_url=env.get("LANGSMITH_ENDPOINT") or None, api_key=env["LANGSMITH_API_KEY"]
+    )
+
+
+def connect(settings: ObservabilitySettings, env: Mapping[str, str] | None = None) -> Client | None:
+    """Set up LangSmith for an answers run; the upload client when a key is set, else None.
+
+    The process's client is set up too (:func:`app.observability.langsmith.setup_langsmith`),
+    so that runs traced outside the graph's (the judge's model calls, with
+    ``LANGSMITH_TRACING=true``) are redacted like the rest.
+    """
+    from app.observability.langsmith import setup_langsmith
+
+    setup_langsmith(settings, env)
+    return make_client(env, content=settings.langsmith_content) if enabled(env) else None
 
 
 def tracing(client: Client, project: str = PROJECT) -> Callable[[], AbstractContextManager[Any]]:

@@ -1,4 +1,4 @@
-"""Settings of the ``observability`` section: trace exporter, log format and level."""
+"""Settings of the ``observability`` section: trace exporter, logs, LangSmith content."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ObservabilitySettings"]
+__all__ = ["LangSmithContent", "ObservabilitySettings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LangSmithContent = Literal["redacted", "full"]
 
 
 class ObservabilitySettings(BaseModel):
@@ -32,6 +33,10 @@ class ObservabilitySettings(BaseModel):
     """``json``: one object per line with ``trace_id`` and ``span_id`` of the active span."""
     log_level: LogLevel | None = None
     """None: ``INFO`` for ``ragent serve``, ``WARNING`` for the other commands."""
+    langsmith_content: LangSmithContent = "redacted"
+    """What runs sent to LangSmith carry (only when ``LANGSMITH_TRACING=true`` or an API key
+    is set): ``redacted``, names, timings and the spans' allowlisted attributes, never the
+    question, documents, tool arguments or answers; ``full``, everything LangChain records."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,9 +1,10 @@
-"""Set up logs and traces for a process from its settings."""
+"""Set up logs and traces (OpenTelemetry and LangSmith) for a process from its settings."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.observability.langsmith import setup_langsmith
 from app.observability.logs import setup_logging
 from app.observability.tracing import setup_tracing
 
@@ -14,7 +15,7 @@ __all__ = ["configure"]
 
 
 def configure(settings: Settings, *, server: bool = False) -> None:
-    """Set up JSON (or text) logs and the configured span exporter.
+    """Set up JSON (or text) logs, the configured span exporter and LangSmith's client.
 
     Args:
         settings: The process's settings (``observability`` section).
@@ -23,3 +24,4 @@ def configure(settings: Settings, *, server: bool = False) -> None:
     """
     setup_logging(settings.observability, default_level="INFO" if server else "WARNING")
     setup_tracing(settings.observability)
+    setup_langsmith(settings.observability)

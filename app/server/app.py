@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from app.observability.langsmith import setup_langsmith
 from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
@@ -31,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Set up tracing; open the engines, stores and the API's state once for the process."""
     settings = get_settings()
     setup_tracing(settings.observability)
+    setup_langsmith(settings.observability)
     try:
         async with open_services(settings) as services:
             app.state.services = services
