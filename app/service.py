@@ -179,7 +179,7 @@ def _config(context: Context, thread_id: str, question: str, max_chars: int) -> 
 
 
 async def _durability() -> Durability:
-    """When the run's checkpoints are written: ``checkpoint.durability`` (default ``exit``)."""
+    """When the run's checkpoints are written: ``checkpoint.durability`` (default ``sync``)."""
     return (await aget_resources()).settings.checkpoint.durability
 
 

@@ -16,12 +16,16 @@ class CheckpointSettings(Section):
 
     backend: Literal["sqlite", "redis"] = "sqlite"
     redis_url: str = "redis://localhost:6379/0"
-    durability: Literal["exit", "async", "sync"] = "exit"
-    """When a turn's state is written (LangGraph's durability). ``exit``: once, when the
-    turn ends, fails or pauses for approval, so finished turns and pending approvals
-    survive a restart, and a process that dies mid-turn loses that turn only (the client
-    sees an error and asks again). ``async``/``sync`` also write after every step, which
-    cost about a fifth of a turn's CPU here."""
+    durability: Literal["exit", "async", "sync"] = "sync"
+    """When a turn's state is written (LangGraph's durability). ``sync`` (the default):
+    after every step, each write done before the next step starts, so the user's message
+    is on disk before the model is called and a process killed mid-turn loses only the
+    step it was in; the next message on the thread closes that turn
+    (:mod:`app.server.recovery`). ``async``: the same writes, done while the next step
+    runs, so a crash can lose the last of them, the message included. ``exit``: once,
+    when the turn ends, fails or pauses for approval: cheapest, but a process that dies
+    mid-turn loses the turn and the user's message with it. bench/api.py measured the
+    cost of each (bench/README.md, "Crash recovery")."""
 
 
 class MemorySettings(Section):

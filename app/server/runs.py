@@ -10,6 +10,12 @@ the run.
 Readers in the process that runs the run (the request that started it, as a rule) are
 handed each batch once it is in the log, instead of reading it back: with Redis, that
 saved a blocking read per batch. Readers elsewhere, or after the run, read the log.
+
+Each run has a record (:mod:`app.server.run_records`) that outlives a crash. A reader
+of a run that no process runs any more (its record says ``running`` but the
+conversation lock it held is free or someone else's: its process died) gets what the
+log kept, then a ``turn_interrupted`` error event and ``[DONE]``, never a stream that
+waits on nothing.
 """
 
 from __future__ import annotations
@@ -20,22 +26,31 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
 from app.server.errors import UNAVAILABLE as _UNAVAILABLE
 from app.server.errors import ApiError, error_body
+from app.server.run_records import RunRecord, RunRecords, StateRunRecords
 from app.server.state import SharedState
 
-__all__ = ["DONE", "RunManager", "parse_event_id", "sse"]
+__all__ = ["DONE", "INTERRUPTED", "RunManager", "parse_event_id", "sse"]
 
 log = logging.getLogger("ragent.server")
 
 DONE = "[DONE]"
 """The last event of every run, as OpenAI ends its streams."""
 _KEEPALIVE = b": keep-alive\n\n"
-_POLL_S = 10.0
+_POLL_S = 5.0
+"""Longest wait on a quiet log before a reader checks that the run still goes on."""
+INTERRUPTED = "turn_interrupted"
+"""Error code of a run whose process stopped before it ended."""
+_INTERRUPTED_MESSAGE = (
+    "the turn was interrupted: the server stopped before it ended. The question is kept "
+    "in the conversation (GET /v1/threads/{id}); send a new message to go on"
+)
+_EXPIRED_MESSAGE = "this stream's events are no longer kept; read the conversation instead"
 
 
 async def _collect(events: AsyncIterator[str], into: list[str], wake: asyncio.Event) -> None:
@@ -85,32 +100,77 @@ class _Tail:
 class RunManager:
     """Starts runs that write to a log, and reads logs back as SSE."""
 
-    def __init__(self, state: SharedState, *, ttl_s: float, silence_s: float) -> None:
+    def __init__(
+        self,
+        state: SharedState,
+        *,
+        ttl_s: float,
+        silence_s: float,
+        records: RunRecords | None = None,
+    ) -> None:
         """Keep events ``ttl_s`` after a run's last one; readers give up after ``silence_s``.
 
         A run that writes nothing for ``silence_s`` is taken for lost (its process died).
+        ``records`` keep each run's record (default: in ``state``).
         """
         self.state = state
+        self.records = records or StateRunRecords(state)
         self.ttl_s = ttl_s
         self.silence_s = silence_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._live: dict[str, _Tail] = {}
 
-    async def start(self, owner: str, events: AsyncIterator[str]) -> str:
+    async def start(
+        self,
+        owner: str,
+        events: AsyncIterator[str],
+        *,
+        thread_id: str = "",
+        lock: tuple[str, str] = ("", ""),
+        on_end: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
         """Start a run that publishes ``events``; returns its id.
 
         Create the task inside the request's context (it copies context variables,
         such as the request's view of the engines).
+
+        Args:
+            owner: Who may read the run.
+            events: The run's SSE payloads.
+            thread_id: The conversation it answers.
+            lock: ``(key, token)`` of the conversation lock the run holds: while the
+                key holds the token, a reader elsewhere takes the run for alive.
+            on_end: Awaited once the run's last event and its record are written (the
+                lock is released there, so no reader sees a free lock and a run that
+                has not ended).
         """
         run_id = f"run_{uuid.uuid4().hex}"
-        await self.state.set(f"run:{run_id}", owner, self.ttl_s)
+        record = RunRecord(owner=owner, thread_id=thread_id, lock=lock[0], token=lock[1])
+        await self.records.put(run_id, record, self.ttl_s)
         self._live[run_id] = _Tail()
-        task = asyncio.create_task(self._pump(run_id, events), name=run_id)
+        task = asyncio.create_task(self._pump(run_id, events, record, on_end), name=run_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return run_id
 
-    async def _pump(self, run_id: str, events: AsyncIterator[str]) -> None:
+    async def _pump(
+        self,
+        run_id: str,
+        events: AsyncIterator[str],
+        record: RunRecord,
+        on_end: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        try:
+            await self._write(run_id, events)
+        finally:
+            try:
+                done = RunRecord(**{**record.__dict__, "status": "done"})
+                await self.records.put(run_id, done, self.ttl_s)
+            finally:
+                if on_end is not None:
+                    await on_end()
+
+    async def _write(self, run_id: str, events: AsyncIterator[str]) -> None:
         """Write the run's events to its log, each batch in one write.
 
         The run produces events in a task of its own. While one write is on its way (a
@@ -151,6 +211,12 @@ class RunManager:
             failure = [(seq, json.dumps(body))]
             await self.state.append(run_id, failure, self.ttl_s)
             tail.add(failure)
+        except asyncio.CancelledError:  # the process is stopping: say so, then end the log
+            seq += 1
+            stopped = [(seq, json.dumps(_interrupted()))]
+            await self.state.append(run_id, stopped, self.ttl_s)
+            tail.add(stopped)
+            raise
         finally:
             producer.cancel()
             try:
@@ -162,15 +228,45 @@ class RunManager:
 
     async def owner(self, run_id: str) -> str | None:
         """Return who started a run, or None when it is unknown or expired."""
-        return await self.state.get(f"run:{run_id}")
+        record = await self.records.get(run_id)
+        return None if record is None else record.owner
+
+    async def _over(self, run_id: str) -> dict[str, object] | None:
+        """Return None while a process runs ``run_id``, else the error its readers end on.
+
+        The error says the run was interrupted (it never ended), or that its events
+        are no longer kept (it ended); readers send it once the log has no more events.
+        """
+        record = await self.records.get(run_id)
+        if record is None:  # unknown here: follow the log, as long as events come
+            return None
+        if record.status == "running":
+            if not record.lock or await self.state.get(record.lock) == record.token:
+                return None
+            return _interrupted()
+        return error_body(_EXPIRED_MESSAGE, "invalid_request_error", "stream_expired")
 
     async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
-        """Yield a run's events after sequence ``after`` as SSE, until its last one."""
+        """Yield a run's events after sequence ``after`` as SSE, until its last one.
+
+        A run that no process runs any more, and whose log holds no ``[DONE]``, ends
+        with a ``turn_interrupted`` error event (its process died mid-run).
+        """
         tail = self._live.get(run_id)
         quiet_since = time.monotonic()
+        # Checked once before the first read, then only after a read came back empty.
+        over = None if tail is not None else await self._over(run_id)
         while True:
             if tail is None:
-                events = await self.state.read(run_id, after, _POLL_S)
+                events = await self.state.read(run_id, after, 0 if over else _POLL_S)
+                if not events and over is None:
+                    over = await self._over(run_id)
+                    if over is not None:
+                        events = await self.state.read(run_id, after, 0)  # written meanwhile
+                if not events and over is not None:
+                    yield sse(run_id, after + 1, json.dumps(over))
+                    yield sse(run_id, after + 2, DONE)
+                    return
             else:
                 events = await _wait_after(tail, after, _POLL_S)
             if not events:
@@ -192,6 +288,10 @@ class RunManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _interrupted() -> dict[str, object]:
+    return error_body(_INTERRUPTED_MESSAGE, "server_error", INTERRUPTED)
 
 
 async def _wait_after(tail: _Tail, seq: int, wait_s: float) -> list[tuple[int, str]]:

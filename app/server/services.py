@@ -17,6 +17,7 @@ from app.resources import Resources, get_resources
 from app.server.auth import Authenticator
 from app.server.keys import KeyStore, open_key_store
 from app.server.metrics import Metrics
+from app.server.run_records import open_records
 from app.server.runs import RunManager
 from app.server.state import SharedState, open_state
 from app.server.thread_index import ThreadIndex, open_index
@@ -84,7 +85,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     threads = await asyncio.to_thread(open_index, settings.data_dir, server.redis_url)
     rate = parse(server.rate_limit)
     metrics = Metrics()
-    runs = RunManager(state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s)
+    records = await asyncio.to_thread(open_records, settings.data_dir, state, server.redis_url)
+    runs = RunManager(
+        state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s, records=records
+    )
     jobs = JobManager(settings, resources, state, metrics)
     try:
         async with stack:
@@ -113,6 +117,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 await jobs.close()
     finally:
         await threads.close()
+        await records.close()
         await state.close()
         if keys is not None:
             await keys.aclose()

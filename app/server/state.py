@@ -31,6 +31,11 @@ class Claim(Protocol):
     expired and someone else took the key, can neither renew nor release the new one.
     """
 
+    @property
+    def token(self) -> str:
+        """The holder's token: the key's value (as :meth:`SharedState.get` reads it) while held."""
+        ...
+
     async def acquire(self) -> bool:
         """Take the key if nobody holds it; returns whether taken."""
         ...
@@ -195,6 +200,10 @@ class _MemoryClaim:
         self._state, self._key, self._ttl_s = state, key, ttl_s
         self._token = uuid.uuid4().hex
 
+    @property
+    def token(self) -> str:
+        return self._token
+
     async def acquire(self) -> bool:
         return await self._state.set(self._key, self._token, self._ttl_s, only_new=True)
 
@@ -215,6 +224,11 @@ class _RedisClaim:
         from redis.asyncio.lock import Lock
 
         self._lock = Lock(client, key, timeout=ttl_s, blocking=False, thread_local=False)
+
+    @property
+    def token(self) -> str:
+        token = self._lock.local.token  # bytes, set by acquire
+        return token.decode() if isinstance(token, bytes) else str(token)
 
     async def acquire(self) -> bool:
         return bool(await self._lock.acquire(blocking=False))

@@ -22,6 +22,7 @@ from app.server.auth import Principal
 from app.server.chat import Turn, completion, stream_chunks
 from app.server.deps import owner_of
 from app.server.errors import ApiError
+from app.server.recovery import close_interrupted
 from app.server.services import Services
 from app.server.state import Claim
 from app.service import (
@@ -33,16 +34,21 @@ from app.service import (
     stream_ask,
     stream_resume,
     thread_key,
-    waiting,
 )
+from app.tools.approval import pending_approvals
 
-__all__ = ["LOCK_TTL_S", "busy", "run_json", "run_stream"]
+__all__ = ["LOCK_TTL_S", "busy", "lock_key", "run_json", "run_stream"]
 
 log = logging.getLogger("ragent.server")
 
 
 LOCK_TTL_S = 10.0
 """A conversation's lock lapses this long after its holder last renewed it (it died)."""
+
+
+def lock_key(principal: Principal, thread_id: str) -> str:
+    """The key of a conversation's lock in the shared state."""
+    return f"busy:{owner_of(principal)}/{thread_id}"
 
 
 async def _heartbeat(claim: Claim, key: str) -> None:
@@ -58,17 +64,20 @@ async def _heartbeat(claim: Claim, key: str) -> None:
 
 
 @asynccontextmanager
-async def busy(services: Services, principal: Principal, thread_id: str) -> AsyncIterator[None]:
+async def busy(services: Services, principal: Principal, thread_id: str) -> AsyncIterator[Claim]:
     """Hold a conversation for one run; a second concurrent run on it gets a 409.
 
     The lock lapses ``LOCK_TTL_S`` after its last renewal; a heartbeat renews it while
     the run goes on, so a process killed mid-run holds the conversation only that long.
     Only its holder (a token) renews or releases it.
 
+    Yields:
+        The held lock (its ``token`` is the lock key's value while it is held).
+
     Raises:
         ApiError: 409 (``conversation_busy``) when another run holds the conversation.
     """
-    key = f"busy:{owner_of(principal)}/{thread_id}"
+    key = lock_key(principal, thread_id)
     claim = services.state.claim(key, LOCK_TTL_S)
     if not await claim.acquire():
         raise ApiError(
@@ -79,7 +88,7 @@ async def busy(services: Services, principal: Principal, thread_id: str) -> Asyn
         )
     beat = asyncio.create_task(_heartbeat(claim, key), name=f"heartbeat {key}")
     try:
-        yield
+        yield claim
     finally:
         beat.cancel()
         await asyncio.wait({beat})  # no renewal after the release
@@ -87,20 +96,27 @@ async def busy(services: Services, principal: Principal, thread_id: str) -> Asyn
 
 
 async def _before(services: Services, turn: Turn) -> None:
-    """Refuse a new message while a run waits; seed a new conversation's history."""
+    """Refuse a new message while a run waits; seed a new conversation's history.
+
+    A conversation whose last run died mid-turn is closed first (:func:`close_interrupted`).
+    """
     agent = services.agent
-    if turn.continues and await waiting(agent, context=turn.context, thread_id=turn.thread_id):
-        raise ApiError(
-            409,
-            f"conversation {turn.thread_id!r} waits for a decision on tool calls: POST "
-            f"/v1/threads/{turn.thread_id}/resume first",
-            "approval_pending",
-        )
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread_key(turn.context, turn.thread_id)},
+        "recursion_limit": RECURSION_LIMIT,
+    }
+    if turn.continues:
+        snapshot = await agent.aget_state(config)
+        if pending_approvals(snapshot.interrupts):
+            raise ApiError(
+                409,
+                f"conversation {turn.thread_id!r} waits for a decision on tool calls: POST "
+                f"/v1/threads/{turn.thread_id}/resume first",
+                "approval_pending",
+            )
+        if await close_interrupted(agent, config, snapshot):
+            log.info("closed the turn a stopped run left open on a conversation")
     if turn.history:
-        config: RunnableConfig = {
-            "configurable": {"thread_id": thread_key(turn.context, turn.thread_id)},
-            "recursion_limit": RECURSION_LIMIT,
-        }
         # Written as the last node's output: the turn then starts after this history.
         await agent.aupdate_state(config, {"messages": turn.history}, as_node="compress_memory")
 
@@ -115,6 +131,10 @@ async def _record(
     services.metrics.runs.labels(mode, _outcome(answer)).inc()
     services.metrics.tokens.labels("prompt").inc(answer.usage.get("prompt_tokens", 0))
     services.metrics.tokens.labels("completion").inc(answer.usage.get("completion_tokens", 0))
+
+
+async def _listed(services: Services, principal: Principal, turn: Turn) -> None:
+    """List the conversation before its run: a run that dies still leaves it findable."""
     await services.threads.touch(owner_of(principal), turn.thread_id, turn.question)
 
 
@@ -131,6 +151,8 @@ async def run_json(
         with use_resources(turn.resources):
             if decision is None:
                 await _before(services, turn)
+            await _listed(services, principal, turn)
+            if decision is None:
                 answer = await ask(
                     services.agent,
                     turn.question,
@@ -158,11 +180,16 @@ async def run_stream(
     started = time.perf_counter()
     metrics = services.metrics
     lock = busy(services, principal, turn.thread_id)
-    await lock.__aenter__()
+    claim = await lock.__aenter__()
+
+    async def release() -> None:
+        await lock.__aexit__(None, None, None)
+
     try:
         with use_resources(turn.resources):  # the run's task copies this context
             if decision is None:
                 await _before(services, turn)
+            await _listed(services, principal, turn)
             events = _events(services, turn, decision)
 
             async def finished(answer: Answer) -> None:
@@ -184,11 +211,17 @@ async def run_stream(
                         yield data
                 finally:
                     metrics.active_streams.dec()
-                    await lock.__aexit__(None, None, None)
 
-            run_id = await services.runs.start(owner_of(principal), guarded())
+            # The run releases the lock once its record says it ended (see RunManager.start).
+            run_id = await services.runs.start(
+                owner_of(principal),
+                guarded(),
+                thread_id=turn.thread_id,
+                lock=(lock_key(principal, turn.thread_id), claim.token),
+                on_end=release,
+            )
     except BaseException:
-        await lock.__aexit__(None, None, None)
+        await release()
         raise
     return StreamingResponse(
         services.runs.follow(run_id),

@@ -13,11 +13,12 @@ from app.server.chat import prepare_turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
+from app.server.recovery import close_interrupted
 from app.server.runs import parse_event_id
 from app.server.schemas import ID_PATTERN, ChatCompletion, ChatRequest
 from app.server.services import Services
 from app.server.turns import busy, run_json, run_stream
-from app.service import QuestionError, ask, new_thread_id
+from app.service import QuestionError, ask, new_thread_id, thread_key
 
 __all__ = ["router"]
 
@@ -136,13 +137,17 @@ async def ask_route(
     async def produce() -> Response:
         try:
             async with busy(services, principal, thread_id):
+                if body.thread_id:
+                    config: Any = {"configurable": {"thread_id": thread_key(context, thread_id)}}
+                    await close_interrupted(services.agent, config)
+                if body.question.strip():  # listed before the run, which may die
+                    await services.threads.touch(owner_of(principal), thread_id, body.question)
                 answer = await ask(
                     services.agent, body.question, context=context, thread_id=thread_id,
                     max_chars=limit,
                 )  # fmt: skip
         except QuestionError as exc:
             raise ApiError(422, str(exc), "invalid_question") from None
-        await services.threads.touch(owner_of(principal), thread_id, body.question)
         return JSONResponse(answer.as_dict())
 
     return await idempotent(request, services, principal, produce)
