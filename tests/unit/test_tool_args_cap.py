@@ -132,6 +132,19 @@ async def test_arguments_over_the_cap_are_refused_without_stalling_the_loop(
     assert "longer than 65536 bytes" in refused[call["id"]]
 
 
+async def test_only_the_call_that_passes_the_cap_is_refused(model: OpenAIServer) -> None:
+    small = json.dumps({"expression": "6*7"})
+    model.plan(MODEL, ToolCalls([("calculator", small), ("calculator", BIG)], fragment=50_000))
+
+    async with _chain(model) as chain:
+        reply = await chain.bind_tools([CALC]).ainvoke([HumanMessage("Two sums.")])
+
+    first, second = reply.tool_calls
+    assert first["args"] == {"expression": "6*7"}
+    assert second["args"] == {}
+    assert list(reply.response_metadata["refused_tool_calls"]) == [second["id"]]
+
+
 async def test_the_model_is_told_its_call_was_too_long_and_the_turn_goes_on(
     resources: Resources, model: OpenAIServer
 ) -> None:
