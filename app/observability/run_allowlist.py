@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from app.observability.metrics import model_label
@@ -78,13 +79,25 @@ _METADATA: Final = frozenset(
 when their values are numbers or short identifiers; ``thread_id`` is kept as a digest."""
 
 _TAG: Final = re.compile(r"(?:seq|graph):step:\d+|langsmith:[\w-]+")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_NAMESPACE: Final = re.compile(rf"[A-Za-z_]\w*:{_UUID}(?:\|[A-Za-z_]\w*:{_UUID})*")
 _IDENT: Final = re.compile(r"[\w.:/@+-]{1,200}")
 _ERROR_TYPE: Final = re.compile(r"([A-Za-z_][\w.]*)[(:]")
 _OUTCOMES: Final = {"success": "ok", "error": "error"}
 
 
 def _identifier(value: object) -> bool:
-    return isinstance(value, str) and bool(_IDENT.fullmatch(value)) and not redact(value)[1]
+    """A short name or id (no spaces) in which the PII detector finds nothing."""
+    return isinstance(value, str) and _plain(value)
+
+
+@lru_cache(maxsize=4096)
+def _plain(value: str) -> bool:
+    # Cached: node, trigger, event and model names repeat in every run of every turn.
+    # Checkpoint namespaces (``node:<uuid>|...``) are new every step and hold no PII.
+    if _NAMESPACE.fullmatch(value):
+        return True
+    return bool(_IDENT.fullmatch(value)) and not redact(value)[1]
 
 
 def _scalar(value: object) -> bool:
