@@ -44,6 +44,16 @@ def _partial(pattern: re.Pattern[str]) -> regex.Pattern[str]:
 _PARTIAL = tuple(map(_partial, PATTERNS))
 
 
+def _scoped(pattern: regex.Pattern[str]) -> str:
+    flags = "i" * bool(pattern.flags & regex.IGNORECASE) + "s" * bool(pattern.flags & regex.DOTALL)
+    return f"(?{flags}:{pattern.pattern})" if flags else f"(?:{pattern.pattern})"
+
+
+# All of them in one: where it finds nothing, not even a partial match, none of them can
+# start, which rules out most places in one call.
+_ANY = regex.compile("|".join(map(_scoped, _PARTIAL)))
+
+
 class StreamRedactor:
     """Redacts one reply fed in pieces; what it returns is final and safe to send.
 
@@ -97,6 +107,8 @@ class StreamRedactor:
         for start in range(self._sent, len(text)):
             if start >= reach:
                 cut = start
+            if _ANY.match(text, start, partial=True) is None:
+                continue
             for pattern in _PARTIAL:
                 match = pattern.match(text, start, partial=True)
                 if match is None:
