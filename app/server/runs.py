@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
@@ -164,8 +165,7 @@ class RunManager:
             await self._write(run_id, events)
         finally:
             try:
-                done = RunRecord(**{**record.__dict__, "status": "done"})
-                await self.records.put(run_id, done, self.ttl_s)
+                await self.records.put(run_id, replace(record, status="done"), self.ttl_s)
             finally:
                 if on_end is not None:
                     await on_end()
