@@ -44,9 +44,9 @@ class LLMSettings(Section):
     stall_timeout_s: float = Field(default=10.0, gt=0)
     """The longest silence between two chunks of a stream."""
     deadline_s: float | None = Field(default=None, gt=0)
-    """Per turn: how long the turn waits for remote models to answer before the offline
-    answerer does, shared by every model call of the turn and renewed by each remote
-    reply; None: ``timeout_s``."""
+    """Per turn: how long the turn's model calls, all together, may wait without a remote
+    reply before the offline answerer replies (a remote reply restores it); None:
+    ``timeout_s``."""
     max_tool_args_bytes: int = Field(default=65536, ge=1024)
     """The most bytes of tool-call arguments one streamed reply may carry, all calls
     together; a call past it is refused, and the model is told why."""

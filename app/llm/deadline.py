@@ -2,12 +2,15 @@
 
 A turn (one question, or one resumed run) gives remote models ``llm.deadline_s`` (default
 ``llm.timeout_s``) to answer. Every call of the turn (the router, the answer and each
-tool round, memory extraction, the summary, their retries and fallbacks) waits only until
-that deadline; after it, the chain replies with the offline answerer at once, and the
-work after the answer that needs a generative model is skipped. Each reply from a remote
-model moves the deadline to ``deadline_s`` after it, so a slow but healthy model is never
-cut off: only waiting on models that do not answer is bounded. With a hung model server,
-a turn therefore ends within one ``deadline_s`` plus the offline answer.
+tool round, memory extraction, the summary, their retries and fallbacks) draws on that
+one budget: the time a call spends without a remote model answering it is taken from
+it, and a call starts with only what is left. Once it is spent, the chain replies with
+the offline answerer at once, and the work after the answer that needs a generative
+model is skipped. A reply from a remote model gives the budget back in full, and time
+spent outside model calls (running tools) does not count, so a slow but healthy model
+or a slow tool never makes the turn give up on the model: only waiting on models that
+do not answer is bounded. With a hung model server, a turn therefore ends within one
+``deadline_s`` plus the offline answer.
 
 The deadline travels in a context variable, so calls that LangGraph runs in tasks of
 their own see the turn's deadline without each call site passing it on.
@@ -15,7 +18,6 @@ their own see the turn's deadline without each call site passing it on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,29 +26,33 @@ __all__ = ["TurnDeadline", "current_deadline", "deadline_passed", "turn_deadline
 
 
 class TurnDeadline:
-    """When the turn stops waiting on remote models (``time.monotonic()`` seconds).
+    """How long the turn may still wait on remote models that do not answer.
 
     Attributes:
-        budget_s: How long the turn waits for a remote model to answer.
-        at: The deadline itself.
+        budget_s: The whole budget, ``llm.deadline_s``.
+        spent: Seconds spent in model calls since the last remote reply.
     """
 
     def __init__(self, budget_s: float) -> None:
-        """Start the clock: the deadline is ``budget_s`` from now."""
+        """Start with the whole budget."""
         self.budget_s = budget_s
-        self.at = time.monotonic() + budget_s
+        self.spent = 0.0
 
     def remaining(self) -> float:
-        """Seconds left before the deadline (never negative)."""
-        return max(0.0, self.at - time.monotonic())
+        """Seconds a model call starting now may wait for a remote model (never negative)."""
+        return max(0.0, self.budget_s - self.spent)
 
     def passed(self) -> bool:
-        """Whether the deadline has passed."""
-        return time.monotonic() >= self.at
+        """Whether the budget is spent."""
+        return self.spent >= self.budget_s
+
+    def waited(self, seconds: float) -> None:
+        """Take ``seconds`` that a model call spent without a remote reply from the budget."""
+        self.spent += max(0.0, seconds)
 
     def answered(self) -> None:
-        """Record that a remote model answered: the turn may wait ``budget_s`` again."""
-        self.at = max(self.at, time.monotonic() + self.budget_s)
+        """Record that a remote model answered: the whole budget is back."""
+        self.spent = 0.0
 
 
 _CURRENT: ContextVar[TurnDeadline | None] = ContextVar("turn_deadline", default=None)
@@ -65,10 +71,10 @@ def deadline_passed() -> bool:
 
 @contextmanager
 def turn_deadline(budget_s: float) -> Iterator[TurnDeadline]:
-    """Run a turn under one deadline, ``budget_s`` from now.
+    """Run a turn under one deadline for its model calls.
 
     Args:
-        budget_s: How long the turn waits for a remote model to answer.
+        budget_s: How long the turn waits for remote models that do not answer.
 
     Yields:
         The deadline, which every model call inside the block shares.

@@ -3,10 +3,10 @@
 Every model is streamed, whatever the caller asked for, so that two clocks bound each
 attempt: ``timeout_s`` for the first chunk and ``stall_timeout_s`` between chunks. The
 chain has a deadline (``deadline_s``) for remote models to start answering; inside a
-turn it is the turn's deadline (:mod:`app.llm.deadline`), shared by every call of the
-turn. Once it has passed, the offline answerer replies. With the primary down, a call
-(and a turn) therefore ends within the deadline plus the offline answer, and no call
-waits on a silent stream.
+turn it is what is left of the turn's budget (:mod:`app.llm.deadline`), which every call
+of the turn draws on. Once it has passed, the offline answerer replies. With the primary
+down, a call (and a turn) therefore ends within the deadline plus the offline answer,
+and no call waits on a silent stream.
 
 Tokens are forwarded to the caller's callbacks (LangGraph's ``stream_mode="messages"``)
 as they arrive. When an attempt fails after it has streamed tokens, the next attempt
@@ -192,9 +192,32 @@ class FallbackChatModel(BaseChatModel):
     ) -> ChatResult:
         started = time.monotonic()
         turn = current_deadline()
-        deadline = started + self.deadline_s
-        if turn is not None:
-            deadline = min(deadline, turn.at)
+        if turn is None:
+            deadline = started + self.deadline_s
+            return await self._walk(messages, stop, run_manager, kwargs, started, deadline)
+        answered = False
+        try:
+            deadline = started + min(self.deadline_s, turn.remaining())
+            result = await self._walk(messages, stop, run_manager, kwargs, started, deadline)
+            answered = result.generations[0].message.response_metadata["served_by"] != OFFLINE
+            return result
+        finally:
+            # Cancelled or not, time spent without a remote reply comes off the turn's budget.
+            if answered:
+                turn.answered()
+            else:
+                turn.waited(time.monotonic() - started)
+
+    async def _walk(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+        started: float,
+        deadline: float,
+    ) -> ChatResult:
+        """Try each backend until ``deadline``, then the offline answerer."""
         trail: list[dict[str, Any]] = []
         sink = TokenSink(run_manager)
         last: ModelCallError | None = None
@@ -211,11 +234,9 @@ class FallbackChatModel(BaseChatModel):
                     raise
                 last, failed = err, (backend.name, err.kind)
                 continue
-            if turn is not None:
-                turn.answered()
             return self._result(message, backend.name, trail, sink, started)
         if self.offline is None:
-            raise last or ModelCallError("error", "no model to call")
+            raise last or ModelCallError("timeout", "the deadline passed before any model call")
         log.warning("answering offline after %d failed model attempts", len(trail))
         observed.moved_on(failed, OFFLINE)
         message = await stream_attempt(
