@@ -216,11 +216,12 @@ def run_backend(backend: str, turns: int, durability: str, scratch: Path) -> dic
             with httpx.Client(base_url=url, timeout=60) as http:
                 listed = {t["id"] for t in http.get("/v1/threads?limit=100").json()["data"]}
                 found = [c for c, q, _ in plan if c in listed and q in questions_in(http, c)]
+            # New messages first: the wait for the dead process's locks starts at the restart.
+            usable = list(pool.map(lambda p: next_message(url, p[0]), plan))
             streams = [(c, e) for (c, _, s), e in zip(plan, ended, strict=True) if s]
             reconnects = list(
                 pool.map(lambda ce: reconnect(url, ce[1]["last_event_id"], ce[0]), streams)
             )
-            usable = list(pool.map(lambda p: next_message(url, p[0]), plan))
     return {
         "backend": backend,
         "durability": durability,
