@@ -11,11 +11,9 @@ Readers in the process that runs the run (the request that started it, as a rule
 handed each batch once it is in the log, instead of reading it back: with Redis, that
 saved a blocking read per batch. Readers elsewhere, or after the run, read the log.
 
-Each run has a record (:mod:`app.server.run_records`) that outlives a crash. A reader
-of a run that no process runs any more (its record says ``running`` but the
-conversation lock it held is free or someone else's: its process died) gets what the
-log kept, then a ``turn_interrupted`` error event and ``[DONE]``, never a stream that
-waits on nothing.
+Each run has a record (:mod:`app.server.run_records`) that outlives a crash. A reader of
+a run whose record says ``running`` while the lock it held is free or someone else's (its
+process died) gets what the log kept, a ``turn_interrupted`` error event and ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ INTERRUPTED = "turn_interrupted"
 """Error code of a run whose process stopped before it ended."""
 _INTERRUPTED_MESSAGE = (
     "the turn was interrupted: the server stopped before it ended. The question is kept "
-    "in the conversation (GET /v1/threads/{id}); send a new message to go on"
+    "in the conversation (GET /v1/threads/<conversation id>); send a new message to go on"
 )
 _EXPIRED_MESSAGE = "this stream's events are no longer kept; read the conversation instead"
 
