@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "PATTERNS", "Finding", "find_pii", "redact"]
+__all__ = ["KINDS", "PATTERNS", "Finding", "find_pii", "finding_length", "redact"]
 
 KINDS: tuple[str, ...] = ("secret", "card", "iban", "ssn", "email", "phone")
 """Every kind :func:`find_pii` reports, in tie-break priority order."""
@@ -145,23 +145,46 @@ def _emails(text: str, start: int) -> Iterator[Finding]:
         yield Finding("email", m.start(), m.end())
 
 
-def _validated(
-    pattern: re.Pattern[str],
-    text: str,
-    start: int,
-    kind: str,
-    valid: Callable[[str], bool],
-    seps: str,
-) -> Iterator[Finding]:
-    # A greedy match can swallow a neighbouring number ("card 4111 ... 1111 123",
-    # "+44 20 7946 0958 4111 ...") and fail validation. Retry it cut at each
-    # separator, longest first; if none passes, resume the search one character
-    # later rather than at the match end, which finditer would skip past.
+def _digits_between(least: int, most: int) -> Callable[[str], bool]:
+    return lambda s: least <= _digit_count(s) <= most
+
+
+def _card_ok(candidate: str) -> bool:
+    digits = _NON_DIGIT.sub("", candidate)
+    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
+# Patterns whose matches must also pass a check, and the separators a match may be cut at.
+_CHECKS: dict[re.Pattern[str], tuple[Callable[[str], bool], str]] = {
+    _PHONE_INTL: (_digits_between(9, 15), " .-"),
+    _PHONE_NANP: (_digits_between(9, 12), " .-"),
+    _PHONE_TRUNK: (_digits_between(9, 12), " .-"),
+    _CARD: (_card_ok, " -"),
+    _IBAN: (lambda s: _iban_ok(s.replace(" ", "")), " "),
+}
+
+
+def finding_length(pattern: re.Pattern[str], matched: str) -> int:
+    """How much of a match of ``pattern`` (one of :data:`PATTERNS`) is a candidate finding.
+
+    The whole match, but for the patterns whose matches are checked (phones, cards,
+    IBANs): a greedy match can swallow a neighbouring number ("card 4111 ... 1111 123",
+    "+44 20 7946 0958 4111 ...") and fail, so it is cut at each separator, longest
+    first, and the first cut that passes counts; 0 when none does.
+    """
+    if pattern not in _CHECKS:
+        return len(matched)
+    valid, seps = _CHECKS[pattern]
+    cuts = (i for i in range(len(matched) - 1, 0, -1) if matched[i] in seps)
+    return next((e for e in (len(matched), *cuts) if valid(matched[:e])), 0)
+
+
+def _validated(pattern: re.Pattern[str], text: str, start: int, kind: str) -> Iterator[Finding]:
+    # A match that fails its check resumes the search one character later rather than
+    # at the match end, which finditer would skip past.
     pos = start
     while (m := pattern.search(text, pos)) is not None:
-        cand = m.group()
-        cuts = (i for i in range(len(cand) - 1, 0, -1) if cand[i] in seps)
-        end = next((e for e in (len(cand), *cuts) if valid(cand[:e])), 0)
+        end = finding_length(pattern, m.group())
         if end:
             yield Finding(kind, m.start(), m.start() + end)
             pos = m.start() + end
@@ -170,21 +193,12 @@ def _validated(
 
 
 def _phones(text: str, start: int) -> Iterator[Finding]:
-    def digits(most: int) -> Callable[[str], bool]:
-        return lambda s: 9 <= _digit_count(s) <= most
-
-    yield from _validated(_PHONE_INTL, text, start, "phone", digits(15), " .-")
-    for pattern in (_PHONE_NANP, _PHONE_TRUNK):
-        yield from _validated(pattern, text, start, "phone", digits(12), " .-")
-
-
-def _card_ok(candidate: str) -> bool:
-    digits = _NON_DIGIT.sub("", candidate)
-    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+    for pattern in (_PHONE_INTL, _PHONE_NANP, _PHONE_TRUNK):
+        yield from _validated(pattern, text, start, "phone")
 
 
 def _cards(text: str, start: int) -> Iterator[Finding]:
-    yield from _validated(_CARD, text, start, "card", _card_ok, " -")
+    yield from _validated(_CARD, text, start, "card")
 
 
 def _ssns(text: str, start: int) -> Iterator[Finding]:
@@ -193,7 +207,7 @@ def _ssns(text: str, start: int) -> Iterator[Finding]:
 
 
 def _ibans(text: str, start: int) -> Iterator[Finding]:
-    yield from _validated(_IBAN, text, start, "iban", lambda s: _iban_ok(s.replace(" ", "")), " ")
+    yield from _validated(_IBAN, text, start, "iban")
 
 
 def _secrets(text: str, start: int) -> Iterator[Finding]:

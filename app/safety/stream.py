@@ -21,7 +21,7 @@ import re
 
 import regex
 
-from app.safety.pii import PATTERNS, find_pii
+from app.safety.pii import PATTERNS, find_pii, finding_length
 
 __all__ = ["TAIL", "StreamRedactor"]
 
@@ -97,11 +97,14 @@ class StreamRedactor:
         return _WHITESPACE.search(self._text, end) is None
 
     def _stable_end(self) -> int:
-        """Where the text stops being final: no match that starts before it reaches past it.
+        """Where the text stops being final (the end of what may be sent now).
 
-        Every position from the last cut on is tried as the start of a match of each
-        expression, in order. The first one whose match may still change ends the scan;
-        the cut is then the last position before it that no earlier match crosses.
+        No candidate finding that starts before the cut reaches past it, and no match
+        that may still change starts before it. Every position from the last cut on is
+        tried as the start of a match of each expression, in order. The first one whose
+        match may still change ends the scan; the cut is then the last position before
+        it that no earlier candidate crosses (a match that fails its check, such as a
+        run of numbers, is none).
         """
         text, cut, reach = self._text, self._sent, self._sent
         for start in range(self._sent, len(text)):
@@ -109,11 +112,11 @@ class StreamRedactor:
                 cut = start
             if _ANY.match(text, start, partial=True) is None:
                 continue
-            for pattern in _PARTIAL:
-                match = pattern.match(text, start, partial=True)
+            for pattern, partial in zip(PATTERNS, _PARTIAL, strict=True):
+                match = partial.match(text, start, partial=True)
                 if match is None:
                     continue
                 if self._may_change(match):
                     return cut
-                reach = max(reach, match.end())
+                reach = max(reach, start + finding_length(pattern, match.group()))
         return len(text) if len(text) >= reach else cut
