@@ -103,9 +103,11 @@ class PromptLeakCheck:
         return watch.tripped
 
 
-@lru_cache(maxsize=64)
+# About 1.6 MB and 40 ms for the longest prompt an API request may carry (8,000 characters
+# of system messages): few are kept, and a rebuild costs less than the model call.
+@lru_cache(maxsize=16)
 def leak_check(prompt: str) -> PromptLeakCheck:
-    """The check for ``prompt``, built once per distinct prompt."""
+    """The check for ``prompt``, built once per distinct prompt (the last 16 are kept)."""
     return PromptLeakCheck.of(prompt)
 
 
