@@ -152,7 +152,10 @@ async def test_tokens_stream_from_the_server_through_the_graph(
         ]
     tokens = [e for e in events if isinstance(e, Token)]
     (answer,) = [e for e in events if isinstance(e, Answer)]
-    assert len(tokens) == math.ceil(len(text) / 3) and "".join(t.text for t in tokens) == text
+    # The output guard releases the text as it streams, holding back only the word that
+    # could still become a finding, so the server's 3-character pieces arrive about a word
+    # at a time: several tokens, nothing lost, nothing reordered.
+    assert len(tokens) >= len(text.split()) - 2 and "".join(t.text for t in tokens) == text
     assert answer.answer == text and [c["source"] for c in answer.citations] == ["wal.md"]
     assert "[S1] wal.md" in server.requests[-1]["messages"][0]["content"]
 
@@ -230,7 +233,8 @@ async def test_a_stream_that_breaks_off_is_restarted_for_the_caller(
         ]
     tokens = [e for e in events if isinstance(e, Token)]
     restart = next(i for i, t in enumerate(tokens) if t.restart)
-    assert "".join(t.text for t in tokens[:restart]) == "The first model starts and stops"[:12]
+    # 12 characters came before the stall; the guard had released the whole words of them.
+    assert "".join(t.text for t in tokens[:restart]) == "The first "
     assert "".join(t.text for t in tokens[restart:]) == "The backup answers."
     final = events[-1]
     assert isinstance(final, Answer) and final.usage.get("completion_tokens", 0) > 0
