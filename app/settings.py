@@ -23,10 +23,10 @@ from pydantic_settings import (
 from app.config.ingest import IngestSettings
 from app.config.llm import LLMSettings, ModelEndpoint
 from app.config.memory import CheckpointSettings, MemorySettings
+from app.config.observability import ObservabilitySettings
 from app.config.retrieval import EmbedSettings, RerankSettings, RetrievalSettings
 from app.config.server import ServerSettings
 from app.config.tools import LimitSettings, ToolPolicy, ToolSettings
-from app.observability.config import ObservabilitySettings
 
 __all__ = [
     "CONFIG_DIR",

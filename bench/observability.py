@@ -31,7 +31,7 @@ import numpy as np
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from app.observability.config import ObservabilitySettings
+from app.config.observability import ObservabilitySettings
 from app.observability.tracing import setup_tracing, span
 from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.query_cache import QueryCache

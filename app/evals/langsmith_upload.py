@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from app.config.observability import LangSmithContent, ObservabilitySettings
 from app.evals.aggregate import DatasetResult
-from app.observability.config import LangSmithContent, ObservabilitySettings
 
 if TYPE_CHECKING:
     from langsmith import Client

@@ -18,7 +18,7 @@ from typing import Any, Final
 from langsmith import Client
 from langsmith.client import ID_TYPE, RUN_TYPE_T
 
-from app.observability.config import LangSmithContent, ObservabilitySettings
+from app.config.observability import LangSmithContent, ObservabilitySettings
 from app.observability.run_allowlist import redact_run
 
 __all__ = ["RedactingClient", "langsmith_requested", "make_client", "setup_langsmith"]

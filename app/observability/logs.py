@@ -19,7 +19,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
-from app.observability.config import ObservabilitySettings
+from app.config.observability import ObservabilitySettings
 from app.safety import redact
 
 __all__ = ["QUIET_LOGGERS", "add_trace_ids", "redact_event", "setup_logging"]

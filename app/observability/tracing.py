@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from app.observability.config import ObservabilitySettings
+from app.config.observability import ObservabilitySettings
 from app.observability.metrics import RETRIEVAL_SECONDS
 
 if TYPE_CHECKING:

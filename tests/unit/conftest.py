@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app.observability.config import ObservabilitySettings
+from app.config.observability import ObservabilitySettings
 from app.observability.logs import setup_logging
 from app.observability.tracing import setup_tracing
 

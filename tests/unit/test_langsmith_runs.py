@@ -8,7 +8,7 @@ from langchain_core.load import dumpd
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from app.observability.config import ObservabilitySettings
+from app.config.observability import ObservabilitySettings
 from app.observability.langsmith import langsmith_requested, setup_langsmith
 from app.observability.run_allowlist import redact_run
 

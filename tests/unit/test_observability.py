@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import Histogram
 
+from app.config.observability import ObservabilitySettings
 from app.observability import logs
-from app.observability.config import ObservabilitySettings
 from app.observability.logs import setup_logging
 from app.observability.metrics import REGISTRY, model_label
 from app.observability.tracing import annotate, setup_tracing, span, tracing_enabled

@@ -1,4 +1,4 @@
-"""Settings of the ``observability`` section: trace exporter, logs, LangSmith content."""
+"""The ``observability`` section: the trace exporter, logs and what LangSmith runs carry."""
 
 from __future__ import annotations
 
