@@ -17,7 +17,7 @@ from langgraph.errors import GraphBubbleUp
 
 from app.observability.metrics import NODE_SECONDS, model_label, record_error
 from app.observability.tracing import AttributeValue, span
-from app.tools.audit import safe_identity
+from app.safety.identity import safe_identity
 
 __all__ = ["describe", "traced"]
 

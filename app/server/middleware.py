@@ -19,9 +19,9 @@ import traceback
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.tracing import span
+from app.safety.identity import safe_identity
 from app.server.errors import ApiError, error_response, owns
 from app.server.services import Services
-from app.tools.audit import safe_identity
 
 __all__ = ["ApiGuard"]
 

@@ -7,7 +7,6 @@ document text, personal data or secret reaches the audit trail.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -20,7 +19,7 @@ from typing import Any, Final
 from app.observability.metrics import TOOL_CALLS
 from app.safety import redact
 
-__all__ = ["AuditRecord", "AuditSink", "redact_args", "safe_identity"]
+__all__ = ["AuditRecord", "AuditSink", "redact_args"]
 
 logger = logging.getLogger("ragent.audit")
 
@@ -51,14 +50,6 @@ def redact_args(args: Any) -> Any:
     if args is None or isinstance(args, bool | int | float):
         return args
     return _clean(str(args))
-
-
-def safe_identity(value: str) -> str:
-    """Return an id as is, or a stable pseudonym when it holds personal data (an e-mail)."""
-    _, kinds = redact(value)
-    if not kinds:
-        return value
-    return "pseudonym:" + hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 
+from app.safety.identity import safe_identity
 from app.settings import Settings, ToolPolicy
-from app.tools.audit import AuditRecord, AuditSink, redact_args, safe_identity
+from app.tools.audit import AuditRecord, AuditSink, redact_args
 from app.tools.catalog import ALL_TOOLS
 from app.tools.context import CALLER, ToolContext
 from app.tools.policy import resolve_policies
@@ -18,6 +19,9 @@ from app.tools.registry import ToolRegistry
 from app.tools.risk import Outcome, risk_of
 
 __all__ = ["Toolbox"]
+
+_OFFERED = 64
+"""Tool subsets whose toolbox is kept (requests usually name a few)."""
 
 
 class Toolbox:
@@ -39,6 +43,25 @@ class Toolbox:
         self.policies = resolve_policies(known, cfg.policies)
         self.limiter = RateLimiter(cfg.rate_limit_storage, cfg.rate_limit_per_user, cfg.rate_limits)
         self.audit = AuditSink(cfg.audit_path or Path(settings.data_dir) / "audit.jsonl")
+        self._offered: dict[frozenset[str], Toolbox] = {}
+
+    def offering(self, names: Collection[str] | None) -> Toolbox:
+        """This toolbox with only the named tools offered; None keeps every tool.
+
+        Names the registry does not hold are ignored; the registry's order is kept. The
+        toolbox of each set of names is built once (the last 64 sets).
+        """
+        if names is None:
+            return self
+        key = frozenset(names)
+        box = self._offered.get(key)
+        if box is None:
+            registry = ToolRegistry([t for t in self.registry.tools if t.name in key])
+            box = Toolbox(self.settings, registry)
+            if len(self._offered) >= _OFFERED:
+                del self._offered[next(iter(self._offered))]
+            self._offered[key] = box
+        return box
 
     def policy(self, name: str) -> ToolPolicy:
         """Return a tool's policy; unknown names go on to the registry, which lists the tools."""
