@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from app.llm.text import content_terms, split_sentences, tokenize
+from app.text.sentences import split_sentences
+from app.text.terms import content_terms, tokenize
 
 __all__ = [
     "LEXICAL_SUPPORT",

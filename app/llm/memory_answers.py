@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from app.llm.text import content_terms
-from app.memory.extract import explicit_facts
+from app.text.facts import explicit_facts
+from app.text.terms import content_terms
 
 __all__ = [
     "FROM_MEMORY",

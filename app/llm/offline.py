@@ -35,11 +35,11 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from app.llm.intents import standalone_question
 from app.llm.memory_answers import answer_from_memories, parse_memories
 from app.llm.offline_tools import describe_tool_results, plan_tool_calls
-from app.llm.text import Similarity, rank_sentences
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
+from app.text.intents import standalone_question
+from app.text.sentences import Similarity, rank_sentences
 
 __all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]
 
@@ -94,7 +94,7 @@ def answer_from_sources(
 ) -> str:
     """Answer a question by quoting the most relevant source sentences with their labels.
 
-    See :func:`app.llm.text.rank_sentences` for how sentences are chosen.
+    See :func:`app.text.sentences.rank_sentences` for how sentences are chosen.
 
     Args:
         question: The user's question.

@@ -1,7 +1,7 @@
 """Tool use of the offline answerer: which bound tools a question needs, and results as text.
 
 The answerer calls ``calculator`` for arithmetic, ``convert_units`` for unit conversions
-and ``current_time`` for clock questions (see :mod:`app.llm.intents`), each at most once
+and ``current_time`` for clock questions (see :mod:`app.text.intents`), each at most once
 per question, and restates what the tools returned as plain sentences.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 
-from app.llm.intents import asks_for_time, find_arithmetic, find_conversion, find_timezone
+from app.text.intents import asks_for_time, find_arithmetic, find_conversion, find_timezone
 
 __all__ = ["describe_tool_results", "make_call", "plan_tool_calls", "tool_name"]
 

@@ -19,10 +19,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
-from app.llm.intents import asks_for_time, find_arithmetic
 from app.llm.structured import ainvoke_structured
-from app.llm.text import content_terms, term_set
 from app.llm.tokens import TokenCounter
+from app.text.intents import asks_for_time, find_arithmetic
+from app.text.terms import content_terms, term_set
 
 __all__ = [
     "ModelSet",

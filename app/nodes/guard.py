@@ -10,12 +10,12 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
-from app.llm.intents import needs_context
 from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.safety.leak import leak_check
 from app.state import AgentState, Citation
+from app.text.intents import needs_context
 
 __all__ = ["after_guard", "checked", "early_query", "guard_input", "guard_output", "is_refusal"]
 

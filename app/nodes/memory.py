@@ -11,12 +11,13 @@ from langgraph.runtime import Runtime
 
 from app.context import Context
 from app.llm.offline import ExtractiveAnswerer
-from app.memory.extract import explicit_facts, model_facts
+from app.memory.extract import model_facts
 from app.memory.longterm import MemoryBank, Origin
 from app.memory.namespaces import namespace
 from app.memory.summary import fit_tokens, fold_point, summarise, window_tokens
 from app.resources import Resources, aget_resources
 from app.state import AgentState
+from app.text.facts import explicit_facts
 
 __all__ = ["compress_memory", "load_memory", "memory_namespace"]
 

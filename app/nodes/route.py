@@ -12,11 +12,11 @@ from langgraph.runtime import Runtime
 
 from app.context import Context
 from app.llm.deadline import current_deadline, deadline_passed
-from app.llm.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
 from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
 from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter
 from app.state import AgentState
+from app.text.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
 
 __all__ = ["answers_directly", "pick_tier", "route", "select_path", "standalone_query"]
 

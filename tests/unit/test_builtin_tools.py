@@ -13,10 +13,10 @@ from langchain_core.messages import AIMessage, ToolCall
 from langgraph.store.memory import InMemoryStore
 
 from app.ingest.pipeline import IngestOptions
-from app.memory.extract import explicit_facts
 from app.memory.namespaces import DIGEST_DIGITS, namespace
 from app.resources import Resources, use_resources
 from app.settings import ToolSettings
+from app.text.facts import explicit_facts
 from app.tools.catalog import build_registry
 from app.tools.context import CALLER, ToolContext
 from app.tools.http import fetch, host_allowed

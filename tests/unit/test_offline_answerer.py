@@ -16,10 +16,11 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import tool
 
-from app.llm.intents import find_arithmetic
 from app.llm.offline import ExtractiveAnswerer, answer_from_sources, parse_sources
-from app.llm.text import split_sentences, stem
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
+from app.text.intents import find_arithmetic
+from app.text.sentences import split_sentences
+from app.text.terms import stem
 
 SQLITE = """# Write-ahead logging
 

@@ -7,7 +7,6 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from app.context import Context
 from app.llm.structured import StructuredOutputError, ainvoke_structured, parse_json_reply
-from app.llm.text import term_set
 from app.llm.tiers import (
     TierChoice,
     TierRules,
@@ -17,6 +16,7 @@ from app.llm.tiers import (
     retrieval_confidence,
     rule_tier,
 )
+from app.text.terms import term_set
 from tests.fakes import ScriptedChatModel
 
 RULES = TierRules(small_max_words=12, min_confidence=0.5)

@@ -10,10 +10,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import compile_agent
-from app.llm.intents import find_arithmetic, find_conversion
 from app.llm.offline import ExtractiveAnswerer
 from app.resources import Resources, use_resources
 from app.service import ask, thread_key
+from app.text.intents import find_arithmetic, find_conversion
 from app.tools.builtins import calculator, current_time
 from app.tools.catalog import build_registry
 from app.tools.units import convert, convert_units
@@ -73,7 +73,7 @@ def test_other_questions_are_not_conversions(question: str) -> None:
 
 
 def test_every_unit_alias_converts_with_pint() -> None:
-    from app.llm import intents
+    from app.text import intents
 
     for unit, (measure, _) in intents._UNITS.items():
         same = [other for other, (m, _) in intents._UNITS.items() if m == measure]
