@@ -17,7 +17,8 @@ from langchain_core.language_models import BaseChatModel
 from app.llm.factory import build_models
 from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import TokenCounter, default_counter
-from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedder import make_embedder
 from app.retrieval.fanout import FanOutWriter
 from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, VectorIndex

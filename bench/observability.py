@@ -33,7 +33,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from app.config.observability import ObservabilitySettings
 from app.observability.tracing import setup_tracing, span
-from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.query_cache import QueryCache
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter

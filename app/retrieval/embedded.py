@@ -28,7 +28,6 @@ import numpy as np
 from app.retrieval import changelog
 from app.retrieval.dense import DenseIndex
 from app.retrieval.dense_follow import DenseFollower
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedded_writes import EmbeddedWrites
 from app.retrieval.keyword import TantivyKeywords
 from app.retrieval.protocols import Vector
@@ -42,7 +41,7 @@ from app.retrieval.sqlite_sql import (
 )
 from app.retrieval.types import Chunk, Hit, SearchFilter
 
-__all__ = ["EmbeddedIndex", "EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
+__all__ = ["EmbeddedIndex"]
 
 _CHUNK_CACHE = 65_536
 """Chunks kept in memory for building hits (a few hundred bytes each)."""

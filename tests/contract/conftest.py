@@ -19,7 +19,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.protocols import KeywordIndex, Vector, VectorIndex
 from app.retrieval.types import Chunk, DocumentRecord
 from tests.fakes import HashEmbedder

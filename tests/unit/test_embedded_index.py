@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.keyword import keyword_terms
 from app.retrieval.protocols import DocumentWriter, KeywordIndex, VectorIndex
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from app.resources import build_resources
-from app.retrieval.embedded import EmbeddedIndex, EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedder import local_model_path
 from app.retrieval.remote_http import RemoteServiceError
 from app.retrieval.rerank import CrossEncoderReranker, HttpReranker, Reranker, make_reranker
