@@ -44,14 +44,15 @@ def docx_text(text: str) -> bytes:
 
 
 def docx_bomb(inflated: int = 100_000_000) -> bytes:
-    """A DOCX of about 100 KB whose document part inflates to ``inflated`` bytes of text."""
+    """A DOCX of about 100 KB whose document part inflates to ``inflated`` bytes of paragraphs."""
+    paragraph = b"<w:p><w:r><w:t>" + b"All work and no play. " * 40 + b"</w:t></w:r></w:p>"
+    chunk = paragraph * (_MIB // len(paragraph))
 
     def parts() -> Iterator[bytes]:
-        yield f"<w:document {_W}><w:body><w:p><w:r><w:t>".encode()
-        chunk = b"a" * _MIB
-        for _ in range(inflated // _MIB):
+        yield f"<w:document {_W}><w:body>".encode()
+        for _ in range(inflated // len(chunk)):
             yield chunk
-        yield b"</w:t></w:r></w:p></w:body></w:document>"
+        yield b"</w:body></w:document>"
 
     return docx_with(parts())
 
@@ -128,8 +129,8 @@ def pdf_text(text: str) -> bytes:
     return pdf_with_stream(zlib.compress(content))
 
 
-def pdf_bomb(inflated: int = 150_000_000) -> bytes:
-    """A PDF of about 150 KB whose page content (FlateDecode) inflates to ``inflated`` bytes."""
+def pdf_bomb(inflated: int = 1 << 30) -> bytes:
+    """A PDF of about 1 MB whose page content (FlateDecode) inflates to ``inflated`` bytes."""
     return pdf_with_stream(zlib_bomb(inflated))
 
 

@@ -10,7 +10,9 @@ server threads) that, before it imports any parser:
   allocation past it fails with ``MemoryError`` (or kills the process, from C code), so a
   file that needs more fails alone and the parent never grows with it;
 * before each file, caps its CPU time with ``RLIMIT_CPU``, so that a worker left behind by
-  a dead parent cannot spin forever.
+  a dead parent cannot spin forever;
+* lowers its scheduling priority (``nice`` 10), so that on a busy machine the server's own
+  process (health checks, chat) gets the CPU first.
 
 The parent hands one file at a time to each worker and waits with a per-file wall-clock
 deadline (:attr:`SandboxLimits.timeout_s`); a worker past it is killed. A killed or crashed
@@ -37,6 +39,7 @@ from app.ingest.worker import OUT_OF_MEMORY, ParseJob, ParseResult, parse_file
 __all__ = ["ParseSandbox", "SandboxLimits"]
 
 _STOP_GRACE_S = 2.0
+_NICENESS = 10
 # Parser libraries' thread pools each reserve address space; the parse needs none of them.
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -54,6 +57,7 @@ class SandboxLimits:
 def _serve(conn: Connection, limits: SandboxLimits) -> None:
     """A worker's main loop: parse the jobs it receives until it gets None or the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    os.nice(_NICENESS)
     for name in _ONE_THREAD:
         os.environ[name] = "1"
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
