@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up with the dev tooling, then lint, type-check, run the fast answer-evaluation sets and
-# every test. pytest runs last, so its summary line is the last thing printed.
+# Set up with the dev tooling, then lint, type-check, check the import layers, run the fast
+# answer-evaluation sets and every test. pytest runs last, so its summary line is the last
+# thing printed.
 # Redis, Elasticsearch, Weaviate and the HTTP servers are started by the test fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ scripts/engines.sh install
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# Imports run downhill: the layer contracts in pyproject.toml ([tool.importlinter]).
+.venv/bin/lint-imports
 # The fast answer-evaluation sets, offline, gated by evals/datasets/datasets.yaml: a metric
 # below its threshold fails the build. The report lands in .ragent/eval-report/ (ignored).
 eval_status=0
