@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from app import prompts
+from app.retrieval.types import NAMESPACE_PATTERN
 
 __all__ = ["Context"]
 
@@ -30,9 +32,34 @@ class Context:
         default=prompts.SYSTEM_PROMPT,
         metadata={"description": "System prompt; {now} is replaced with the current time."},
     )
+    namespace: str | None = field(
+        default=None,
+        metadata={
+            "description": "Search only this namespace of the tenant (as filled by ingestion); "
+            "None searches the tenant's own documents."
+        },
+    )
+    hybrid: bool = field(
+        default=True,
+        metadata={"description": "Dense and BM25 search fused (true), or dense search alone."},
+    )
+    top_k: int | None = field(
+        default=None,
+        metadata={
+            "description": "Candidates wanted from each search engine; the configured "
+            "retrieval.top_k grows to it, never shrinks. None uses the configured value."
+        },
+    )
     top_n: int | None = field(
         default=None,
         metadata={"description": "Sources kept after fusion; None uses the configured value."},
+    )
+    tools: list[str] | None = field(
+        default=None,
+        metadata={
+            "description": "Names of the tools offered to the model; None offers every "
+            "enabled tool, an empty list none. Names the server does not offer are ignored."
+        },
     )
     temperature: float | None = field(
         default=None,
@@ -56,11 +83,17 @@ class Context:
     )
 
     def __post_init__(self) -> None:
-        """Refuse decoding parameters that no server would accept.
+        """Refuse retrieval and decoding parameters that no run could use.
 
         Raises:
             ValueError: A parameter is out of range, naming it.
         """
+        if self.namespace is not None and not re.fullmatch(NAMESPACE_PATTERN, self.namespace):
+            raise ValueError(f"namespace must match {NAMESPACE_PATTERN}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        if self.tools is not None and any(not name for name in self.tools):
+            raise ValueError("tools must name tools")
         if self.temperature is not None and not 0 <= self.temperature <= 2:
             raise ValueError("temperature must be between 0 and 2")
         if self.top_p is not None and not 0 < self.top_p <= 1:

@@ -7,9 +7,8 @@ import atexit
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
@@ -27,6 +26,7 @@ from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
 from app.tools import ToolRegistry
 from app.tools.catalog import build_registry
+from app.tools.executor import Toolbox
 
 if TYPE_CHECKING:
     from app.retrieval.deferred import DeferredKeywordIndex, DeferredVectorIndex
@@ -36,7 +36,11 @@ __all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "u
 
 @dataclass(frozen=True, kw_only=True)
 class Resources:
-    """Engines behind the protocols the nodes use."""
+    """Engines behind the protocols the nodes use: the process's, the same for every run.
+
+    What one request changes (namespace, hybrid search, depth, tool subset) travels in
+    the run's :class:`~app.context.Context`, never in a copy of these.
+    """
 
     settings: Settings
     chat_model: BaseChatModel
@@ -49,6 +53,11 @@ class Resources:
     models: ModelSet | None = None
     """Chat models per tier, ``chat_model`` being the default one's; None (or another
     ``chat_model``) means ``chat_model`` for every tier."""
+
+    @cached_property
+    def toolbox(self) -> Toolbox:
+        """The enabled tools under policies, rate limits and the audit trail (built once)."""
+        return Toolbox(self.settings, self.tools)
 
     def model_for(self, tier: Tier) -> TierModel:
         """Return the chat model of a tier, with its tokenizer and context window."""
@@ -149,7 +158,7 @@ def build_resources(settings: Settings) -> Resources:
     )
 
 
-_override: ContextVar[Resources | None] = ContextVar("ragent_resources", default=None)
+_installed: Resources | None = None
 
 
 @lru_cache(maxsize=1)
@@ -158,15 +167,18 @@ def _default() -> Resources:
 
 
 def get_resources() -> Resources:
-    """Return the resources for the current context (an override, else the process default)."""
-    return _override.get() or _default()
+    """Return the process's engines: those in use (:func:`use_resources`), else the default.
+
+    The default is built from :func:`~app.settings.get_settings` on first use.
+    """
+    return _installed or _default()
 
 
 async def aget_resources() -> Resources:
     """Like :func:`get_resources`, but builds the default off the event loop on first use."""
-    override = _override.get()
-    if override is not None:
-        return override
+    installed = _installed
+    if installed is not None:
+        return installed
     if _default.cache_info().currsize:  # built already: no thread hop
         return _default()
     return await asyncio.to_thread(_default)
@@ -174,9 +186,15 @@ async def aget_resources() -> Resources:
 
 @contextmanager
 def use_resources(resources: Resources) -> Iterator[Resources]:
-    """Use ``resources`` for graph runs started inside this context."""
-    token = _override.set(resources)
+    """Make ``resources`` the process's engines until the block ends, then restore the last.
+
+    For a process that builds its own engines (the CLI, an eval run, a benchmark, a
+    test). Every run in the process sees them, whatever its task or thread: this is no
+    per-request setting (those travel in :class:`~app.context.Context`).
+    """
+    global _installed
+    previous, _installed = _installed, resources
     try:
         yield resources
     finally:
-        _override.reset(token)
+        _installed = previous

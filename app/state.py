@@ -10,6 +10,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
 from langgraph.managed import RemainingSteps
 
+from app.config.tools import LimitSettings
+
 __all__ = [
     "AgentState",
     "Citation",
@@ -42,6 +44,9 @@ class Citation(TypedDict):
     doc_id: str
     chunk_id: str
     span: list[int]
+
+
+_MAX_TOOL_STEPS: int = LimitSettings.model_fields["max_tool_steps"].default
 
 
 def reduce_sources(
@@ -98,6 +103,9 @@ class AgentState(InputState):
     """How many leading messages the summary covers (they stay in the checkpoint)."""
     tool_steps: int = 0
     """Tool-execution rounds used in the current turn."""
+    max_tool_steps: int = _MAX_TOOL_STEPS
+    """Tool rounds a turn may use (``limits.max_tool_steps``), set by ``respond`` for the
+    branch after it."""
     turn_started_at: float = 0.0
     """When the current turn started (Unix time), for its wall-time budget."""
     remaining_steps: RemainingSteps = 25

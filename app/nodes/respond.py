@@ -61,9 +61,9 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     Priority: system prompt, tool schemas, summary, recent turns, sources by rank,
     memories; each goes in whole or not at all, within the model's context window
     minus its answer budget. A ``small`` tier moves to ``large`` when retrieval
-    confidence is low. Tools are unbound once the step limit is reached, so the model
-    must answer. The tier, tokenizer and what was left out go into the reply's
-    ``response_metadata``.
+    confidence is low. The context's ``tools`` are bound (every enabled tool when it
+    names none) until the step limit is reached; then the model must answer. The
+    tier, tokenizer and what was left out go into the reply's ``response_metadata``.
     """
     resources = await aget_resources()
     llm = resources.settings.llm
@@ -74,8 +74,9 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     tier = escalate(state.tier, confidence, TierRules(llm.small_max_words, llm.min_confidence))
     chosen = resources.model_for(tier)
     tools = []
-    if state.tool_steps < resources.settings.limits.max_tool_steps:
-        tools = list(resources.tools.tools)
+    max_tool_steps = resources.settings.limits.max_tool_steps
+    if state.tool_steps < max_tool_steps:
+        tools = list(resources.toolbox.offering(ctx.tools).registry.tools)
     system = ctx.system_prompt.format(now=datetime.now(UTC).isoformat(timespec="seconds"))
     answer_budget = ctx.max_tokens or llm.max_tokens
     window = assemble(
@@ -105,4 +106,8 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
         "prompt_tokens_counted": window.tokens,
         **({"left_out": window.dropped} if window.dropped else {}),
     }
-    return {"messages": [reply.model_copy(update={"response_metadata": metadata})], "tier": tier}
+    return {
+        "messages": [reply.model_copy(update={"response_metadata": metadata})],
+        "tier": tier,
+        "max_tool_steps": max_tool_steps,
+    }

@@ -14,7 +14,7 @@ from app.context import Context
 from app.llm.deadline import current_deadline, deadline_passed
 from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
 from app.resources import Resources, aget_resources
-from app.retrieval.types import SearchFilter
+from app.retrieval.types import SearchFilter, namespace_tenant
 from app.state import AgentState
 from app.text.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
 
@@ -70,8 +70,8 @@ async def pick_tier(question: str, resources: Resources) -> Tier:
 async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Pick ``rag`` or ``direct``, and the model tier, with cheap rules.
 
-    Small talk, arithmetic, time questions and an empty index go ``direct``; the tier
-    comes from :func:`pick_tier`.
+    Small talk, arithmetic, time questions and an empty index (in the context's
+    ``namespace``) go ``direct``; the tier comes from :func:`pick_tier`.
     """
     resources = await aget_resources()
     question = state.messages[-1].text
@@ -80,7 +80,7 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     if answers_directly(question):
         return {"route": "direct", "query": query, "tier": tier}
     ctx = runtime.context
-    flt = SearchFilter(ctx.tenant_id, frozenset(ctx.acl_groups))
+    flt = SearchFilter(namespace_tenant(ctx.tenant_id, ctx.namespace), frozenset(ctx.acl_groups))
     indexed = await resources.retriever.has_visible(flt)
     return {"route": "rag" if indexed else "direct", "query": query, "tier": tier}
 

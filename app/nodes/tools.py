@@ -15,7 +15,7 @@ from app.context import Context
 from app.llm.tool_args import refused_tool_calls
 from app.nodes.respond import render_source
 from app.observability.tracing import span
-from app.resources import Resources, aget_resources, get_resources
+from app.resources import Resources, aget_resources
 from app.state import AgentState, Source
 from app.tools.approval import approval_request, parse_decisions
 from app.tools.context import ToolContext
@@ -39,6 +39,9 @@ def _caller(resources: Resources, runtime: Runtime[Context]) -> ToolContext:
         acl_groups=tuple(ctx.acl_groups),
         store=runtime.store,
         retriever=resources.retriever,
+        namespace=ctx.namespace,
+        hybrid=ctx.hybrid,
+        top_k=ctx.top_k,
         settings=resources.settings.tools,
         memory=resources.settings.memory,
     )
@@ -100,7 +103,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     timed out and audited. Knowledge-search results become the turn's sources.
     """
     resources = await aget_resources()
-    box = Toolbox(resources.settings, resources.tools)
+    box = resources.toolbox.offering(runtime.context.tools)
     caller = _caller(resources, runtime)
     thread = _thread()
     last = state.messages[-1]
@@ -170,11 +173,10 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
 def after_respond(state: AgentState) -> Literal["execute_tools", "guard_output"]:
     """Loop through tools while the model asks for them and steps remain."""
     last = state.messages[-1]
-    limit = get_resources().settings.limits.max_tool_steps
     if (
         isinstance(last, AIMessage)
         and last.tool_calls
-        and state.tool_steps < limit
+        and state.tool_steps < state.max_tool_steps
         and state.remaining_steps > STEPS_AFTER_TOOLS
     ):
         return "execute_tools"

@@ -125,21 +125,37 @@ class HybridRetriever:
         except Exception:  # noqa: BLE001, S110 - search() embeds again and reports it
             pass
 
-    async def search(self, query: str, flt: SearchFilter, *, top_n: int | None = None) -> list[Hit]:
+    async def search(
+        self,
+        query: str,
+        flt: SearchFilter,
+        *,
+        top_n: int | None = None,
+        top_k: int | None = None,
+        hybrid: bool = True,
+    ) -> list[Hit]:
         """Search both engines and fuse; see :meth:`retrieve` (this drops the status).
 
         Args:
             query: The standalone question.
             flt: Tenant and ACL groups of the caller, applied inside each engine.
             top_n: Results kept after fusion; defaults to the configured value.
+            top_k: Candidates wanted from each engine; see :meth:`retrieve`.
+            hybrid: False searches the vector index alone.
 
         Returns:
             The fused (and reranked) hits, best first.
         """
-        return (await self.retrieve(query, flt, top_n=top_n)).hits
+        return (await self.retrieve(query, flt, top_n=top_n, top_k=top_k, hybrid=hybrid)).hits
 
     async def retrieve(
-        self, query: str, flt: SearchFilter, *, top_n: int | None = None
+        self,
+        query: str,
+        flt: SearchFilter,
+        *,
+        top_n: int | None = None,
+        top_k: int | None = None,
+        hybrid: bool = True,
     ) -> Retrieved:
         """Search both engines (concurrently for remote ones), fuse, rerank.
 
@@ -147,6 +163,9 @@ class HybridRetriever:
             query: The standalone question.
             flt: Tenant and ACL groups of the caller, applied inside each engine.
             top_n: Results kept after fusion; defaults to the configured value.
+            top_k: Candidates wanted from each engine: the configured ``top_k`` grows to
+                it (never shrinks); a per-engine depth, when configured, still wins.
+            hybrid: False searches the vector index alone: BM25 gives no hits.
 
         Returns:
             The fused (and reranked) hits, best first, and the engines left out.
@@ -157,8 +176,9 @@ class HybridRetriever:
         if not query.strip():
             return Retrieved([])
 
-        dense_depth = self.dense_depth or self.top_k
-        keyword_depth = self.keyword_depth or self.top_k
+        depth = max(self.top_k, top_k or 0)
+        dense_depth = self.dense_depth or depth
+        keyword_depth = self.keyword_depth or depth
 
         def dense() -> list[Hit]:  # one thread hop for embedding and search
             with engine_span("embed"):
@@ -170,7 +190,7 @@ class HybridRetriever:
 
         def sparse() -> list[Hit]:
             with engine_span("keyword", keyword_depth) as span:
-                hits = self.keywords.search(query, flt, keyword_depth)
+                hits = self.keywords.search(query, flt, keyword_depth) if hybrid else []
                 span.set(hits=len(hits))
             return hits
 

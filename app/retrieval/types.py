@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Chunk", "DocumentRecord", "Hit", "SearchFilter"]
+__all__ = [
+    "NAMESPACE_PATTERN",
+    "NAMESPACE_SEPARATOR",
+    "Chunk",
+    "DocumentRecord",
+    "Hit",
+    "SearchFilter",
+    "namespace_tenant",
+]
+
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""What a namespace of a tenant may be called."""
+
+NAMESPACE_SEPARATOR = "#"
+"""Namespace ``N`` of tenant ``T`` is stored as tenant ``T#N`` (tenant ids never hold #)."""
+
+
+def namespace_tenant(tenant_id: str, namespace: str | None) -> str:
+    """Return the tenant id under which a namespace's documents are indexed."""
+    return f"{tenant_id}{NAMESPACE_SEPARATOR}{namespace}" if namespace else tenant_id
 
 
 @dataclass(frozen=True, slots=True)

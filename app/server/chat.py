@@ -26,7 +26,6 @@ from app.server.auth import Principal
 from app.server.errors import ApiError
 from app.server.runs import DONE
 from app.server.schemas import ChatRequest
-from app.server.scoping import scoped
 from app.service import Answer, Token, new_thread_id
 
 __all__ = ["Turn", "completion", "prepare_turn", "stream_chunks"]
@@ -39,7 +38,6 @@ class Turn:
     thread_id: str
     question: str
     context: Context
-    resources: Resources
     model: str
     continues: bool
     """The client named an existing conversation (``conversation_id``)."""
@@ -55,6 +53,29 @@ def _system_prompt(extra: list[str]) -> str:
     # The prompt is formatted with {now} later: braces from the client stay literal.
     text = "\n\n".join(extra).replace("{", "{{").replace("}", "}}")
     return f"{prompts.SYSTEM_PROMPT}\n\nInstructions from the application:\n{text}"
+
+
+def _offered(body: ChatRequest, resources: Resources) -> list[str] | None:
+    """The tools a request offers the model: None for every enabled one.
+
+    Raises:
+        ApiError: 422 (``unknown_tool``) for a name this server does not offer.
+    """
+    if body.tool_choice == "none":
+        return []
+    if body.tools is None:
+        return None
+    names = [t.function.name for t in body.tools]
+    enabled = resources.tools.names
+    unknown = sorted(set(names) - set(enabled))
+    if unknown:
+        offered = ", ".join(enabled) or "none"
+        raise ApiError(
+            422,
+            f"tools: unknown tool {unknown[0]!r}; this server offers: {offered}",
+            "unknown_tool",
+        )
+    return names
 
 
 def prepare_turn(
@@ -94,27 +115,16 @@ def prepare_turn(
                 history.append(AIMessage(content=message.text()))
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     retrieval = body.retrieval
-    names = None
-    if body.tool_choice == "none":
-        names = []
-    elif body.tools is not None:
-        names = [t.function.name for t in body.tools]
-    try:
-        view = scoped(
-            resources,
-            namespace=retrieval.namespace if retrieval else None,
-            hybrid=retrieval.hybrid if retrieval else True,
-            top_k=retrieval.top_k if retrieval else None,
-            tools=names,
-        )
-    except ValueError as exc:
-        raise ApiError(422, f"tools: {exc}", "unknown_tool") from None
     context = Context(
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
         acl_groups=list(principal.groups),
         system_prompt=_system_prompt(system),
+        namespace=retrieval.namespace if retrieval else None,
+        hybrid=retrieval.hybrid if retrieval else True,
+        top_k=retrieval.top_k if retrieval else None,
         top_n=retrieval.top_k if retrieval else None,
+        tools=_offered(body, resources),
         temperature=body.temperature,
         top_p=body.top_p,
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -125,7 +135,6 @@ def prepare_turn(
         thread_id=body.conversation_id or new_thread_id(),
         question=question,
         context=context,
-        resources=view,
         model=body.model,
         continues=body.conversation_id is not None,
         history=history,

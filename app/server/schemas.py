@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.retrieval.types import NAMESPACE_PATTERN
+
 __all__ = [
     "ID_PATTERN",
     "NAMESPACE_PATTERN",
@@ -17,7 +19,6 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class TextPart(BaseModel):

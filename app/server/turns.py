@@ -17,7 +17,6 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 from langchain_core.runnables import RunnableConfig
 
-from app.resources import use_resources
 from app.server.auth import Principal
 from app.server.chat import Turn, completion, stream_chunks
 from app.server.deps import owner_of
@@ -148,22 +147,21 @@ async def run_json(
     # trips to Redis saved). A stream sends the id with its first event, so it takes one.
     new = not turn.continues and decision is None
     async with nullcontext() if new else busy(services, principal, turn.thread_id):
-        with use_resources(turn.resources):
-            if decision is None:
-                await _before(services, turn)
-            await _listed(services, principal, turn)
-            if decision is None:
-                answer = await ask(
-                    services.agent,
-                    turn.question,
-                    context=turn.context,
-                    thread_id=turn.thread_id,
-                    max_chars=max_chars,
-                )
-            else:
-                answer = await resume(
-                    services.agent, decision, context=turn.context, thread_id=turn.thread_id
-                )
+        if decision is None:
+            await _before(services, turn)
+        await _listed(services, principal, turn)
+        if decision is None:
+            answer = await ask(
+                services.agent,
+                turn.question,
+                context=turn.context,
+                thread_id=turn.thread_id,
+                max_chars=max_chars,
+            )
+        else:
+            answer = await resume(
+                services.agent, decision, context=turn.context, thread_id=turn.thread_id
+            )
     await _record(services, principal, turn, answer, "json")
     return completion(turn, answer)
 
@@ -186,40 +184,39 @@ async def run_stream(
         await lock.__aexit__(None, None, None)
 
     try:
-        with use_resources(turn.resources):  # the run's task copies this context
-            if decision is None:
-                await _before(services, turn)
-            await _listed(services, principal, turn)
-            events = _events(services, turn, decision)
+        if decision is None:
+            await _before(services, turn)
+        await _listed(services, principal, turn)
+        events = _events(services, turn, decision)
 
-            async def finished(answer: Answer) -> None:
-                await _record(services, principal, turn, answer, "stream")
+        async def finished(answer: Answer) -> None:
+            await _record(services, principal, turn, answer, "stream")
 
-            def first_token() -> None:
-                metrics.first_token.observe(time.perf_counter() - started)
+        def first_token() -> None:
+            metrics.first_token.observe(time.perf_counter() - started)
 
-            async def guarded() -> AsyncIterator[str]:
-                metrics.active_streams.inc()
-                try:
-                    async for data in stream_chunks(
-                        turn,
-                        events,
-                        include_usage=include_usage,
-                        on_answer=finished,
-                        on_token=first_token,
-                    ):
-                        yield data
-                finally:
-                    metrics.active_streams.dec()
+        async def guarded() -> AsyncIterator[str]:
+            metrics.active_streams.inc()
+            try:
+                async for data in stream_chunks(
+                    turn,
+                    events,
+                    include_usage=include_usage,
+                    on_answer=finished,
+                    on_token=first_token,
+                ):
+                    yield data
+            finally:
+                metrics.active_streams.dec()
 
-            # The run releases the lock once its record says it ended (see RunManager.start).
-            run_id = await services.runs.start(
-                owner_of(principal),
-                guarded(),
-                thread_id=turn.thread_id,
-                lock=(lock_key(principal, turn.thread_id), claim.token),
-                on_end=release,
-            )
+        # The run releases the lock once its record says it ended (see RunManager.start).
+        run_id = await services.runs.start(
+            owner_of(principal),
+            guarded(),
+            thread_id=turn.thread_id,
+            lock=(lock_key(principal, turn.thread_id), claim.token),
+            on_end=release,
+        )
     except BaseException:
         await release()
         raise

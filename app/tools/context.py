@@ -30,6 +30,12 @@ class ToolContext:
     store: BaseStore | None = None
     """The long-term store (notes); None when the graph runs without one."""
     retriever: HybridRetriever | None = None
+    namespace: str | None = None
+    """The namespace of the tenant that document search reads (the run's context)."""
+    hybrid: bool = True
+    """Whether document search fuses BM25 with dense search (the run's context)."""
+    top_k: int | None = None
+    """Candidates document search wants from each engine (the run's context)."""
     settings: ToolSettings = field(default_factory=ToolSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
 

@@ -53,7 +53,7 @@ class Toolbox:
         """
         if names is None:
             return self
-        key = frozenset(names)
+        key = frozenset(names).intersection(self.registry.names)
         box = self._offered.get(key)
         if box is None:
             registry = ToolRegistry([t for t in self.registry.tools if t.name in key])

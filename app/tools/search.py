@@ -9,7 +9,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from pydantic import Field
 
-from app.retrieval.types import SearchFilter
+from app.retrieval.types import SearchFilter, namespace_tenant
 from app.state import Source
 from app.tools.context import Caller
 from app.tools.risk import with_risk
@@ -32,8 +32,11 @@ async def knowledge_search(
     """
     if caller.retriever is None:
         raise ValueError("document search is not available")
-    flt = SearchFilter(caller.tenant_id, frozenset(caller.acl_groups))
-    hits = await caller.retriever.search(query, flt, top_n=top_n)
+    tenant = namespace_tenant(caller.tenant_id, caller.namespace)
+    flt = SearchFilter(tenant, frozenset(caller.acl_groups))
+    hits = await caller.retriever.search(
+        query, flt, top_n=top_n, top_k=caller.top_k, hybrid=caller.hybrid
+    )
     sources = [
         Source(
             label="",

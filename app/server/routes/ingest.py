@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from app.retrieval.types import namespace_tenant
 from app.server.deps import IngestUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.fetch import allowed
 from app.server.idempotency import idempotent
 from app.server.keys import validate_identity
 from app.server.schemas import NAMESPACE_PATTERN
-from app.server.scoping import namespace_tenant
 from app.server.upload_checks import discard, refusal
 from app.server.uploads import Author, Upload, keep, safe_name
 

@@ -147,7 +147,6 @@ async def resume_thread(
         thread_id=thread_id,
         question="",
         context=context,
-        resources=services.resources,
         model="ragent",
         continues=True,
     )
