@@ -113,8 +113,9 @@ class Watch:
                 pass
             time.sleep(0.01)
 
-    def slowest_ms(self, start: float, end: float) -> float:
-        return max((ms for t, ms in self.health if start <= t <= end), default=0.0)
+    def slowest_ms(self, start: float, end: float) -> float | None:
+        """The slowest reply to a /healthz sent in ``[start, end]``; None: none was sent."""
+        return max((ms for t, ms in self.health if start <= t <= end), default=None)
 
     @contextmanager
     def running(self) -> Iterator[Watch]:
@@ -245,10 +246,11 @@ def serve(root: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def show(row: dict[str, Any]) -> None:
+    slowest = "-" if row["healthz_max_ms"] is None else f"{row['healthz_max_ms']:.1f}"
     print(
         f"{row['class']:34} {row['status']:18} server {row['server_peak_rss_mb']:>5} MB  "
         f"parser {row['parser_peak_rss_mb']:>5} MB {row['seconds']:>6.2f} s  "
-        f"healthz max {row['healthz_max_ms']:>6.1f} ms  {row['verdict']}",
+        f"healthz max {slowest:>6} ms  {row['verdict']}",
         flush=True,
     )
 
@@ -296,7 +298,8 @@ def main() -> int:
                             }
                         )
                 for row, (start, end) in zip(rows, spans, strict=True):
-                    row["healthz_max_ms"] = round(watch.slowest_ms(start, end), 1)
+                    slowest = watch.slowest_ms(start, end)
+                    row["healthz_max_ms"] = None if slowest is None else round(slowest, 1)
                     if not args.json:
                         show(row)
             alive = psutil.pid_exists(pid)
