@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.ingest.loaders import ExpansionLimits, LoadError, load_document
+from app.ingest.loaders import ExpansionLimits, LoadError, RecordSpec, load_document
 from app.ingest.pipeline import IngestOptions
 from app.ingest.sandbox import ParseSandbox, SandboxLimits
 from app.ingest.worker import OUT_OF_MEMORY, ParseJob
@@ -125,6 +125,13 @@ def test_deeply_nested_markdown_is_refused(tmp_path: Path) -> None:
     assert reason == "line 258 is nested 257 levels deep (more than ingest.max_nesting=256)"
     quoted = _refused(tmp_path, "quote.md", hostile.deep_markdown_quote(100_000))
     assert quoted.startswith("line 1 is nested 100000 levels deep")
+
+
+def test_deeply_nested_jsonl_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+    with pytest.raises(LoadError, match=r"^line 2: JSON nested too deep$"):
+        load_document(path, max_bytes=MAX_BYTES, records=RecordSpec(text_fields=("text",)))
 
 
 def test_ordinary_files_pass_the_checks(tmp_path: Path) -> None:

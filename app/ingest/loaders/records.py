@@ -92,6 +92,8 @@ def _jsonl(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             record = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise LoadError(f"line {line}: invalid JSON ({exc.msg})") from None
+        except RecursionError:  # the decoder recurses per level of nesting
+            raise LoadError(f"line {line}: JSON nested too deep") from None
         if not isinstance(record, dict):
             raise LoadError(f"line {line}: not a JSON object")
         yield line, record
