@@ -150,17 +150,29 @@ class ParseSandbox:
         queue = deque(enumerate(jobs))
         done: dict[int, ParseResult] = {}
         ahead = 4 * len(self._slots)
-        for wanted in range(len(jobs)):
-            while wanted not in done:
-                for slot, worker in enumerate(self._slots):
-                    if not queue or queue[0][0] >= wanted + ahead:
-                        break
-                    if worker is None:
-                        worker = self._slots[slot] = _Worker(self.limits)
-                    if worker.job is None:
-                        worker.send(*queue.popleft())
-                self._collect(done)
-            yield done.pop(wanted)
+        try:
+            for wanted in range(len(jobs)):
+                while wanted not in done:
+                    self._hand_out(queue, wanted + ahead)
+                    self._collect(done)
+                yield done.pop(wanted)
+        finally:
+            # Left early (the caller failed or stopped): a result still to come would be
+            # filed under the next run's jobs, so its process goes.
+            for slot, worker in enumerate(self._slots):
+                if worker is not None and worker.job is not None:
+                    worker.stop(kill=True)
+                    self._slots[slot] = None
+
+    def _hand_out(self, queue: deque[tuple[int, ParseJob]], limit: int) -> None:
+        """Give the next queued jobs (with an index below ``limit``) to idle processes."""
+        for slot, worker in enumerate(self._slots):
+            if not queue or queue[0][0] >= limit:
+                return
+            if worker is None:
+                worker = self._slots[slot] = _Worker(self.limits)
+            if worker.job is None:
+                worker.send(*queue.popleft())
 
     def _collect(self, done: dict[int, ParseResult]) -> None:
         """Wait for a result or a deadline, and file what came in under its job's index."""

@@ -201,6 +201,24 @@ def test_a_parser_process_killed_from_outside_fails_its_file_alone(tmp_path: Pat
     assert second.error is None and "Mondays" in second.documents[0].text()
 
 
+def test_a_run_left_early_leaves_no_result_for_the_next(tmp_path: Path) -> None:
+    # A server keeps its parser process between jobs: what a failed job had in flight must
+    # not come back as the next job's result.
+    first = _job(tmp_path, "first.md", b"# One\n\nThe first memo is about lunch.\n")
+    slow = _job(tmp_path, "slow.md", b"# Two\n\n" + b"The second memo is long.\n\n" * 20_000)
+    third = _job(tmp_path, "third.md", b"# Three\n\nThe third memo is about parking.\n")
+    fourth = _job(tmp_path, "fourth.md", b"# Four\n\nThe fourth memo is about holidays.\n")
+    with ParseSandbox(SandboxLimits(timeout_s=120), workers=2) as sandbox:
+        run = sandbox.parse([first, slow])
+        assert "lunch" in next(run).documents[0].text()  # "slow" is in the other process
+        run.close()
+        parsers = [c for c in multiprocessing.active_children() if c.name == "ragent-parser"]
+        assert len(parsers) == 1  # the one that was parsing "slow" is gone
+        results = list(sandbox.parse([third, fourth]))
+    assert [r.job for r in results] == [third, fourth]
+    assert "holidays" in results[1].documents[0].text()
+
+
 def test_the_pipeline_indexes_nothing_of_a_hostile_file(
     tmp_path: Path, resources: Resources
 ) -> None:
