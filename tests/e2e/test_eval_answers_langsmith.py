@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.evals import langsmith_upload
 from tests.servers import REPO, free_port
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from tests.e2e.test_eval_answers_langsmith import (  # noqa: F401 - the dataset fixture
     ITEMS,
     FakeLangSmith,

@@ -31,7 +31,7 @@ DRIVER = textwrap.dedent(
                 sys.stderr.flush()
                 os._exit(99)
     sys.addaudithook(hook)
-    from app.cli import main
+    from app.cli.main import main
     sys.argv = ["ragent", *sys.argv[1:]]
     main()
     """

@@ -25,7 +25,7 @@ HEAVY = (
 
 SCRIPT = f"""
 import json, sys
-import app.cli
+import app.cli.main
 print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 """
 

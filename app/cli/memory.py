@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from app.cli_common import CliError
+from app.cli.common import CliError
 from app.memory.namespaces import Kind
 from app.settings import Settings, load_settings
 

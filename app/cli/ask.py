@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.answer import Answer, QuestionError, new_thread_id
-from app.cli_approve import DecisionOpt, exit_if_waiting, settle
-from app.cli_common import (
+from app.cli.approve import DecisionOpt, exit_if_waiting, settle
+from app.cli.common import (
     CliError,
     ConfigOpt,
     GroupsOpt,
@@ -32,7 +32,7 @@ from app.context import Context
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.cli_common import Agent
+    from app.cli.common import Agent
 
 __all__ = ["register"]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import CliError
+from app.cli.common import CliError
 from app.server import keys as api_keys
 from app.settings import Settings, load_settings
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import CliError, ConfigOpt, JsonOpt, parse_groups, print_json, settings_for
+from app.cli.common import CliError, ConfigOpt, JsonOpt, parse_groups, print_json, settings_for
 
 __all__ = ["register"]
 
