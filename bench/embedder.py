@@ -83,8 +83,8 @@ def main() -> int:
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from app.retrieval.embedder import local_model_path
-    from app.retrieval.encoder_cache import load_encoder
+    from app.retrieval.embedding.embedder import local_model_path
+    from app.retrieval.embedding.encoder_cache import load_encoder
 
     roots = [Path(p) for p in args.data.split(",")]
     sets = [load_beir(root) for root in roots]

@@ -46,12 +46,12 @@ class _OnDisk:
 
 
 class RagentTantivy(_OnDisk):
-    """ragent's own adapter, app.retrieval.keyword.TantivyKeywords, as the product runs it."""
+    """ragent's adapter, app.retrieval.embedded.keyword.TantivyKeywords, as the product runs it."""
 
     filter_mode = "in query: tenant + ACL const-score terms"
 
     def _rows(self, ids: Sequence[int], docs: Sequence[Doc]) -> list:
-        from app.retrieval.keyword import KeywordRow
+        from app.retrieval.embedded.keyword import KeywordRow
 
         return [
             KeywordRow(i, "t", (f"g{i % GROUPS}",), passage(doc), doc[0])
@@ -59,7 +59,7 @@ class RagentTantivy(_OnDisk):
         ]
 
     def build(self, passages: Sequence[Doc]) -> None:
-        from app.retrieval.keyword import TantivyKeywords
+        from app.retrieval.embedded.keyword import TantivyKeywords
 
         self.groups = {f: frozenset(f"g{g}" for g in groups_of(f)) for f in FILTERS}
         self.index = TantivyKeywords(self.folder / "keyword")
@@ -77,7 +77,7 @@ class RagentTantivy(_OnDisk):
         return "incremental"
 
     def reopen(self) -> str:
-        from app.retrieval.keyword import TantivyKeywords
+        from app.retrieval.embedded.keyword import TantivyKeywords
 
         self.index = TantivyKeywords(self.folder / "keyword")
         return "on disk"

@@ -132,12 +132,12 @@ class FaissHnsw:
 
 
 class RagentDense:
-    """ragent's app.retrieval.dense.DenseIndex: exact below 20k, faiss HNSW above."""
+    """ragent's app.retrieval.embedded.dense.DenseIndex: exact below 20k, faiss HNSW above."""
 
     filter_mode = "tenant+ACL mask per query; exact or HNSW bitmap"
 
     def _rows(self, ids: Sequence[int], vectors: np.ndarray) -> list:
-        from app.retrieval.dense import DenseRow
+        from app.retrieval.embedded.dense import DenseRow
 
         return [
             DenseRow(int(i), "t", (f"g{int(i) % GROUPS}",), v)
@@ -145,7 +145,7 @@ class RagentDense:
         ]
 
     def build(self, vectors: np.ndarray) -> None:
-        from app.retrieval.dense import DenseIndex
+        from app.retrieval.embedded.dense import DenseIndex
 
         self.groups = {f: frozenset(f"g{g}" for g in groups_of(f)) for f in FILTERS}
         self.index = DenseIndex(

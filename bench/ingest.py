@@ -194,7 +194,7 @@ def chunk_texts(db: Path) -> list[str]:
 
 def measure_embedding(texts: list[str], threads: int) -> dict[str, Any]:
     """Embed ``texts`` alone with ragent's embedder and batch size, in this process."""
-    from app.retrieval.embedder import LocalEmbedder
+    from app.retrieval.embedding.embedder import LocalEmbedder
     from app.settings import load_settings
 
     settings = load_settings(None)

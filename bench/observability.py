@@ -33,9 +33,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from app.config.observability import ObservabilitySettings
 from app.observability.tracing import setup_tracing, span
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
-from app.retrieval.query_cache import QueryCache
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedding.query_cache import QueryCache
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter
 

@@ -195,7 +195,7 @@ def run_peers(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from app.retrieval.embedder import LocalEmbedder
+    from app.retrieval.embedding.embedder import LocalEmbedder
     from app.settings import load_settings
 
     settings = load_settings(args.config)

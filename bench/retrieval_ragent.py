@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from retrieval_data import latency_summary, timed_rounds
 
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter
 from app.settings import RetrievalSettings

@@ -38,9 +38,9 @@ from retrieval_remote_engines import (
 )
 from retrieval_synth import synthetic
 
-from app.retrieval.elastic import ElasticKeywordIndex
+from app.retrieval.remote.elastic import ElasticKeywordIndex
+from app.retrieval.remote.weaviate import WeaviateVectorIndex
 from app.retrieval.retriever import HybridRetriever
-from app.retrieval.weaviate import WeaviateVectorIndex
 from app.settings import RetrievalSettings, load_settings
 
 __all__ = ["FUSION", "WEAVIATE_HYBRID", "run_remote"]
@@ -228,7 +228,7 @@ class Corpus:
 def _corpus(size: int, data: Beir | None, args: Any, model: str, make: Callable, ids: Any):
     """The BEIR set at its own size (its cached vectors), else the synthetic corpus."""
     if data is not None and size == len(data.doc_ids):
-        from app.retrieval.embedder import LocalEmbedder
+        from app.retrieval.embedding.embedder import LocalEmbedder
 
         embed = LocalEmbedder(model).embed_documents  # only on a cache miss
         docs, queries = cached_embeddings(data, args.cache, model, embed, log)
@@ -265,7 +265,7 @@ def _measure(stack: Stack, corpus: Corpus, configs: dict, result: dict[str, Any]
 
 def run_remote(args: Any, batches: Callable[..., Batches], ids: Any) -> dict[str, Any]:
     """The whole remote profile; ``batches`` and ``ids`` are bench/retrieval.py's helpers."""
-    from app.retrieval import elastic, weaviate
+    from app.retrieval.remote import elastic, weaviate
 
     settings = load_settings(args.config)
     label = f"config {args.config.name}" if args.config else f"profile {settings.profile}"

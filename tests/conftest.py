@@ -11,8 +11,8 @@ import pytest
 from app.llm.offline import ExtractiveAnswerer
 from app.llm.tokens import ApproxCounter
 from app.resources import Resources, use_resources
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, load_settings
 from app.tools import default_registry

@@ -40,7 +40,7 @@ def _run(settings: Settings, kind: Kind, job: Callable[[MemoryBank], Awaitable[T
     """Open the configured store and run ``job`` on the user's memories or notes."""
     from app.memory.longterm import MemoryBank
     from app.memory.store import open_store
-    from app.retrieval.embedder import make_embedder
+    from app.retrieval.embedding.embedder import make_embedder
 
     async def main() -> T:
         # Listing and deleting embed nothing: the embedding model is never loaded here.

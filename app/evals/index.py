@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from app.evals.beir import BeirDataset, BeirDoc
 from app.ingest.ids import content_hash, stable_id
 from app.resources import Resources, build_resources
-from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 from app.settings import Settings

@@ -86,7 +86,7 @@ class ApproxCounter:
 @lru_cache(maxsize=1)
 def default_counter() -> TokenCounter:
     """Return the counter of the packaged embedding model's tokenizer."""
-    from app.retrieval.embedder import local_model_path
+    from app.retrieval.embedding.embedder import local_model_path
 
     return HFTokenCounter(local_model_path() / "tokenizer.json", "all-MiniLM-L6-v2")
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from app.retrieval.remote_http import JsonClient, RemoteServiceError
+from app.retrieval.model_http import JsonClient, RemoteServiceError
 from app.retrieval.types import Hit
 from app.settings import RerankSettings, SettingsError
 

@@ -11,11 +11,11 @@ from typing import Literal, TypeVar
 
 from app.observability.metrics import record_error
 from app.observability.tracing import engine_span
-from app.retrieval.bulkhead import Bulkhead
+from app.retrieval.embedding.query_cache import QueryCache
 from app.retrieval.fusion import Fusion, fuse
+from app.retrieval.model_http import RemoteServiceError
 from app.retrieval.protocols import Embedder, KeywordIndex, VectorIndex
-from app.retrieval.query_cache import QueryCache
-from app.retrieval.remote_http import RemoteServiceError
+from app.retrieval.remote.bulkhead import Bulkhead
 from app.retrieval.rerank import Reranker
 from app.retrieval.types import Hit, SearchFilter
 
@@ -88,7 +88,7 @@ class HybridRetriever:
     engine_timeout_s: float = 10.0
     engine_threads: int = 32
     """Remote engines: calls of one engine in flight at once, in threads of its own
-    (:mod:`app.retrieval.bulkhead`); past that, a call is left out at once."""
+    (:mod:`app.retrieval.remote.bulkhead`); past that, a call is left out at once."""
     _bulkheads: dict[str, Bulkhead] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

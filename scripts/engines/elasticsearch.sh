@@ -13,7 +13,7 @@
 # Why the integ-test distribution: it is the one Elasticsearch build Maven Central serves
 # (`mvn dependency:copy`), so no other download site is needed. 9.2.8 is the newest 9.x
 # there. It lacks the analysis-common module, whose `stemmer` and `asciifolding` filters the
-# index mapping (app/retrieval/elastic_schema.py) uses; `install` therefore builds the small
+# index mapping (app/retrieval/remote/elastic_schema.py) uses; `install` therefore builds the small
 # plugin in scripts/engines/es-analysis (the same Lucene filters, under the same names) and
 # installs it into the cached distribution, so the mapping is the one a stock server takes.
 #

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.protocols import KeywordIndex, Vector, VectorIndex
 from app.retrieval.types import Chunk, DocumentRecord
 from tests.fakes import HashEmbedder
@@ -92,7 +92,7 @@ def keyword_backend(request: pytest.FixtureRequest) -> Iterator[KeywordBackend]:
         yield KeywordBackend("embedded", EmbeddedKeywordIndex(index), replace)
         return
     url = request.getfixturevalue("elasticsearch_env")["ELASTICSEARCH_URL"]
-    from app.retrieval.elastic import ElasticKeywordIndex, connect
+    from app.retrieval.remote.elastic import ElasticKeywordIndex, connect
 
     client = connect(url, api_key=os.environ.get("ELASTICSEARCH_API_KEY"))
     es = ElasticKeywordIndex(client, f"ragent-contract-{uuid.uuid4().hex[:12]}", replicas=0)
@@ -125,7 +125,7 @@ def vector_backend(request: pytest.FixtureRequest) -> Iterator[VectorBackend]:
         yield VectorBackend(request.param, EmbeddedVectorIndex(index), replace)
         return
     env = request.getfixturevalue("weaviate_env")
-    from app.retrieval.weaviate import WeaviateVectorIndex, connect
+    from app.retrieval.remote.weaviate import WeaviateVectorIndex, connect
 
     client = connect(
         env["WEAVIATE_URL"],

@@ -1,7 +1,7 @@
 """Commit markers on the real engines: readers see one whole version of a document.
 
 A replace writes the new chunks hidden, switches the document's marker, then deletes the
-stale chunks (:mod:`app.retrieval.commits`). Each test stops it, or a delete, between
+stale chunks (:mod:`app.retrieval.remote.commits`). Each test stops it, or a delete, between
 phases by calling the adapter's phase methods itself, the way a writer that died there
 would have left the engine, and checks what every search path returns: Elasticsearch's
 BM25 search; Weaviate's vector search and its own hybrid query, BM25 and vectors alike.
@@ -18,9 +18,9 @@ from typing import Literal
 
 import pytest
 
-from app.retrieval.elastic import ElasticKeywordIndex
+from app.retrieval.remote.elastic import ElasticKeywordIndex
+from app.retrieval.remote.weaviate import WeaviateVectorIndex
 from app.retrieval.types import Chunk, Hit, SearchFilter
-from app.retrieval.weaviate import WeaviateVectorIndex
 from tests.contract.conftest import EMB
 from tests.contract.test_index_contract import T1, T2, _chunk, _vectors
 
@@ -91,7 +91,7 @@ class Engine:
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     name = uuid.uuid4().hex[:12]
     if request.param == "elasticsearch":
-        from app.retrieval.elastic import connect
+        from app.retrieval.remote.elastic import connect
 
         env = request.getfixturevalue("elasticsearch_env")
         es = connect(env["ELASTICSEARCH_URL"], api_key=os.environ.get("ELASTICSEARCH_API_KEY"))
@@ -104,7 +104,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
             index.drop()
             es.close()
         return
-    from app.retrieval.weaviate import connect as connect_weaviate
+    from app.retrieval.remote.weaviate import connect as connect_weaviate
 
     env = request.getfixturevalue("weaviate_env")
     wv = connect_weaviate(

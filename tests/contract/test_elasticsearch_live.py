@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from app.retrieval.elastic import ElasticKeywordIndex, connect
-from app.retrieval.elastic_schema import document_id
+from app.retrieval.remote.elastic import ElasticKeywordIndex, connect
+from app.retrieval.remote.elastic_schema import document_id
 from app.retrieval.types import SearchFilter
 from tests.contract.test_index_contract import T1, _chunk, _ids
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import httpx
 import psutil
 
-from app.retrieval.weaviate import connect
+from app.retrieval.remote.weaviate import connect
 from tests import engines
 
 

@@ -20,8 +20,8 @@ import pytest
 import weaviate
 from weaviate.exceptions import WeaviateGRPCUnavailableError
 
+from app.retrieval.remote.weaviate import WeaviateVectorIndex, connect
 from app.retrieval.types import SearchFilter
-from app.retrieval.weaviate import WeaviateVectorIndex, connect
 from tests.contract.test_index_contract import (
     CORPUS,
     EMB,

@@ -1,7 +1,7 @@
 """Write tests/data/minilm_golden.json: sentence-transformers' own all-MiniLM-L6-v2 vectors.
 
 The local embedder builds its ONNX graph from the model's weights without torch
-(app/retrieval/bert_onnx.py); tests/unit/test_onnx_encoder.py compares it with these
+(app/retrieval/embedding/bert_onnx.py); tests/unit/test_onnx_encoder.py compares it with these
 vectors. Regenerate them only with the reference stack, which needs the torch extra:
 
     .venv/bin/pip install -e ".[torch]"

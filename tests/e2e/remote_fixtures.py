@@ -19,8 +19,8 @@ from weaviate.classes.query import Filter
 
 from app.ingest.clean import clean_documents
 from app.ingest.loaders import load_document
-from app.retrieval.weaviate import connect
-from app.retrieval.weaviate_schema import weaviate_tenant
+from app.retrieval.remote.weaviate import connect
+from app.retrieval.remote.weaviate_schema import weaviate_tenant
 
 
 @dataclass

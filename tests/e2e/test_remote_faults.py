@@ -19,11 +19,11 @@ import httpx
 import openai
 import pytest
 
-from app.retrieval.elastic import ElasticKeywordIndex
-from app.retrieval.elastic import connect as es_connect
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.weaviate import WeaviateVectorIndex
-from app.retrieval.weaviate import connect as wv_connect
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.remote.elastic import ElasticKeywordIndex
+from app.retrieval.remote.elastic import connect as es_connect
+from app.retrieval.remote.weaviate import WeaviateVectorIndex
+from app.retrieval.remote.weaviate import connect as wv_connect
 from app.server import keys as api_keys
 from tests import engines
 from tests.e2e.conftest import running

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.dense import DenseIndex, DenseRow
+from app.retrieval.embedded.dense import DenseIndex, DenseRow
 
 DIM = 32
 
@@ -123,7 +123,7 @@ def test_torn_or_foreign_snapshot_is_ignored(tmp_path: Path) -> None:
 
 
 def test_vectors_stored_across_many_blocks_search_like_one_matrix(rows: list[DenseRow]) -> None:
-    from app.retrieval.row_blocks import RowBlocks
+    from app.retrieval.embedded.row_blocks import RowBlocks
 
     index = DenseIndex(DIM, ann_threshold=100, exact_limit=0)
     index._matrix = RowBlocks(DIM, block_rows=97)  # 3000 rows over 31 blocks

@@ -19,9 +19,14 @@ from elastic_transport._node import NodeApiResponse
 from elasticsearch import BadRequestError
 from elasticsearch.helpers import BulkIndexError
 
-from app.retrieval.elastic import ElasticKeywordIndex, IncompatibleServerError, connect
-from app.retrieval.elastic_schema import build_query, document_id, filter_clauses, index_mapping
 from app.retrieval.protocols import KeywordIndex
+from app.retrieval.remote.elastic import ElasticKeywordIndex, IncompatibleServerError, connect
+from app.retrieval.remote.elastic_schema import (
+    build_query,
+    document_id,
+    filter_clauses,
+    index_mapping,
+)
 from app.retrieval.types import Chunk, SearchFilter
 from app.settings import SettingsError
 

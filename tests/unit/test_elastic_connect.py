@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.retrieval.elastic import connect
+from app.retrieval.remote.elastic import connect
 
 
 def test_connect_sets_the_transports_backoff() -> None:

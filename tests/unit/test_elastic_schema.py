@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.retrieval.elastic_schema import (
+from app.retrieval.remote.elastic_schema import (
     PUBLIC,
     build_query,
     chunk_to_doc,

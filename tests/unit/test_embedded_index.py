@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
-from app.retrieval.keyword import keyword_terms
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.keyword import keyword_terms
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.protocols import DocumentWriter, KeywordIndex, VectorIndex
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter
 from tests.fakes import HashEmbedder

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval import changelog
-from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded import changelog
+from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.types import Chunk, DocumentRecord, SearchFilter
 from tests.fakes import HashEmbedder
 
@@ -176,7 +176,7 @@ INSERT INTO meta(key, value) VALUES ('generation', 0);
 
 
 def test_keyword_index_deletes_touched_rows_itself(tmp_path: Path) -> None:
-    from app.retrieval.keyword import KeywordRow, TantivyKeywords
+    from app.retrieval.embedded.keyword import KeywordRow, TantivyKeywords
 
     index = TantivyKeywords(tmp_path / "kw")
     rows = [KeywordRow(i, "t1", (), f"alpha {i}", "") for i in (1, 2, 3)]

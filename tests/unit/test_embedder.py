@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.embedder import MODEL_PACKAGE, LocalEmbedder
+from app.retrieval.embedding.embedder import MODEL_PACKAGE, LocalEmbedder
 from app.retrieval.protocols import Embedder
 from tests.servers import REPO
 
@@ -39,7 +39,7 @@ def test_embeddings_are_unit_vectors_and_queries_are_cached() -> None:
 
 
 def test_queries_and_passages_run_with_their_own_thread_counts() -> None:
-    from app.retrieval.onnx_encoder import OnnxEncoder
+    from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 
     embedder = LocalEmbedder(threads=2, query_threads=1)
     embedder.embed_documents(["load the model"])

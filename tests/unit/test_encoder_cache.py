@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval import encoder_cache
-from app.retrieval.embedder import local_model_path
-from app.retrieval.encoder_cache import (
+from app.retrieval.embedding import encoder_cache
+from app.retrieval.embedding.embedder import local_model_path
+from app.retrieval.embedding.encoder_cache import (
     SentenceTransformerEncoder,
     TorchExtraMissingError,
     entry_dir,
     load_encoder,
 )
-from app.retrieval.onnx_encoder import OnnxEncoder
+from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 
 TEXTS = ["How often does SQLite run a checkpoint in WAL mode?", "VACUUM", "a"]
 
@@ -33,7 +33,7 @@ HEAVY = sorted({"sentence_transformers", "torch", "transformers", "onnx", "safet
 SCRIPT = f"""
 import json, sys
 from pathlib import Path
-from app.retrieval.embedder import LocalEmbedder
+from app.retrieval.embedding.embedder import LocalEmbedder
 rows = LocalEmbedder(cache_dir=Path(sys.argv[1])).embed_documents(json.loads(sys.argv[2]))
 heavy = sorted(set({HEAVY!r}) & set(sys.modules))
 print(json.dumps(dict(rows=rows.tolist(), heavy=heavy)))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from app.resources import build_resources
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.fanout import FanOutWriter
+from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.protocols import DocumentWriter
+from app.retrieval.remote.fanout import FanOutWriter
 from app.retrieval.types import Chunk, DocumentRecord
 from app.settings import Settings, SettingsError
 
@@ -116,8 +116,8 @@ def test_delete_forgets_the_record_before_the_engines(records: EmbeddedIndex) ->
 def test_factory_wires_remote_engines_together(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.retrieval.elastic as elastic
-    import app.retrieval.weaviate as weaviate
+    import app.retrieval.remote.elastic as elastic
+    import app.retrieval.remote.weaviate as weaviate
 
     class Client:
         def close(self) -> None:

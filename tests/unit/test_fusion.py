@@ -119,7 +119,7 @@ async def test_engines_run_in_parallel_threads_only_when_concurrent(concurrent: 
 
 
 async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search() -> None:
-    from app.retrieval.query_cache import QueryCache
+    from app.retrieval.embedding.query_cache import QueryCache
 
     class Embed:
         model_name = "m"
@@ -179,7 +179,7 @@ async def test_prefetch_embeds_once_ahead_of_search_and_leaves_errors_to_search(
 
 async def test_prefetch_of_a_query_cached_or_in_flight_starts_no_second_worker() -> None:
     from app.retrieval import retriever as retriever_module
-    from app.retrieval.query_cache import QueryCache
+    from app.retrieval.embedding.query_cache import QueryCache
 
     release = threading.Event()
 

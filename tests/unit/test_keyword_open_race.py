@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
-from app.retrieval.keyword import TantivyKeywords
+from app.retrieval.embedded.keyword import TantivyKeywords
 
 
 def _open(path: str, go: mp.synchronize.Event) -> None:

@@ -10,7 +10,7 @@ import pytest
 import tiktoken
 
 from app.llm.tokens import ApproxCounter, HFTokenCounter, TiktokenCounter, counter_for
-from app.retrieval.embedder import local_model_path
+from app.retrieval.embedding.embedder import local_model_path
 
 TEXT = "Readers do not block writers in WAL mode."
 

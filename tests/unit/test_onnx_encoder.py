@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 import pytest
 
-from app.retrieval.bert_onnx import UnsupportedModelError, inspect
-from app.retrieval.embedder import LocalEmbedder, local_model_path
-from app.retrieval.onnx_encoder import OnnxEncoder
+from app.retrieval.embedding.bert_onnx import UnsupportedModelError, inspect
+from app.retrieval.embedding.embedder import LocalEmbedder, local_model_path
+from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 
 GOLDEN = json.loads(
     (Path(__file__).parents[1] / "data" / "minilm_golden.json").read_text(encoding="utf-8")
@@ -166,7 +166,7 @@ def test_building_prints_nothing(tmp_path: Path) -> None:
     # A fresh process and an empty cache: the graph is built and quantized here.
     script = (
         "from pathlib import Path\n"
-        "from app.retrieval.embedder import LocalEmbedder\n"
+        "from app.retrieval.embedding.embedder import LocalEmbedder\n"
         f"LocalEmbedder(cache_dir=Path({str(tmp_path)!r})).embed_query('hello')\n"
     )
     done = subprocess.run(

@@ -16,7 +16,7 @@ from app.ingest.ids import stable_id
 from app.ingest.loaders import RecordSpec, load_document
 from app.ingest.pipeline import IngestOptions, Ingestor
 from app.resources import Resources
-from app.retrieval import changelog
+from app.retrieval.embedded import changelog
 from app.retrieval.types import SearchFilter
 from app.settings import SettingsError
 from tests.ingesting import small_ingestor

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.embedder import LocalEmbedder, local_model_path, make_embedder
-from app.retrieval.encoder_cache import entry_dir, load_encoder
-from app.retrieval.onnx_encoder import OnnxEncoder
+from app.retrieval.embedding.embedder import LocalEmbedder, local_model_path, make_embedder
+from app.retrieval.embedding.encoder_cache import entry_dir, load_encoder
+from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 from app.settings import EmbedSettings
 
 TOY = Path(__file__).parents[1] / "data" / "beir-toy"
@@ -69,7 +69,7 @@ def test_int8_rows_are_unit_vectors_close_to_float32(
     assert small.shape == full.shape and small.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
     cosines = (full * small).sum(axis=1)
-    # app/retrieval/quantize.py: 0.993 on average on the bundled BEIR subsets.
+    # app/retrieval/embedding/quantize.py: 0.993 on average on the bundled BEIR subsets.
     assert cosines.mean() >= 0.99 and cosines.min() > 0.97, cosines
     assert not np.allclose(full, small, atol=1e-3)  # the weights really are different
 

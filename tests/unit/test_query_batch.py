@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from app.retrieval.query_batch import QueryBatcher
+from app.retrieval.embedding.query_batch import QueryBatcher
 
 
 class SlowModel:
@@ -73,7 +73,7 @@ def test_a_failed_pass_fails_its_callers_only() -> None:
 
 
 def test_the_local_embedder_batches_concurrent_queries() -> None:
-    from app.retrieval.embedder import LocalEmbedder
+    from app.retrieval.embedding.embedder import LocalEmbedder
 
     embedder = LocalEmbedder()
     texts = [f"question number {i} about write-ahead logging" for i in range(12)]

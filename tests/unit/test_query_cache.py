@@ -9,7 +9,7 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
-from app.retrieval.query_cache import QueryCache
+from app.retrieval.embedding.query_cache import QueryCache
 
 
 class Counting:

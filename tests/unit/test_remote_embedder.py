@@ -11,10 +11,10 @@ import pytest
 
 from app.ingest.factory import build_ingestor
 from app.resources import build_resources
+from app.retrieval.embedding.query_cache import QueryCache
+from app.retrieval.embedding.remote_embedder import RemoteEmbedder
+from app.retrieval.model_http import RemoteServiceError
 from app.retrieval.protocols import Embedder
-from app.retrieval.query_cache import QueryCache
-from app.retrieval.remote_embedder import RemoteEmbedder
-from app.retrieval.remote_http import RemoteServiceError
 from app.settings import SettingsError, load_settings
 from tests.embed_server import ServerState, hashed_vector, make_app
 from tests.servers import asgi_server, free_port

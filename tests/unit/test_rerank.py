@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from app.resources import build_resources
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
-from app.retrieval.embedder import local_model_path
-from app.retrieval.remote_http import RemoteServiceError
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedding.embedder import local_model_path
+from app.retrieval.model_http import RemoteServiceError
 from app.retrieval.rerank import CrossEncoderReranker, HttpReranker, Reranker, make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, Hit, SearchFilter

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.retriever import HybridRetriever, RetrievalUnavailable
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 from tests.fakes import HashEmbedder

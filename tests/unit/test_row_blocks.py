@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.retrieval.row_blocks import RowBlocks
+from app.retrieval.embedded.row_blocks import RowBlocks
 
 
 def _filled(n: int, dim: int = 3, block_rows: int = 4) -> tuple[RowBlocks, np.ndarray]:

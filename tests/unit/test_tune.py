@@ -12,8 +12,8 @@ from app.evals.metrics import Judge
 from app.evals.params import FusionParams
 from app.evals.retrieval import Candidates
 from app.evals.tune import DEPTHS, RATIOS, RRF_KS, TuneSet, grid, tune
-from app.retrieval.embedded import EmbeddedIndex
-from app.retrieval.embedded_views import EmbeddedKeywordIndex, EmbeddedVectorIndex
+from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 from app.settings import RetrievalSettings, Settings, load_settings

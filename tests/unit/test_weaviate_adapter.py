@@ -21,9 +21,9 @@ from weaviate.collections.filters import _FilterToREST
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBatchError
 
 from app.retrieval.protocols import VectorIndex
+from app.retrieval.remote.weaviate import WeaviateVectorIndex, WeaviateWriteError
+from app.retrieval.remote.weaviate_schema import weaviate_tenant
 from app.retrieval.types import Chunk, SearchFilter
-from app.retrieval.weaviate import WeaviateVectorIndex, WeaviateWriteError
-from app.retrieval.weaviate_schema import weaviate_tenant
 from tests.fakes import HashEmbedder
 from tests.unit.test_weaviate_schema import evaluate
 

@@ -15,8 +15,7 @@ from weaviate.classes.config import DataType, Tokenization, VectorDistances, Vec
 from weaviate.collections.classes.config import _CollectionConfigCreate
 from weaviate.collections.filters import _FilterToREST
 
-from app.retrieval.types import Chunk, SearchFilter
-from app.retrieval.weaviate_schema import (
+from app.retrieval.remote.weaviate_schema import (
     PUBLIC,
     SEARCHABLE,
     build_filter,
@@ -27,6 +26,7 @@ from app.retrieval.weaviate_schema import (
     object_to_chunk,
     weaviate_tenant,
 )
+from app.retrieval.types import Chunk, SearchFilter
 
 GROUPS = ("finance", "hr", "finance-eu")
 

@@ -1,6 +1,6 @@
 """Weaviate vector index: our embedder's vectors, one Weaviate tenant per ragent tenant.
 
-Schema, mapping and filters live in :mod:`app.retrieval.weaviate_schema` (multi-tenancy and
+Schema, mapping and filters live in :mod:`app.retrieval.remote.weaviate_schema` (multi-tenancy and
 the ACL marker are explained there). Tenants are created on demand at the first write.
 
 Retries: the client retries gRPC calls (search, batch) on ``UNAVAILABLE`` with exponential
@@ -40,11 +40,10 @@ from weaviate.exceptions import (
 )
 from weaviate.util import generate_uuid5
 
-from app.retrieval.commits import begin_marker, visible_hits
 from app.retrieval.protocols import Vector
-from app.retrieval.types import Chunk, Hit, SearchFilter
-from app.retrieval.weaviate_commits import WeaviateCommits
-from app.retrieval.weaviate_schema import (
+from app.retrieval.remote.commits import begin_marker, visible_hits
+from app.retrieval.remote.weaviate_commits import WeaviateCommits
+from app.retrieval.remote.weaviate_schema import (
     SEARCHABLE,
     build_filter,
     chunk_properties,
@@ -53,6 +52,7 @@ from app.retrieval.weaviate_schema import (
     object_to_chunk,
     weaviate_tenant,
 )
+from app.retrieval.types import Chunk, Hit, SearchFilter
 
 __all__ = ["WeaviateVectorIndex", "WeaviateWriteError", "connect"]
 
@@ -322,7 +322,7 @@ class WeaviateVectorIndex:
 
     @_retry_transient
     def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:
-        """Switch the document to exactly ``chunk_ids`` (see :mod:`app.retrieval.commits`)."""
+        """Switch the document to exactly ``chunk_ids`` (:mod:`app.retrieval.remote.commits`)."""
         self.commits.commit(tenant_id, doc_id, chunk_ids)
 
     def delete_stale(self, tenant_id: str, doc_id: str, generation: str) -> int:
@@ -335,7 +335,7 @@ class WeaviateVectorIndex:
         """Replace a document's chunks: readers see the old version, then the new one.
 
         Weaviate has no multi-object transaction, so the swap goes through the document's
-        commit marker (:mod:`app.retrieval.commits`): the new chunks are imported with a
+        commit marker (:mod:`app.retrieval.remote.commits`): the new chunks are imported with a
         fresh ``generation`` while hidden, the marker is switched, and the chunks of other
         generations are deleted. If the process or the server dies on the way, the old
         version stays what readers see, and leftovers stay hidden until the next replace
@@ -384,7 +384,7 @@ class WeaviateVectorIndex:
 
         A single-engine baseline for ragent's fusion (:mod:`app.retrieval.fusion`), under
         the same tenant and ACL filters as :meth:`search`. BM25 runs over
-        :data:`~app.retrieval.weaviate_schema.SEARCHABLE`. Weaviate caps each leg at
+        :data:`~app.retrieval.remote.weaviate_schema.SEARCHABLE`. Weaviate caps each leg at
         ``QUERY_HYBRID_MAXIMUM_RESULTS`` candidates (100 by default).
 
         Args:

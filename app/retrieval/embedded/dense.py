@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import ThreadpoolController
 
-from app.retrieval.row_blocks import RowBlocks
+from app.retrieval.embedded.row_blocks import RowBlocks
 
 __all__ = ["DenseIndex", "DenseRow"]
 

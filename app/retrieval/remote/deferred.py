@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from app.retrieval import elastic, weaviate
-from app.retrieval.elastic import ElasticKeywordIndex
 from app.retrieval.protocols import Vector
+from app.retrieval.remote import elastic, weaviate
+from app.retrieval.remote.elastic import ElasticKeywordIndex
+from app.retrieval.remote.weaviate import WeaviateVectorIndex
 from app.retrieval.types import Chunk, Hit, SearchFilter
-from app.retrieval.weaviate import WeaviateVectorIndex
 
 __all__ = [
     "Deferred",
@@ -65,7 +65,7 @@ class Deferred(Generic[T]):
 
 
 class DeferredVectorIndex:
-    """A :class:`~app.retrieval.weaviate.WeaviateVectorIndex` connected on first use."""
+    """A :class:`~app.retrieval.remote.weaviate.WeaviateVectorIndex` connected on first use."""
 
     def __init__(self, index: Deferred[WeaviateVectorIndex]) -> None:
         """Delegate every call to the adapter ``index`` builds."""
@@ -113,7 +113,7 @@ class DeferredVectorIndex:
 
 
 class DeferredKeywordIndex:
-    """An :class:`~app.retrieval.elastic.ElasticKeywordIndex` connected on first use."""
+    """An :class:`~app.retrieval.remote.elastic.ElasticKeywordIndex` connected on first use."""
 
     def __init__(self, index: Deferred[ElasticKeywordIndex]) -> None:
         """Delegate every call to the adapter ``index`` builds."""

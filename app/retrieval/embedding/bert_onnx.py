@@ -13,7 +13,7 @@ It is written by hand because no library builds this graph without torch:
 ``torch.onnx.export`` and its wrappers (optimum, sentence-transformers' ONNX backend)
 trace the PyTorch model, and PyPI's Linux torch wheel is a multi-GB CUDA stack. Any
 other model raises :class:`UnsupportedModelError`, and
-:mod:`app.retrieval.encoder_cache` then uses sentence-transformers when the ``torch``
+:mod:`app.retrieval.embedding.encoder_cache` then uses sentence-transformers when the ``torch``
 extra is installed. tests/unit/test_onnx_encoder.py checks the vectors against
 sentence-transformers' own (tests/data/minilm_golden.json).
 """

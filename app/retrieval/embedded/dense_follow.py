@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from app.retrieval import changelog
-from app.retrieval.dense import DenseIndex
+from app.retrieval.embedded import changelog
+from app.retrieval.embedded.dense import DenseIndex
 
 __all__ = ["DenseFollower"]
 

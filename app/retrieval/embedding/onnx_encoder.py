@@ -7,12 +7,12 @@ runs the same forward pass in about half that on this project's two-core AVX2 te
 machine (7 ms for a lone query on one thread) and holds no GIL while it runs. Pooling
 and normalisation are part of the graph, so one call into the runtime gives the
 finished rows. The graph is built from the model's weights without torch
-(:mod:`app.retrieval.bert_onnx`), for the common shape of model: a BERT transformer,
+(:mod:`app.retrieval.embedding.bert_onnx`), for the common shape of model: a BERT transformer,
 mean pooling, optional normalisation.
 
 An encoder saves to a directory (the ONNX model, the tokenizer and two settings) and
 loads back with onnxruntime and tokenizers alone: see
-:mod:`app.retrieval.encoder_cache`.
+:mod:`app.retrieval.embedding.encoder_cache`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["OnnxEncoder", "Precision"]
 
 Matrix = npt.NDArray[np.float32]
 Precision = Literal["float32", "int8"]
-"""The model's weights: as built (float32), or int8 (:mod:`app.retrieval.quantize`)."""
+"""The model's weights: as built (float32), or int8 (:mod:`app.retrieval.embedding.quantize`)."""
 
 _MODEL, _TOKENIZER, _META = "model.onnx", "tokenizer.json", "meta.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -82,12 +82,12 @@ class OnnxEncoder:
             model_dir: A sentence-transformers model directory (``modules.json``).
 
         Returns:
-            The encoder, made without torch (:mod:`app.retrieval.bert_onnx`).
+            The encoder, made without torch (:mod:`app.retrieval.embedding.bert_onnx`).
 
         Raises:
             UnsupportedModelError: The model is not a BERT with mean pooling.
         """
-        from app.retrieval import bert_onnx
+        from app.retrieval.embedding import bert_onnx
 
         model = bert_onnx.inspect(model_dir)
         return cls(
@@ -98,8 +98,8 @@ class OnnxEncoder:
         )
 
     def to_int8(self) -> OnnxEncoder:
-        """This encoder with int8 weights (see :mod:`app.retrieval.quantize`)."""
-        from app.retrieval.quantize import int8_weights
+        """This encoder with int8 weights (see :mod:`app.retrieval.embedding.quantize`)."""
+        from app.retrieval.embedding.quantize import int8_weights
 
         model = self._model if isinstance(self._model, bytes) else self._model.read_bytes()
         return OnnxEncoder(

@@ -1,6 +1,6 @@
 """Elasticsearch keyword index: BM25 with an explicit analyzer, filters inside the query.
 
-Mapping, documents and queries live in :mod:`app.retrieval.elastic_schema` (the ACL marker
+Mapping, documents and queries live in :mod:`app.retrieval.remote.elastic_schema` (the ACL marker
 and document ids are explained there).
 
 Retries: transport-level (connection errors, timeouts, HTTP 429/502/503/504) with jittered
@@ -25,9 +25,9 @@ from elastic_transport import Transport
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, TransportError
 from elasticsearch.helpers import bulk
 
-from app.retrieval.commits import begin_marker, visible_hits
-from app.retrieval.elastic_commits import ElasticCommits
-from app.retrieval.elastic_schema import (
+from app.retrieval.remote.commits import begin_marker, visible_hits
+from app.retrieval.remote.elastic_commits import ElasticCommits
+from app.retrieval.remote.elastic_schema import (
     build_query,
     chunk_to_doc,
     doc_to_chunk,
@@ -320,7 +320,7 @@ class ElasticKeywordIndex:
             self._write(chunks, generation, "wait_for")
 
     def commit(self, tenant_id: str, doc_id: str, chunk_ids: Sequence[str]) -> None:
-        """Switch the document to exactly ``chunk_ids`` (see :mod:`app.retrieval.commits`)."""
+        """Switch the document to exactly ``chunk_ids`` (:mod:`app.retrieval.remote.commits`)."""
         self.commits.commit(tenant_id, doc_id, chunk_ids)
 
     def delete_stale(self, tenant_id: str, doc_id: str, generation: str) -> int:
@@ -331,7 +331,7 @@ class ElasticKeywordIndex:
         """Replace a document's chunks: readers see the old version, then the new one.
 
         Elasticsearch has no transaction across documents, so the swap goes through the
-        document's commit marker (:mod:`app.retrieval.commits`): the new chunks are
+        document's commit marker (:mod:`app.retrieval.remote.commits`): the new chunks are
         written with a fresh ``generation`` while hidden, the marker is switched, and the
         chunks of other generations are deleted. If the process or the cluster dies on
         the way, the old version stays what readers see, and leftovers stay hidden until

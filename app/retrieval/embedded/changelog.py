@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.retrieval.dense import DenseRow
-from app.retrieval.keyword import KeywordRow
+from app.retrieval.embedded.dense import DenseRow
+from app.retrieval.embedded.keyword import KeywordRow
 
 __all__ = ["LogState", "dense_rows", "keyword_rows", "log_state", "prune", "touched"]
 

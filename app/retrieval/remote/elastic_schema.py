@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.retrieval.stored import PUBLIC, chunk_fields, fields_to_chunk
+from app.retrieval.remote.stored import PUBLIC, chunk_fields, fields_to_chunk
 from app.retrieval.types import Chunk, SearchFilter
 
 __all__ = [
@@ -91,7 +91,7 @@ def document_id(tenant_id: str, chunk_id: str) -> str:
 
 
 def chunk_to_doc(chunk: Chunk, generation: str = "") -> dict[str, Any]:
-    """Map a chunk to ``_source`` (see :func:`app.retrieval.stored.chunk_fields`)."""
+    """Map a chunk to ``_source`` (see :func:`app.retrieval.remote.stored.chunk_fields`)."""
     return chunk_fields(chunk, generation)
 
 

@@ -1,4 +1,4 @@
-"""Elasticsearch commit markers (:mod:`app.retrieval.commits`): one index beside the chunks.
+"""Elasticsearch commit markers (:mod:`app.retrieval.remote.commits`): one index beside the chunks.
 
 The markers live in ``<index>-commits``, one document per ragent document, with the same
 ``_id`` scheme as chunks. Reads use ``mget``, which is real-time in Elasticsearch: a
@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch
 
-from app.retrieval.elastic_schema import document_id
+from app.retrieval.remote.elastic_schema import document_id
 
 __all__ = ["ElasticCommits"]
 
@@ -28,7 +28,7 @@ _MAPPING: dict[str, Any] = {
 
 
 class ElasticCommits:
-    """The :class:`~app.retrieval.commits.CommitMarkers` of one chunk index."""
+    """The :class:`~app.retrieval.remote.commits.CommitMarkers` of one chunk index."""
 
     def __init__(self, client: Elasticsearch, chunk_index: str) -> None:
         """Use ``<chunk_index>-commits`` through ``client`` (see :meth:`ensure`)."""

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.retrieval.embedding.query_batch import QueryBatcher
+from app.retrieval.embedding.query_cache import QueryCache
 from app.retrieval.protocols import Embedder, Vector
-from app.retrieval.query_batch import QueryBatcher
-from app.retrieval.query_cache import QueryCache
 from app.settings import EmbedSettings, SettingsError
 
 if TYPE_CHECKING:
-    from app.retrieval.encoder_cache import Encoder
-    from app.retrieval.onnx_encoder import Precision
+    from app.retrieval.embedding.encoder_cache import Encoder
+    from app.retrieval.embedding.onnx_encoder import Precision
 
 __all__ = [
     "MODEL_PACKAGE",
@@ -81,7 +81,7 @@ class LocalEmbedder:
             query_threads: CPU threads of the thread that embeds queries; 0 uses every core.
             precision: The built model's weights (``int8`` or ``float32``).
             cache_dir: Where the built model is kept between processes; None uses
-                :func:`~app.retrieval.encoder_cache.default_cache_dir`.
+                :func:`~app.retrieval.embedding.encoder_cache.default_cache_dir`.
         """
         self._name = model_name
         self._batch_size = batch_size
@@ -117,7 +117,7 @@ class LocalEmbedder:
     def _load(self) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                from app.retrieval.encoder_cache import default_cache_dir, load_encoder
+                from app.retrieval.embedding.encoder_cache import default_cache_dir, load_encoder
 
                 self._encoder = load_encoder(
                     local_model_path(), self._cache_dir or default_cache_dir(), self._precision
@@ -172,7 +172,7 @@ def make_embedder(cfg: EmbedSettings) -> Embedder:
             precision=cfg.precision,
             cache_dir=cfg.cache_dir,
         )
-    from app.retrieval.remote_embedder import RemoteEmbedder
+    from app.retrieval.embedding.remote_embedder import RemoteEmbedder
 
     assert cfg.base_url and cfg.max_tokens  # enforced by EmbedSettings
     return RemoteEmbedder(

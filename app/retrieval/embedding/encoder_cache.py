@@ -1,8 +1,8 @@
 """The local embedding model, built into an ONNX graph once and kept in a cache directory.
 
-Building the graph from the model's weights (:mod:`app.retrieval.bert_onnx`) and
+Building the graph from the model's weights (:mod:`app.retrieval.embedding.bert_onnx`) and
 quantizing it takes a few seconds; the first process that needs the model does it and
-saves the result (:class:`~app.retrieval.onnx_encoder.OnnxEncoder`) under
+saves the result (:class:`~app.retrieval.embedding.onnx_encoder.OnnxEncoder`) under
 ``<cache>/encoders/<key>``. Every later process loads the saved model with onnxruntime
 and tokenizers alone, in well under a second. The key covers the model's files (path,
 size, modification time), the versions of the libraries that build and run the graph,
@@ -36,7 +36,7 @@ import numpy.typing as npt
 from app.settings import SettingsError
 
 if TYPE_CHECKING:
-    from app.retrieval.onnx_encoder import Precision
+    from app.retrieval.embedding.onnx_encoder import Precision
 
 __all__ = [
     "Encoder",
@@ -131,7 +131,7 @@ def load_encoder(model_dir: Path, cache_dir: Path, precision: Precision = "int8"
             cannot be written is logged and skipped: the model is then built in each
             process.
         precision: The built model's weights: ``int8`` quantizes them
-            (:mod:`app.retrieval.quantize`). The sentence-transformers fallback keeps
+            (:mod:`app.retrieval.embedding.quantize`). The sentence-transformers fallback keeps
             float32 whatever this says.
 
     Returns:
@@ -143,7 +143,7 @@ def load_encoder(model_dir: Path, cache_dir: Path, precision: Precision = "int8"
         TorchExtraMissingError: The builder does not cover the model and
             sentence-transformers is not installed.
     """
-    from app.retrieval.onnx_encoder import OnnxEncoder
+    from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 
     entry = entry_dir(model_dir, cache_dir, precision)
     if entry.is_dir():
@@ -154,7 +154,7 @@ def load_encoder(model_dir: Path, cache_dir: Path, precision: Precision = "int8"
             logger.warning("rebuilding the cached embedding model (%s): %s", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
     # Imported only now: the builder loads onnx and safetensors, which a cached load skips.
-    from app.retrieval.bert_onnx import UnsupportedModelError
+    from app.retrieval.embedding.bert_onnx import UnsupportedModelError
 
     try:
         built = OnnxEncoder.from_model_dir(model_dir)

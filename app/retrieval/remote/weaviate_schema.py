@@ -35,7 +35,7 @@ from weaviate.classes.config import (
 from weaviate.classes.query import Filter
 from weaviate.collections.classes.filters import _Filters
 
-from app.retrieval.stored import PUBLIC, chunk_fields, fields_to_chunk
+from app.retrieval.remote.stored import PUBLIC, chunk_fields, fields_to_chunk
 from app.retrieval.types import Chunk, SearchFilter
 
 __all__ = [
@@ -128,7 +128,7 @@ def collection_config(name: str) -> dict[str, Any]:
 
 
 def chunk_properties(chunk: Chunk, generation: str = "") -> dict[str, Any]:
-    """Map a chunk to the object's properties (see :func:`app.retrieval.stored.chunk_fields`)."""
+    """Map a chunk to the object's properties (:func:`app.retrieval.remote.stored.chunk_fields`)."""
     return chunk_fields(chunk, generation)
 
 

@@ -1,7 +1,7 @@
 """Writing documents to remote engines (Weaviate + Elasticsearch), recorded locally.
 
 The two engines share no transaction, with each other or within themselves. Each keeps a
-commit marker per document (:mod:`app.retrieval.commits`) that lists the chunks readers
+commit marker per document (:mod:`app.retrieval.remote.commits`) that lists the chunks readers
 may see, so a replace runs in phases across both engines:
 
 1. ``begin``: a document without a marker in an engine gets one listing the chunks it
@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from app.retrieval.embedded import EmbeddedIndex
+from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.protocols import Vector
 from app.retrieval.types import Chunk, DocumentRecord
 

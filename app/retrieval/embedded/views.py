@@ -9,7 +9,7 @@ from app.retrieval.protocols import Vector
 from app.retrieval.types import Chunk, Hit, SearchFilter
 
 if TYPE_CHECKING:
-    from app.retrieval.embedded import EmbeddedIndex
+    from app.retrieval.embedded.index import EmbeddedIndex
 
 __all__ = ["EmbeddedKeywordIndex", "EmbeddedVectorIndex"]
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from app.retrieval.embedding.query_cache import QueryCache
+from app.retrieval.model_http import JsonClient, RemoteServiceError
 from app.retrieval.protocols import Vector
-from app.retrieval.query_cache import QueryCache
-from app.retrieval.remote_http import JsonClient, RemoteServiceError
 
 __all__ = ["RemoteEmbedder"]
 

@@ -1,4 +1,4 @@
-"""Weaviate commit markers (:mod:`app.retrieval.commits`): a collection beside the chunks.
+"""Weaviate commit markers (:mod:`app.retrieval.remote.commits`): a collection beside the chunks.
 
 The markers live in ``<Collection>Commits``, multi-tenant like the chunks, one object per
 ragent document (its id a UUID5 of the document id, within the tenant's shard), with no
@@ -16,7 +16,7 @@ from weaviate.classes.tenants import Tenant
 from weaviate.exceptions import UnexpectedStatusCodeError
 from weaviate.util import generate_uuid5
 
-from app.retrieval.weaviate_schema import weaviate_tenant
+from app.retrieval.remote.weaviate_schema import weaviate_tenant
 
 __all__ = ["WeaviateCommits"]
 
@@ -26,7 +26,7 @@ def _exists_already(err: UnexpectedStatusCodeError) -> bool:
 
 
 class WeaviateCommits:
-    """The :class:`~app.retrieval.commits.CommitMarkers` of one chunk collection."""
+    """The :class:`~app.retrieval.remote.commits.CommitMarkers` of one chunk collection."""
 
     def __init__(self, client: weaviate.WeaviateClient, chunk_collection: str) -> None:
         """Use ``<chunk_collection>Commits`` through ``client`` (see :meth:`ensure`)."""
