@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.llm.tokens import ApproxCounter
 from app.resources import Resources, use_resources
 from app.retrieval.embedded.index import EmbeddedIndex

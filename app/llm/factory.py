@@ -16,9 +16,9 @@ from functools import partial
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
-from app.llm.fallback import Backend, FallbackChatModel
-from app.llm.offline import MODEL_NAME, ExtractiveAnswerer
-from app.llm.resilience import breaker_factory
+from app.llm.fallback.chain import Backend, FallbackChatModel
+from app.llm.fallback.resilience import breaker_factory
+from app.llm.offline.answerer import MODEL_NAME, ExtractiveAnswerer
 from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import counter_for, default_counter
 from app.retrieval.protocols import Embedder
@@ -44,7 +44,7 @@ def _primary(cfg: LLMSettings) -> ModelEndpoint | None:
 def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
     """Build a ``ChatOpenAI`` for one endpoint; the fallback chain does retries and timeouts.
 
-    It is :class:`~app.llm.streaming_openai.StreamingChatOpenAI`, which streams plain
+    It is :class:`~app.llm.openai.chat_model.StreamingChatOpenAI`, which streams plain
     chat completions without the openai SDK's per-chunk models.
 
     Args:
@@ -56,7 +56,7 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
     """
     import httpx
 
-    from app.llm.streaming_openai import StreamingChatOpenAI
+    from app.llm.openai.chat_model import StreamingChatOpenAI
 
     key = cfg.api_key
     if endpoint.api_key_env is not None:

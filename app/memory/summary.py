@@ -10,8 +10,8 @@ from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
 from app import prompts
 from app.llm.deadline import deadline_passed
-from app.llm.fallback import OFFLINE
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.fallback.chain import OFFLINE
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.llm.tokens import TokenCounter
 
 __all__ = ["fit_tokens", "fold_point", "summarise", "window_tokens"]

@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.context import Context
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.memory.extract import model_facts
 from app.memory.longterm import MemoryBank, Origin
 from app.memory.namespaces import namespace

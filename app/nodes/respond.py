@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from app import prompts
 from app.context import Context
 from app.llm.budget import assemble
-from app.llm.memory_answers import render_memories
+from app.llm.offline.memory_answers import render_memories
 from app.llm.tiers import TierRules, escalate, retrieval_confidence
 from app.resources import aget_resources
 from app.state import AgentState, Source

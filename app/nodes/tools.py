@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from app.context import Context
-from app.llm.tool_args import refused_tool_calls
+from app.llm.openai.tool_args import refused_tool_calls
 from app.nodes.respond import render_source
 from app.observability.tracing import span
 from app.resources import Resources, aget_resources

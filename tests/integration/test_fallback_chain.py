@@ -12,8 +12,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 
 from app.llm.factory import build_models
-from app.llm.resilience import ModelCallError
-from app.llm.streaming_openai import StreamingChatOpenAI
+from app.llm.fallback.resilience import ModelCallError
+from app.llm.openai.chat_model import StreamingChatOpenAI
 from app.llm.tiers import ModelSet
 from app.settings import LLMSettings, ModelEndpoint
 from tests.openai_server import (

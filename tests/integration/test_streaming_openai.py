@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessageChunk, HumanMessa
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from app.llm.streaming_openai import StreamingChatOpenAI
+from app.llm.openai.chat_model import StreamingChatOpenAI
 from tests.openai_server import (
     ErrorEvent,
     Fail,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.llm.factory import build_models
-from app.llm.fallback import FallbackChatModel
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.fallback.chain import FallbackChatModel
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.settings import SettingsError, load_settings
 
 

@@ -8,14 +8,14 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import compile_agent
-from app.llm.memory_answers import (
+from app.llm.offline.answerer import ExtractiveAnswerer
+from app.llm.offline.memory_answers import (
     answer_from_memories,
     asks_about_user,
     parse_memories,
     render_memories,
     second_person,
 )
-from app.llm.offline import ExtractiveAnswerer
 from app.memory.store import open_store
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.resources import Resources

@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.nodes.guard import after_guard, early_query, guard_input, guard_output, is_refusal
 from app.nodes.memory import compress_memory, load_memory, memory_namespace
 from app.nodes.respond import render_sources, respond

@@ -1,4 +1,4 @@
-"""Unit tests for the offline extractive chat model (app.llm.offline)."""
+"""Unit tests for the offline extractive chat model (app.llm.offline.answerer)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import tool
 
-from app.llm.offline import ExtractiveAnswerer, answer_from_sources, parse_sources
+from app.llm.offline.answerer import ExtractiveAnswerer, answer_from_sources, parse_sources
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.text.intents import find_arithmetic
 from app.text.sentences import split_sentences

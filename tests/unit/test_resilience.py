@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from app.llm.resilience import ModelCallError, classify
+from app.llm.fallback.resilience import ModelCallError, classify
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 

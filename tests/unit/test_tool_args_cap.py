@@ -24,7 +24,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.llm.factory import build_models
-from app.llm.wire import sse_data
+from app.llm.openai.transport import sse_data
 from app.resources import Resources, use_resources
 from app.service import ask
 from app.settings import LLMSettings

@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import compile_agent
-from app.llm.offline import ExtractiveAnswerer
+from app.llm.offline.answerer import ExtractiveAnswerer
 from app.resources import Resources, use_resources
 from app.service import ask, thread_key
 from app.text.intents import find_arithmetic, find_conversion

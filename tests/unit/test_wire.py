@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 import pytest
 
-from app.llm.wire import WirePool, as_httpx, sse_data
+from app.llm.openai.transport import WirePool, as_httpx, sse_data
 from tests.servers import free_port
 
 

@@ -8,16 +8,16 @@ share of the graph's CPU time per turn. This subclass keeps everything that make
 output), and for plain streamed chat completions posts the payload itself and parses the
 server-sent events into dicts (orjson), handing them to the same chunk conversion.
 
-The wire is aiohttp (:mod:`app.llm.wire`): a streamed completion from a local server
+The wire is aiohttp (:mod:`app.llm.openai.transport`): a streamed completion from a local server
 took 0.7 ms of CPU there against 3.1-3.5 ms through httpx.
 
 Tool-call arguments are held back until the stream ends and capped in size
-(:mod:`app.llm.tool_args`), so no partial argument is parsed on the event loop.
+(:mod:`app.llm.openai.tool_args`), so no partial argument is parsed on the event loop.
 
 Errors keep the openai SDK's types (``APIStatusError`` subclasses by status, ``APIError``
 for an error event inside a stream); the connection's errors are raised as httpx's
-(``httpx.ConnectError`` and the like, see :func:`app.llm.wire.as_httpx`), so the fallback
-chain classifies them as before. Requests that need the SDK's own features
+(``httpx.ConnectError`` and the like, see :func:`app.llm.openai.transport.as_httpx`), so the
+fallback chain classifies them as before. Requests that need the SDK's own features
 (``response_format``, response headers, a gateway, a callable API key, extra headers or
 query parameters) take the inherited path over ``http_async_client``.
 """
@@ -36,8 +36,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
 from pydantic import Field, PrivateAttr, SecretStr
 
-from app.llm.tool_args import ToolArgs
-from app.llm.wire import (
+from app.llm.openai.tool_args import ToolArgs
+from app.llm.openai.transport import (
     WirePool,
     as_httpx,
     httpx_request,

@@ -4,9 +4,9 @@
 (the ``<sources>`` block that the respond node writes into the system message) that best
 match the question, each followed by its ``[S<n>]`` label. A question about the user
 that a recalled memory answers is answered from the memory instead
-(:mod:`app.llm.memory_answers`). It calls the ``calculator``, ``convert_units`` and
+(:mod:`app.llm.offline.memory_answers`). It calls the ``calculator``, ``convert_units`` and
 ``current_time`` tools when they are bound and the question needs them, and turns tool
-results into plain sentences (:mod:`app.llm.offline_tools`). It needs no network, no
+results into plain sentences (:mod:`app.llm.offline.tool_use`). It needs no network, no
 randomness and no clock.
 """
 
@@ -35,8 +35,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from app.llm.memory_answers import answer_from_memories, parse_memories
-from app.llm.offline_tools import describe_tool_results, plan_tool_calls
+from app.llm.offline.memory_answers import answer_from_memories, parse_memories
+from app.llm.offline.tool_use import describe_tool_results, plan_tool_calls
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.text.intents import standalone_question
 from app.text.sentences import Similarity, rank_sentences

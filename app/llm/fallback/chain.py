@@ -46,10 +46,9 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from app.llm.attempt import stream_attempt
-from app.llm.chunks import TokenSink
 from app.llm.deadline import current_deadline
-from app.llm.resilience import ModelCallError, classify
+from app.llm.fallback.attempt import TokenSink, stream_attempt
+from app.llm.fallback.resilience import ModelCallError, classify
 from app.observability import models as observed
 from app.observability.metrics import model_label
 from app.observability.tracing import span
