@@ -1,6 +1,6 @@
 """What one turn gives back: the answer, its streamed tokens, and a refused question.
 
-Kept apart from :mod:`app.service` so that the ``ragent`` command can name them without
+Kept apart from :mod:`app.turns` so that the ``ragent`` command can name them without
 importing LangGraph, which its cheap subcommands never need.
 """
 

@@ -48,7 +48,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.server.turns import LOCK_TTL_S  # noqa: E402
+from app.server.chat_turns import LOCK_TTL_S  # noqa: E402
 from tests.openai_server import OpenAIServer, Reply, openai_server  # noqa: E402
 from tests.servers import BIN, free_port, redis_server, wait_http  # noqa: E402
 

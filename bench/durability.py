@@ -7,7 +7,7 @@ Run from the repository root:
 
 As bench/first_token.py does, it ingests samples/ with the embedded engines, starts
 tests/openai_server.py in its own process (an OpenAI-protocol model that answers at
-once) and runs turns through ``app.service.stream_ask`` (the path of the HTTP API) on
+once) and runs turns through ``app.turns.stream_ask`` (the path of the HTTP API) on
 the compiled agent, retrieval on, with each checkpointer (SQLite, and Redis 8 with its
 modules, fsync on every write). Each thread takes ``--turns`` turns, so later turns
 carry a history; threads take the durabilities in turn (exit, sync, async, exit, ...),
@@ -43,13 +43,13 @@ MODES = ("exit", "sync", "async")
 async def run(args: argparse.Namespace, data_dir: Path, base_url: str, redis: str | None) -> Any:
     from app.context import Context
     from app.graphs.agent import compile_agent
-    from app.heap import freeze_startup_heap
     from app.ingest.factory import build_ingestor
     from app.ingest.pipeline import IngestOptions
     from app.memory.checkpoint import open_checkpointer
     from app.resources import build_resources, use_resources
-    from app.service import stream_ask
     from app.settings import load_settings
+    from app.startup_gc import freeze_startup_heap
+    from app.turns import stream_ask
 
     for key in [k for k in os.environ if k.startswith("RAGENT_")]:
         del os.environ[key]

@@ -152,7 +152,7 @@ def keyword_section(args: argparse.Namespace, local: Local, worker: Worker) -> d
     from engines_keyword import PEER_SIDE, RAGENT_SIDE
 
     from app.evals.beir import load_beir
-    from app.evals.metrics import Judge
+    from app.evals.ranking_metrics import Judge
 
     data = load_beir(args.dataset)
     doc_ids = list(data.corpus)

@@ -8,7 +8,7 @@ It ingests samples/ with the real embedded engines (the local MiniLM embedder, S
 indexes), starts tests/openai_server.py in its own process (an OpenAI-protocol server
 that streams like vLLM and answers at once) as the chat model behind the fallback chain,
 and runs turns
-through ``app.service.stream_ask`` (the path of ``ragent ask`` and the HTTP API) on the
+through ``app.turns.stream_ask`` (the path of ``ragent ask`` and the HTTP API) on the
 compiled agent with the SQLite checkpointer and retrieval on. Every question is new, so no
 cache helps. Per turn:
 
@@ -99,13 +99,13 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
 
     from app.context import Context
     from app.graphs.agent import compile_agent
-    from app.heap import freeze_startup_heap
     from app.ingest.factory import build_ingestor
     from app.ingest.pipeline import IngestOptions
     from app.memory.checkpoint import open_checkpointer
     from app.resources import build_resources, use_resources
-    from app.service import Token, stream_ask, thread_key
     from app.settings import load_settings
+    from app.startup_gc import freeze_startup_heap
+    from app.turns import Token, stream_ask, thread_key
 
     for key in [k for k in os.environ if k.startswith("RAGENT_")]:
         del os.environ[key]

@@ -6,7 +6,7 @@ Run from the repository root:
 
 It starts tests/openai_server.py in this process (an OpenAI-protocol model server) and:
 
-1. runs one turn through the graph (``app.service.ask``, then ``stream_ask``) with model
+1. runs one turn through the graph (``app.turns.ask``, then ``stream_ask``) with model
    memory extraction on, against a server that accepts each request and never answers,
    then against one that streams two pieces and stalls (``llm.stall_timeout_s`` is half
    the timeout). Printed: the turn's wall time over ``llm.timeout_s``, and how many
@@ -44,8 +44,8 @@ from app.graphs.agent import compile_agent  # noqa: E402
 from app.llm.factory import build_models  # noqa: E402
 from app.memory.store import open_store  # noqa: E402
 from app.resources import build_resources, use_resources  # noqa: E402
-from app.service import ask, stream_ask  # noqa: E402
 from app.settings import LLMSettings, load_settings  # noqa: E402
+from app.turns import ask, stream_ask  # noqa: E402
 from tests.openai_server import Hang, OpenAIServer, Stall, ToolCalls, openai_server  # noqa: E402
 
 MODEL = "bench-model"

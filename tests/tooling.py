@@ -16,10 +16,10 @@ from langgraph.store.base import BaseStore
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.resources import Resources
-from app.service import Answer, ask
 from app.settings import Settings
 from app.tools.catalog import build_registry
 from app.tools.registry import ToolRegistry
+from app.turns import Answer, ask
 from tests.fakes import ScriptedChatModel
 
 CTX = Context(tenant_id="t1", user_id="u1")

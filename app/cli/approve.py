@@ -89,7 +89,7 @@ async def settle(
             choice = await _ask_user(answer.approvals)
         else:
             return answer
-        from app.service import resume
+        from app.turns import resume
 
         answer = await resume(agent, choice, context=context, thread_id=thread_id)
         show(answer)
@@ -142,7 +142,7 @@ def resume_command(
         raise CliError("pass --approve or --deny (no terminal to ask on)")
 
     async def run() -> Answer:
-        from app.service import waiting as waiting_calls
+        from app.turns import waiting as waiting_calls
 
         async with open_agent(settings) as agent:
             calls = await waiting_calls(agent, context=context, thread_id=thread)

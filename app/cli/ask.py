@@ -74,7 +74,7 @@ async def _turn(
 async def _run_turn(
     agent: Agent, settings: Settings, q: str, ctx: Context, thread_id: str, *, stream: bool
 ) -> Answer:
-    from app.service import ask, stream_ask
+    from app.turns import ask, stream_ask
 
     limit = settings.limits.max_input_chars
     if not stream:

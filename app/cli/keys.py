@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import CliError
-from app.server import keys as api_keys
+from app.server import api_keys
 from app.settings import Settings, load_settings
 
 __all__ = ["register"]

@@ -16,7 +16,7 @@ from app.cli.eval import register as register_eval_commands
 from app.cli.ingest import register as register_ingest_commands
 from app.cli.keys import register as register_key_commands
 from app.cli.memory import register as register_memory_commands
-from app.server.multiprocess import shared_metrics
+from app.server.workers.shared_metrics import shared_metrics
 from app.settings import SettingsError
 
 __all__ = ["CliError", "cli", "main"]
@@ -78,7 +78,7 @@ def serve(
             server.run()
             code = 0 if server.started else STARTUP_FAILURE
         else:
-            from app.server.supervisor import Supervisor
+            from app.server.workers.supervisor import Supervisor
 
             # The parent accepts, and deals the connections out in turn.
             code = Supervisor(options, count).run()

@@ -21,7 +21,7 @@ class CheckpointSettings(Section):
     after every step, each write done before the next step starts, so the user's message
     is on disk before the model is called and a process killed mid-turn loses only the
     step it was in; the next message on the thread closes that turn
-    (:mod:`app.server.recovery`). ``async``: the same writes, done while the next step
+    (:mod:`app.server.runs.recovery`). ``async``: the same writes, done while the next step
     runs, so a crash can lose the last of them, the message included. ``exit``: once,
     when the turn ends, fails or pauses for approval: cheapest, but a process that dies
     mid-turn loses the turn and the user's message with it. bench/api.py measured the

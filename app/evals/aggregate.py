@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.evals.dataset import EvalItem
-from app.evals.metrics import Judge
+from app.evals.ranking_metrics import Judge
 from app.evals.trace import ItemRun
 
 __all__ = [

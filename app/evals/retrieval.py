@@ -9,8 +9,8 @@ from typing import Any
 
 from app.evals.beir import BeirDataset
 from app.evals.index import EvalIndex, corpus_ids, temporary_index
-from app.evals.metrics import METRICS, Judge, Scores
 from app.evals.params import FusionParams
+from app.evals.ranking_metrics import METRICS, Judge, Scores
 from app.retrieval.types import Hit
 from app.settings import Settings
 

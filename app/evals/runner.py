@@ -2,7 +2,7 @@
 
 Each run gets a temporary data directory. The corpus a dataset names is ingested there
 with the real pipeline, under an evaluation tenant of its own; then every question goes
-through the compiled graph (:func:`app.service.ask`) as the evaluation user, with the
+through the compiled graph (:func:`app.turns.ask`) as the evaluation user, with the
 configured chat model (the offline answerer by default). Runs that pause for approval
 are resumed with a denial, so no write tool ever runs without one.
 """
@@ -32,10 +32,10 @@ from app.evals.textmatch import Similarity
 from app.evals.trace import ItemRun, trace_turn
 from app.llm.factory import cosine_similarity
 from app.resources import Resources, build_resources, use_resources
-from app.service import Answer, ask, new_thread_id, resume, thread_key
 from app.settings import Settings
 from app.tools.catalog import ALL_TOOLS
 from app.tools.risk import risk_of
+from app.turns import Answer, ask, new_thread_id, resume, thread_key
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph

@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from app.service import Answer
+from app.turns import Answer
 
 __all__ = ["ItemRun", "SourceSeen", "ToolRun", "relative_source", "trace_turn"]
 
@@ -90,7 +90,7 @@ def trace_turn(
 
     Args:
         item_id: The dataset item.
-        answer: What :func:`app.service.ask` returned.
+        answer: What :func:`app.turns.ask` returned.
         values: The thread's state after the turn (``messages``, ``sources``).
         corpus: The ingested folder, to make sources relative.
         risks: Risk class of every known tool, by name.

@@ -23,8 +23,8 @@ import numpy.typing as npt
 
 from app.evals.beir import BeirDataset
 from app.evals.index import corpus_ids, temporary_index
-from app.evals.metrics import Judge
 from app.evals.params import FusionParams
+from app.evals.ranking_metrics import Judge
 from app.evals.retrieval import Candidates, candidates
 from app.settings import Settings
 

@@ -8,7 +8,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from app.context import Context
-from app.graphs.branch import on_loop
+from app.graphs.on_loop import on_loop
 from app.nodes.guard import after_guard, guard_input, guard_output
 from app.nodes.memory import compress_memory, load_memory
 from app.nodes.respond import respond

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from app.context import Context
-from app.graphs.branch import on_loop
+from app.graphs.on_loop import on_loop
 from app.nodes.indexing import (
     IndexerInput,
     IndexerState,

@@ -18,10 +18,10 @@ from app.observability.langsmith import setup_langsmith
 from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
-from app.server.multiprocess import retire_worker
 from app.server.routes import chat, health, ingest, memories, threads
 from app.server.services import open_services
 from app.server.text import check_text
+from app.server.workers.shared_metrics import retire_worker
 from app.settings import get_settings
 
 __all__ = ["app", "create_app"]

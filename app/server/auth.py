@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.server.api_keys import SCOPES, KeyStore, averify
 from app.server.errors import ApiError
-from app.server.keys import SCOPES, KeyStore, averify
 
 __all__ = ["ANONYMOUS_USER", "Authenticator", "Principal"]
 

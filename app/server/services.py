@@ -14,12 +14,12 @@ from langgraph.store.base import BaseStore
 from limits import parse
 
 from app.resources import Resources, get_resources
+from app.server.api_keys import KeyStore, open_key_store
+from app.server.api_metrics import Metrics
 from app.server.auth import Authenticator
-from app.server.keys import KeyStore, open_key_store
-from app.server.metrics import Metrics
-from app.server.run_records import open_records
-from app.server.runs import RunManager
-from app.server.state import SharedState, open_state
+from app.server.runs.records import open_records
+from app.server.runs.streams import RunManager
+from app.server.shared_state import SharedState, open_state
 from app.server.thread_index import ThreadIndex, open_index
 from app.settings import Settings
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from app.context import Context
-    from app.server.jobs import JobManager
+    from app.server.ingestion.jobs import JobManager
     from app.state import AgentState, InputState
 
 __all__ = ["Services", "open_services"]
@@ -61,10 +61,10 @@ class Services:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the checkpointer, the long-term store and the API's own state."""
     from app.graphs.agent import compile_agent
-    from app.heap import freeze_startup_heap
     from app.memory.checkpoint import open_checkpointer
     from app.memory.store import open_store
-    from app.server.jobs import JobManager
+    from app.server.ingestion.jobs import JobManager
+    from app.startup_gc import freeze_startup_heap
 
     server = settings.server
     # ``langgraph dev`` starts flagging blocking calls at this lifespan's first await, so

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import Corpus, fresh_data_dir, running
 from tests.openai_server import OpenAIServer, openai_server
 from tests.servers import BIN, asgi_server, free_port

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import Corpus, fresh_data_dir, running
 from tests.openai_server import OpenAIServer, openai_server
 from tests.servers import BIN, free_port

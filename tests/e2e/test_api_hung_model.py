@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import QUESTION, Corpus, fresh_data_dir, running
 from tests.openai_server import Hang, OpenAIServer, openai_server
 from tests.servers import BIN, free_port, ragent

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests import hostile_files as hostile
 from tests.e2e.conftest import Corpus, fresh_data_dir, running
 from tests.e2e.test_api_ingest import NOTES, wait_job

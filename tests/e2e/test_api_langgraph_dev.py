@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import QUESTION, Corpus, check_citations
 from tests.e2e.test_langgraph_dev import (
     DevServer,

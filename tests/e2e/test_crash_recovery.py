@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.server.recovery import INTERRUPTED_NOTE
-from app.server.runs import INTERRUPTED
-from app.server.turns import LOCK_TTL_S
+from app.server.chat_turns import LOCK_TTL_S
+from app.server.runs.recovery import INTERRUPTED_NOTE
+from app.server.runs.streams import INTERRUPTED
 from tests.e2e.api_fixtures import sse_data
 from tests.e2e.conftest import Corpus, fresh_data_dir, running
 from tests.openai_server import OpenAIServer, Reply, openai_server

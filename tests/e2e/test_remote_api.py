@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import running
 from tests.e2e.remote_fixtures import (  # noqa: F401 - fixtures
     RemoteProfile,

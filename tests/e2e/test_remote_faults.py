@@ -24,7 +24,7 @@ from app.retrieval.remote.elastic import ElasticKeywordIndex
 from app.retrieval.remote.elastic import connect as es_connect
 from app.retrieval.remote.weaviate import WeaviateVectorIndex
 from app.retrieval.remote.weaviate import connect as wv_connect
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests import engines
 from tests.e2e.conftest import running
 from tests.e2e.remote_fixtures import RemoteProfile

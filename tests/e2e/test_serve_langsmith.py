@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from tests.e2e.conftest import Corpus, fresh_data_dir, running
 from tests.langsmith_server import Recorder, accept_all, langsmith_tracing
 from tests.servers import BIN, free_port

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.server import keys as api_keys
-from app.server.state import RedisState
+from app.server import api_keys
+from app.server.shared_state import RedisState
 from app.server.thread_index import RedisThreadIndex
 from tests.servers import RedisServer, redis_server
 

@@ -22,8 +22,8 @@ from app.graphs.agent import compile_agent
 from app.ingest.pipeline import IngestOptions
 from app.observability.setup import configure
 from app.resources import Resources
-from app.service import ask
 from app.settings import load_settings
+from app.turns import ask
 from tests.ingesting import small_ingestor
 from tests.langsmith_server import Recorder, accept_all, langsmith_tracing
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from app.server import turns
+from app.server import chat_turns as turns
 from app.server.auth import Principal
 from app.server.errors import ApiError
-from app.server.runs import DONE, RunManager, sse
-from app.server.state import RedisState
+from app.server.runs.streams import DONE, RunManager, sse
+from app.server.shared_state import RedisState
 from app.settings import Settings
 from tests.servers import RedisServer, redis_server
 
@@ -31,8 +31,8 @@ ANN = Principal(key_id="k1", tenant_id="acme", user_id="ann")
 HOLDER = """
 import asyncio, sys, types
 from app.server.auth import Principal
-from app.server.state import RedisState
-from app.server.turns import busy
+from app.server.shared_state import RedisState
+from app.server.chat_turns import busy
 from app.settings import Settings
 
 async def main() -> None:

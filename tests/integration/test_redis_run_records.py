@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from app.server.run_records import RunRecord, StateRunRecords
-from app.server.runs import DONE, INTERRUPTED, RunManager
-from app.server.state import RedisState
+from app.server.runs.records import RunRecord, StateRunRecords
+from app.server.runs.streams import DONE, INTERRUPTED, RunManager
+from app.server.shared_state import RedisState
 from tests.servers import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration

@@ -37,7 +37,7 @@ from app.context import Context
 from app.graphs.agent import compile_agent
 from app.memory.checkpoint import open_checkpointer
 from app.resources import build_resources, use_resources
-from app.service import ask
+from app.turns import ask
 from app.settings import load_settings
 
 question, thread, user = sys.argv[1:4]

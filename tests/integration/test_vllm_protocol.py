@@ -20,8 +20,8 @@ from app.llm.tiers import ModelSet, TierChoice
 from app.nodes.route import pick_tier
 from app.resources import Resources, use_resources
 from app.retrieval.types import Chunk
-from app.service import Answer, Token, ask, stream_ask
 from app.settings import LLMSettings, ModelEndpoint, Settings, load_settings
+from app.turns import Answer, Token, ask, stream_ask
 from tests.openai_server import Fail, Hang, OpenAIServer, Reply, Stall, ToolCalls, openai_server
 
 pytestmark = pytest.mark.integration

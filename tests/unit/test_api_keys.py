@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.server import keys as api_keys
+from app.server import api_keys
 from app.server.auth import Authenticator
 from app.server.errors import ApiError
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.server.state import MemoryState, gcra
+from app.server.shared_state import MemoryState, gcra
 
 
 def test_gcra_admits_a_burst_then_one_per_interval() -> None:

@@ -13,11 +13,11 @@ from langgraph.store.memory import InMemoryStore
 from app.graphs.agent import compile_agent
 from app.memory.longterm import MemoryBank
 from app.resources import Resources, use_resources
-from app.service import QuestionError, ask, resume, waiting
 from app.settings import SettingsError
 from app.tools.approval import parse_decisions
 from app.tools.catalog import build_registry
 from app.tools.executor import Toolbox
+from app.turns import QuestionError, ask, resume, waiting
 from tests.tooling import CTX, audit, calls, with_model
 
 NOTE = calls(("create_note", {"title": "Groceries", "text": "buy oat milk"}))

@@ -13,7 +13,7 @@ from pydantic import Field
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
-from app.service import ask, thread_key
+from app.turns import ask, thread_key
 from tests.fakes import ScriptedChatModel
 
 

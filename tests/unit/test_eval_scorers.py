@@ -20,7 +20,7 @@ from app.evals.textmatch import (
 )
 from app.evals.trace import ItemRun, SourceSeen, ToolRun, trace_turn
 from app.prompts import SYSTEM_PROMPT
-from app.service import Answer
+from app.turns import Answer
 
 CHUNK = (
     "By default, SQLite will automatically checkpoint whenever a COMMIT occurs that causes "

@@ -12,8 +12,8 @@ from app.context import Context
 from app.graphs.agent import builder, compile_agent, graph
 from app.ingest.pipeline import IngestOptions
 from app.resources import Resources, use_resources
-from app.service import QuestionError, ask, thread_key
 from app.state import InputState
+from app.turns import QuestionError, ask, thread_key
 from tests.fakes import ScriptedChatModel, small_ingestor
 
 WAL = (

@@ -12,7 +12,7 @@ import pytest
 from langgraph.graph import StateGraph
 
 from app.graphs import agent, indexer
-from app.graphs.branch import on_loop
+from app.graphs.on_loop import on_loop
 
 
 @pytest.mark.parametrize("builder", [agent.builder, indexer.builder], ids=["agent", "indexer"])

@@ -13,7 +13,7 @@ from app.context import Context
 from app.graphs.agent import compile_agent
 from app.memory.store import open_store
 from app.resources import Resources, use_resources
-from app.service import ask, thread_key
+from app.turns import ask, thread_key
 from tests.fakes import HashEmbedder, RecallingChatModel
 
 TURNS = 200

@@ -19,7 +19,7 @@ from app.llm.offline.memory_answers import (
 from app.memory.store import open_store
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.resources import Resources
-from app.service import ask
+from app.turns import ask
 from tests.fakes import HashEmbedder
 
 MEMORIES = [

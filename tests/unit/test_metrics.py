@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.evals.metrics import METRICS, Judge
+from app.evals.ranking_metrics import METRICS, Judge
 
 # Graded judgements: gain = grade (trec_eval's linear nDCG); grade 0 is judged not relevant.
 QRELS = {"q1": {"a": 2, "b": 1, "c": 0}, "q2": {"x": 1, "y": 1}}

@@ -154,7 +154,7 @@ async def test_a_turn_starts_its_query_embedding_before_the_graph_runs(
 
     from app.graphs.agent import compile_agent
     from app.retrieval.retriever import HybridRetriever
-    from app.service import ask
+    from app.turns import ask
 
     calls: list[tuple[str, str]] = []
 

@@ -18,7 +18,7 @@ from app.ingest.pipeline import IngestOptions
 from app.observability.metrics import REGISTRY
 from app.observability.tracing import span
 from app.resources import Resources
-from app.service import ask
+from app.turns import ask
 from tests.fakes import small_ingestor
 
 NODES = ["guard_input", "load_memory", "route", "retrieve", "respond", "guard_output"]

@@ -17,7 +17,7 @@ from app.nodes.guard import checked, guard_output
 from app.resources import Resources
 from app.safety.leak import RUN, LeakWatch, leak_check
 from app.safety.reply import ReplyGuard, TokenGuard
-from app.server.chat import _system_prompt
+from app.server.completions import _system_prompt
 from app.state import AgentState
 
 REPO = Path(__file__).resolve().parents[2]

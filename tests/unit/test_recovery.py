@@ -12,9 +12,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from app.context import Context
 from app.graphs.agent import builder, compile_agent
 from app.resources import Resources, use_resources
-from app.server.recovery import INTERRUPTED_NOTE, NOT_RUN, close_interrupted, interrupted
-from app.service import ask, thread_key
+from app.server.runs.recovery import INTERRUPTED_NOTE, NOT_RUN, close_interrupted, interrupted
 from app.state import InputState
+from app.turns import ask, thread_key
 from tests.fakes import ScriptedChatModel
 
 CTX = Context(tenant_id="t1", user_id="u1")

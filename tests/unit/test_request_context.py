@@ -22,7 +22,7 @@ from app.resources import Resources, get_resources, use_resources
 from app.retrieval.protocols import KeywordIndex, Vector, VectorIndex
 from app.retrieval.types import Chunk, Hit, SearchFilter, namespace_tenant
 from app.server.auth import Principal
-from app.server.chat import prepare_turn
+from app.server.completions import prepare_turn
 from app.server.errors import ApiError
 from app.server.schemas import ChatRequest
 from app.state import AgentState

@@ -6,8 +6,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
-from app.server.runs import DONE, RunManager
-from app.server.state import MemoryState
+from app.server.runs.streams import DONE, RunManager
+from app.server.shared_state import MemoryState
 
 
 class SlowState(MemoryState):

@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.server.run_records import RunRecord, SqliteRunRecords, StateRunRecords
-from app.server.runs import DONE, INTERRUPTED, RunManager
-from app.server.state import MemoryState
+from app.server.runs.records import RunRecord, SqliteRunRecords, StateRunRecords
+from app.server.runs.streams import DONE, INTERRUPTED, RunManager
+from app.server.shared_state import MemoryState
 
 
 async def _read(runs: RunManager, run_id: str, after: int = 0) -> list[tuple[str, str]]:

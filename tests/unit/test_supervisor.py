@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from app.server.supervisor import Supervisor, _Worker
+from app.server.workers.supervisor import Supervisor, _Worker
 
 
 class _Alive:

@@ -26,8 +26,8 @@ from app.graphs.agent import compile_agent
 from app.llm.factory import build_models
 from app.llm.openai.transport import sse_data
 from app.resources import Resources, use_resources
-from app.service import ask
 from app.settings import LLMSettings
+from app.turns import ask
 from tests.openai_server import OpenAIServer, Reply, ToolCalls, openai_server
 
 MODEL = "tool-model"

@@ -16,9 +16,9 @@ from langgraph.errors import GraphRecursionError
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
-from app.service import ask, thread_key
 from app.state import InputState
 from app.tools.risk import with_risk
+from app.turns import ask, thread_key
 from tests.tooling import CTX, audit, calls, run_turn, with_model
 
 

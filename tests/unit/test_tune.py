@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from app.evals.config_file import write_config
-from app.evals.metrics import Judge
 from app.evals.params import FusionParams
+from app.evals.ranking_metrics import Judge
 from app.evals.retrieval import Candidates
 from app.evals.tune import DEPTHS, RATIOS, RRF_KS, TuneSet, grid, tune
 from app.retrieval.embedded.index import EmbeddedIndex

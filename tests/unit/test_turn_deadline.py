@@ -30,8 +30,8 @@ from app.memory.extract import model_facts
 from app.memory.store import open_store
 from app.memory.summary import summarise
 from app.resources import Resources, use_resources
-from app.service import ask, stream_ask
 from app.settings import LLMSettings
+from app.turns import ask, stream_ask
 from tests.fakes import HashEmbedder
 from tests.openai_server import Hang, OpenAIServer, Stall, openai_server
 

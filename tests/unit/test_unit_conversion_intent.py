@@ -12,11 +12,11 @@ from app.context import Context
 from app.graphs.agent import compile_agent
 from app.llm.offline.answerer import ExtractiveAnswerer
 from app.resources import Resources, use_resources
-from app.service import ask, thread_key
 from app.text.intents import find_arithmetic, find_conversion
 from app.tools.builtins import calculator, current_time
 from app.tools.catalog import build_registry
 from app.tools.units import convert, convert_units
+from app.turns import ask, thread_key
 
 CTX = Context(tenant_id="t1", user_id="u1")
 SYSTEM = SystemMessage("You are ragent.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from app.server.uploads import Author, keep, upload_dir
+from app.server.ingestion.uploads import Author, keep, upload_dir
 from app.settings import Settings
 
 

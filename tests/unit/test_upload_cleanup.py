@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 from app.resources import Resources
-from app.server.jobs import JobManager
-from app.server.metrics import Metrics
-from app.server.state import MemoryState
-from app.server.uploads import Upload
+from app.server.api_metrics import Metrics
+from app.server.ingestion.jobs import JobManager
+from app.server.ingestion.uploads import Upload
+from app.server.shared_state import MemoryState
 
 NOTES = "# Rota\n\nThe on-call rota for the billing service changes every Monday at noon.\n"
 
@@ -76,7 +76,7 @@ async def test_a_job_cancelled_before_it_starts_leaves_no_file_behind(
 
 
 def test_uploads_are_refused_by_type_and_size_before_they_are_kept() -> None:
-    from app.server.upload_checks import refusal
+    from app.server.ingestion.upload_checks import refusal
 
     assert refusal("rota.md", 10, 100) is None
     assert refusal("rota.md", None, 100) is None

@@ -9,16 +9,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.context import Context
-from app.server.chat import prepare_turn
+from app.server.chat_turns import busy, run_json, run_stream
+from app.server.completions import prepare_turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
-from app.server.recovery import close_interrupted
-from app.server.runs import parse_event_id
+from app.server.runs.recovery import close_interrupted
+from app.server.runs.streams import parse_event_id
 from app.server.schemas import ID_PATTERN, ChatCompletion, ChatRequest
 from app.server.services import Services
-from app.server.turns import busy, run_json, run_stream
-from app.service import QuestionError, ask, new_thread_id, thread_key
+from app.turns import QuestionError, ask, new_thread_id, thread_key
 
 __all__ = ["router"]
 

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.server.api_metrics import CONTENT_TYPE_LATEST
 from app.server.checks import readiness
 from app.server.deps import ServicesDep
 from app.server.errors import SERVER_RESPONSES
-from app.server.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["router"]
 

@@ -9,14 +9,14 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.retrieval.types import namespace_tenant
+from app.server.api_keys import validate_identity
 from app.server.deps import IngestUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
-from app.server.fetch import allowed
 from app.server.idempotency import idempotent
-from app.server.keys import validate_identity
+from app.server.ingestion.fetch import allowed
+from app.server.ingestion.upload_checks import discard, refusal
+from app.server.ingestion.uploads import Author, Upload, keep, safe_name
 from app.server.schemas import NAMESPACE_PATTERN
-from app.server.upload_checks import discard, refusal
-from app.server.uploads import Author, Upload, keep, safe_name
 
 __all__ = ["router"]
 

@@ -17,14 +17,14 @@ from pydantic import BaseModel
 
 from app.context import Context
 from app.server.auth import Principal
-from app.server.chat import Turn
+from app.server.chat_turns import run_json, run_stream
+from app.server.completions import Turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.schemas import ID_PATTERN, ChatCompletion, ResumeRequest
 from app.server.services import Services
-from app.server.turns import run_json, run_stream
-from app.service import thread_key, waiting
+from app.turns import thread_key, waiting
 
 __all__ = ["router"]
 

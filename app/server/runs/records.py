@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from app.server.state import SharedState
+from app.server.shared_state import SharedState
 
 __all__ = ["RunRecord", "RunRecords", "SqliteRunRecords", "StateRunRecords", "open_records"]
 

@@ -1,7 +1,7 @@
 """Streamed runs: events buffered per run, so a client can reconnect and read on.
 
 A streamed run executes in a task of its own, not in the request: it appends each SSE
-event to the run's log in :class:`~app.server.state.SharedState` (this process by
+event to the run's log in :class:`~app.server.shared_state.SharedState` (this process by
 default, Redis with ``server.redis_url``), and any number of readers follow the log.
 Event ids are ``<run id>:<sequence>``; a reader that sends ``Last-Event-ID`` gets the
 events after it, and the model never runs twice. A client that goes away does not stop
@@ -11,7 +11,7 @@ Readers in the process that runs the run (the request that started it, as a rule
 handed each batch once it is in the log, instead of reading it back: with Redis, that
 saved a blocking read per batch. Readers elsewhere, or after the run, read the log.
 
-Each run has a record (:mod:`app.server.run_records`) that outlives a crash. A reader of
+Each run has a record (:mod:`app.server.runs.records`) that outlives a crash. A reader of
 a run whose record says ``running`` while the lock it held is free or someone else's (its
 process died) gets what the log kept, a ``turn_interrupted`` error event and ``[DONE]``.
 """
@@ -31,8 +31,8 @@ from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
 from app.server.errors import UNAVAILABLE as _UNAVAILABLE
 from app.server.errors import ApiError, error_body
-from app.server.run_records import RunRecord, RunRecords, StateRunRecords
-from app.server.state import SharedState
+from app.server.runs.records import RunRecord, RunRecords, StateRunRecords
+from app.server.shared_state import SharedState
 
 __all__ = ["DONE", "INTERRUPTED", "RunManager", "parse_event_id", "sse"]
 

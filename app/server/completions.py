@@ -24,9 +24,9 @@ from app.context import Context
 from app.resources import Resources
 from app.server.auth import Principal
 from app.server.errors import ApiError
-from app.server.runs import DONE
+from app.server.runs.streams import DONE
 from app.server.schemas import ChatRequest
-from app.service import Answer, Token, new_thread_id
+from app.turns import Answer, Token, new_thread_id
 
 __all__ = ["Turn", "completion", "prepare_turn", "stream_chunks"]
 

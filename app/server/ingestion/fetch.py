@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from app.ingest.loaders import SUPPORTED_SUFFIXES
-from app.server.uploads import Author, Upload, keep, safe_name
+from app.server.ingestion.uploads import Author, Upload, keep, safe_name
 from app.settings import Settings
 
 __all__ = ["allowed", "fetch_url"]

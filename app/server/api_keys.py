@@ -1,18 +1,111 @@
-"""Stores of API key records: SQLite on one machine, Redis shared by replicas."""
+"""API keys: created once, stored hashed, mapped to a tenant, a user, ACL groups and scopes.
+
+A key reads ``rgt_<key id>_<secret>``. The key id is public (it names the key in
+``ragent keys list`` and finds its record); the secret is 32 random bytes. Only the
+SHA-256 of the whole key is stored, compared in constant time.
+
+Why SHA-256 and not a slow password hash (bcrypt, scrypt, Argon2): those make each
+guess of a *low-entropy* password expensive. A key here carries 256 random bits, so
+even a stolen table cannot be reversed by guessing, however fast the hash; a slow KDF
+would only add tens of milliseconds to every request.
+
+The records (what a key stands for) live in SQLite on one machine, or in Redis shared by
+replicas, behind the :class:`KeyStore` protocol.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import re
+import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from app.server.key_records import ApiKey, KeyStore
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "KeyStore",
+    "RedisKeyStore",
+    "Scope",
+    "SqliteKeyStore",
+    "averify",
+    "hash_key",
+    "new_key",
+    "open_key_store",
+    "parse_key",
+    "validate_identity",
+]
 
-__all__ = ["RedisKeyStore", "SqliteKeyStore", "open_key_store"]
+Scope = Literal["chat", "ingest"]
+SCOPES: tuple[Scope, ...] = ("chat", "ingest")
+"""``chat``: chat, threads, runs, memories; ``ingest``: ingestion and its jobs."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKey:
+    """What a key stands for; the secret itself is never stored."""
+
+    key_id: str
+    tenant_id: str
+    user_id: str
+    groups: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = SCOPES
+    name: str = ""
+    created_at: float = field(default_factory=time.time)
+    revoked_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict (no hash, no secret)."""
+        return {
+            "key_id": self.key_id,
+            "tenant": self.tenant_id,
+            "user": self.user_id,
+            "groups": list(self.groups),
+            "scopes": list(self.scopes),
+            "name": self.name,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+class KeyStore(Protocol):
+    """Where key records live: SQLite on one machine, Redis for replicas."""
+
+    def add(self, record: ApiKey, key_hash: str) -> None:
+        """Store a new key's record and hash."""
+        ...
+
+    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """Return a key's record and stored hash, or None."""
+        ...
+
+    async def afind(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """:meth:`find` for the event loop (the server checks a key on every request)."""
+        ...
+
+    def list(self) -> list[ApiKey]:
+        """Return every key, oldest first."""
+        ...
+
+    def revoke(self, key_id: str) -> bool:
+        """Mark a key revoked; False when there is no such key."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, those :meth:`afind` opened included."""
+        ...
 
 
 def _record(values: dict[str, Any]) -> ApiKey:
@@ -169,3 +262,101 @@ def open_key_store(data_dir: Path, redis_url: str | None) -> KeyStore:
     if redis_url:
         return RedisKeyStore(redis_url)
     return SqliteKeyStore(data_dir / "server.sqlite")
+
+
+PREFIX = "rgt"
+_KEY = re.compile(r"^rgt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+
+
+def validate_identity(kind: str, value: str) -> str:
+    """Check a tenant or user id: letters, digits and ``_.@+-``, at most 128 characters.
+
+    Ids never hold ``/`` or ``#``: thread keys join tenant and user with ``/`` and
+    namespaces join tenant and name with ``#``, so neither can be forged.
+
+    Raises:
+        ValueError: The id is empty or holds other characters.
+    """
+    if not _IDENTITY.fullmatch(value):
+        raise ValueError(
+            f"invalid {kind} {value!r}: use letters, digits and _.@+- (at most 128, "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def hash_key(key: str) -> str:
+    """Return the hex SHA-256 of a whole key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str]:
+    """Return a fresh ``(key id, key)``."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_key(key: str) -> str | None:
+    """Return the key id of a well-formed key, else None."""
+    match = _KEY.fullmatch(key)
+    return match.group(1) if match else None
+
+
+def verify(store: KeyStore, key: str) -> ApiKey | None:
+    """Return the record of a valid, unrevoked key, else None (constant-time compare)."""
+    key_id = parse_key(key)
+    if key_id is None:
+        return None
+    return _checked(store.find(key_id), key)
+
+
+async def averify(store: KeyStore, key: str) -> ApiKey | None:
+    """:func:`verify` on the event loop, through the store's :meth:`~KeyStore.afind`."""
+    key_id = parse_key(key)
+    if key_id is None:
+        return None
+    return _checked(await store.afind(key_id), key)
+
+
+def _checked(found: tuple[ApiKey, str] | None, key: str) -> ApiKey | None:
+    if found is None:
+        return None
+    record, stored = found
+    if not hmac.compare_digest(stored, hash_key(key)) or record.revoked_at is not None:
+        return None
+    return record
+
+
+def create(
+    store: KeyStore,
+    *,
+    tenant_id: str,
+    user_id: str,
+    groups: Sequence[str] = (),
+    scopes: Sequence[str] = SCOPES,
+    name: str = "",
+) -> tuple[ApiKey, str]:
+    """Create and store a key; returns its record and the key, shown only this once.
+
+    Raises:
+        ValueError: A bad tenant, user, group or scope.
+    """
+    validate_identity("tenant", tenant_id)
+    validate_identity("user", user_id)
+    for group in groups:
+        validate_identity("group", group)
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be among {', '.join(SCOPES)} (got {', '.join(unknown)})")
+    key_id, key = new_key()
+    record = ApiKey(
+        key_id=key_id,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        groups=tuple(sorted(set(groups))),
+        scopes=tuple(s for s in SCOPES if s in scopes),
+        name=name,
+    )
+    store.add(record, hash_key(key))
+    return record, key

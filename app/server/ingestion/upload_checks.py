@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from app.ingest.loaders import SUPPORTED_SUFFIXES
 from app.ingest.report import IngestReport
-from app.server.uploads import Upload
+from app.server.ingestion.uploads import Upload
 
 __all__ = ["discard", "refusal", "refused_paths"]
 

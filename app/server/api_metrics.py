@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
-from app.server.multiprocess import multiprocess, render_all
+from app.server.workers.shared_metrics import multiprocess, render_all
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -36,7 +36,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # Gauge modes apply with several workers (app/server/multiprocess.py).
+        # Gauge modes apply with several workers (app/server/workers/shared_metrics.py).
         self.in_flight = Gauge(
             "ragent_http_requests_in_flight",
             "Requests being served.",

@@ -1,6 +1,6 @@
 """The worker's side of ``ragent serve --workers N``: connections handed over by the parent.
 
-The parent process (:mod:`app.server.supervisor`) accepts every connection and passes
+The parent process (:mod:`app.server.workers.supervisor`) accepts every connection and passes
 each one, in turn, to a worker over a Unix socket pair (``SCM_RIGHTS``). A worker here
 runs uvicorn without a listening socket of its own: once its application has started,
 it says ``ready`` on its pair, and serves each socket it receives exactly as uvicorn

@@ -6,7 +6,7 @@ finish. Files are parsed in a parser process of the server's own, capped in memo
 time and kept warm between jobs (:mod:`app.ingest.sandbox`): a hostile file costs that
 process, not the server's memory or its event loop. Uploaded files are kept under
 ``<data_dir>/uploads/`` (a re-upload of the same name by the same user with the same ACL
-replaces the document, see :mod:`app.server.uploads`); the indexed source is the uploaded
+replaces the document, see :mod:`app.server.ingestion.uploads`); the indexed source is the uploaded
 name, or the URL.
 The job record (status, progress, per-file errors) lives in the shared state.
 """
@@ -29,11 +29,11 @@ from app.ingest.sandbox import ParseSandbox
 from app.resources import Resources
 from app.retrieval.protocols import DocumentWriter, Vector
 from app.retrieval.types import Chunk, DocumentRecord
-from app.server.fetch import fetch_url
-from app.server.metrics import Metrics
-from app.server.state import SharedState
-from app.server.upload_checks import discard, refused_paths
-from app.server.uploads import Author, Upload
+from app.server.api_metrics import Metrics
+from app.server.ingestion.fetch import fetch_url
+from app.server.ingestion.upload_checks import discard, refused_paths
+from app.server.ingestion.uploads import Author, Upload
+from app.server.shared_state import SharedState
 from app.settings import Settings
 
 __all__ = ["BATCH_FILES", "JobManager"]

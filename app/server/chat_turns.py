@@ -1,6 +1,6 @@
 """Running a turn for the API: one run per conversation at a time, JSON or streamed.
 
-A streamed turn runs in the background (:class:`~app.server.runs.RunManager`) and the
+A streamed turn runs in the background (:class:`~app.server.runs.streams.RunManager`) and the
 response follows its event log, so a dropped connection neither stops the run nor
 loses its events.
 """
@@ -18,13 +18,14 @@ from fastapi.responses import StreamingResponse
 from langchain_core.runnables import RunnableConfig
 
 from app.server.auth import Principal
-from app.server.chat import Turn, completion, stream_chunks
+from app.server.completions import Turn, completion, stream_chunks
 from app.server.deps import owner_of
 from app.server.errors import ApiError
-from app.server.recovery import close_interrupted
+from app.server.runs.recovery import close_interrupted
 from app.server.services import Services
-from app.server.state import Claim
-from app.service import (
+from app.server.shared_state import Claim
+from app.tools.approval import pending_approvals
+from app.turns import (
     RECURSION_LIMIT,
     Answer,
     Token,
@@ -34,7 +35,6 @@ from app.service import (
     stream_resume,
     thread_key,
 )
-from app.tools.approval import pending_approvals
 
 __all__ = ["LOCK_TTL_S", "busy", "lock_key", "run_json", "run_stream"]
 

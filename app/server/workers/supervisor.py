@@ -8,7 +8,7 @@ measured run of bench/api.py, where the busier worker's requests then waited twi
 long (p99 643 ms, against 416 ms when the split happened to be 17 and 15). As Node's
 cluster module does by default, the parent here accepts every connection and hands it
 to the ready workers in turn, over one Unix socket pair each (``SCM_RIGHTS``); the
-worker's side is :mod:`app.server.handoff`. The parent also restarts a worker that dies
+worker's side is :mod:`app.server.workers.worker`. The parent also restarts a worker that dies
 (unless it failed to start at all) and, on SIGTERM or SIGINT, stops accepting, asks
 every worker to finish its requests and waits for them.
 """
@@ -30,8 +30,8 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from app.server.handoff import READY, HandedWorker
-from app.server.multiprocess import retire_worker
+from app.server.workers.shared_metrics import retire_worker
+from app.server.workers.worker import READY, HandedWorker
 
 __all__ = ["Supervisor"]
 
