@@ -9,10 +9,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, Durability
+from langgraph.types import Command
 
 from app.answer import Answer, QuestionError, Token, new_thread_id
 from app.context import Context
+from app.conversations import run_durability, thread_config
 from app.llm.deadline import turn_deadline
 from app.nodes.guard import early_query
 from app.resources import aget_resources
@@ -21,7 +22,6 @@ from app.state import AgentState, InputState
 from app.tools.approval import pending_approvals
 
 __all__ = [
-    "RECURSION_LIMIT",
     "Answer",
     "QuestionError",
     "Token",
@@ -30,7 +30,6 @@ __all__ = [
     "resume",
     "stream_ask",
     "stream_resume",
-    "thread_key",
     "turn_usage",
     "waiting",
 ]
@@ -38,19 +37,6 @@ __all__ = [
 # The output key under which LangGraph reports the interrupts a run ended on (documented
 # for ``invoke`` results and ``updates`` stream events).
 INTERRUPT = "__interrupt__"
-
-RECURSION_LIMIT = 120
-"""Graph steps a run may take; above what the largest ``limits.max_tool_steps`` needs.
-The tool nodes end a run with a final message before it (``remaining_steps``)."""
-
-
-def thread_key(ctx: Context, thread_id: str) -> str:
-    """Return the checkpoint key of a thread, scoped to its owner.
-
-    Two users who pick the same thread id get different threads, so no one can
-    read or continue another user's conversation.
-    """
-    return f"{ctx.tenant_id}/{ctx.user_id}/{thread_id}"
 
 
 async def ask(
@@ -67,7 +53,8 @@ async def ask(
         agent: The agent compiled with a checkpointer.
         question: The user's message.
         context: Identity and knobs for the run.
-        thread_id: The caller's thread id (scoped to the caller by :func:`thread_key`).
+        thread_id: The caller's thread id (scoped to the caller by
+            :func:`~app.conversations.thread_key`).
         max_chars: The longest question accepted.
 
     Raises:
@@ -80,7 +67,7 @@ async def ask(
             InputState(messages=[HumanMessage(content=question)]),
             config,
             context=context,
-            durability=await _durability(),
+            durability=await run_durability(),
         )
     return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
@@ -104,13 +91,13 @@ async def resume(
     Raises:
         QuestionError: Nothing on the thread is waiting for approval.
     """
-    config = _thread_config(context, thread_id)
+    config = thread_config(context, thread_id)
     snapshot = await agent.aget_state(config)
     if not pending_approvals(snapshot.interrupts):
         raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
     with turn_deadline(await _model_budget()):
         state = await agent.ainvoke(
-            Command(resume=decision), config, context=context, durability=await _durability()
+            Command(resume=decision), config, context=context, durability=await run_durability()
         )
     return _finish(state, state.get(INTERRUPT, ()), thread_id)
 
@@ -122,15 +109,8 @@ async def waiting(
     thread_id: str,
 ) -> list[dict[str, Any]]:
     """Return the tool calls a thread waits on for approval (empty when none)."""
-    snapshot = await agent.aget_state(_thread_config(context, thread_id))
+    snapshot = await agent.aget_state(thread_config(context, thread_id))
     return [a.as_dict() for a in pending_approvals(snapshot.interrupts)]
-
-
-def _thread_config(context: Context, thread_id: str) -> RunnableConfig:
-    return {
-        "configurable": {"thread_id": thread_key(context, thread_id)},
-        "recursion_limit": RECURSION_LIMIT,
-    }
 
 
 def _finish(state: dict[str, Any], interrupts: Iterable[Any], thread_id: str) -> Answer:
@@ -175,12 +155,7 @@ def _config(context: Context, thread_id: str, question: str, max_chars: int) -> 
         raise QuestionError("the question is empty")
     if len(question) > max_chars:
         raise QuestionError(f"the question is longer than {max_chars} characters")
-    return _thread_config(context, thread_id)
-
-
-async def _durability() -> Durability:
-    """When the run's checkpoints are written: ``checkpoint.durability`` (default ``sync``)."""
-    return (await aget_resources()).settings.checkpoint.durability
+    return thread_config(context, thread_id)
 
 
 async def _model_budget() -> float:
@@ -264,7 +239,7 @@ async def stream_resume(
     Raises:
         QuestionError: Nothing on the thread is waiting for approval.
     """
-    config = _thread_config(context, thread_id)
+    config = thread_config(context, thread_id)
     snapshot = await agent.aget_state(config)
     if not pending_approvals(snapshot.interrupts):
         raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
@@ -291,7 +266,7 @@ async def _stream(
         context=context,
         # "updates" only for the interrupts the run ends on; the values say the rest.
         stream_mode=["messages", "values", "updates"],
-        durability=await _durability(),
+        durability=await run_durability(),
     ):
         if mode == "values":
             state = cast(dict[str, Any], payload)

@@ -98,6 +98,7 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
     import httpx
 
     from app.context import Context
+    from app.conversations import thread_key
     from app.graphs.agent import compile_agent
     from app.ingest.factory import build_ingestor
     from app.ingest.pipeline import IngestOptions
@@ -105,7 +106,7 @@ async def run(args: argparse.Namespace, data_dir: Path, base_url: str) -> dict[s
     from app.resources import build_resources, use_resources
     from app.settings import load_settings
     from app.startup_gc import freeze_startup_heap
-    from app.turns import Token, stream_ask, thread_key
+    from app.turns import Token, stream_ask
 
     for key in [k for k in os.environ if k.startswith("RAGENT_")]:
         del os.environ[key]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from langchain_core.language_models import BaseChatModel
 
 from app.context import Context
+from app.conversations import thread_config
 from app.evals.aggregate import DatasetResult, Miss, retrieval_scores, summarize
 from app.evals.dataset import DatasetConfig, DatasetsConfig, EvalItem, load_items
 from app.evals.judge import judge_item
@@ -35,7 +36,7 @@ from app.resources import Resources, build_resources, use_resources
 from app.settings import Settings
 from app.tools.catalog import ALL_TOOLS
 from app.tools.risk import risk_of
-from app.turns import Answer, ask, new_thread_id, resume, thread_key
+from app.turns import Answer, ask, new_thread_id, resume
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -126,7 +127,7 @@ async def _turn(
     while answer.approvals:  # never approve: a write tool must not run in an evaluation
         paused += answer.approvals
         answer = await resume(agent, "deny", context=ctx, thread_id=thread)
-    snapshot = await agent.aget_state({"configurable": {"thread_id": thread_key(ctx, thread)}})
+    snapshot = await agent.aget_state(thread_config(ctx, thread))
     return answer, dict(snapshot.values), paused
 
 

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from app.context import Context
+from app.conversations import thread_of
 from app.llm.openai.tool_args import refused_tool_calls
 from app.nodes.respond import render_source
 from app.observability.tracing import span
@@ -49,7 +50,7 @@ def _caller(resources: Resources, runtime: Runtime[Context]) -> ToolContext:
 
 def _thread() -> str:
     try:
-        return str(get_config().get("configurable", {}).get("thread_id", ""))
+        return thread_of(get_config())
     except RuntimeError:  # called outside a graph run (unit tests of the node)
         return ""
 

@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi.responses import StreamingResponse
-from langchain_core.runnables import RunnableConfig
 
+from app.conversations import thread_config
 from app.server.auth import Principal
 from app.server.completions import Turn, completion, stream_chunks
 from app.server.deps import owner_of
@@ -26,14 +26,12 @@ from app.server.services import Services
 from app.server.shared_state import Claim
 from app.tools.approval import pending_approvals
 from app.turns import (
-    RECURSION_LIMIT,
     Answer,
     Token,
     ask,
     resume,
     stream_ask,
     stream_resume,
-    thread_key,
 )
 
 __all__ = ["LOCK_TTL_S", "busy", "lock_key", "run_json", "run_stream"]
@@ -100,10 +98,7 @@ async def _before(services: Services, turn: Turn) -> None:
     A conversation whose last run died mid-turn is closed first (:func:`close_interrupted`).
     """
     agent = services.agent
-    config: RunnableConfig = {
-        "configurable": {"thread_id": thread_key(turn.context, turn.thread_id)},
-        "recursion_limit": RECURSION_LIMIT,
-    }
+    config = thread_config(turn.context, turn.thread_id)
     if turn.continues:
         snapshot = await agent.aget_state(config)
         if pending_approvals(snapshot.interrupts):

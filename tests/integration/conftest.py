@@ -108,10 +108,10 @@ class Deployment:
 
 async def _state(env: dict[str, str], thread: str, user: str) -> dict[str, Any]:
     from app.context import Context
+    from app.conversations import thread_key
     from app.graphs.agent import compile_agent
     from app.memory.checkpoint import open_checkpointer
     from app.settings import load_settings
-    from app.turns import thread_key
 
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("RAGENT_")]:

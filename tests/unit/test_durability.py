@@ -11,9 +11,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import Field
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
-from app.turns import ask, thread_key
+from app.turns import ask
 from tests.fakes import ScriptedChatModel
 
 

@@ -9,11 +9,12 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import builder, compile_agent, graph
 from app.ingest.pipeline import IngestOptions
 from app.resources import Resources, use_resources
 from app.state import InputState
-from app.turns import QuestionError, ask, thread_key
+from app.turns import QuestionError, ask
 from tests.fakes import ScriptedChatModel, small_ingestor
 
 WAL = (

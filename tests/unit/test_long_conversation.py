@@ -10,10 +10,11 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import compile_agent
 from app.memory.store import open_store
 from app.resources import Resources, use_resources
-from app.turns import ask, thread_key
+from app.turns import ask
 from tests.fakes import HashEmbedder, RecallingChatModel
 
 TURNS = 200

@@ -10,11 +10,12 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import builder, compile_agent
 from app.resources import Resources, use_resources
 from app.server.runs.recovery import INTERRUPTED_NOTE, NOT_RUN, close_interrupted, interrupted
 from app.state import InputState
-from app.turns import ask, thread_key
+from app.turns import ask
 from tests.fakes import ScriptedChatModel
 
 CTX = Context(tenant_id="t1", user_id="u1")

@@ -14,11 +14,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
 from app.state import InputState
 from app.tools.risk import with_risk
-from app.turns import ask, thread_key
+from app.turns import ask
 from tests.tooling import CTX, audit, calls, run_turn, with_model
 
 

@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
+from app.conversations import thread_key
 from app.graphs.agent import compile_agent
 from app.llm.offline.answerer import ExtractiveAnswerer
 from app.resources import Resources, use_resources
@@ -16,7 +17,7 @@ from app.text.intents import find_arithmetic, find_conversion
 from app.tools.builtins import calculator, current_time
 from app.tools.catalog import build_registry
 from app.tools.units import convert, convert_units
-from app.turns import ask, thread_key
+from app.turns import ask
 
 CTX = Context(tenant_id="t1", user_id="u1")
 SYSTEM = SystemMessage("You are ragent.")

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.context import Context
+from app.conversations import thread_config
 from app.server.chat_turns import busy, run_json, run_stream
 from app.server.completions import prepare_turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
@@ -18,7 +19,7 @@ from app.server.runs.recovery import close_interrupted
 from app.server.runs.streams import parse_event_id
 from app.server.schemas import ID_PATTERN, ChatCompletion, ChatRequest
 from app.server.services import Services
-from app.turns import QuestionError, ask, new_thread_id, thread_key
+from app.turns import QuestionError, ask, new_thread_id
 
 __all__ = ["router"]
 
@@ -138,7 +139,7 @@ async def ask_route(
         try:
             async with busy(services, principal, thread_id):
                 if body.thread_id:
-                    config: Any = {"configurable": {"thread_id": thread_key(context, thread_id)}}
+                    config = thread_config(context, thread_id)
                     await close_interrupted(services.agent, config)
                 if body.question.strip():  # listed before the run, which may die
                     await services.threads.touch(owner_of(principal), thread_id, body.question)

@@ -16,6 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from pydantic import BaseModel
 
 from app.context import Context
+from app.conversations import thread_config, thread_key
 from app.server.auth import Principal
 from app.server.chat_turns import run_json, run_stream
 from app.server.completions import Turn
@@ -24,7 +25,7 @@ from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.schemas import ID_PATTERN, ChatCompletion, ResumeRequest
 from app.server.services import Services
-from app.turns import thread_key, waiting
+from app.turns import waiting
 
 __all__ = ["router"]
 
@@ -92,8 +93,7 @@ async def list_threads(
 async def get_thread(thread_id: ThreadId, services: ServicesDep, principal: ChatUser) -> Any:
     """The thread with its messages, its last answer's citations and waiting tool calls."""
     info = await _own(services, principal, thread_id)
-    config = {"configurable": {"thread_id": thread_key(_context(principal), thread_id)}}
-    snapshot = await services.agent.aget_state(config)  # type: ignore[arg-type]
+    snapshot = await services.agent.aget_state(thread_config(_context(principal), thread_id))
     values = snapshot.values or {}
     messages = [m for m in map(_message, values.get("messages", [])) if m is not None]
     approvals = await waiting(services.agent, context=_context(principal), thread_id=thread_id)
