@@ -1,8 +1,9 @@
 """Write tests/data/minilm_golden.json: sentence-transformers' own all-MiniLM-L6-v2 vectors.
 
 The local embedder builds its ONNX graph from the model's weights without torch
-(app/retrieval/embedding/bert_onnx.py); tests/unit/test_onnx_encoder.py compares it with these
-vectors. Regenerate them only with the reference stack, which needs the torch extra:
+(app/retrieval/embedding/bert_onnx.py); tests/unit/retrieval/embedding/test_onnx_encoder.py
+compares it with these vectors. Regenerate them only with the reference stack, which needs
+the torch extra:
 
     .venv/bin/pip install -e ".[torch]"
     .venv/bin/python tests/data/make_minilm_golden.py

@@ -14,7 +14,7 @@ It is written by hand because no library builds this graph without torch:
 trace the PyTorch model, and PyPI's Linux torch wheel is a multi-GB CUDA stack. Any
 other model raises :class:`UnsupportedModelError`, and
 :mod:`app.retrieval.embedding.encoder_cache` then uses sentence-transformers when the ``torch``
-extra is installed. tests/unit/test_onnx_encoder.py checks the vectors against
+extra is installed. tests/unit/retrieval/embedding/test_onnx_encoder.py checks the vectors against
 sentence-transformers' own (tests/data/minilm_golden.json).
 """
 

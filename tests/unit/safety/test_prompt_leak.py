@@ -20,7 +20,7 @@ from app.safety.reply import ReplyGuard, TokenGuard
 from app.server.completions import _system_prompt
 from app.state import AgentState
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PROMPT = prompts.SYSTEM_PROMPT
 RECITED = PROMPT.format(now="2026-12-06T22:00:00+00:00")
 APP_RULES = (

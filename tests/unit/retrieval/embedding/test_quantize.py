@@ -16,7 +16,7 @@ from app.retrieval.embedding.encoder_cache import entry_dir, load_encoder
 from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 from app.settings import EmbedSettings
 
-TOY = Path(__file__).parents[1] / "data" / "beir-toy"
+TOY = Path(__file__).parents[3] / "data" / "beir-toy"
 TEXTS = [
     "How often does SQLite run a checkpoint in WAL mode?",
     "VACUUM",

@@ -8,7 +8,7 @@ import pytest
 
 from app.evals.beir import BeirError, load_beir
 
-TOY = Path(__file__).resolve().parent.parent / "data" / "beir-toy"
+TOY = Path(__file__).resolve().parents[2] / "data" / "beir-toy"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from app.retrieval.embedding.embedder import LocalEmbedder, local_model_path
 from app.retrieval.embedding.onnx_encoder import OnnxEncoder
 
 GOLDEN = json.loads(
-    (Path(__file__).parents[1] / "data" / "minilm_golden.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[3] / "data" / "minilm_golden.json").read_text(encoding="utf-8")
 )
 TEXTS: list[str] = GOLDEN["texts"]
 EXPECTED = np.asarray(GOLDEN["vectors"], np.float32)

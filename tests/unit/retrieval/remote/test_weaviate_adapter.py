@@ -25,7 +25,7 @@ from app.retrieval.remote.weaviate import WeaviateVectorIndex, WeaviateWriteErro
 from app.retrieval.remote.weaviate_schema import weaviate_tenant
 from app.retrieval.types import Chunk, SearchFilter
 from tests.fakes import HashEmbedder
-from tests.unit.test_weaviate_schema import evaluate
+from tests.unit.retrieval.remote.test_weaviate_schema import evaluate
 
 EMB = HashEmbedder()
 

@@ -16,7 +16,7 @@ from app.ingest.chunking import (
 from app.ingest.model import Element, LoadedDocument
 from app.llm.tokens import ApproxCounter, TokenCounter, default_counter
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 SENTENCES = [
     "SQLite does a checkpoint automatically when the WAL file reaches 1000 pages.",
     "Applications can also run checkpoints by hand.",

@@ -17,7 +17,7 @@ from app.ingest.loaders import LoadError, RecordSpec, load_document
 from app.ingest.loaders._unstructured import partitioners
 from app.ingest.model import Element, LoadedDocument
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "samples"
 MB = 10_000_000
 FURNITURE = {"Header", "Footer", "PageBreak", "PageNumber"}
