@@ -163,3 +163,19 @@ def test_a_conversation_takes_one_request_at_a_time(api: Api, model: OpenAIServe
         model.plan(MODEL, Reply("Done. [S1]"))
         after = http.post("/v1/chat/completions", json=body(conversation_id=conversation))
         assert after.status_code == 200, after.text  # free again once the run is over
+
+
+def test_the_openai_client_reads_a_stream_through_keep_alives(
+    api: Api, model: OpenAIServer
+) -> None:
+    # The model is quiet for longer than the server's keep-alive interval (5 s) both before
+    # its first token and mid-answer: the keep-alives that go out meanwhile must not reach
+    # the client as events (the openai client's SSE decoder keeps the last event id, so a
+    # comment followed by a blank line would read as an event with no data and break it).
+    model.plan(MODEL, Reply("Kept alive across the quiet [S1]", piece=16, delay_s=6.0, gap_s=6.0))
+    client = api.openai(api.key("keep-alive"))
+    stream = client.chat.completions.create(
+        model="ragent", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    text = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
+    assert text.startswith("Kept alive across the quiet")

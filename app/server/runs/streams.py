@@ -40,7 +40,10 @@ log = logging.getLogger("ragent.server")
 
 DONE = "[DONE]"
 """The last event of every run, as OpenAI ends its streams."""
-_KEEPALIVE = b": keep-alive\n\n"
+# A comment line with no blank line after it: the blank line would end an event, and the
+# openai client's SSE decoder, which keeps the last event id, would then read an event with
+# empty data and fail to parse it. Alone, the line is ignored and folds into the next event.
+_KEEPALIVE = b": keep-alive\n"
 _POLL_S = 5.0
 """Longest wait on a quiet log before a reader checks that the run still goes on."""
 INTERRUPTED = "turn_interrupted"
