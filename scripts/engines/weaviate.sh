@@ -94,13 +94,19 @@ terminate() {
     ours "$pid" "$run_dir" || return 0
     kill -TERM "$pid" 2>/dev/null || true
     local ticks=$((grace * 5))
-    while ours "$pid" "$run_dir" && ((ticks-- > 0)); do sleep 0.2; done
-    if ours "$pid" "$run_dir"; then
+    while alive "$pid" && ((ticks-- > 0)); do sleep 0.2; done
+    if alive "$pid"; then
         log "pid $pid still running ${grace} s after SIGTERM: sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
-        # `ours` is false for a zombie too: its reaping is up to whoever adopted it.
-        while ours "$pid" "$run_dir"; do sleep 0.1; done
+        while alive "$pid"; do sleep 0.1; done
     fi
+}
+
+# Whether a process runs, by pid alone: an exiting process's argv and environment vanish
+# from /proc before it has exited, so `ours` turns false too early to wait on. A zombie
+# counts as gone: its reaping is up to whoever adopted it.
+alive() {
+    kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]
 }
 
 # Launch once on fresh ports; 0 when ready, 1 when a port was taken meanwhile, else die.

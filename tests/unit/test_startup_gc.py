@@ -22,7 +22,9 @@ def test_the_start_up_heap_is_frozen_after_its_garbage_is_collected() -> None:
     try:
         frozen = freeze_startup_heap()
         assert gone() is None  # freed first, not kept alive in the frozen generation
-        assert frozen == gc.get_freeze_count() > 0
+        # Frozen objects still die when their last reference goes: threads left by other
+        # tests may free a few meanwhile, never add any (only freeze() does).
+        assert 0 < gc.get_freeze_count() <= frozen
         # Full collections walk gc.get_objects(); frozen objects are not among them.
         assert not any(obj is kept for obj in gc.get_objects())
     finally:
