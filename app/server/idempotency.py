@@ -6,13 +6,20 @@ response (``Idempotent-Replayed: true``); for a stream, the run's buffered event
 the start. The same key with another request is a 409, and so is a retry while the
 first request is still running. Responses of transient failures (409, 429, 5xx) are
 not kept, so those can be retried with the same key.
+
+The "still running" mark is a lease: it lapses ``LEASE_S`` after its last renewal, and a
+heartbeat renews it while the request runs. A process killed mid-request (its mark is in
+Redis, which outlives it) therefore holds the key for seconds, not for the request timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 
@@ -24,11 +31,24 @@ from app.server.auth import Principal
 from app.server.errors import ApiError, error_response
 from app.server.services import Services
 
-__all__ = ["HEADER", "idempotent"]
+__all__ = ["HEADER", "LEASE_S", "idempotent"]
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TRANSIENT = {409, 429}
+log = logging.getLogger(__name__)
+LEASE_S = 10.0
+"""How long a running request's mark outlives its last renewal (a dead process's mark)."""
+
+
+async def _renew(services: Services, record: str, pending: str) -> None:
+    """Keep the running mark alive while its request runs."""
+    while True:
+        await asyncio.sleep(LEASE_S / 3)
+        try:
+            await services.state.set(record, pending, LEASE_S)
+        except Exception as exc:  # noqa: BLE001 - the request goes on; the next beat retries
+            log.warning("idempotency lease not renewed: %s", type(exc).__name__)
 
 
 async def _body_digest(request: Request) -> bytes:
@@ -73,20 +93,28 @@ async def idempotent(
         )
     ).hexdigest()
     record = f"idem:{principal.key_id}:{hashlib.sha256(key.encode()).hexdigest()}"
-    server = services.settings.server
     pending = json.dumps({"fp": fingerprint, "state": "running"})
-    if not await services.state.set(record, pending, server.request_timeout_s, only_new=True):
+    if not await services.state.set(record, pending, LEASE_S, only_new=True):
         return await _replay(services, record, fingerprint)
+    beat = asyncio.create_task(_renew(services, record, pending), name=f"lease {record}")
     try:
         try:
             response = await produce()
         except ApiError as exc:
             response = error_response(exc)
     except BaseException:
+        await _stop(beat)
         await services.state.delete(record)
         raise
+    await _stop(beat)
     await _keep(services, record, fingerprint, response)
     return response
+
+
+async def _stop(beat: asyncio.Task[None]) -> None:
+    beat.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beat
 
 
 async def _keep(services: Services, record: str, fingerprint: str, response: Response) -> None:

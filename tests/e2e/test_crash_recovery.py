@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from app.server.chat_turns import LOCK_TTL_S
+from app.server.idempotency import LEASE_S
 from app.server.runs.recovery import INTERRUPTED_NOTE
 from app.server.runs.streams import INTERRUPTED
 from tests.e2e.api_fixtures import sse_data
@@ -35,6 +36,7 @@ MODEL = "slow-model"
 # the machine is.
 SLOW = " ".join(f"word{i}" for i in range(250))
 STREAMED, JSON_TURN = "Which pages does a checkpoint copy?", "How large can the WAL grow?"
+RETRIED = {"Idempotency-Key": "json-turn-1"}
 
 
 def _body(question: str, conversation: str, **extra: object) -> dict[str, object]:
@@ -109,6 +111,7 @@ def test_a_killed_server_keeps_the_question_says_interrupted_and_takes_the_next_
                     httpx.post,
                     f"{url}/v1/chat/completions",
                     json=_body(JSON_TURN, "json"),
+                    headers=RETRIED,
                     timeout=60,
                 )
                 deadline = time.monotonic() + 60
@@ -122,7 +125,7 @@ def test_a_killed_server_keeps_the_question_says_interrupted_and_takes_the_next_
                 pending.result(30)
         last_id = head[-1][0]
 
-        model.plan(MODEL, Reply("Fresh answer."), Reply("Another fresh answer."))
+        model.plan(MODEL, Reply("Fresh answer."), Reply("Another fresh answer."), Reply("Retried."))
         with _serve(env, cwd) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
             # (a) Both questions survived, in their listed threads.
             listed = {t["id"] for t in http.get("/v1/threads").json()["data"]}
@@ -168,3 +171,16 @@ def test_a_killed_server_keeps_the_question_says_interrupted_and_takes_the_next_
                 messages = http.get(f"/v1/threads/{conversation}").json()["messages"]
                 assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
                 assert messages[1]["content"] == INTERRUPTED_NOTE
+
+            # (d) The killed JSON turn's Idempotency-Key is free again within the lease: a
+            # retry runs instead of getting "still running" until the request timeout.
+            deadline = time.monotonic() + LEASE_S + 5
+            while True:
+                retry = http.post(
+                    "/v1/chat/completions", json=_body(JSON_TURN, "json"), headers=RETRIED
+                )
+                if retry.status_code != 409 or time.monotonic() > deadline:
+                    break
+                assert retry.json()["error"]["code"] == "idempotency_in_progress"
+                time.sleep(0.5)
+            assert retry.status_code == 200, retry.text
