@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -33,25 +33,12 @@ from app.resources import Resources, use_resources
 from app.settings import LLMSettings
 from app.turns import ask, stream_ask
 from tests.fakes import HashEmbedder
-from tests.openai_server import Hang, OpenAIServer, Stall, openai_server
+from tests.openai_server import Hang, OpenAIServer, Stall
 
 MODEL = "hung-model"
 TIMEOUT_S = 2.0
 QUESTION = "Remember that my favourite colour is teal. What is the capital of France?"
 CTX = Context(tenant_id="t1", user_id="u1")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAIServer]:
-    with openai_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def model(server: OpenAIServer) -> Iterator[OpenAIServer]:
-    server.reset()
-    yield server
-    server.reset()
 
 
 def _llm(server: OpenAIServer, **fields: Any) -> LLMSettings:

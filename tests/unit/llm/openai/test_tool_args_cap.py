@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -28,7 +28,7 @@ from app.llm.openai.transport import sse_data
 from app.resources import Resources, use_resources
 from app.settings import LLMSettings
 from app.turns import ask
-from tests.openai_server import OpenAIServer, Reply, ToolCalls, openai_server
+from tests.openai_server import OpenAIServer, Reply, ToolCalls
 
 MODEL = "tool-model"
 BIG = json.dumps({"expression": "1+" * 100_000 + "1"})  # about 200 KB
@@ -42,19 +42,6 @@ CALC = {
 }
 MAX_GAP_S = 1.0
 """The longest the event loop may stall: the old parsing took 33 s, the new one milliseconds."""
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAIServer]:
-    with openai_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def model(server: OpenAIServer) -> Iterator[OpenAIServer]:
-    server.reset()
-    yield server
-    server.reset()
 
 
 def _llm(server: OpenAIServer, **fields: Any) -> LLMSettings:
