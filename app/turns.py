@@ -91,10 +91,7 @@ async def resume(
     Raises:
         QuestionError: Nothing on the thread is waiting for approval.
     """
-    config = thread_config(context, thread_id)
-    snapshot = await agent.aget_state(config)
-    if not pending_approvals(snapshot.interrupts):
-        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    config = await _paused(agent, context, thread_id)
     with turn_deadline(await _model_budget()):
         state = await agent.ainvoke(
             Command(resume=decision), config, context=context, durability=await run_durability()
@@ -239,10 +236,7 @@ async def stream_resume(
     Raises:
         QuestionError: Nothing on the thread is waiting for approval.
     """
-    config = thread_config(context, thread_id)
-    snapshot = await agent.aget_state(config)
-    if not pending_approvals(snapshot.interrupts):
-        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    config = await _paused(agent, context, thread_id)
     with turn_deadline(await _model_budget()):
         async for event in _stream(agent, Command(resume=decision), config, context, thread_id):
             yield event
@@ -285,3 +279,20 @@ async def _stream(
     for token in guard.close():
         yield token
     yield _finish(state, interrupts, thread_id)
+
+
+async def _paused(
+    agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
+    context: Context,
+    thread_id: str,
+) -> RunnableConfig:
+    """The thread's config, once its run is known to wait for approval.
+
+    Raises:
+        QuestionError: Nothing on the thread is waiting for approval.
+    """
+    config = thread_config(context, thread_id)
+    snapshot = await agent.aget_state(config)
+    if not pending_approvals(snapshot.interrupts):
+        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    return config
