@@ -111,7 +111,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     assert isinstance(last, AIMessage)  # guaranteed by after_respond
     calls: list[ToolCall] = list(last.tool_calls)
     if reason := _stop_reason(state, box, resources):
-        return {"messages": box.stop(calls, caller, reason, thread=thread)}
+        return {"messages": await box.stop(calls, caller, reason, thread=thread)}
 
     refused = refused_tool_calls(last.response_metadata)
     policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
@@ -130,7 +130,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         elapsed = time.time() - state.turn_started_at
         budget = check_budget([], _budget(resources), resources.counter, elapsed)
         if budget:
-            return {"messages": box.stop(calls, caller, budget, thread=thread)}
+            return {"messages": await box.stop(calls, caller, budget, thread=thread)}
         remaining = max_seconds - elapsed
     timeout = max(0.1, min(resources.settings.limits.tool_timeout_s, remaining))
 
@@ -145,16 +145,18 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         call_id = call.get("id") or ""
         policy = policies[call_id]
         if call_id in refused:  # its arguments were over llm.max_tool_args_bytes
-            return box.refuse(call, caller, "invalid_arguments", refused[call_id], thread=thread)
+            return await box.refuse(
+                call, caller, "invalid_arguments", refused[call_id], thread=thread
+            )
         if policy == "deny":
             text = f"Error: the {call['name']} tool is not allowed here (policy: deny)."
-            return box.refuse(call, caller, "denied", text, thread=thread)
+            return await box.refuse(call, caller, "denied", text, thread=thread)
         if policy == "require_approval" and not approved.get(call_id, False):
             text = (
                 f"Error: the user did not approve this call to {call['name']}; do not call "
                 "it again for this request."
             )
-            return box.refuse(call, caller, "rejected", text, thread=thread)
+            return await box.refuse(call, caller, "rejected", text, thread=thread)
         return await box.run(
             call, caller, timeout_s=timeout, thread=thread, approved=policy != "allow"
         )

@@ -1,12 +1,14 @@
 """One audit record per tool call, with personal data and secrets redacted.
 
 Records go to the ``ragent.audit`` logger as one JSON object per line and are appended to
-a JSON-lines file. Argument strings are redacted (``app.safety``) and cut short, so no
-document text, personal data or secret reaches the audit trail.
+a JSON-lines file from a worker thread, so a run never blocks the event loop on disk.
+Argument strings are redacted (``app.safety``) and cut short, so no document text,
+personal data or secret reaches the audit trail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -84,7 +86,7 @@ class AuditSink:
         self.path = path
         self._lock = threading.Lock()
 
-    def write(self, record: AuditRecord) -> None:
+    async def write(self, record: AuditRecord) -> None:
         """Emit one record; a file that cannot be written is reported, never raised."""
         TOOL_CALLS.labels(
             record.tool if record.risk != "unknown" else "unknown", record.outcome
@@ -92,12 +94,14 @@ class AuditSink:
         stamped = record if record.at else _stamp(record)
         line = json.dumps(stamped.as_dict(), ensure_ascii=False, sort_keys=True)
         logger.info(line)
-        if self.path is None:
-            return
+        if self.path is not None:
+            await asyncio.to_thread(self._append, self.path, line)
+
+    def _append(self, path: Path, line: str) -> None:
         try:
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as out:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as out:
                     out.write(line + "\n")
         except OSError as exc:
             logger.error("cannot append to the audit file: %s", type(exc).__name__)

@@ -67,7 +67,7 @@ class Toolbox:
         """Return a tool's policy; unknown names go on to the registry, which lists the tools."""
         return self.policies.get(name, "allow")
 
-    def record(
+    async def record(
         self,
         call: ToolCall,
         caller: ToolContext,
@@ -78,7 +78,7 @@ class Toolbox:
         approved: bool = False,
     ) -> None:
         """Write the audit record of one call."""
-        self.audit.write(
+        await self.audit.write(
             AuditRecord(
                 tenant=safe_identity(caller.tenant_id),
                 user=safe_identity(caller.user_id),
@@ -93,11 +93,11 @@ class Toolbox:
             )
         )
 
-    def refuse(
+    async def refuse(
         self, call: ToolCall, caller: ToolContext, outcome: Outcome, text: str, *, thread: str
     ) -> ToolMessage:
         """Answer a call that is not run (denied, rejected, stopped) and audit it."""
-        self.record(call, caller, outcome, thread=thread, started=time.perf_counter())
+        await self.record(call, caller, outcome, thread=thread, started=time.perf_counter())
         return ToolMessage(
             content=text,
             tool_call_id=call.get("id") or "",
@@ -121,7 +121,7 @@ class Toolbox:
         if name in self.registry:
             refusal = await self.limiter.acquire(caller.tenant_id, caller.user_id, name)
             if refusal is not None:
-                self.record(call, caller, "rate_limited", thread=thread, started=started)
+                await self.record(call, caller, "rate_limited", thread=thread, started=started)
                 return ToolMessage(
                     content=refusal,
                     tool_call_id=call.get("id") or "",
@@ -136,15 +136,15 @@ class Toolbox:
             inject={CALLER: caller},
         )
         outcome = message.response_metadata.get("outcome", "error")
-        self.record(call, caller, outcome, thread=thread, started=started, approved=approved)
+        await self.record(call, caller, outcome, thread=thread, started=started, approved=approved)
         return message
 
-    def stop(
+    async def stop(
         self, calls: Sequence[ToolCall], caller: ToolContext, reason: str, *, thread: str
     ) -> list[ToolMessage | AIMessage]:
         """End the run: answer every pending call as not run, then give the final message."""
         answers: list[ToolMessage | AIMessage] = [
-            self.refuse(call, caller, "stopped", f"Not run: {reason}", thread=thread)
+            await self.refuse(call, caller, "stopped", f"Not run: {reason}", thread=thread)
             for call in calls
         ]
         return [*answers, AIMessage(content=reason, response_metadata={"stopped": True})]
