@@ -7,6 +7,7 @@ docstring (summary plus ``Args:``) is what the model reads when it decides to ca
 from __future__ import annotations
 
 import ast
+import asyncio
 import math
 import operator
 from collections.abc import Callable
@@ -226,7 +227,7 @@ async def current_time(timezone: str = "UTC") -> str:
         timezone: IANA time zone name, e.g. "UTC", "Europe/Paris" or "America/New_York".
     """
     try:
-        zone = ZoneInfo(timezone)
+        zone = await asyncio.to_thread(ZoneInfo, timezone)  # the first use reads a file
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(
             f"unknown time zone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
