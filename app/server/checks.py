@@ -1,18 +1,43 @@
-"""Readiness: one cheap call to each engine the deployment is configured with."""
+"""Readiness: one cheap call to each engine, and whether this process can serve without it.
+
+A pod is ready when it can answer requests. The checkpointer, the stores, the API state
+and the key store are needed for every request. Search needs one of the two index engines
+(with the other down, answers come from one engine, marked ``degraded``). The chat model
+is needed only when ``llm.offline_fallback`` is off: with it on, turns are answered from
+the passages while the model server is down. Every dependency is checked and reported
+either way, so monitoring sees a dead model server on a pod that is still ready.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 
 from app.server.services import Services
 
-__all__ = ["readiness"]
+__all__ = ["Report", "readiness"]
 
 _TIMEOUT_S = 5.0
+
+Status = Literal["ready", "degraded", "not_ready"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Each dependency's health, and what it means for serving."""
+
+    checks: dict[str, dict[str, str]]
+    """Per dependency: ``{"status": "ok"}`` or ``{"status": "error", "reason": ...}``."""
+    status: Status
+    """``ready``: all ok; ``degraded``: serving without some; ``not_ready``: cannot serve."""
+    blocking: list[str]
+    """The failing dependencies this process cannot serve without."""
+    degraded: list[str]
+    """The failing dependencies it serves without."""
 
 
 async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, str]:
@@ -37,16 +62,28 @@ async def _model_endpoints(services: Services) -> None:
                 raise ConnectionError(f"HTTP {response.status_code}")
 
 
-async def readiness(services: Services) -> dict[str, dict[str, str]]:
-    """Check every configured engine concurrently; each entry says ``ok`` or why not."""
+def _verdict(
+    checks: dict[str, dict[str, str]], core: list[str], vector: list[str], keyword: str
+) -> tuple[list[str], list[str]]:
+    """Split the failing checks into those that stop serving and those served around."""
+    failing = {name for name, result in checks.items() if result["status"] != "ok"}
+    blocking = [name for name in core if name in failing]
+    if failing.intersection(vector) and keyword in failing:
+        blocking += [name for name in [*vector, keyword] if name in failing]
+    return blocking, sorted(failing.difference(blocking))
+
+
+async def readiness(services: Services) -> Report:
+    """Check every configured engine concurrently and decide whether this process can serve."""
     retriever = services.resources.retriever
     settings = services.settings
+    vector = f"vector_index ({settings.retrieval.vector_backend})"
+    keyword = f"keyword_index ({settings.retrieval.keyword_backend})"
+    embedder = f"embedder ({settings.embed.provider})"
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
-        f"vector_index ({settings.retrieval.vector_backend})": lambda: retriever.ping("vector"),
-        f"keyword_index ({settings.retrieval.keyword_backend})": lambda: retriever.ping("keyword"),
-        f"embedder ({settings.embed.provider})": lambda: asyncio.to_thread(
-            retriever.embedder.embed_query, "ready"
-        ),
+        vector: lambda: retriever.ping("vector"),
+        keyword: lambda: retriever.ping("keyword"),
+        embedder: lambda: asyncio.to_thread(retriever.embedder.embed_query, "ready"),
         f"checkpointer ({settings.checkpoint.backend})": lambda: services.checkpointer.aget_tuple(
             {"configurable": {"thread_id": "readyz"}}
         ),
@@ -64,5 +101,13 @@ async def readiness(services: Services) -> dict[str, dict[str, str]]:
     if settings.llm.base_url:
         checks["chat_model"] = lambda: _model_endpoints(services)
     names = list(checks)
-    results = await asyncio.gather(*(_timed(checks[n]) for n in names))
-    return dict(zip(names, results, strict=True))
+    results = dict(
+        zip(names, await asyncio.gather(*(_timed(checks[n]) for n in names)), strict=True)
+    )
+    searching = {vector, keyword, embedder}
+    core = [n for n in names if n not in searching and n != "chat_model"]
+    if not settings.llm.offline_fallback:
+        core.append("chat_model")
+    blocking, degraded = _verdict(results, core, [vector, embedder], keyword)
+    status: Status = "not_ready" if blocking else "degraded" if degraded else "ready"
+    return Report(results, status, blocking, degraded)

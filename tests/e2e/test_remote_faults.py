@@ -101,13 +101,15 @@ def _key(data_dir: Path, tenant: str) -> str:
         store.close()
 
 
-def _wait_ready(client: httpx.Client, want: int, seconds: float = 60) -> dict[str, Any]:
+def _wait_ready(client: httpx.Client, want: str, seconds: float = 60) -> dict[str, Any]:
+    """Poll ``/readyz`` until its status is ``want`` (503 for ``not_ready``, else 200)."""
     deadline = time.monotonic() + seconds
     while True:
         response = client.get("/readyz")
-        if response.status_code == want or time.monotonic() > deadline:
-            assert response.status_code == want, response.text
-            body: dict[str, Any] = response.json()
+        body: dict[str, Any] = response.json()
+        if body["status"] == want or time.monotonic() > deadline:
+            assert body["status"] == want, response.text
+            assert response.status_code == (503 if want == "not_ready" else 200), response.text
             return body
         time.sleep(0.5)
 
@@ -145,9 +147,12 @@ def test_engines_down_at_start_up_and_mid_run(own_engines: Engines, tmp_path: Pa
         running(args, health_url=f"{url}/healthz", env=env, cwd=tmp_path) as log,
         httpx.Client(base_url=url, headers=headers, timeout=60) as client,
     ):
-        # Started with Elasticsearch down: live, not ready, and it says which engine.
+        # Started with Elasticsearch down: live, and ready, since answers come from Weaviate
+        # (marked degraded); readiness names the engine that is down.
         assert client.get("/healthz").status_code == 200
-        checks = _wait_ready(client, 503)["checks"]
+        ready = _wait_ready(client, "degraded")
+        assert ready["degraded"] == ["keyword_index (elasticsearch)"], ready
+        checks = ready["checks"]
         assert checks["keyword_index (elasticsearch)"]["status"] == "error", checks
         assert checks["vector_index (weaviate)"]["status"] == "ok", checks
         # An ingest now fails cleanly, and leaves nothing visible behind.
@@ -157,7 +162,7 @@ def test_engines_down_at_start_up_and_mid_run(own_engines: Engines, tmp_path: Pa
 
         # Elasticsearch comes up at the configured address: everything recovers by itself.
         own_engines.start("elasticsearch")
-        _wait_ready(client, 200)
+        _wait_ready(client, "ready")
         job = _ingest(client, "rota.md", ROTA)
         assert job["status"] == "succeeded" and job["progress"]["documents"] == 1, job
         both = chat.chat.completions.create(model="ragent", messages=messages).choices[0]
@@ -178,10 +183,12 @@ def test_engines_down_at_start_up_and_mid_run(own_engines: Engines, tmp_path: Pa
             if chunk.choices:
                 last = chunk.choices[0].delta.model_extra or last
         assert last.get("degraded") == ["keyword"], last
-        _wait_ready(client, 503)
+        _wait_ready(client, "degraded")
 
         # Both gone: a clear 503 in the API's error shape, quickly, never a 500 or a hang.
         own_engines.stop("weaviate")
+        blocked = _wait_ready(client, "not_ready")["blocking"]
+        assert set(blocked) == {"keyword_index (elasticsearch)", "vector_index (weaviate)"}
         started = time.monotonic()
         response = client.post("/v1/chat/completions", json={"messages": messages})
         assert time.monotonic() - started < 30

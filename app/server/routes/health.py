@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness of each configured engine, Prometheus metrics."""
+"""Operations: liveness, readiness, each dependency's health, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from app.server.api_metrics import CONTENT_TYPE_LATEST
-from app.server.checks import readiness
+from app.server.checks import Report, readiness
 from app.server.deps import ServicesDep
 from app.server.errors import SERVER_RESPONSES
 
@@ -25,30 +25,49 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness of every configured engine", response_model=None)
-async def readyz(request: Request, services: ServicesDep) -> Any:
-    """Check each engine (indexes, checkpointer, store, state, chat endpoints); 503 if one fails."""
+async def _report(services: ServicesDep) -> dict[str, Any]:
     started = time.perf_counter()
-    checks = await asyncio.wait_for(readiness(services), timeout=10)
-    ok = all(c["status"] == "ok" for c in checks.values())
-    body = {
-        "status": "ready" if ok else "not_ready",
-        "checks": checks,
+    report: Report = await asyncio.wait_for(readiness(services), timeout=10)
+    return {
+        "status": report.status,
+        "checks": report.checks,
+        "blocking": report.blocking,
+        "degraded": report.degraded,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if ok:
+
+
+@router.get("/readyz", summary="Readiness: this process can serve", response_model=None)
+async def readyz(services: ServicesDep) -> Any:
+    """200 while requests can be served (``degraded`` names what they are served without).
+
+    503 when a dependency no request can do without is down: the checkpointer, a store,
+    both index engines, or the chat model with ``llm.offline_fallback`` off. The body
+    reports every dependency either way.
+    """
+    body = await _report(services)
+    if body["status"] != "not_ready":
         return body
     return JSONResponse(
         {
             **body,
             "error": {
-                "message": "an engine is not ready",
+                "message": "cannot serve without: " + ", ".join(body["blocking"]),
                 "type": "unavailable_error",
                 "code": "not_ready",
             },
         },
         status_code=503,
     )
+
+
+@router.get("/healthz/dependencies", summary="Health of each dependency")
+async def dependencies(services: ServicesDep) -> dict[str, Any]:
+    """Always 200 (monitoring, not routing): each dependency ``ok`` or why not.
+
+    ``status`` is the readiness verdict: ``ready``, ``degraded`` or ``not_ready``.
+    """
+    return await _report(services)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
