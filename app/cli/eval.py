@@ -40,7 +40,7 @@ BeirOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="Settings YAML (default: $RAGENT_CONFIG or configs/default.yaml)."
+        "--config", help="Settings YAML (default: $RAGENT_CONFIG or the 'default' profile)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]

@@ -10,7 +10,7 @@ set -euo pipefail
 
 MODEL="${MODEL:-Qwen/Qwen2.5-7B-Instruct}"
 PORT="${PORT:-8000}"
-MAX_MODEL_LEN="${MAX_MODEL_LEN:-32768}"          # = llm.context_window in configs/production.yaml
+MAX_MODEL_LEN="${MAX_MODEL_LEN:-32768}"          # = llm.context_window in app/configs/production.yaml
 GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.90}"
 TOOL_CALL_PARSER="${TOOL_CALL_PARSER:-hermes}"   # Qwen2.5 emits Hermes-style <tool_call> blocks
 TENSOR_PARALLEL_SIZE="${TENSOR_PARALLEL_SIZE:-1}"

@@ -81,7 +81,7 @@ def test_eval_prints_a_table(tmp_path: Path) -> None:
 
 
 def test_tune_writes_a_config_that_reproduces_its_score(tmp_path: Path) -> None:
-    # Plain RRF as the starting point, whatever configs/default.yaml holds: on the toy set
+    # Plain RRF as the starting point, whatever app/configs/default.yaml holds: on the toy set
     # BM25 misses paraphrased questions that dense finds, so weighting dense up must gain.
     base = tmp_path / "base.yaml"
     plain = {"fusion": "rrf", "rrf_k": 60, "dense_weight": 1.0, "keyword_weight": 1.0}

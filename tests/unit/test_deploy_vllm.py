@@ -1,4 +1,4 @@
-"""deploy/vllm agrees with itself and with configs/production.yaml (vLLM cannot run here)."""
+"""deploy/vllm agrees with itself and with app/configs/production.yaml (vLLM cannot run here)."""
 
 from __future__ import annotations
 

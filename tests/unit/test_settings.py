@@ -170,3 +170,29 @@ def test_several_workers_need_a_shared_redis(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("RAGENT_SERVER_WORKERS")
     monkeypatch.delenv("RAGENT_SERVER_REDIS_URL")
     assert load_settings().server.workers == 2
+
+
+def test_dotenv_in_the_working_directory_overrides_the_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "# other tools' lines are left alone\n"
+        "OPENAI_API_KEY=not-ours\n"
+        "RAGENT_TENANT_ID=from-dotenv\n"
+        "RAGENT_LLM_BASE_URL=http://127.0.0.1:9/v1\n"
+        "RAGENT_LLM_API_KEY=secret-from-dotenv\n"
+        "RAGENT_PROFILE=production\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAGENT_LLM_BASE_URL", "http://127.0.0.1:8/v1")  # the environment wins
+    s = load_settings()
+    assert s.profile == "production" and s.retrieval.vector_backend == "weaviate"
+    assert s.tenant_id == "from-dotenv"
+    assert s.llm.base_url == "http://127.0.0.1:8/v1"
+    assert s.llm.api_key is not None
+    assert s.llm.api_key.get_secret_value() == "secret-from-dotenv"
+
+
+def test_without_dotenv_nothing_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().tenant_id == "default"
