@@ -13,6 +13,7 @@ from tests.e2e.conftest import QUESTION, Corpus, check_citations
 from tests.e2e.test_langgraph_dev import (
     DevServer,
     check_final_state,
+    check_no_blocking_call,
     langgraph_dev,
     new_thread,
     run_wait,
@@ -76,3 +77,17 @@ def test_wrong_key_is_refused_inside_langgraph_dev(dev: DevServer) -> None:
         openai.OpenAI(
             base_url=f"{str(dev.client.base_url).rstrip('/')}/v1", api_key="rgt_0_0", max_retries=0
         ).models.list()
+
+
+def test_a_tool_call_through_v1_chat_completions_inside_langgraph_dev(dev: DevServer) -> None:
+    client = openai.OpenAI(
+        base_url=f"{str(dev.client.base_url).rstrip('/')}/v1",
+        api_key=make_key(dev, "tool-user"),
+        max_retries=0,
+    )
+    question = [{"role": "user", "content": "What is 17 * 23?"}]
+    answer = client.chat.completions.create(model="ragent", messages=question)
+    assert "391" in (answer.choices[0].message.content or ""), dev.output()
+    streamed = client.chat.completions.create(model="ragent", messages=question, stream=True)
+    assert "391" in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    check_no_blocking_call(dev)

@@ -19,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
 
+from app.memory.namespaces import namespace
 from tests.e2e.conftest import (
     QUESTION,
     Corpus,
@@ -28,6 +31,7 @@ from tests.e2e.conftest import (
     fresh_data_dir,
     running,
 )
+from tests.openai_server import Reply, ToolCalls, openai_server
 from tests.servers import BIN, REPO, free_port, redis_server
 
 pytestmark = pytest.mark.e2e
@@ -76,8 +80,27 @@ def langgraph_dev(corpus: Corpus, root: Path, env: dict[str, str]) -> Iterator[D
     ):
         server = DevServer(client, data_dir, log)
         yield server
-        flagged = [line for line in server.log if "BlockingError" in line]
-        assert not flagged, "blockbuster flagged a blocking call:\n" + "".join(flagged[:5])
+        check_no_blocking_call(server)
+
+
+def check_no_blocking_call(server: DevServer) -> None:
+    """Blockbuster logged no blocking call made on the event loop."""
+    flagged = [line for line in server.log if "BlockingError" in line]
+    assert not flagged, "blockbuster flagged a blocking call:\n" + "".join(flagged[:5])
+
+
+def sdk(server: DevServer) -> SyncLangGraphClient:
+    """A ``langgraph_sdk`` client of the server."""
+    return get_sync_client(url=str(server.client.base_url), api_key=None, timeout=120)
+
+
+def audit_of(server: DevServer) -> list[tuple[str, str, bool]]:
+    """``(tool, outcome, approved_by_user)`` of each audit record written so far."""
+    path = server.data_dir / "audit.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["tool"], r["outcome"], r["approved_by_user"]) for r in records]
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -275,3 +298,72 @@ def test_indexer_graph_ingests_for_the_run_tenant(dev: DevServer, tmp_path: Path
     assert "Tuesday" in text_of(ask["messages"][-1])
     other = run_wait(dev, new_thread(dev.client), "When is the staging cluster rebuilt?")
     assert "Tuesday" not in text_of(other["messages"][-1])
+
+
+def test_tool_calls_run_inside_langgraph_dev(dev: DevServer) -> None:
+    with sdk(dev) as client:
+        check_tool_calls(dev, client)
+    check_no_blocking_call(dev)
+
+
+def check_tool_calls(dev: DevServer, client: SyncLangGraphClient) -> None:
+    thread_id = client.threads.create()["thread_id"]
+    for question, tool in [
+        ("What is 17 * 23?", "calculator"),
+        ("What time is it in Europe/Paris?", "current_time"),
+    ]:
+        state = client.runs.wait(
+            thread_id,
+            "agent",
+            input={"messages": [{"role": "user", "content": question}]},
+            context=CONTEXT,
+        )
+        assert isinstance(state, dict) and "__error__" not in state, f"{state}\n{dev.output()}"
+        *_, result, final = state["messages"]
+        assert (result["type"], result["name"], result["status"]) == ("tool", tool, "success")
+        assert text_of(result) in text_of(final), final
+    assert "391" in text_of(client.threads.get_state(thread_id)["values"]["messages"][3])
+    assert [(t, outcome) for t, outcome, _ in audit_of(dev)][-2:] == [
+        ("calculator", "ok"),
+        ("current_time", "ok"),
+    ]
+
+
+def test_an_approval_interrupt_is_resumed_through_the_sdk(corpus: Corpus, tmp_path: Path) -> None:
+    model = "scripted-model"
+    note = {"title": "Groceries", "text": "buy oat milk"}
+    with openai_server() as srv:
+        srv.plan(model, ToolCalls([("create_note", json.dumps(note))]), Reply("Saved your note."))
+        env = {
+            "RAGENT_LLM_BASE_URL": srv.base_url,
+            "RAGENT_LLM_MODEL": model,
+            "RAGENT_LLM_OFFLINE_FALLBACK": "false",
+            "RAGENT_MEMORY_EXTRACTION": "explicit",
+        }
+        with langgraph_dev(corpus, tmp_path, env) as server, sdk(server) as client:
+            thread_id = client.threads.create()["thread_id"]
+            question = {"messages": [{"role": "user", "content": "Save a note: buy oat milk"}]}
+            client.runs.wait(thread_id, "agent", input=question, context=CONTEXT)
+            paused = client.threads.get_state(thread_id)
+            assert paused["next"] == ["execute_tools"], f"{paused}\n{server.output()}"
+            [request] = [i["value"] for task in paused["tasks"] for i in task["interrupts"]]
+            assert request["kind"] == "tool_approval"
+            assert [(c["tool"], c["args"], c["risk"]) for c in request["calls"]] == [
+                ("create_note", note, "write")
+            ]
+            assert audit_of(server) == []  # nothing runs before the decision
+
+            done = client.runs.wait(
+                thread_id, "agent", command={"resume": "approve"}, context=CONTEXT
+            )
+            assert isinstance(done, dict) and "__error__" not in done, server.output()
+            *_, result, final = done["messages"]
+            assert (result["name"], result["status"]) == ("create_note", "success"), result
+            assert text_of(result).startswith("Saved the note 'Groceries'")
+            assert text_of(final) == "Saved your note."
+            assert client.threads.get_state(thread_id)["next"] == []
+            assert audit_of(server) == [("create_note", "ok", True)]
+            scope = list(namespace("notes", CONTEXT["tenant_id"], CONTEXT["user_id"]))
+            items = client.store.search_items(scope)["items"]
+            assert [item["value"]["text"] for item in items] == ["buy oat milk"]
+            check_no_blocking_call(server)
