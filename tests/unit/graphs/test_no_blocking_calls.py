@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
@@ -21,6 +23,7 @@ from langgraph.store.memory import InMemoryStore
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
 from app.turns import ask, resume
+from tests.servers import asgi_server
 from tests.tooling import CTX, audit, calls, with_model
 
 WAL = "SQLite runs a checkpoint when the WAL file reaches a threshold size of 1000 pages."
@@ -98,3 +101,25 @@ async def test_an_approval_and_its_resume_make_no_blocking_call(
     guard.deactivate()
     (record,) = audit(res.settings)
     assert (record["outcome"], record["approved_by_user"]) == ("ok", True)
+
+
+async def test_an_http_get_makes_no_blocking_call(corpus: Resources, guard: BlockBuster) -> None:
+    page = FastAPI()
+
+    @page.get("/page")
+    async def hello() -> PlainTextResponse:
+        return PlainTextResponse("Hello world")
+
+    guard.deactivate()  # the test's own server starts and stops off the guard
+    with asgi_server(page) as site:
+        guard.activate()
+        res, model = with_model(
+            corpus,
+            [calls(("http_get", {"url": f"{site}/page"})), AIMessage("Done.")],
+            tools={"enabled": ["http_get"], "http_allowlist": ["127.0.0.1"]},
+        )
+        with use_resources(res):
+            agent = compile_agent(InMemorySaver(), InMemoryStore())
+            await ask(agent, "fetch it", context=CTX, thread_id="h", max_chars=8000)
+        guard.deactivate()
+    assert model.calls[1][-1].text == "HTTP 200 text/plain\n\nHello world"
