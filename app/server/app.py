@@ -4,7 +4,7 @@ Routes: OpenAI-compatible chat (``/v1/chat/completions``), threads, memories, in
 jobs, stream replay, and ``/healthz``, ``/readyz``, ``/metrics``. Every ``/v1`` request
 passes :class:`~app.server.middleware.ApiGuard` (size, key, rate, timeout); every route
 refuses text that is not valid Unicode (:mod:`app.server.text`); every error has the
-shape ``{"error": {"message", "type", "code"}}``. OpenAPI: ``/docs``.
+shape ``{"error": {"message", "type", "param", "code"}}``. OpenAPI: ``/docs``.
 """
 
 from __future__ import annotations

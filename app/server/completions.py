@@ -59,7 +59,7 @@ def _offered(body: ChatRequest, resources: Resources) -> list[str] | None:
     """The tools a request offers the model: None for every enabled one.
 
     Raises:
-        ApiError: 422 (``unknown_tool``) for a name this server does not offer.
+        ApiError: 400 (``unknown_tool``) for a name this server does not offer.
     """
     if body.tool_choice == "none":
         return []
@@ -71,9 +71,10 @@ def _offered(body: ChatRequest, resources: Resources) -> list[str] | None:
     if unknown:
         offered = ", ".join(enabled) or "none"
         raise ApiError(
-            422,
+            400,
             f"tools: unknown tool {unknown[0]!r}; this server offers: {offered}",
             "unknown_tool",
+            param=f"tools[{names.index(unknown[0])}].function.name",
         )
     return names
 
@@ -84,19 +85,22 @@ def prepare_turn(
     """Check a request and build its turn.
 
     Raises:
-        ApiError: 422 for a request that cannot be a turn, 413 for a message too long.
+        ApiError: 400 for a request that cannot be a turn, 413 for a message too long.
     """
     last = body.messages[-1]
     if last.role != "user":
         raise ApiError(
-            422,
+            400,
             "the last message must be from the user; to decide tool calls a run waits on, "
             "use POST /v1/threads/{conversation_id}/resume",
             "last_message_not_user",
+            param="messages",
         )
     question = last.text()
     if not question.strip():
-        raise ApiError(422, "messages: the last user message is empty", "empty_message")
+        raise ApiError(
+            400, "messages: the last user message is empty", "empty_message", param="messages"
+        )
     if len(question) > max_chars:
         raise ApiError(
             413, f"the message is longer than {max_chars} characters", "message_too_large"

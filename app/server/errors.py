@@ -1,7 +1,10 @@
-"""One error shape for every response of the API: ``{"error": {"message", "type", "code"}}``.
+"""One error shape for every response of the API, OpenAI's, with OpenAI's statuses.
 
+The shape: ``{"error": {"message", "type", "param", "code"}}``.
 ``type`` is the class of error (OpenAI's names: ``invalid_request_error``,
-``authentication_error``, ...); ``code`` is a stable machine-readable reason.
+``authentication_error``, ...); ``param`` names the offending request field, or is null;
+``code`` is a stable machine-readable reason. Statuses are OpenAI's too: a request that
+fails validation is a 400 (``openai.BadRequestError``), never a 422.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ _TYPES = {
     409: "conflict_error",
     413: "request_too_large",
     415: "invalid_request_error",
-    422: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     503: "unavailable_error",
@@ -71,28 +73,32 @@ class ApiError(Exception):
         code: str,
         *,
         kind: str | None = None,
+        param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Describe the error; ``kind`` defaults to the status's error type."""
+        """Describe the error; ``kind`` defaults to the status's error type.
+
+        ``param`` names the request field at fault, as OpenAI's errors do.
+        """
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.kind = kind or _TYPES.get(status, "invalid_request_error")
+        self.param = param
         self.headers = headers or {}
 
 
-def error_body(message: str, kind: str, code: str) -> dict[str, Any]:
+def error_body(message: str, kind: str, code: str, param: str | None = None) -> dict[str, Any]:
     """Return the error shape."""
-    return {"error": {"message": message, "type": kind, "code": code}}
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def error_response(exc: ApiError) -> JSONResponse:
     """Return the JSON response of an :class:`ApiError` (counted by its code)."""
     record_error("http", exc.code)
-    return JSONResponse(
-        error_body(exc.message, exc.kind, exc.code), status_code=exc.status, headers=exc.headers
-    )
+    body = error_body(exc.message, exc.kind, exc.code, exc.param)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def _schema(status: int, description: str) -> dict[str, Any]:
@@ -115,10 +121,13 @@ SERVER_RESPONSES: dict[int | str, dict[str, Any]] = {
 """What every path of the API can answer, before or around its route (``/healthz`` too)."""
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _schema(400, "Text that is not valid Unicode, or a malformed Idempotency-Key"),
+    400: _schema(
+        400,
+        "Invalid request (`param` names the field), text that is not valid "
+        "Unicode, or a malformed Idempotency-Key",
+    ),
     401: _schema(401, "Missing, malformed, unknown or revoked API key"),
     403: _schema(403, "The API key lacks the route's scope"),
-    422: _schema(422, "Invalid request"),
     429: _schema(429, "Rate limited; retry after Retry-After seconds"),
     **SERVER_RESPONSES,
 }
@@ -171,13 +180,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(exc.status_code, message, code, headers=headers))
 
 
+def _param(loc: Iterable[Any]) -> str | None:
+    """OpenAI's name of a field: ``messages[0].role`` for ``("body", "messages", 0, "role")``."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    if parts and not isinstance(parts[0], str):  # a position in a body that is not JSON
+        return None
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name or None
+
+
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-    return error_response(ApiError(422, f"{where}: {message}", "invalid_request"))
+    param = _param(first.get("loc", ()))
+    return error_response(ApiError(400, f"{where}: {message}", "invalid_request", param=param))
 
 
 UNAVAILABLE = "no search engine answered; try again shortly"

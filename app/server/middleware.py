@@ -4,7 +4,9 @@ In order: body size by ``Content-Length`` (413), the API key (401), the key's to
 bucket (429 with ``Retry-After``), a chunked body read up to the cap (413), then the
 route under a timeout that stops once the response has started (504). Unhandled
 errors become a 500 in the API's shape, logged without their message, which may quote
-user input. Paths outside the API (the LangGraph server's, under ``langgraph dev``)
+user input. Every response carries ``x-request-id``: the client's ``X-Request-Id`` when
+it is a short token, else a new one (also in ``scope["state"]`` and the error log).
+Paths outside the API (the LangGraph server's, under ``langgraph dev``)
 pass through untouched.
 """
 
@@ -13,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 import traceback
+import uuid
 
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.tracing import span
@@ -23,9 +28,11 @@ from app.safety.identity import safe_identity
 from app.server.errors import ApiError, error_response, owns
 from app.server.services import Services
 
-__all__ = ["ApiGuard"]
+__all__ = ["ApiGuard", "request_id"]
 
 log = logging.getLogger("ragent.server")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -41,6 +48,23 @@ def _tenant(scope: Scope) -> str | None:
     return safe_identity(tenant) if isinstance(tenant, str) else None
 
 
+def request_id(scope: Scope) -> str:
+    """The request's id: the client's ``X-Request-Id`` if it is a short token, else a new one."""
+    given = _header(scope, b"x-request-id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"req_{uuid.uuid4().hex}"
+
+
+def _with_request_id(send: Send, value: str) -> Send:
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message)["x-request-id"] = value
+        await send(message)
+
+    return tagged
+
+
 class ApiGuard:
     """Size limits, auth, rate limits, the request timeout and the error shape."""
 
@@ -53,6 +77,9 @@ class ApiGuard:
         if scope["type"] != "http" or not owns(scope["path"]):
             await self.app(scope, receive, send)
             return
+        rid = request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        send = _with_request_id(send, rid)
         services: Services | None = getattr(scope["app"].state, "services", None)
         if services is None:
             await error_response(ApiError(503, "the API is starting", "starting"))(
@@ -130,7 +157,8 @@ class ApiGuard:
         connection and drops the client's next request.
         """
         frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error("unhandled %s on %s\n%s", type(exc).__name__, scope["path"], frames)
+        rid = scope.get("state", {}).get("request_id")
+        log.error("unhandled %s on %s (%s)\n%s", type(exc).__name__, scope["path"], rid, frames)
         if not started:
             error = ApiError(500, "internal server error", "internal_error")
             await error_response(error)(scope, receive, send)

@@ -106,7 +106,10 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
-    n: int = Field(default=1, ge=1, le=1, description="Only one choice is generated.")
+    n: int | None = Field(
+        default=None, json_schema_extra={"minimum": 1, "maximum": 1},
+        description="Only one choice is generated: 1 or absent.",
+    )  # fmt: skip
     tools: list[ToolSpec] | None = Field(default=None, max_length=64)
     tool_choice: Literal["auto", "none"] | None = None
     user: str | None = Field(default=None, description="Ignored: the API key is the user.")
@@ -114,6 +117,13 @@ class ChatRequest(BaseModel):
         default=None, pattern=ID_PATTERN, description="Extension: the thread to continue."
     )
     retrieval: RetrievalOptions | None = Field(default=None, description="Extension.")
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int | None) -> int | None:
+        if value is not None and value != 1:
+            raise ValueError(f"only n=1 is supported (one choice per request), got {value}")
+        return value
 
     @field_validator("stop")
     @classmethod

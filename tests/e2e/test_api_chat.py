@@ -100,7 +100,7 @@ def test_tools_name_the_server_tools_the_run_may_use(api: Api, model: OpenAIServ
     client.chat.completions.create(model="ragent", messages=ask("Hello there"), tool_choice="none")
     assert "tools" not in model.requests[-1]
 
-    with pytest.raises(openai.UnprocessableEntityError) as caught:
+    with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model="ragent",
             messages=ask("What is 1+1?"),

@@ -84,9 +84,9 @@ def test_uploads_are_ingested_by_a_job_into_a_namespace(api: Api, model: OpenAIS
 def test_urls_are_fetched_from_allowlisted_hosts_only(api: Api, model: OpenAIServer) -> None:
     with api.http(api.key("fetcher")) as client:
         refused = client.post("/v1/ingest", data={"urls": "http://127.0.0.9:1/x.md"})
-        assert refused.status_code == 422 and refused.json()["error"]["code"] == "url_not_allowed"
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "url_not_allowed"
         empty = client.post("/v1/ingest", data={})
-        assert empty.status_code == 422 and empty.json()["error"]["code"] == "nothing_to_ingest"
+        assert empty.status_code == 400 and empty.json()["error"]["code"] == "nothing_to_ingest"
 
         urls = [f"{api.site}/staging.md", f"{api.site}/away", f"{api.site}/missing.md"]
         queued = client.post("/v1/ingest", data={"urls": urls, "namespace": "web"})
@@ -116,5 +116,5 @@ def test_retrieval_options_are_validated(api: Api) -> None:
                 "/v1/chat/completions",
                 json={"messages": [{"role": "user", "content": QUESTION}], "retrieval": retrieval},
             )
-            assert response.status_code == 422, (retrieval, response.text)
+            assert response.status_code == 400, (retrieval, response.text)
             assert response.json()["error"]["message"].startswith("retrieval")

@@ -34,7 +34,12 @@ def error_of(response: httpx.Response, status: int) -> dict[str, str]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     payload = response.json()
-    assert set(payload) == {"error"} and set(payload["error"]) == {"message", "type", "code"}
+    assert set(payload) == {"error"} and set(payload["error"]) == {
+        "message",
+        "type",
+        "param",
+        "code",
+    }
     return dict(payload["error"])
 
 
@@ -138,16 +143,16 @@ def test_errors_have_one_shape(api: Api) -> None:
     with api.http(api.key("shapes")) as client:
         assert error_of(client.get("/v1/nowhere"), 404)["type"] == "not_found_error"
         assert error_of(client.delete("/v1/models"), 405)["code"] == "method_not_allowed"
-        invalid = error_of(client.post("/v1/chat/completions", json={"messages": []}), 422)
+        invalid = error_of(client.post("/v1/chat/completions", json={"messages": []}), 400)
         assert invalid["code"] == "invalid_request" and invalid["message"].startswith("messages")
         junk = client.post(
             "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
         )
-        assert error_of(junk, 422)["type"] == "invalid_request_error"
-        hot = error_of(client.post("/v1/chat/completions", json={**body(), "temperature": 9}), 422)
+        assert error_of(junk, 400)["type"] == "invalid_request_error"
+        hot = error_of(client.post("/v1/chat/completions", json={**body(), "temperature": 9}), 400)
         assert hot["message"].startswith("temperature")
         assistant_last = {"messages": [{"role": "assistant", "content": "hi"}]}
-        last = error_of(client.post("/v1/chat/completions", json=assistant_last), 422)
+        last = error_of(client.post("/v1/chat/completions", json=assistant_last), 400)
         assert last["code"] == "last_message_not_user"
 
 

@@ -52,7 +52,7 @@ def test_every_metric_family_moves(observed: Observed, models: OpenAIServer) -> 
     models.plan(PRIMARY, Reply("Again: 1000 pages [S1].", piece=3))
     assert _chat(observed, key, QUESTION) == 200  # primary fails twice, backup calls a tool
     assert _chat(observed, key, QUESTION, stream=True) == 200  # same query: cache hit
-    assert _chat(observed, key, "") == 422  # an error by type
+    assert _chat(observed, key, "") == 400  # an error by type
     after = observed.metrics()
 
     def moved(name: str, **labels: str) -> float:

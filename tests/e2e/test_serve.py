@@ -53,9 +53,9 @@ def test_ask_answers_like_the_cli(served: Served) -> None:
 
 
 @pytest.mark.parametrize("question", ["", "   "], ids=["empty", "blank"])
-def test_empty_question_is_a_422_json_error(served: Served, question: str) -> None:
+def test_empty_question_is_a_400_json_error(served: Served, question: str) -> None:
     response = served.client.post("/v1/ask", json={"question": question})
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert isinstance(response.json(), dict)
 

@@ -109,10 +109,29 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+MODEL = ModelCard(id="ragent")
+
+
 @router.get("/models", response_model=ModelList, summary="The model name to send")
 async def models(principal: ChatUser) -> ModelList:
     """List ``ragent``: the server picks its chat models; any ``model`` value is accepted."""
-    return ModelList(data=[ModelCard(id="ragent")])
+    return ModelList(data=[MODEL])
+
+
+@router.get(
+    "/models/{model_id}", response_model=ModelCard, responses=NOT_FOUND, summary="One model"
+)
+async def model(model_id: Annotated[str, Path(max_length=256)], principal: ChatUser) -> ModelCard:
+    """Return a model of ``GET /v1/models`` by its id; any other id is a 404."""
+    if model_id != MODEL.id:
+        raise ApiError(
+            404,
+            f"The model {model_id!r} does not exist",
+            "model_not_found",
+            kind="invalid_request_error",  # OpenAI's type for an unknown model
+            param="model",
+        )
+    return MODEL
 
 
 class AskRequest(BaseModel):
@@ -148,7 +167,7 @@ async def ask_route(
                     max_chars=limit,
                 )  # fmt: skip
         except QuestionError as exc:
-            raise ApiError(422, str(exc), "invalid_question") from None
+            raise ApiError(400, str(exc), "invalid_question", param="question") from None
         return JSONResponse(answer.as_dict())
 
     return await idempotent(request, services, principal, produce)

@@ -52,24 +52,30 @@ async def ingest(
     """
     server = services.settings.server
     if not files and not urls:
-        raise ApiError(422, "send files (multipart 'files') or 'urls'", "nothing_to_ingest")
+        raise ApiError(
+            400, "send files (multipart 'files') or 'urls'", "nothing_to_ingest", param="files"
+        )
     if len(files) + len(urls) > server.max_upload_files:
         raise ApiError(
-            422, f"at most {server.max_upload_files} files and URLs per job", "too_many_files"
+            400,
+            f"at most {server.max_upload_files} files and URLs per job",
+            "too_many_files",
+            param="files",
         )
     for url in urls:
         if not allowed(url, [h.lower() for h in server.ingest_url_allowlist]):
             raise ApiError(
-                422,
+                400,
                 f"urls: {url[:200]!r} is not http(s) on a host in server.ingest_url_allowlist",
                 "url_not_allowed",
+                param="urls",
             )
     groups = sorted({g.strip() for g in acl.split(",") if g.strip()})
     try:
         for group in groups:
             validate_identity("group", group)
     except ValueError as exc:
-        raise ApiError(422, f"acl: {exc}", "invalid_acl") from None
+        raise ApiError(400, f"acl: {exc}", "invalid_acl", param="acl") from None
     not_held = [g for g in groups if g not in principal.groups]
     if not_held:
         raise ApiError(

@@ -142,7 +142,12 @@ async def resume_thread(
         else set()
     )
     if unknown:
-        raise ApiError(422, f"decision: no waiting call {sorted(unknown)[0]!r}", "unknown_call")
+        raise ApiError(
+            400,
+            f"decision: no waiting call {sorted(unknown)[0]!r}",
+            "unknown_call",
+            param="decision",
+        )
     turn = Turn(
         thread_id=thread_id,
         question="",

@@ -312,5 +312,5 @@ def test_a_request_naming_an_unknown_tool_is_refused(resources: Resources) -> No
     with pytest.raises(ApiError) as caught:
         prepare_turn(body, _ALICE, resources, 8000)
     offered = ", ".join(resources.tools.names)
-    assert (caught.value.status, caught.value.code) == (422, "unknown_tool")
+    assert (caught.value.status, caught.value.code) == (400, "unknown_tool")
     assert caught.value.message == f"tools: unknown tool 'rm_rf'; this server offers: {offered}"
