@@ -9,6 +9,7 @@ graph with blockbuster on for our code, so a new blocking call fails here first.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,11 +21,12 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
+from app.conversations import thread_key
 from app.graphs.agent import compile_agent
 from app.resources import Resources, use_resources
 from app.turns import ask, resume
 from tests.servers import asgi_server
-from tests.tooling import CTX, audit, calls, with_model
+from tests.tooling import CTX, audit, calls, configure, with_model
 
 WAL = "SQLite runs a checkpoint when the WAL file reaches a threshold size of 1000 pages."
 
@@ -123,3 +125,24 @@ async def test_an_http_get_makes_no_blocking_call(corpus: Resources, guard: Bloc
             await ask(agent, "fetch it", context=CTX, thread_id="h", max_chars=8000)
         guard.deactivate()
     assert model.calls[1][-1].text == "HTTP 200 text/plain\n\nHello world"
+
+
+async def test_memory_and_summaries_make_no_blocking_call(
+    corpus: Resources, guard: BlockBuster
+) -> None:
+    settings = configure(corpus, limits={"history_token_budget": 256, "keep_recent_messages": 2})
+    store = InMemoryStore()
+    with use_resources(replace(corpus, settings=settings)):
+        agent = compile_agent(InMemorySaver(), store)
+        for question in [
+            "Remember that my favourite database is SQLite.",
+            "How often does SQLite run a checkpoint?",
+            "What is 17 * 23?",
+            "What does the WAL file reach before a checkpoint?",
+            *["Tell me again how often SQLite checkpoints the WAL file, in pages."] * 4,
+        ]:
+            await ask(agent, question, context=CTX, thread_id="m", max_chars=8000)
+        state = await agent.aget_state({"configurable": {"thread_id": thread_key(CTX, "m")}})
+    guard.deactivate()
+    assert state.values.get("summarized_count", 0) > 0, "the history was never summarised"
+    assert await store.asearch(("memories",)), "nothing was remembered"
