@@ -23,8 +23,10 @@ from langgraph.store.memory import InMemoryStore
 
 from app.conversations import thread_key
 from app.graphs.agent import compile_agent
+from app.ingest.pipeline import IngestOptions
 from app.resources import Resources, use_resources
 from app.turns import ask, resume
+from tests.fakes import small_ingestor
 from tests.servers import asgi_server
 from tests.tooling import CTX, audit, calls, configure, with_model
 
@@ -41,9 +43,6 @@ def guard() -> Iterator[BlockBuster]:
 
 @pytest.fixture
 def corpus(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> Resources:
-    from app.ingest.pipeline import IngestOptions
-    from tests.fakes import small_ingestor
-
     docs = tmp_path_factory.mktemp("docs")
     (docs / "wal.txt").write_text(WAL)
     small_ingestor(resources).ingest(
