@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -106,7 +106,12 @@ def _schema(status: int, description: str) -> dict[str, Any]:
         "description": description,
         "content": {
             "application/json": {
-                "example": error_body("...", _TYPES.get(status, "invalid_request_error"), "...")
+                "example": error_body(
+                    "...",
+                    _TYPES.get(status, "invalid_request_error"),
+                    "...",
+                    "..." if status == 400 else None,
+                )
             }
         },
     }
@@ -221,8 +226,27 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal server error", "internal_error"))
 
 
+def _without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI spec less FastAPI's own 422s: a request that fails validation is a 400."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            for item in spec.get("paths", {}).values():
+                for operation in item.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = spec.get("components", {}).get("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        return app.openapi_schema or build()
+
+    return openapi
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that give every error the API's shape."""
+    """Register the handlers that give every error the API's shape (and the spec its statuses)."""
+    app.openapi = _without_422(app)  # type: ignore[method-assign]
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
