@@ -44,6 +44,8 @@ DONE = "[DONE]"
 # openai client's SSE decoder, which keeps the last event id, would then read an event with
 # empty data and fail to parse it. Alone, the line is ignored and folds into the next event.
 _KEEPALIVE = b": keep-alive\n"
+_LAST_EVENT_S = 1.0
+"""How long a reader waits for [DONE] of a run whose record has just said it ended."""
 _POLL_S = 5.0
 """Longest wait on a quiet log before a reader checks that the run still goes on."""
 INTERRUPTED = "turn_interrupted"
@@ -162,16 +164,18 @@ class RunManager:
         record: RunRecord,
         on_end: Callable[[], Awaitable[None]] | None,
     ) -> None:
-        try:
-            await self._write(run_id, events)
-        finally:
+        async def ended() -> None:
             try:
                 await self.records.put(run_id, replace(record, status="done"), self.ttl_s)
             finally:
                 if on_end is not None:
                     await on_end()
 
-    async def _write(self, run_id: str, events: AsyncIterator[str]) -> None:
+        await self._write(run_id, events, ended)
+
+    async def _write(
+        self, run_id: str, events: AsyncIterator[str], ended: Callable[[], Awaitable[None]]
+    ) -> None:
         """Write the run's events to its log, each batch in one write.
 
         The run produces events in a task of its own. While one write is on its way (a
@@ -221,8 +225,13 @@ class RunManager:
         finally:
             producer.cancel()
             try:
-                await self.state.append(run_id, [(seq + 1, DONE)], self.ttl_s)
-                tail.add([(seq + 1, DONE)])
+                # The record says done and the lock is free before [DONE] goes out: a
+                # client that reads it and sends the next message finds the conversation free.
+                try:
+                    await ended()
+                finally:
+                    await self.state.append(run_id, [(seq + 1, DONE)], self.ttl_s)
+                    tail.add([(seq + 1, DONE)])
             finally:
                 # Readers from now on read the log; those holding the tail read it on.
                 del self._live[run_id]
@@ -263,7 +272,9 @@ class RunManager:
                 if not events and over is None:
                     over = await self._over(run_id)
                     if over is not None:
-                        events = await self.state.read(run_id, after, 0)  # written meanwhile
+                        # Written meanwhile; a run that has just ended writes [DONE] right
+                        # after its record, so wait a moment for it before giving up.
+                        events = await self.state.read(run_id, after, _LAST_EVENT_S)
                 if not events and over is not None:
                     yield sse(run_id, after + 1, json.dumps(over))
                     yield sse(run_id, after + 2, DONE)

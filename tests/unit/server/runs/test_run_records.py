@@ -128,3 +128,42 @@ async def test_a_run_cancelled_by_a_shutdown_ends_its_log_with_interrupted() -> 
     events = await asyncio.wait_for(_read(runs, run_id), 5)
     assert events[0][1] == "first"
     assert _code(events[1][1]) == INTERRUPTED and events[2][1] == DONE
+
+
+async def test_a_reader_that_gets_done_finds_the_conversation_free() -> None:
+    # A client that reads [DONE] and at once sends the conversation's next message must not
+    # find it busy: the record says done and the lock is let go before [DONE] goes out, for
+    # a reader in the run's process (its tail) and one in another (the shared log) alike.
+    state = MemoryState()
+    records = StateRunRecords(state)
+    runs = RunManager(state, ttl_s=60, silence_s=60, records=records)
+    elsewhere = RunManager(state, ttl_s=60, silence_s=60, records=records)
+    released = asyncio.Event()
+    go = asyncio.Event()
+
+    async def tokens() -> AsyncIterator[str]:
+        yield "a"
+        await go.wait()
+        yield "b"
+
+    async def release() -> None:
+        await asyncio.sleep(0.1)  # a round trip to Redis, say
+        released.set()
+
+    async def read_then_check(manager: RunManager) -> list[str]:
+        data = []
+        async for raw in manager.follow(run_id):
+            if raw.startswith(b":"):
+                continue
+            data.append(raw.decode().split("data: ", 1)[1].strip())
+            if data[-1] == DONE:
+                assert released.is_set(), "[DONE] went out while the lock was still held"
+        return data
+
+    run_id = await runs.start("t/ann", tokens(), thread_id="c1", on_end=release)
+    here = asyncio.create_task(read_then_check(runs))
+    there = asyncio.create_task(read_then_check(elsewhere))
+    await asyncio.sleep(0.1)
+    go.set()
+    assert await asyncio.wait_for(here, 10) == ["a", "b", DONE]
+    assert await asyncio.wait_for(there, 10) == ["a", "b", DONE]
