@@ -22,7 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["TurnDeadline", "current_deadline", "deadline_passed", "turn_deadline"]
+__all__ = ["MIN_CALL_S", "TurnDeadline", "current_deadline", "deadline_passed", "turn_deadline"]
+
+# Less than this left is no time to reach a remote model: the budget counts as spent. It
+# also absorbs clock skew between an outer timer that cancels a call at the deadline and
+# the call's own measure of the time it waited, which is a hair shorter.
+MIN_CALL_S = 0.05
 
 
 class TurnDeadline:
@@ -40,11 +45,12 @@ class TurnDeadline:
 
     def remaining(self) -> float:
         """Seconds a model call starting now may wait for a remote model (never negative)."""
-        return max(0.0, self.budget_s - self.spent)
+        left = self.budget_s - self.spent
+        return 0.0 if left < MIN_CALL_S else left
 
     def passed(self) -> bool:
-        """Whether the budget is spent."""
-        return self.spent >= self.budget_s
+        """Whether the budget is spent (less than :data:`MIN_CALL_S` left counts as spent)."""
+        return self.remaining() == 0.0
 
     def waited(self, seconds: float) -> None:
         """Take ``seconds`` that a model call spent without a remote reply from the budget."""

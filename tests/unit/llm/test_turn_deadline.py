@@ -196,3 +196,17 @@ async def test_time_outside_model_calls_does_not_count(model: OpenAIServer) -> N
             reply = await chain.ainvoke("hello")
 
     assert reply.response_metadata["served_by"] != "offline"
+
+
+def test_a_hair_of_budget_left_counts_as_spent() -> None:
+    # An outer timer (the router's) cancels a call at the deadline, and the call measures
+    # a hair less than it waited: the next call must not start with ~0 s to reach a model.
+    with turn_deadline(2.0) as deadline:
+        deadline.waited(2.0 - 0.001)
+        assert deadline.passed()
+        assert deadline.remaining() == 0.0
+        deadline.answered()
+        assert deadline.remaining() == 2.0
+        deadline.waited(1.0)
+        assert not deadline.passed()
+        assert deadline.remaining() == pytest.approx(1.0)
