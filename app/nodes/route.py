@@ -16,7 +16,13 @@ from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
 from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter, namespace_tenant
 from app.state import AgentState
-from app.text.intents import asks_for_time, find_arithmetic, find_conversion, standalone_question
+from app.text.intents import (
+    asks_for_time,
+    find_arithmetic,
+    find_conversion,
+    find_note_request,
+    standalone_question,
+)
 
 __all__ = ["answers_directly", "pick_tier", "route", "select_path", "standalone_query"]
 
@@ -36,14 +42,15 @@ def standalone_query(messages: list[Any]) -> str:
 def answers_directly(question: str) -> bool:
     """Return whether a question goes ``direct`` by its text alone (no retrieval).
 
-    Small talk, arithmetic, unit conversions and time questions; ``route`` also goes
-    direct when the caller has nothing indexed.
+    Small talk, arithmetic, unit conversions, time questions and requests to save a note;
+    ``route`` also goes direct when the caller has nothing indexed.
     """
     return bool(
         _SMALL_TALK.match(question)
         or find_arithmetic(question)
         or find_conversion(question)
         or asks_for_time(question)
+        or find_note_request(question)
     )
 
 

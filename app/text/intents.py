@@ -114,6 +114,36 @@ def find_timezone(question: str) -> str | None:
     return zone
 
 
+_NOTE_REQUEST = re.compile(
+    r"^\s*(?:please\s+)?(?:save|take|make|create|add|write(?:\s+down)?|jot(?:\s+down)?)\s+"
+    r"(?:me\s+)?(?:a\s+|this\s+|the\s+following\s+)?note\b\s*"
+    r"(?:that\b|of\b|saying\b|to\s+self\b)?\s*[:\-\u2013\u2014,]?\s*(?P<text>\S.*?)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NOTE_TITLE_WORDS = 8
+
+
+def find_note_request(question: str) -> tuple[str, str] | None:
+    """Find an explicit request to save a note, such as "Save a note: buy oat milk".
+
+    Args:
+        question: The user's message.
+
+    Returns:
+        ``(title, text)``: the text to save and a title made of its first words; None when
+        the message does not ask for a note in so many words.
+    """
+    match = _NOTE_REQUEST.match(question)
+    if match is None:
+        return None
+    text = match.group("text").strip().rstrip(".!")
+    if not text:
+        return None
+    words = text.split()
+    title = " ".join(words[:_NOTE_TITLE_WORDS]) + (" ..." if len(words) > _NOTE_TITLE_WORDS else "")
+    return title[:200], text[:4000]
+
+
 _FOLLOW_UP = re.compile(
     r"\b(it|its|this|that|these|those|they|them|their|he|she|there|the same)\b", re.IGNORECASE
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,32 @@ def test_readyz(served: Served) -> None:
     response = served.client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ready"
+
+
+def test_the_readme_approval_example_works_offline(served: Served) -> None:
+    # The README's curl example, on the default profile with no model server: the
+    # offline answerer asks for create_note, the run waits, and the approval saves it.
+    body = {
+        "model": "ragent",
+        "messages": [{"role": "user", "content": "Save a note: buy oat milk"}],
+    }
+    paused = served.client.post("/v1/chat/completions", json=body)
+    assert paused.status_code == 200, paused.text
+    [choice] = paused.json()["choices"]
+    assert choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "create_note"
+    assert json.loads(call["function"]["arguments"]) == {
+        "title": "buy oat milk",
+        "text": "buy oat milk",
+    }
+    conversation = paused.json()["conversation_id"]
+
+    done = served.client.post(f"/v1/threads/{conversation}/resume", json={"decision": "approve"})
+    assert done.status_code == 200, done.text
+    [choice] = done.json()["choices"]
+    assert choice["finish_reason"] == "stop"
+    assert "Saved the note 'buy oat milk'" in choice["message"]["content"]
+    notes = served.client.get("/v1/memories", params={"kind": "notes"})
+    assert notes.status_code == 200, notes.text
+    assert "buy oat milk" in notes.text

@@ -4,10 +4,10 @@
 (the ``<sources>`` block that the respond node writes into the system message) that best
 match the question, each followed by its ``[S<n>]`` label. A question about the user
 that a recalled memory answers is answered from the memory instead
-(:mod:`app.llm.offline.memory_answers`). It calls the ``calculator``, ``convert_units`` and
-``current_time`` tools when they are bound and the question needs them, and turns tool
-results into plain sentences (:mod:`app.llm.offline.tool_use`). It needs no network, no
-randomness and no clock.
+(:mod:`app.llm.offline.memory_answers`). It calls the ``calculator``, ``convert_units``,
+``current_time`` and ``create_note`` tools when they are bound and the question needs
+them, and turns tool results into plain sentences (:mod:`app.llm.offline.tool_use`). It
+needs no network, no randomness and no clock.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ class ExtractiveAnswerer(BaseChatModel):
         """Return a copy of the model that may call the given tools.
 
         Only the tool names matter: the model knows how to call ``calculator``,
-        ``convert_units`` and ``current_time`` and never calls any other tool.
+        ``convert_units``, ``current_time`` and ``create_note`` and never calls any other
+        tool.
 
         Args:
             tools: Tools as ``BaseTool`` objects, OpenAI-format dicts or callables.

@@ -1,8 +1,9 @@
 """Tool use of the offline answerer: which bound tools a question needs, and results as text.
 
-The answerer calls ``calculator`` for arithmetic, ``convert_units`` for unit conversions
-and ``current_time`` for clock questions (see :mod:`app.text.intents`), each at most once
-per question, and restates what the tools returned as plain sentences.
+The answerer calls ``calculator`` for arithmetic, ``convert_units`` for unit conversions,
+``current_time`` for clock questions and ``create_note`` when asked in so many words to
+save a note (see :mod:`app.text.intents`), each at most once per question, and restates
+what the tools returned as plain sentences.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 
-from app.text.intents import asks_for_time, find_arithmetic, find_conversion, find_timezone
+from app.text.intents import (
+    asks_for_time,
+    find_arithmetic,
+    find_conversion,
+    find_note_request,
+    find_timezone,
+)
 
 __all__ = ["describe_tool_results", "make_call", "plan_tool_calls", "tool_name"]
 
@@ -106,4 +113,8 @@ def plan_tool_calls(
     if wanted("current_time") and asks_for_time(question):
         zone = find_timezone(question) or "UTC"
         calls.append(make_call("current_time", {"timezone": zone}))
+    note = find_note_request(question) if wanted("create_note") else None
+    if note is not None:
+        title, text = note
+        calls.append(make_call("create_note", {"title": title, "text": text}))
     return calls
