@@ -1,10 +1,15 @@
-"""The HTTP API: ``ragent serve`` runs it under uvicorn, ``langgraph dev`` mounts it.
+"""The HTTP API: ``ragent serve`` runs :data:`app`, ``langgraph dev`` mounts :data:`mounted`.
 
 Routes: OpenAI-compatible chat (``/v1/chat/completions``), threads, memories, ingestion
 jobs, stream replay, and ``/healthz``, ``/readyz``, ``/metrics``. Every ``/v1`` request
 passes :class:`~app.server.middleware.ApiGuard` (size, key, rate, timeout); every route
 refuses text that is not valid Unicode (:mod:`app.server.text`); every error has the
 shape ``{"error": {"message", "type", "param", "code"}}``. OpenAPI: ``/docs``.
+
+``ragent serve`` also speaks the LangGraph Platform API that Studio and ``langgraph_sdk``
+use (:mod:`app.server.platform`: ``/assistants``, ``/threads``, ``/runs``, ``/store``),
+under the same guard. ``langgraph dev`` serves those paths itself, and the routes of an
+app it mounts come before its own, so :data:`mounted` (``langgraph.json``) leaves them out.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from app.observability.langsmith import setup_langsmith
 from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
+from app.server.platform import KEY_PATHS, OPEN_PATHS, ROUTERS
 from app.server.routes import chat, health, ingest, memories, threads
 from app.server.services import open_services
 from app.server.text import check_text
 from app.server.workers.shared_metrics import retire_worker
 from app.settings import get_settings
 
-__all__ = ["app", "create_app"]
+__all__ = ["app", "create_app", "mounted"]
 
 
 @asynccontextmanager
@@ -44,8 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retire_worker()
 
 
-def create_app() -> FastAPI:
-    """Build the API application."""
+def create_app(*, platform: bool = True) -> FastAPI:
+    """Build the API application; ``platform`` adds the LangGraph Platform API."""
     api = FastAPI(
         title="ragent",
         version="0.1.0",
@@ -55,10 +61,18 @@ def create_app() -> FastAPI:
         dependencies=[Depends(check_text)],  # every request's text is valid Unicode
     )
     errors.install(api)
-    api.add_middleware(ApiGuard)
+    if platform:
+        api.add_middleware(ApiGuard, open_paths=OPEN_PATHS, key_paths=KEY_PATHS)
+    else:
+        api.add_middleware(ApiGuard)
     for module in (chat, threads, memories, ingest, health):
         api.include_router(module.router)
+    for router in ROUTERS if platform else ():
+        api.include_router(router)
     return api
 
 
 app = create_app()
+"""What ``ragent serve`` runs."""
+mounted = create_app(platform=False)
+"""What ``langgraph dev`` mounts (``langgraph.json``): ragent's routes, not LangGraph's."""

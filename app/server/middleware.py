@@ -42,6 +42,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _authorization(scope: Scope) -> str | None:
+    """The ``Authorization`` header, or ``Bearer <X-Api-Key>`` (what ``langgraph_sdk`` sends)."""
+    given = _header(scope, b"authorization")
+    if given is None and (key := _header(scope, b"x-api-key")) is not None:
+        return f"Bearer {key}"
+    return given
+
+
 def _tenant(scope: Scope) -> str | None:
     principal = scope.get("state", {}).get("principal")
     tenant = getattr(principal, "tenant_id", None)
@@ -68,13 +76,28 @@ def _with_request_id(send: Send, value: str) -> Send:
 class ApiGuard:
     """Size limits, auth, rate limits, the request timeout and the error shape."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap ``app``."""
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        open_paths: tuple[str, ...] = (),
+        key_paths: tuple[str, ...] = (),
+    ) -> None:
+        """Wrap ``app``.
+
+        Args:
+            app: The application.
+            open_paths: Further path prefixes this API owns that need no key.
+            key_paths: Further path prefixes this API owns that need a key, as ``/v1/``.
+        """
         self.app = app
+        self.key_paths = ("/v1/", *key_paths)
+        self.extra_paths = (*open_paths, *key_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
-        if scope["type"] != "http" or not owns(scope["path"]):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not (owns(path) or (self.extra_paths and path.startswith(self.extra_paths))):
             await self.app(scope, receive, send)
             return
         rid = request_id(scope)
@@ -171,8 +194,8 @@ class ApiGuard:
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > cap:
             raise ApiError(413, f"the body is larger than {cap} bytes", "body_too_large")
-        if path.startswith("/v1/"):  # probes and /metrics are open
-            principal = await services.auth.principal(_header(scope, b"authorization"))
+        if path.startswith(self.key_paths):  # probes and /metrics are open
+            principal = await services.auth.principal(_authorization(scope))
             scope.setdefault("state", {})["principal"] = principal
             await self._throttle(services, principal.key_id)
         if length is None and scope["method"] in {"POST", "PUT", "PATCH"}:

@@ -1,0 +1,212 @@
+"""One run of the agent, as the LangGraph API's stream events.
+
+The run yields ``{"event": ..., "data": ...}`` envelopes, which the run log keeps
+(:class:`~app.server.runs.streams.RunManager`): ``metadata`` first, then one event per
+chunk of each stream mode asked for (``values``, ``updates``, ``custom``, and
+``messages`` as ``messages/metadata`` + ``messages/partial``, or ``messages-tuple`` as
+``messages``), then ``error`` if it failed. Streamed replies pass the output guard's
+checks as on ``/v1`` (:class:`~app.safety.reply.TokenGuard`): only the ``respond`` node's
+reply streams as tokens, redacted as the final answer is. A run marked cancelled stops
+within :data:`CANCEL_POLL_S`, and its record says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+
+from app.answer import Token
+from app.context import Context
+from app.llm.deadline import turn_deadline
+from app.safety.reply import TokenGuard
+from app.server.platform.encoding import dumps, jsonable
+from app.server.platform.run_records import PlatformRun, RunBook
+from app.server.services import Services
+
+__all__ = ["CANCEL_POLL_S", "GraphRun", "run_events"]
+
+log = logging.getLogger("ragent.server")
+
+CANCEL_POLL_S = 0.5
+"""How often a run checks whether it was cancelled (from any process)."""
+_INTERRUPT = "__interrupt__"
+_META_KEYS = ("langgraph_node", "langgraph_step", "langgraph_triggers", "langgraph_path")
+
+
+@dataclass(kw_only=True)
+class GraphRun:
+    """What one run executes."""
+
+    graph_input: Any
+    config: RunnableConfig
+    context: Context
+    modes: list[str]
+    record: PlatformRun
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the run's record carries its id; the run starts then."""
+
+
+def envelope(event: str, data: Any) -> str:
+    """One event of the run log."""
+    return dumps({"event": event, "data": data})
+
+
+class _Messages:
+    """The ``messages`` events: the reply's tokens through the output guard."""
+
+    def __init__(self, context: Context, max_chars: int, modes: list[str]) -> None:
+        self.guard = TokenGuard(prompt=context.system_prompt, max_chars=max_chars)
+        self.partial = "messages" in modes
+        self.tuple = "messages-tuple" in modes
+        self.texts: dict[str, str] = {}
+        self.meta: dict[str, dict[str, Any]] = {}
+
+    def _events(self, token: Token) -> list[str]:
+        message_id = token.message_id
+        before = self.texts.get(message_id)
+        text = "" if token.restart or before is None else before
+        text = token.text if token.refusal else text + token.text
+        self.texts[message_id] = text
+        meta = self.meta.get(message_id, {})
+        out = []
+        if self.partial:
+            if before is None:
+                out.append(envelope("messages/metadata", {message_id: {"metadata": meta}}))
+            chunk = AIMessageChunk(content=text, id=message_id)
+            out.append(envelope("messages/partial", [chunk]))
+        if self.tuple:
+            delta = AIMessageChunk(content=token.text, id=message_id)
+            out.append(envelope("messages", [delta, meta]))
+        return out
+
+    def feed(self, message: BaseMessage, meta: dict[str, Any]) -> list[str]:
+        if isinstance(message, ToolMessage):
+            return self._whole(message, meta)
+        if meta.get("langgraph_node") != "respond" or not isinstance(message, AIMessageChunk):
+            return []
+        message_id = message.id or ""
+        self.meta.setdefault(message_id, {k: meta[k] for k in _META_KEYS if k in meta})
+        if message.response_metadata.get("stream_reset"):
+            return self._events(self.guard.restart(message_id))
+        if not message.text:
+            return []
+        return [
+            e for token in self.guard.feed(message_id, message.text) for e in self._events(token)
+        ]
+
+    def _whole(self, message: ToolMessage, meta: dict[str, Any]) -> list[str]:
+        kept = {k: meta[k] for k in _META_KEYS if k in meta}
+        out = []
+        if self.partial:
+            out.append(envelope("messages/metadata", {message.id or "": {"metadata": kept}}))
+            out.append(envelope("messages/complete", [message]))
+        if self.tuple:
+            out.append(envelope("messages", [message, kept]))
+        return out
+
+    def close(self) -> list[str]:
+        return [e for token in self.guard.close() for e in self._events(token)]
+
+
+async def _stream(services: Services, run: GraphRun, into: asyncio.Queue[str | None]) -> None:
+    """Run the graph, putting the run's events on ``into``."""
+    modes = set(run.modes)
+    settings = services.settings
+    messages = _Messages(run.context, settings.limits.max_output_chars, run.modes)
+    graph_modes = ["values", "updates"]
+    if modes & {"messages", "messages-tuple"}:
+        graph_modes.append("messages")
+    if "custom" in modes:
+        graph_modes.append("custom")
+    with turn_deadline(settings.llm.deadline_s or settings.llm.timeout_s):
+        async for mode, chunk in services.agent.astream(
+            run.graph_input,
+            run.config,
+            context=run.context,
+            stream_mode=cast(Any, graph_modes),
+            durability=settings.checkpoint.durability,
+        ):
+            if mode == "messages":
+                message, meta = cast(tuple[BaseMessage, dict[str, Any]], chunk)
+                for event in messages.feed(message, meta):
+                    await into.put(event)
+                continue
+            for event in messages.close() if mode != "custom" else ():
+                await into.put(event)  # a step ended: the rest of its reply goes first
+            if mode == "updates" and _INTERRUPT in cast(dict[str, Any], chunk):
+                interrupts = jsonable(cast(dict[str, Any], chunk)[_INTERRUPT])
+                name = "updates" if "updates" in modes else "values"
+                await into.put(envelope(name, {_INTERRUPT: interrupts}))
+            elif mode in modes:
+                await into.put(envelope(mode, chunk))
+    for event in messages.close():
+        await into.put(event)
+
+
+async def _watch(book: RunBook, run_id: str, task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` once the run is marked cancelled."""
+    while not task.done():
+        await asyncio.sleep(CANCEL_POLL_S)
+        if await book.cancelled(run_id):
+            task.cancel()
+            return
+
+
+async def run_events(
+    services: Services,
+    book: RunBook,
+    run: GraphRun,
+    on_end: Callable[[PlatformRun], Awaitable[None]] | None = None,
+) -> AsyncIterator[str]:
+    """Yield a run's events; its record follows its status.
+
+    Args:
+        services: The process's services.
+        book: Where the run's record lives.
+        run: What to run.
+        on_end: Awaited with the final record once the run ended, before its last event.
+    """
+    await run.ready.wait()
+    record = await book.set_status(run.record, "running")
+    yield envelope("metadata", {"run_id": record.run_id, "attempt": 1})
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            await _stream(services, run, queue)
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(produce(), name=f"graph {record.run_id}")
+    watcher = asyncio.create_task(_watch(book, record.run_id, task))
+    status = "success"
+    failure: dict[str, str] | None = None
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+        await asyncio.wait({task})
+        if task.cancelled():
+            status = "interrupted"
+            failure = {"error": "CancelledError", "message": "the run was cancelled"}
+        elif (exc := task.exception()) is not None:
+            log.error("run %s failed: %s", record.run_id, type(exc).__name__)
+            status = "error"
+            failure = {"error": type(exc).__name__, "message": "the run failed"}
+    finally:
+        watcher.cancel()
+        if not task.done():  # the process is stopping
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        final = await book.set_status(record, status if task.done() else "interrupted")  # type: ignore[arg-type]
+        if on_end is not None:
+            await on_end(final)
+    if failure is not None:
+        yield envelope("error", failure)
