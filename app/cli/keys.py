@@ -48,7 +48,12 @@ def create_command(
     user: Annotated[str, typer.Option(help="User the key acts as.")],
     groups: Annotated[str, typer.Option(help="Comma-separated ACL groups of the user.")] = "",
     scopes: Annotated[
-        str, typer.Option(help="Comma-separated: chat (chat, threads, memories), ingest.")
+        str,
+        typer.Option(
+            help="Comma-separated: chat (chat, threads, memories), ingest, end_users (a "
+            "front end: the request's `user` field or X-Ragent-User header picks the end user "
+            "whose memories, threads and rate limit it uses)."
+        ),
     ] = "chat,ingest",
     name: Annotated[str, typer.Option(help="A label shown by `keys list`.")] = "",
     as_json: JsonOpt = False,

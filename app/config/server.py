@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from app.config.section import Section
@@ -19,7 +21,9 @@ class ServerSettings(Section):
     idempotency records, stream events and jobs in this process. Set: all of them in
     Redis, shared by every replica."""
     rate_limit: str = "120/minute"
-    """Per API key, as a token bucket: this rate refills it, ``rate_burst`` holds."""
+    """Per API key, as a token bucket: this rate refills it, ``rate_burst`` holds. A key
+    with the ``end_users`` scope has one bucket per end user instead (the front end
+    behind it is trusted to name its users)."""
     rate_burst: int | None = Field(default=None, ge=1)
     """Bucket size (requests allowed at once); None: the amount of ``rate_limit``."""
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
@@ -36,6 +40,18 @@ class ServerSettings(Section):
     jobs_ttl_s: int = Field(default=7 * 86_400, ge=1)
     ingest_url_allowlist: list[str] = Field(default_factory=list)
     """Hosts (``host`` or ``host:port``) ``POST /v1/ingest`` may fetch; empty refuses URLs."""
+    end_user_headers: list[str] = Field(
+        default_factory=lambda: ["X-Ragent-User", "X-OpenWebUI-User-Id"], max_length=8
+    )
+    """Headers that name the end user a request acts for, first found wins, as the
+    ``user`` field does; heeded for keys with the ``end_users`` scope only, refused (400)
+    from other keys. ``X-OpenWebUI-User-Id`` is what Open WebUI sends with
+    ``ENABLE_FORWARD_USER_INFO_HEADERS=true``."""
+    citation_format: Literal["markers", "footer", "annotations"] = "markers"
+    """How ``/v1/chat/completions`` answers show their sources, unless a request's
+    ``citation_format`` says: ``markers`` (the ``[S1]`` labels only), ``footer`` (a
+    markdown Sources list after the answer, which front ends such as Open WebUI render)
+    or ``annotations`` (OpenAI's ``url_citation`` annotations on the message)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes ``ragent serve`` runs (uvicorn workers sharing the port). More than one
     needs ``redis_url``: each worker's memory would otherwise hold its own rate limits,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "DEFAULT_SCOPES",
     "SCOPES",
     "ApiKey",
     "KeyStore",
@@ -44,9 +45,12 @@ __all__ = [
     "validate_identity",
 ]
 
-Scope = Literal["chat", "ingest"]
-SCOPES: tuple[Scope, ...] = ("chat", "ingest")
-"""``chat``: chat, threads, runs, memories; ``ingest``: ingestion and its jobs."""
+Scope = Literal["chat", "ingest", "end_users"]
+SCOPES: tuple[Scope, ...] = ("chat", "ingest", "end_users")
+"""``chat``: chat, threads, runs, memories; ``ingest``: ingestion and its jobs;
+``end_users``: the request may name an end user to act for (:mod:`app.server.end_users`)."""
+DEFAULT_SCOPES: tuple[Scope, ...] = ("chat", "ingest")
+"""What a key gets unless told otherwise: acting for end users is asked for explicitly."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +61,7 @@ class ApiKey:
     tenant_id: str
     user_id: str
     groups: tuple[str, ...] = ()
-    scopes: tuple[str, ...] = SCOPES
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
     name: str = ""
     created_at: float = field(default_factory=time.time)
     revoked_at: float | None = None
@@ -334,7 +338,7 @@ def create(
     tenant_id: str,
     user_id: str,
     groups: Sequence[str] = (),
-    scopes: Sequence[str] = SCOPES,
+    scopes: Sequence[str] = DEFAULT_SCOPES,
     name: str = "",
 ) -> tuple[ApiKey, str]:
     """Create and store a key; returns its record and the key, shown only this once.

@@ -28,6 +28,9 @@ class Principal:
     user_id: str
     groups: tuple[str, ...] = ()
     scopes: tuple[str, ...] = SCOPES
+    end_user: str | None = None
+    """The end user the request acts for (``user_id`` is then ``<key user>/<end user>``);
+    see :mod:`app.server.end_users`."""
 
     def require(self, scope: str) -> None:
         """Refuse with 403 unless the key holds ``scope``.
@@ -43,7 +46,11 @@ class Authenticator:
     """Turns an ``Authorization`` header into a principal, or a 401."""
 
     def __init__(self, store: KeyStore | None, *, tenant_id: str) -> None:
-        """``store`` None means auth is off: everyone is the anonymous user of ``tenant_id``."""
+        """``store`` None means auth is off: everyone is the anonymous user of ``tenant_id``.
+
+        With auth off every scope is granted, ``end_users`` included: a front end on a
+        development server can still keep its users apart.
+        """
         self.store = store
         self.anonymous = Principal(
             key_id=ANONYMOUS_USER, tenant_id=tenant_id, user_id=ANONYMOUS_USER

@@ -11,10 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.server.auth import Principal
+from app.server.end_users import END_USERS, acting_for, end_user_of
 from app.server.errors import ApiError
+from app.server.middleware import throttle
 from app.server.services import Services
 
-__all__ = ["ChatUser", "IngestUser", "ServicesDep", "owner_of"]
+__all__ = ["ChatUser", "IngestUser", "ServicesDep", "caller", "owner_of"]
 
 
 async def _services(request: Request) -> Services:
@@ -24,11 +26,31 @@ async def _services(request: Request) -> Services:
     return services
 
 
-async def _principal(request: Request) -> Principal:
+async def caller(request: Request, services: Services) -> Principal:
+    """Return who a request acts as: its key's principal, or the end user it names.
+
+    A key with the ``end_users`` scope is throttled here, per end user (the middleware
+    throttles every other key as a whole); any route outside these dependencies that
+    takes identity must call this too.
+
+    Raises:
+        ApiError: 401 without a principal, 400 for a bad or forbidden end user, 429.
+    """
     principal = request.scope.get("state", {}).get("principal")
     if not isinstance(principal, Principal):  # the middleware sets it on every /v1 path
         raise ApiError(401, "not authenticated", "missing_api_key")
-    return principal
+    named = await end_user_of(request, services.settings.server.end_user_headers)
+    acting = acting_for(principal, named)
+    if END_USERS in principal.scopes:
+        holder = "this end user" if acting.end_user is not None else "this API key"
+        await throttle(services, f"user:{owner_of(acting)}", holder)
+    return acting
+
+
+async def _principal(
+    request: Request, services: Annotated[Services, Depends(_services)]
+) -> Principal:
+    return await caller(request, services)
 
 
 async def _chat_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
@@ -49,5 +71,5 @@ IngestUser = Annotated[Principal, Depends(_ingest_user)]
 
 
 def owner_of(principal: Principal) -> str:
-    """The owner key of a principal's threads, runs and jobs."""
+    """The owner key of a principal's threads, runs and jobs (an end user's own, too)."""
     return f"{principal.tenant_id}/{principal.user_id}"

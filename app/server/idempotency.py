@@ -92,7 +92,13 @@ async def idempotent(
             + [await _body_digest(request)]
         )
     ).hexdigest()
-    record = f"idem:{principal.key_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    # An end user behind a shared key has keys of their own: theirs never replay another's.
+    caller = (
+        principal.key_id
+        if principal.end_user is None
+        else f"{principal.key_id}/{principal.end_user}"
+    )
+    record = f"idem:{caller}:{hashlib.sha256(key.encode()).hexdigest()}"
     pending = json.dumps({"fp": fingerprint, "state": "running"})
     if not await services.state.set(record, pending, LEASE_S, only_new=True):
         return await _replay(services, record, fingerprint)

@@ -28,7 +28,7 @@ from app.safety.identity import safe_identity
 from app.server.errors import ApiError, error_response, owns
 from app.server.services import Services
 
-__all__ = ["ApiGuard", "request_id"]
+__all__ = ["ApiGuard", "request_id", "throttle"]
 
 log = logging.getLogger("ragent.server")
 
@@ -71,6 +71,25 @@ def _with_request_id(send: Send, value: str) -> Send:
         await send(message)
 
     return tagged
+
+
+async def throttle(services: Services, bucket: str, holder: str) -> None:
+    """Take a token from ``bucket`` (``server.rate_limit``), or refuse with a 429.
+
+    Raises:
+        ApiError: 429 ``rate_limited`` with ``Retry-After``.
+    """
+    allowed, retry, _ = await services.state.take(bucket, services.interval_s, services.burst)
+    if not allowed:
+        services.metrics.rate_limited.inc()
+        wait = max(1, math.ceil(retry))
+        raise ApiError(
+            429,
+            f"rate limit of {services.settings.server.rate_limit} for {holder} exceeded; "
+            f"retry in {wait} s",
+            "rate_limited",
+            headers={"Retry-After": str(wait), "X-RateLimit-Remaining": "0"},
+        )
 
 
 class ApiGuard:
@@ -197,25 +216,11 @@ class ApiGuard:
         if path.startswith(self.key_paths):  # probes and /metrics are open
             principal = await services.auth.principal(_authorization(scope))
             scope.setdefault("state", {})["principal"] = principal
-            await self._throttle(services, principal.key_id)
+            if "end_users" not in principal.scopes:  # those: per end user, in app.server.deps
+                await throttle(services, f"key:{principal.key_id}", "this API key")
         if length is None and scope["method"] in {"POST", "PUT", "PATCH"}:
             return await self._buffered(receive, cap)
         return receive
-
-    async def _throttle(self, services: Services, key_id: str) -> None:
-        allowed, retry, remaining = await services.state.take(
-            f"key:{key_id}", services.interval_s, services.burst
-        )
-        if not allowed:
-            services.metrics.rate_limited.inc()
-            wait = max(1, math.ceil(retry))
-            raise ApiError(
-                429,
-                f"rate limit of {services.settings.server.rate_limit} for this API key "
-                f"exceeded; retry in {wait} s",
-                "rate_limited",
-                headers={"Retry-After": str(wait), "X-RateLimit-Remaining": "0"},
-            )
 
     @staticmethod
     async def _buffered(receive: Receive, cap: int) -> Receive:

@@ -91,7 +91,8 @@ class ChatRequest(BaseModel):
     message is read; without it, a new conversation starts from ``messages``. System
     and developer messages add to the server's system prompt. ``tools`` restricts the
     run to those server tools (their definitions are the server's own); ``tool_choice``
-    ``"none"`` offers none. Identity comes from the API key, never from ``user``.
+    ``"none"`` offers none. Identity comes from the API key; ``user`` names an end user
+    only for a key with the ``end_users`` scope (:mod:`app.server.end_users`).
     """
 
     model_config = ConfigDict(extra="allow")
@@ -112,7 +113,11 @@ class ChatRequest(BaseModel):
     )  # fmt: skip
     tools: list[ToolSpec] | None = Field(default=None, max_length=64)
     tool_choice: Literal["auto", "none"] | None = None
-    user: str | None = Field(default=None, description="Ignored: the API key is the user.")
+    user: str | None = Field(
+        default=None,
+        description="The end user to act for, with a key of the end_users scope; other "
+        "keys get a 400 for any value but their own user.",
+    )
     conversation_id: str | None = Field(
         default=None, pattern=ID_PATTERN, description="Extension: the thread to continue."
     )
@@ -144,6 +149,7 @@ class ResumeRequest(BaseModel):
     )
     stream: bool = False
     stream_options: StreamOptions | None = None
+    user: str | None = Field(default=None, description="As in a chat completion request.")
 
 
 class Citation(BaseModel):

@@ -47,7 +47,7 @@ class Api:
         *,
         tenant: str = "default",
         groups: tuple[str, ...] = (),
-        scopes: tuple[str, ...] = api_keys.SCOPES,
+        scopes: tuple[str, ...] = api_keys.DEFAULT_SCOPES,
     ) -> str:
         store = api_keys.SqliteKeyStore(self.data_dir / "server.sqlite")
         try:
