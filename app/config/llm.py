@@ -8,7 +8,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from app.config.section import Section
 
-__all__ = ["LLMSettings", "ModelEndpoint"]
+__all__ = ["LLMSettings", "ModelEndpoint", "ToolCallRecovery"]
+
+ToolCallRecovery = Literal["auto", "on", "off"]
+"""Whether tool calls a model writes as text are recovered (:mod:`app.llm.tool_recovery`):
+``auto`` recovers for every server but OpenAI's own API, whose models call tools natively."""
 
 
 class ModelEndpoint(Section):
@@ -21,6 +25,8 @@ class ModelEndpoint(Section):
     timeout_s: float | None = Field(default=None, gt=0)
     context_window: int | None = Field(default=None, ge=512)
     tokenizer: str | None = None
+    tool_call_recovery: ToolCallRecovery | None = None
+    """None: the setting of ``llm``."""
 
 
 class LLMSettings(Section):
@@ -50,6 +56,10 @@ class LLMSettings(Section):
     max_tool_args_bytes: int = Field(default=65536, ge=1024)
     """The most bytes of tool-call arguments one streamed reply may carry, all calls
     together; a call past it is refused, and the model is told why."""
+    tool_call_recovery: ToolCallRecovery = "auto"
+    """Read tool calls that a model writes in its text (JSON, Hermes ``<tool_call>`` tags,
+    Llama ``<|python_tag|>``, Mistral ``[TOOL_CALLS]``) as tool calls: open models on
+    llama.cpp or vLLM often do, when the server's parser does not match their format."""
     backoff_s: float = Field(default=0.2, ge=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import partial
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
@@ -84,6 +85,19 @@ def openai_model(endpoint: ModelEndpoint, cfg: LLMSettings) -> BaseChatModel:
     )
 
 
+# Servers known to return tool calls natively, where a reply that is JSON stays text.
+_NATIVE_TOOL_CALLS = frozenset({"api.openai.com"})
+
+
+def _recover_chars(endpoint: ModelEndpoint, cfg: LLMSettings) -> int:
+    """How much text a reply of ``endpoint`` may hold as a recovered tool call (0: off)."""
+    mode = endpoint.tool_call_recovery or cfg.tool_call_recovery
+    host = urlsplit(endpoint.base_url or cfg.base_url or "").hostname or ""
+    if mode == "off" or (mode == "auto" and host in _NATIVE_TOOL_CALLS):
+        return 0
+    return cfg.max_tool_args_bytes
+
+
 def _offline(cfg: LLMSettings, embedder: Embedder | None) -> ExtractiveAnswerer:
     similarity = None if embedder is None else partial(cosine_similarity, embedder)
     return ExtractiveAnswerer(min_relevance=cfg.min_relevance, similarity=similarity)
@@ -121,6 +135,7 @@ def build_models(cfg: LLMSettings, *, embedder: Embedder | None = None) -> Model
                 model=openai_model(e, cfg),
                 timeout_s=e.timeout_s or cfg.timeout_s,
                 retries=cfg.max_retries,
+                recover_chars=_recover_chars(e, cfg),
             )
             for e in endpoints
         ]

@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_TTFT",
     "NODE_SECONDS",
     "REGISTRY",
+    "RECOVERED_TOOL_CALLS",
     "RETRIEVAL_SECONDS",
     "TOOL_CALLS",
     "model_label",
@@ -85,6 +86,12 @@ TOOL_CALLS: Final = Counter(
     "ragent_tool_calls_total",
     "Tool calls by tool and outcome (ok, error, timeout, denied, rate_limited, ...).",
     ["tool", "outcome"],
+    registry=REGISTRY,
+)
+RECOVERED_TOOL_CALLS: Final = Counter(
+    "ragent_model_recovered_tool_calls_total",
+    "Tool calls a model wrote as text that were recovered into tool calls, by format.",
+    ["model", "format"],
     registry=REGISTRY,
 )
 ERRORS: Final = Counter(

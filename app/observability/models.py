@@ -10,12 +10,13 @@ from app.observability.metrics import (
     MODEL_SECONDS,
     MODEL_TOKENS,
     MODEL_TTFT,
+    RECOVERED_TOOL_CALLS,
     model_label,
     record_error,
 )
 from app.observability.tracing import annotate
 
-__all__ = ["attempt_failed", "first_token", "moved_on", "replied"]
+__all__ = ["attempt_failed", "first_token", "moved_on", "replied", "tool_calls_recovered"]
 
 
 def first_token(model: str, seconds: float) -> None:
@@ -59,3 +60,9 @@ def attempt_failed(kind: str) -> None:
     """Count a failed model attempt by failure kind, and mark the current span."""
     record_error("model", kind)
     annotate(outcome=kind)
+
+
+def tool_calls_recovered(model: str, fmt: str, calls: int) -> None:
+    """Count tool calls a model wrote as text and that were recovered, by format."""
+    RECOVERED_TOOL_CALLS.labels(model_label(model), fmt).inc(calls)
+    annotate(recovered_tool_calls=fmt)

@@ -61,6 +61,7 @@ ATTRIBUTES: Final[dict[str, str]] = {
     "fallbacks": "ragent.fallbacks",
     "tool": "ragent.tool",
     "tool_calls": "ragent.tool_calls",
+    "recovered_tool_calls": "ragent.recovered_tool_calls",
     "outcome": "ragent.outcome",
     "error": "error.type",
     "status": "http.response.status_code",

@@ -18,11 +18,13 @@ from langchain_core.callbacks import AsyncCallbackManager, AsyncCallbackManagerF
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.messages.ai import add_ai_message_chunks
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 
 from app.llm.fallback.resilience import FailureKind, ModelCallError
 from app.llm.openai.chat_model import StreamingChatOpenAI
+from app.llm.tool_recovery import RECOVERED_TOOL_CALLS, StreamGuard, recover_tool_calls
 from app.observability import models as observed
 
 __all__ = ["TokenSink", "checked_reply", "stream_attempt"]
@@ -43,6 +45,7 @@ async def stream_attempt(
     name: str,
     tools: list[dict[str, Any]],
     tool_choice: str | None,
+    recover_chars: int = 0,
 ) -> AIMessage:
     """Stream one reply of ``model``, forwarding its chunks to ``sink``.
 
@@ -58,6 +61,9 @@ async def stream_attempt(
         name: The model's name in metrics.
         tools: OpenAI tool specs to bind; empty binds none.
         tool_choice: The ``tool_choice`` passed with them.
+        recover_chars: When above 0 and tools are bound, tool calls the model writes as
+            text (up to this many characters) are recovered into tool calls, and text
+            that may be one is held back from ``sink`` (:mod:`app.llm.tool_recovery`).
 
     Returns:
         The whole reply.
@@ -85,6 +91,7 @@ async def stream_attempt(
             inheritable_metadata=manager.inheritable_metadata,
         )
     sink.begin_attempt()
+    guard = StreamGuard(max_chars=recover_chars) if tools and recover_chars > 0 else None
     parts: list[AIMessageChunk] = []
     timeout = first_timeout
     began = time.monotonic()
@@ -119,10 +126,57 @@ async def stream_attempt(
             if not isinstance(chunk, AIMessageChunk):
                 raise ModelCallError("malformed", f"unexpected {type(chunk).__name__}")
             parts.append(chunk)
-            await sink.emit(chunk)
+            await sink.emit(_shown(chunk, guard))
     # One merge at the end: adding each chunk to a running sum built a message per chunk.
     total = add_ai_message_chunks(parts[0], *parts[1:]) if parts else None
+    if guard is not None and isinstance(total, AIMessageChunk):
+        total = await _recover(total, guard, tools, sink, name)
     return checked_reply(total, checks_finish)
+
+
+def _shown(chunk: AIMessageChunk, guard: StreamGuard | None) -> AIMessageChunk:
+    """The part of a chunk the caller may see now (text that may be a call is held)."""
+    if guard is None or chunk.tool_call_chunks or not isinstance(chunk.content, str):
+        return chunk
+    text = guard.feed(chunk.content)
+    return chunk if text == chunk.content else chunk.model_copy(update={"content": text})
+
+
+async def _recover(
+    total: AIMessageChunk,
+    guard: StreamGuard,
+    tools: list[dict[str, Any]],
+    sink: TokenSink,
+    name: str,
+) -> AIMessageChunk:
+    """Turn tool calls written as text into tool calls, or let the held text go."""
+    found = None
+    if not total.tool_calls and isinstance(total.content, str):
+        found = recover_tool_calls(total.content, tools)
+    if found is None:
+        rest = guard.release()
+        if rest:
+            await sink.emit(AIMessageChunk(content=rest))
+        return total
+    observed.tool_calls_recovered(name, found.format, len(found.calls))
+    calls = [
+        tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+        for i, c in enumerate(found.calls)
+    ]
+    metadata = {
+        **total.response_metadata,
+        "finish_reason": "tool_calls",
+        RECOVERED_TOOL_CALLS: found.format,
+    }
+    await sink.emit(AIMessageChunk(content="", tool_call_chunks=calls))
+    return AIMessageChunk(
+        content=found.text,
+        tool_call_chunks=calls,
+        additional_kwargs=total.additional_kwargs,
+        response_metadata=metadata,
+        usage_metadata=total.usage_metadata,
+        id=total.id,
+    )
 
 
 class TokenSink:

@@ -72,6 +72,8 @@ class Backend:
         retries: Extra attempts after a retryable failure.
         checks_finish: Whether a reply without a finish reason is malformed (true for
             OpenAI-protocol servers, whose streams always end with one).
+        recover_chars: Above 0, tool calls the model writes as text (up to this many
+            characters) are recovered (:mod:`app.llm.tool_recovery`); 0 turns it off.
     """
 
     name: str
@@ -79,6 +81,7 @@ class Backend:
     timeout_s: float
     retries: int = 2
     checks_finish: bool = True
+    recover_chars: int = 0
 
 
 class _stop_at(stop_base):  # noqa: N801 - tenacity's naming for stop strategies
@@ -290,6 +293,7 @@ class FallbackChatModel(BaseChatModel):
                                 name=backend.name,
                                 tools=self.tools,
                                 tool_choice=self.tool_choice,
+                                recover_chars=backend.recover_chars,
                             )
                         except Exception as exc:  # noqa: BLE001 - classified, then re-raised
                             raise classify(exc) from exc

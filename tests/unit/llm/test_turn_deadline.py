@@ -149,8 +149,11 @@ async def test_the_llm_router_shares_the_turn_deadline(
         answer, elapsed = await _turn(res, streamed=False)
 
     assert answer.answer
-    # The classifier waited out the deadline; the answer went offline at once.
-    assert model.calls(MODEL) == 1
+    # The classifier waited out the deadline; the answer went offline at once, with no
+    # request of its own. (On a loaded machine the classifier's request may not even
+    # reach the server within the deadline, hence at most one.)
+    assert model.calls(MODEL) <= 1
+    assert _asked_after_the_answer(model) == model.requests  # only the classifier asked
     assert elapsed < 2 * TIMEOUT_S, elapsed
 
 

@@ -1,0 +1,284 @@
+"""Tool calls that open models write as text, recovered into proper tool calls.
+
+Small open models served by llama.cpp or vLLM often pick the right tool and arguments
+but write the call into the message text instead of the server's ``tool_calls`` field,
+because the server's tool-call parser does not match the format the model learnt. The
+formats seen in the wild, all read here:
+
+- bare JSON, the whole reply: ``{"name": "calculator", "arguments": {...}}`` (also
+  ``"parameters"`` or ``"args"`` for the arguments, or a list of such objects);
+- the same inside a fenced block (```` ```json ... ``` ````);
+- Hermes / Qwen tags: ``<tool_call>{...}</tool_call>``, one or more, after some text;
+- Llama 3: ``<|python_tag|>{"name": ..., "parameters": ...}``;
+- Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": ...}]`` and the newer
+  ``[TOOL_CALLS]name[ARGS]{...}``.
+
+A recovered call must name a tool bound for that reply and its arguments must validate
+against the tool's JSON schema; otherwise nothing is recovered and the reply stays text,
+so a recovered call that fails validation never runs.
+
+While a reply streams, :class:`StreamGuard` holds back text that may be the start of such
+a call (a reply that opens with ``{``, a fence, or one of the tags), so a call never
+reaches the user as text; ordinary text streams as it comes.
+
+Written here because no library reads these formats outside a model server: llama.cpp
+and vLLM each parse one format per model family, inside the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import jsonschema
+from langchain_core.messages import ToolCall
+
+__all__ = ["RECOVERED_TOOL_CALLS", "Recovered", "StreamGuard", "recover_tool_calls"]
+
+RECOVERED_TOOL_CALLS: Final = "recovered_tool_calls"
+"""The ``response_metadata`` key of a reply whose calls were read from its text: the format."""
+
+_HERMES: Final = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_FENCE: Final = re.compile(r"^```(?:json|tool_call|tool_code)?\s*\n?(.*?)\n?```$", re.DOTALL)
+_PYTHON_TAG: Final = "<|python_tag|>"
+_MISTRAL: Final = "[TOOL_CALLS]"
+_MISTRAL_ARGS: Final = re.compile(r"\s*([A-Za-z0-9_.-]{1,64})\[ARGS\](.*)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """Tool calls read out of a reply's text.
+
+    Attributes:
+        calls: The calls, each validated against its tool's schema.
+        text: What the reply says besides the calls (text before a tag), stripped.
+        format: Which format they were written in (for metrics and the audit log).
+    """
+
+    calls: list[ToolCall]
+    text: str
+    format: str
+
+
+def _name_of(tool: dict[str, Any]) -> str:
+    function = tool.get("function", tool)
+    return str(function.get("name", ""))
+
+
+def _schema_of(tool: dict[str, Any]) -> dict[str, Any]:
+    function = tool.get("function", tool)
+    schema = function.get("parameters")
+    return schema if isinstance(schema, dict) else {"type": "object"}
+
+
+def _call_id(name: str, args: dict[str, Any], index: int) -> str:
+    digest = hashlib.sha1(f"{index}:{name}:{json.dumps(args, sort_keys=True)}".encode())
+    return f"call_{digest.hexdigest()[:24]}"
+
+
+def _as_calls(payload: Any) -> list[tuple[str, Any]] | None:
+    """Read ``(name, arguments)`` pairs from parsed JSON; None when it is not calls."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items:
+        return None
+    found: list[tuple[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        if isinstance(item.get("function"), dict):  # OpenAI's own shape, written as text
+            item = item["function"]
+        name = item.get("name")
+        keys = [k for k in ("arguments", "parameters", "args") if k in item]
+        if not isinstance(name, str) or len(keys) > 1 or set(item) - {"name", *keys}:
+            return None
+        args = item[keys[0]] if keys else {}
+        if isinstance(args, str):  # arguments as a JSON string, as OpenAI sends them
+            try:
+                args = json.loads(args)
+            except ValueError:
+                return None
+        found.append((name, args))
+    return found
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _validated(
+    pairs: Sequence[tuple[str, Any]], tools: Sequence[dict[str, Any]]
+) -> list[ToolCall] | None:
+    by_name = {_name_of(t): t for t in tools}
+    calls: list[ToolCall] = []
+    for index, (name, args) in enumerate(pairs):
+        tool = by_name.get(name)
+        if tool is None or not isinstance(args, dict):
+            return None
+        try:
+            jsonschema.validate(args, _schema_of(tool))
+        except jsonschema.ValidationError:
+            return None
+        except jsonschema.SchemaError:
+            return None  # a schema the validator cannot use: nothing can be checked
+        calls.append(
+            ToolCall(name=name, args=args, id=_call_id(name, args, index), type="tool_call")
+        )
+    return calls
+
+
+def _parse(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
+    """Find calls in ``text``: ``(pairs, text besides them, format)`` or None."""
+    stripped = text.strip()
+    if "<tool_call>" in stripped:
+        before = stripped.split("<tool_call>", 1)[0].strip()
+        pairs: list[tuple[str, Any]] = []
+        for body in _HERMES.findall(stripped):
+            found = _as_calls(_loads(body))
+            if found is None:
+                return None
+            pairs += found
+        return (pairs, before, "hermes") if pairs else None
+    if _PYTHON_TAG in stripped:
+        before, body = stripped.split(_PYTHON_TAG, 1)
+        found = _as_calls(_loads(body.strip()))
+        return (found, before.strip(), "llama") if found else None
+    if _MISTRAL in stripped:
+        before, body = stripped.split(_MISTRAL, 1)
+        found = _as_calls(_loads(body.strip()))
+        if found is None:
+            match = _MISTRAL_ARGS.fullmatch(body)
+            if match is not None:
+                args = _loads(match.group(2).strip())
+                found = [(match.group(1), args)] if args is not None else None
+        return (found, before.strip(), "mistral") if found else None
+    fenced = _FENCE.match(stripped)
+    if fenced is not None:
+        found = _as_calls(_loads(fenced.group(1).strip()))
+        return (found, "", "fenced_json") if found else None
+    if stripped.startswith(("{", "[")):
+        found = _as_calls(_loads(stripped))
+        return (found, "", "json") if found else None
+    return None
+
+
+def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovered | None:
+    """Read the tool calls a model wrote as text.
+
+    Args:
+        text: The reply's text.
+        tools: The tools bound for the reply, as OpenAI tool specs.
+
+    Returns:
+        The calls, or None when the text holds none, names a tool that was not bound,
+        or has arguments that fail the tool's schema.
+    """
+    if not tools or not text:
+        return None
+    parsed = _parse(text)
+    if parsed is None:
+        return None
+    pairs, before, fmt = parsed
+    calls = _validated(pairs, tools)
+    return Recovered(calls, before, fmt) if calls else None
+
+
+@dataclass
+class StreamGuard:
+    """Holds back streamed text that may be a tool call written as text.
+
+    Text streams through until it could open a call: a reply whose first non-blank
+    characters are ``{``, ``[{`` or a fence, or any of the tags anywhere. From there on,
+    text is held to the end of the reply, where :func:`recover_tool_calls` decides; held
+    text past ``max_chars`` cannot be a call the tools would accept, and is let go. A
+    possible beginning of a tag at the end of a piece waits for the next piece.
+
+    Attributes:
+        max_chars: The most text held back.
+    """
+
+    max_chars: int
+    _seen: str = ""
+    _shown: int = 0
+    _held: list[str] = field(default_factory=list)
+    _held_chars: int = 0
+    _holding: bool = False
+    _gave_up: bool = False
+
+    @property
+    def holding(self) -> bool:
+        """Whether text is being held back as a possible call."""
+        return self._holding
+
+    def feed(self, text: str) -> str:
+        """Take the next piece of the reply; return what may be shown now."""
+        if self._gave_up:
+            return text
+        if self._holding:
+            self._held.append(text)
+            self._held_chars += len(text)
+            return self.release() if self._held_chars > self.max_chars else ""
+        self._seen += text
+        cut = self._opening()
+        if cut is not None:
+            self._holding = True
+            held = self._seen[cut:]
+            self._held, self._held_chars = [held], len(held)
+            return self._show(cut)
+        return self._show(len(self._seen) - self._undecided())
+
+    def release(self) -> str:
+        """Stop holding: return all text not shown yet; the rest streams as it comes."""
+        text = self._seen[self._shown :] if not self._holding else "".join(self._held)
+        self._held, self._held_chars = [], 0
+        self._holding, self._gave_up = False, True
+        return text
+
+    def _show(self, upto: int) -> str:
+        out = self._seen[self._shown : upto]
+        self._shown = max(self._shown, upto)
+        return out
+
+    def _opening(self) -> int | None:
+        """Where text that opens a call begins (None: nowhere yet)."""
+        seen = self._seen
+        lead = len(seen) - len(seen.lstrip())
+        if _HEAD.match(seen, lead):
+            return lead
+        for tag in _TAGS:
+            at = seen.find(tag, max(0, self._shown - len(tag)))
+            if at >= 0:
+                return at
+        return None
+
+    def _undecided(self) -> int:
+        """How many characters at the end may still open a call once more text comes."""
+        seen = self._seen
+        body = seen.lstrip()
+        if not body or (self._shown == 0 and _maybe_head(body)):
+            return len(seen)
+        for size in range(min(_LONGEST_TAG - 1, len(seen)), 0, -1):
+            if any(tag.startswith(seen[-size:]) for tag in _TAGS):
+                return size
+        return 0
+
+
+_TAGS: Final = ("<tool_call>", _PYTHON_TAG, _MISTRAL)
+_LONGEST_TAG: Final = max(map(len, _TAGS))
+_FENCE_HEAD: Final = r"```(?:json|tool_call|tool_code)?\s*"
+_HEAD: Final = re.compile(
+    rf"\{{|\[\s*\{{|{_FENCE_HEAD}[\[{{]|<tool_call>|<\|python_tag\|>|\[TOOL_CALLS\]"
+)
+
+
+def _maybe_head(body: str) -> bool:
+    """Whether the reply's first characters may still become an opening of a call."""
+    if re.fullmatch(rf"\[\s*|{_FENCE_HEAD}", body):
+        return True
+    return any(o.startswith(body) for o in ("```json", "```tool_call", "```tool_code", *_TAGS))

@@ -1,0 +1,172 @@
+"""Tool calls written as text by open models are recovered, validated, and never shown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.llm.tool_recovery import StreamGuard, recover_tool_calls
+
+CALC = {
+    "type": "function",
+    "function": {
+        "name": "calculator",
+        "parameters": {
+            "type": "object",
+            "properties": {"expression": {"type": "string", "maxLength": 100}},
+            "required": ["expression"],
+            "additionalProperties": False,
+        },
+    },
+}
+UNITS = {
+    "type": "function",
+    "function": {
+        "name": "convert_units",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "value": {"type": "number"},
+                "from_unit": {"type": "string"},
+                "to_unit": {"type": "string"},
+            },
+            "required": ["value", "from_unit", "to_unit"],
+        },
+    },
+}
+TOOLS = [CALC, UNITS]
+ARGS = {"expression": "17*23"}
+UNIT_ARGS = {"value": 5, "from_unit": "km", "to_unit": "mi"}
+
+
+def _calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
+    found = recover_tool_calls(text, TOOLS)
+    return None if found is None else [(c["name"], c["args"]) for c in found.calls]
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ('{"name": "calculator", "arguments": {"expression": "17*23"}}', "json"),
+        ('  {"name": "calculator", "parameters": {"expression": "17*23"}}\n', "json"),
+        ('{"name": "calculator", "arguments": "{\\"expression\\": \\"17*23\\"}"}', "json"),
+        ('[{"name": "calculator", "args": {"expression": "17*23"}}]', "json"),
+        (
+            '{"type": "function", "function": {"name": "calculator", '
+            '"arguments": {"expression": "17*23"}}}',
+            "json",
+        ),
+        (
+            '```json\n{"name": "calculator", "arguments": {"expression": "17*23"}}\n```',
+            "fenced_json",
+        ),
+        (
+            '<tool_call>\n{"name": "calculator", "arguments": {"expression": "17*23"}}\n'
+            "</tool_call>",
+            "hermes",
+        ),
+        ('<|python_tag|>{"name": "calculator", "parameters": {"expression": "17*23"}}', "llama"),
+        ('[TOOL_CALLS][{"name": "calculator", "arguments": {"expression": "17*23"}}]', "mistral"),
+        ('[TOOL_CALLS]calculator[ARGS]{"expression": "17*23"}', "mistral"),
+    ],
+)
+def test_each_format_is_recovered(text: str, fmt: str) -> None:
+    found = recover_tool_calls(text, TOOLS)
+    assert found is not None
+    assert found.format == fmt
+    assert [(c["name"], c["args"]) for c in found.calls] == [("calculator", ARGS)]
+    assert all(c["id"] and c["id"].startswith("call_") for c in found.calls)
+
+
+def test_several_hermes_calls_after_some_text() -> None:
+    text = (
+        "Let me work that out.\n"
+        f'<tool_call>{{"name": "calculator", "arguments": {json.dumps(ARGS)}}}</tool_call>\n'
+        f'<tool_call>{{"name": "convert_units", "arguments": {json.dumps(UNIT_ARGS)}}}'
+        "</tool_call>"
+    )
+    found = recover_tool_calls(text, TOOLS)
+    assert found is not None
+    assert found.text == "Let me work that out."
+    assert [(c["name"], c["args"]) for c in found.calls] == [
+        ("calculator", ARGS),
+        ("convert_units", UNIT_ARGS),
+    ]
+    assert len({c["id"] for c in found.calls}) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer is 391 [S1].",
+        '{"answer": "391"}',  # JSON, but not a call
+        '{"name": "rm_rf", "arguments": {}}',  # a tool that was not bound
+        '{"name": "calculator", "arguments": {"expr": "1+1"}}',  # fails the schema
+        '{"name": "calculator", "arguments": {"expression": "' + "9" * 200 + '"}}',
+        '{"name": "calculator", "arguments": {"expression": 17}}',  # wrong type
+        '{"name": "calculator", "arguments": {"expression": "1"}, "extra": 1}',
+        '{"name": "calculator", "arguments": {"expression": "1"',  # truncated
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "1"}}</tool_call>'
+        "<tool_call>{not json}</tool_call>",  # one bad call spoils the reply
+        "[TOOL_CALLS]calculator[ARGS]{broken",
+        'Here is an example: {"name": "calculator", "arguments": {}}',  # mid-text JSON
+    ],
+)
+def test_what_is_not_a_valid_call_stays_text(text: str) -> None:
+    assert _calls(text) is None
+
+
+def test_nothing_is_recovered_without_bound_tools() -> None:
+    assert recover_tool_calls('{"name": "calculator", "arguments": {}}', []) is None
+
+
+def _stream(pieces: list[str], max_chars: int = 10_000) -> tuple[str, StreamGuard]:
+    guard = StreamGuard(max_chars=max_chars)
+    shown = "".join(guard.feed(p) for p in pieces)
+    return shown, guard
+
+
+def test_plain_text_streams_as_it_comes() -> None:
+    guard = StreamGuard(max_chars=10_000)
+    assert guard.feed("The answer") == "The answer"
+    assert guard.feed(" is 391 [S1].") == " is 391 [S1]."
+    assert not guard.holding and guard.release() == ""
+
+
+def test_a_json_call_is_never_shown() -> None:
+    call = '{"name": "calculator", "arguments": {"expression": "17*23"}}'
+    shown, guard = _stream(["  ", call[:5], call[5:30], call[30:]])
+    assert shown.strip() == "" and guard.holding
+    assert _calls(guard.release()) == [("calculator", ARGS)]
+
+
+def test_a_hermes_tag_split_across_pieces_is_held_from_its_start() -> None:
+    call = '<tool_call>{"name": "calculator", "arguments": {"expression": "17*23"}}</tool_call>'
+    shown, guard = _stream(["Let me compute. <to", "ol_ca", "ll>", call[11:]])
+    assert shown == "Let me compute. "
+    assert guard.holding
+    assert _calls("Let me compute. " + guard.release()) == [("calculator", ARGS)]
+
+
+def test_a_lone_angle_bracket_is_shown_once_it_is_not_a_tag() -> None:
+    guard = StreamGuard(max_chars=10_000)
+    assert guard.feed("if a <") == "if a "
+    assert guard.feed(" b then") == "< b then"
+    assert not guard.holding
+
+
+@pytest.mark.parametrize("text", ["[S1] says so.", "```python\nprint(1)\n```", "[1, 2]"])
+def test_text_that_only_looks_like_an_opening_streams(text: str) -> None:
+    shown, guard = _stream([text[:1], text[1:3], text[3:]])
+    assert shown + guard.release() == text
+    assert not guard.holding
+
+
+def test_held_text_past_the_cap_is_let_go() -> None:
+    guard = StreamGuard(max_chars=50)
+    assert guard.feed("{") == ""
+    assert guard.feed('"a": "' + "x" * 60) == '{"a": "' + "x" * 60
+    assert guard.feed('"}') == '"}'  # streams from here on
+    assert not guard.holding

@@ -1,0 +1,183 @@
+"""Tool calls written as text by an open model run as tool calls, through the real chain.
+
+The model is a real HTTP server (:mod:`tests.openai_server`) that writes its calls into
+the message text the way Qwen2.5 on llama.cpp does, instead of ``tool_calls``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from app.answer import Answer
+from app.context import Context
+from app.graphs.agent import compile_agent
+from app.llm.factory import build_models
+from app.llm.tool_recovery import RECOVERED_TOOL_CALLS
+from app.observability.metrics import REGISTRY
+from app.resources import Resources, use_resources
+from app.settings import LLMSettings, ModelEndpoint
+from app.turns import Token, ask, stream_ask
+from tests.openai_server import OpenAIServer, Reply
+
+MODEL = "open-model"
+CALC = {
+    "type": "function",
+    "function": {
+        "name": "calculator",
+        "description": "Evaluate arithmetic.",
+        "parameters": {
+            "type": "object",
+            "properties": {"expression": {"type": "string"}},
+            "required": ["expression"],
+        },
+    },
+}
+AS_TEXT = '{"name": "calculator", "arguments": {"expression": "17*23"}}'
+HERMES = f"Let me compute that.\n<tool_call>\n{AS_TEXT}\n</tool_call>"
+
+
+def _llm(server: OpenAIServer, **fields: Any) -> LLMSettings:
+    return LLMSettings(
+        base_url=server.base_url,
+        model=MODEL,
+        timeout_s=60.0,
+        stall_timeout_s=60.0,
+        max_retries=0,
+        offline_fallback=False,
+        **fields,
+    )
+
+
+@asynccontextmanager
+async def _chain(server: OpenAIServer, **fields: Any) -> AsyncIterator[BaseChatModel]:
+    models = build_models(_llm(server, **fields))
+    try:
+        yield models.default.model
+    finally:
+        await models.aclose()
+
+
+def _recovered_total(fmt: str) -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "ragent_model_recovered_tool_calls"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels["format"] == fmt
+        and sample.labels["model"].startswith(f"{MODEL}@")
+    )
+
+
+@pytest.mark.parametrize(("text", "fmt"), [(AS_TEXT, "json"), (HERMES, "hermes")])
+async def test_a_call_written_as_text_comes_back_as_a_tool_call(
+    model: OpenAIServer, text: str, fmt: str
+) -> None:
+    model.plan(MODEL, Reply(text))
+
+    async with _chain(model) as chain:
+        reply = await chain.bind_tools([CALC]).ainvoke([HumanMessage("What is 17*23?")])
+
+    assert isinstance(reply, AIMessage)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("calculator", {"expression": "17*23"})
+    ]
+    assert reply.response_metadata[RECOVERED_TOOL_CALLS] == fmt
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    assert "<tool_call>" not in reply.text and AS_TEXT not in reply.text
+
+
+async def test_recovery_is_off_when_configured_and_for_openai(model: OpenAIServer) -> None:
+    model.plan(MODEL, Reply(AS_TEXT))
+    async with _chain(model, tool_call_recovery="off") as chain:
+        reply = await chain.bind_tools([CALC]).ainvoke([HumanMessage("What is 17*23?")])
+    assert reply.tool_calls == [] and reply.text == AS_TEXT
+
+    native = LLMSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini")
+    [backend] = build_models(native).default.model.backends  # type: ignore[attr-defined]
+    assert backend.recover_chars == 0
+    local = native.model_copy(update={"base_url": "http://127.0.0.1:8080/v1"})
+    assert build_models(local).default.model.backends[0].recover_chars > 0  # type: ignore[attr-defined]
+    forced = native.model_copy(
+        update={"fallbacks": [ModelEndpoint(model="m", tool_call_recovery="on")]}
+    )
+    backends = build_models(forced).default.model.backends  # type: ignore[attr-defined]
+    assert [b.recover_chars > 0 for b in backends] == [False, True]
+
+
+async def test_a_call_that_fails_its_schema_stays_text(model: OpenAIServer) -> None:
+    bad = '{"name": "calculator", "arguments": {"expr": "17*23"}}'
+    model.plan(MODEL, Reply(bad))
+    async with _chain(model) as chain:
+        reply = await chain.bind_tools([CALC]).ainvoke([HumanMessage("What is 17*23?")])
+    assert reply.tool_calls == [] and reply.text == bad
+
+
+@asynccontextmanager
+async def _agent_resources(resources: Resources, model: OpenAIServer) -> AsyncIterator[None]:
+    settings = resources.settings.model_copy(deep=True)
+    settings.llm = _llm(model)
+    settings.memory.extraction = "explicit"
+    settings.memory.summarizer = "extractive"
+    models = build_models(settings.llm)
+    res = replace(resources, settings=settings, chat_model=models.default.model, models=models)
+    try:
+        with use_resources(res):
+            yield
+    finally:
+        await models.aclose()
+
+
+@pytest.mark.parametrize("text", [AS_TEXT, HERMES], ids=["json", "hermes"])
+async def test_the_agent_runs_a_recovered_call_and_never_streams_it(
+    resources: Resources, model: OpenAIServer, text: str
+) -> None:
+    before = _recovered_total("json" if text == AS_TEXT else "hermes")
+    model.plan(MODEL, Reply(text, piece=3), Reply("17 times 23 is 391."))
+
+    async with _agent_resources(resources, model):
+        agent = compile_agent(InMemorySaver())
+        events = [
+            e
+            async for e in stream_ask(
+                agent, "What is 17*23?", context=Context(), thread_id="t", max_chars=4000
+            )
+        ]
+
+    answer = events[-1]
+    assert isinstance(answer, Answer)
+    assert "391" in answer.answer
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert "calculator" not in streamed and "<tool_call>" not in streamed
+    assert "391" in streamed
+    # The calculator ran: its result went back to the model as a tool message.
+    second = model.requests[1]["messages"]
+    [result] = [m for m in second if m["role"] == "tool"]
+    assert result["content"].strip() == "391"
+    [asked] = [m for m in second if m["role"] == "assistant"]
+    assert json.loads(asked["tool_calls"][0]["function"]["arguments"]) == {"expression": "17*23"}
+    after = _recovered_total("json" if text == AS_TEXT else "hermes")
+    assert after == before + 1
+
+
+async def test_a_reply_that_only_looks_like_a_call_is_answered_as_text(
+    resources: Resources, model: OpenAIServer
+) -> None:
+    text = '{"answer": "I cannot say."}'
+    model.plan(MODEL, Reply(text))
+    async with _agent_resources(resources, model):
+        agent = compile_agent(InMemorySaver())
+        answer = await ask(
+            agent, "What is 17*23?", context=Context(), thread_id="t", max_chars=4000
+        )
+    assert answer.answer == text
+    assert len(model.requests) == 1
