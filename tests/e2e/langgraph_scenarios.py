@@ -7,11 +7,14 @@ identity the server runs as) and checks what a Studio or SDK user relies on.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from langgraph_sdk.client import SyncLangGraphClient
 
 from app.memory.namespaces import namespace
@@ -21,6 +24,7 @@ from tests.openai_server import Behaviour, Reply, ToolCalls
 ANSWER = "By default SQLite runs a checkpoint when the WAL file reaches 1000 pages. [S1]"
 FOLLOW_UP = "What is the default size of that threshold?"
 NOTE = {"title": "Groceries", "text": "buy oat milk"}
+SLOW = "one two three four five six seven eight nine ten eleven twelve [S1] "
 
 
 @dataclass
@@ -32,6 +36,8 @@ class Target:
     user_id: str
     plan: Callable[..., None]
     """Plans what the scripted model answers next (``plan(*behaviours)``)."""
+    context: dict[str, Any] | None = None
+    """The runs' ``context``: identity where the server takes it from there."""
 
     def say(self, *behaviours: Behaviour) -> None:
         self.plan(*behaviours)
@@ -66,25 +72,25 @@ def check_final_state(state: dict[str, Any], data_dir: Path) -> str:
 def assistants_search(client: SyncLangGraphClient) -> None:
     found = client.assistants.search(graph_id="agent")
     assert [a["graph_id"] for a in found] == ["agent"], found
-    assistant = client.assistants.get(found[0]["assistant_id"])
-    assert assistant["graph_id"] == "agent"
-    schemas = client.assistants.get_schemas("agent")
+    assistant_id = found[0]["assistant_id"]
+    assert client.assistants.get(assistant_id)["graph_id"] == "agent"
+    schemas = client.assistants.get_schemas(assistant_id)
     assert "messages" in schemas["input_schema"]["properties"], schemas["input_schema"]
     assert "tenant_id" in schemas["context_schema"]["properties"]
-    graph = client.assistants.get_graph("agent")
+    graph = client.assistants.get_graph(assistant_id)
     assert {"respond", "execute_tools"} <= {node["id"] for node in graph["nodes"]}
 
 
 def run_wait_keeps_the_thread(client: SyncLangGraphClient, target: Target) -> str:
     target.say(Reply(ANSWER), Reply("It is 1000 pages. [S1]"))
     thread_id = client.threads.create()["thread_id"]
-    first = client.runs.wait(thread_id, "agent", input=ask(QUESTION))
+    first = client.runs.wait(thread_id, "agent", input=ask(QUESTION), context=target.context)
     assert isinstance(first, dict)
     answer = check_final_state(first, target.data_dir)
     assert "1000 pages" in answer
     assert [m["type"] for m in first["messages"]] == ["human", "ai"]
 
-    second = client.runs.wait(thread_id, "agent", input=ask(FOLLOW_UP))
+    second = client.runs.wait(thread_id, "agent", input=ask(FOLLOW_UP), context=target.context)
     assert isinstance(second, dict)
     check_final_state(second, target.data_dir)
 
@@ -99,7 +105,11 @@ def run_stream_messages(client: SyncLangGraphClient, target: Target) -> None:
     thread_id = client.threads.create()["thread_id"]
     events = list(
         client.runs.stream(
-            thread_id, "agent", input=ask(QUESTION), stream_mode=["values", "messages"]
+            thread_id,
+            "agent",
+            input=ask(QUESTION),
+            stream_mode=["values", "messages"],
+            context=target.context,
         )
     )
     kinds = [part.event for part in events]
@@ -118,7 +128,11 @@ def run_stream_updates_and_tuples(client: SyncLangGraphClient, target: Target) -
     target.say(Reply(ANSWER, piece=5))
     events = list(
         client.runs.stream(
-            None, "agent", input=ask(QUESTION), stream_mode=["updates", "messages-tuple"]
+            None,
+            "agent",
+            input=ask(QUESTION),
+            stream_mode=["updates", "messages-tuple"],
+            context=target.context,
         )
     )
     kinds = [part.event for part in events]
@@ -126,10 +140,9 @@ def run_stream_updates_and_tuples(client: SyncLangGraphClient, target: Target) -
     nodes = [next(iter(p.data)) for p in events if p.event == "updates"]
     assert {"guard_input", "respond", "guard_output"} <= set(nodes), nodes
     pieces = [p.data for p in events if p.event == "messages"]
-    assert len(pieces) > 1
-    chunk, meta = pieces[0]
-    assert meta["langgraph_node"] == "respond"
-    assert "".join(text_of(c) for c, _ in pieces) == ANSWER
+    replies = [c for c, meta in pieces if meta["langgraph_node"] == "respond"]
+    assert len(replies) > 1, pieces
+    assert "".join(text_of(c) for c in replies) == ANSWER
 
 
 def tool_calls(client: SyncLangGraphClient, target: Target) -> None:
@@ -138,7 +151,9 @@ def tool_calls(client: SyncLangGraphClient, target: Target) -> None:
         Reply("17 * 23 is 391."),
     )
     thread_id = client.threads.create()["thread_id"]
-    state = client.runs.wait(thread_id, "agent", input=ask("What is 17 * 23?"))
+    state = client.runs.wait(
+        thread_id, "agent", input=ask("What is 17 * 23?"), context=target.context
+    )
     assert isinstance(state, dict) and "__error__" not in state, state
     *_, result, final = state["messages"]
     assert (result["type"], result["name"], result["status"]) == ("tool", "calculator", "success")
@@ -148,7 +163,11 @@ def tool_calls(client: SyncLangGraphClient, target: Target) -> None:
 def approval_resumed_with_command(
     client: SyncLangGraphClient, target: Target, context: dict[str, Any] | None = None
 ) -> None:
-    """A write pauses for approval; ``Command(resume=...)`` runs it; the note is the caller's."""
+    """A write pauses for approval; ``Command(resume=...)`` runs it; the note is the caller's.
+
+    ``context`` replaces the target's (a forged identity, to check it is ignored).
+    """
+    context = context or target.context
     target.say(ToolCalls([("create_note", json.dumps(NOTE))]), Reply("Saved your note."))
     thread_id = client.threads.create()["thread_id"]
     paused_run = client.runs.wait(
@@ -179,7 +198,7 @@ def approval_resumed_with_command(
 def threads_search_state_history(client: SyncLangGraphClient, target: Target) -> None:
     target.say(Reply(ANSWER))
     thread_id = client.threads.create(metadata={"project": "wal"})["thread_id"]
-    client.runs.wait(thread_id, "agent", input=ask(QUESTION))
+    client.runs.wait(thread_id, "agent", input=ask(QUESTION), context=target.context)
     found = client.threads.search(metadata={"project": "wal"})
     assert [t["thread_id"] for t in found] == [thread_id]
     assert found[0]["status"] == "idle" and found[0]["values"]["messages"]
@@ -189,7 +208,9 @@ def threads_search_state_history(client: SyncLangGraphClient, target: Target) ->
     assert len(history) > 2
     assert history[0]["checkpoint"] == state["checkpoint"]  # newest first
     assert history[-1]["values"].get("messages", []) == []
-    earlier = client.threads.get_history(thread_id, limit=1, before=history[1]["checkpoint"])
+    # As a config: the form both LangGraph's server and ragent take.
+    before: Any = {"configurable": history[1]["checkpoint"]}
+    earlier = client.threads.get_history(thread_id, limit=1, before=before)
     assert earlier[0]["checkpoint"] == history[2]["checkpoint"]
 
 
@@ -204,3 +225,42 @@ def store_items(client: SyncLangGraphClient, target: Target) -> None:
     assert scope in client.store.list_namespaces()["namespaces"]
     client.store.delete_item(scope, "food")
     assert {i["key"] for i in client.store.search_items(scope)["items"]} == {"colour"}
+
+
+def background_run_join_and_list(client: SyncLangGraphClient, target: Target) -> None:
+    target.say(Reply(ANSWER, piece=4, gap_s=0.05))
+    thread_id = client.threads.create()["thread_id"]
+    run = client.runs.create(thread_id, "agent", input=ask(QUESTION), context=target.context)
+    assert run["status"] in {"pending", "running"}
+    with pytest.raises(httpx.HTTPStatusError) as busy:
+        client.runs.create(
+            thread_id,
+            "agent",
+            input=ask("again?"),
+            context=target.context,
+            multitask_strategy="reject",
+        )
+    assert busy.value.response.status_code == 409
+    state = client.runs.join(thread_id, run["run_id"])
+    assert isinstance(state, dict)
+    check_final_state(state, target.data_dir)
+    assert client.runs.get(thread_id, run["run_id"])["status"] == "success"
+    assert [r["run_id"] for r in client.runs.list(thread_id)] == [run["run_id"]]
+
+
+def cancel_stops_a_run(client: SyncLangGraphClient, target: Target) -> None:
+    """A cancelled run stops soon, says ``interrupted``, and the thread takes the next run."""
+    target.say(Reply(SLOW * 20, piece=2, gap_s=0.1), Reply(ANSWER))
+    thread_id = client.threads.create()["thread_id"]
+    run = client.runs.create(thread_id, "agent", input=ask(QUESTION), context=target.context)
+    deadline = time.monotonic() + 30
+    while client.runs.get(thread_id, run["run_id"])["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    started = time.monotonic()
+    client.runs.cancel(thread_id, run["run_id"], wait=True)
+    assert time.monotonic() - started < 10
+    assert client.runs.get(thread_id, run["run_id"])["status"] == "interrupted"
+    state = client.runs.wait(thread_id, "agent", input=ask(QUESTION), context=target.context)
+    assert isinstance(state, dict)
+    check_final_state(state, target.data_dir)

@@ -1,11 +1,15 @@
 """``ragent serve`` speaks the LangGraph API: ``langgraph_sdk`` against the real server.
 
 The scenarios (:mod:`tests.e2e.langgraph_scenarios`) are the ones Studio and SDK users
-rely on; here they run with API keys, tenancy and the scripted model of the API tests.
+rely on. Each runs against ``ragent serve`` (API keys, tenancy, the scripted model of the
+API tests) and against ``langgraph dev`` on the same graphs and model, so both servers are
+held to the same client. Then what only ``ragent serve`` promises: tenancy, identity from
+the key, limits, replayed streams, and runs shared by workers over Redis.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import uuid
@@ -19,36 +23,79 @@ from langgraph_sdk.client import SyncLangGraphClient
 from app.memory.namespaces import namespace
 from tests.e2e import langgraph_scenarios as scenarios
 from tests.e2e.api_fixtures import MODEL, Api, api_fixture, model_fixture  # noqa: F401 - fixtures
-from tests.e2e.conftest import QUESTION
-from tests.e2e.langgraph_scenarios import ANSWER, Target, ask
-from tests.openai_server import OpenAIServer, Reply
+from tests.e2e.conftest import QUESTION, Corpus, fresh_data_dir, running
+from tests.e2e.langgraph_scenarios import ANSWER, SLOW, Target, ask
+from tests.e2e.test_langgraph_dev import DevServer, langgraph_dev
+from tests.openai_server import OpenAIServer, Reply, openai_server
+from tests.servers import BIN, free_port, redis_server
 
 pytestmark = pytest.mark.e2e
 
-SLOW = "one two three four five six seven eight nine ten eleven twelve [S1]"
+User = tuple[SyncLangGraphClient, Target]
 
 
-def sdk(api: Api, key: str) -> SyncLangGraphClient:
-    return get_sync_client(url=api.url, api_key=key, timeout=60)
+def sdk(url: str, key: str | None) -> SyncLangGraphClient:
+    return get_sync_client(url=url, api_key=key, timeout=60)
+
+
+def scripted_env(model: OpenAIServer) -> dict[str, str]:
+    return {
+        "RAGENT_LLM_BASE_URL": model.base_url,
+        "RAGENT_LLM_MODEL": MODEL,
+        "RAGENT_LLM_OFFLINE_FALLBACK": "false",
+        "RAGENT_LLM_MAX_RETRIES": "0",
+        "RAGENT_MEMORY_EXTRACTION": "explicit",
+        "RAGENT_MEMORY_SUMMARIZER": "extractive",
+    }
+
+
+@pytest.fixture(scope="module")
+def dev(
+    corpus: Corpus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[DevServer, OpenAIServer]]:
+    """``langgraph dev`` on the scripted model (identity from each run's context)."""
+    with openai_server() as model:
+        env = {**scripted_env(model), "RAGENT_SERVER_AUTH": "false"}
+        with langgraph_dev(corpus, tmp_path_factory.mktemp("lg-sdk"), env) as server:
+            yield server, model
+
+
+def _name(request: pytest.FixtureRequest) -> str:
+    return f"sdk-{uuid.uuid4().hex[:6]}-{request.node.originalname[-30:]}"
 
 
 @pytest.fixture
-def user(
-    api: Api, model: OpenAIServer, request: pytest.FixtureRequest
-) -> Iterator[tuple[SyncLangGraphClient, Target]]:
-    """An SDK client with a key of its own, and the server it drives."""
-    name = f"sdk-{request.node.name[-40:]}"
+def own(api: Api, model: OpenAIServer, request: pytest.FixtureRequest) -> Iterator[User]:
+    """An SDK client of ``ragent serve`` with a key of its own."""
+    name = _name(request)
     target = Target(api.data_dir, "default", name, lambda *b: model.plan(MODEL, *b))
-    with sdk(api, api.key(name)) as client:
+    with sdk(api.url, api.key(name)) as client:
         yield client, target
     sys.stdout.write(api.output())  # shown when the test failed
+
+
+@pytest.fixture(params=["ragent-serve", "langgraph-dev"])
+def user(request: pytest.FixtureRequest) -> Iterator[User]:
+    """An SDK client of each server, as one user."""
+    if request.param == "ragent-serve":
+        yield request.getfixturevalue("own")
+        return
+    server, model = request.getfixturevalue("dev")
+    model.reset()
+    name = _name(request)
+    context = {"tenant_id": "default", "user_id": name, "acl_groups": []}
+    plan = lambda *b: model.plan(MODEL, *b)  # noqa: E731
+    with sdk(str(server.client.base_url), None) as client:
+        yield client, Target(server.data_dir, "default", name, plan, context=context)
+    model.reset()
+    sys.stdout.write(server.output())
 
 
 def status_of(error: pytest.ExceptionInfo[httpx.HTTPStatusError]) -> int:
     return error.value.response.status_code
 
 
-def test_assistants_search_get_graph_and_schemas(user: tuple[SyncLangGraphClient, Target]) -> None:
+def test_assistants_search_get_graph_and_schemas(user: User) -> None:
     client, _ = user
     scenarios.assistants_search(client)
     [indexer] = client.assistants.search(graph_id="indexer")
@@ -56,10 +103,12 @@ def test_assistants_search_get_graph_and_schemas(user: tuple[SyncLangGraphClient
     assert indexer["assistant_id"] == str(uuid.uuid5(graphs, "indexer"))
 
 
-def test_run_wait_answers_with_citations_and_keeps_the_thread(
-    user: tuple[SyncLangGraphClient, Target], api: Api
-) -> None:
-    client, target = user
+def test_run_wait_answers_with_citations_and_keeps_the_thread(user: User) -> None:
+    scenarios.run_wait_keeps_the_thread(*user)
+
+
+def test_a_thread_is_also_a_v1_conversation(own: User, api: Api) -> None:
+    client, target = own
     thread_id = scenarios.run_wait_keeps_the_thread(client, target)
     # The same conversation on /v1: one thread store, one owner.
     with api.http(api.key(target.user_id)) as http:
@@ -67,61 +116,50 @@ def test_run_wait_answers_with_citations_and_keeps_the_thread(
     assert [m["role"] for m in listed["messages"]] == ["user", "assistant"] * 2
 
 
-def test_run_stream_streams_tokens_and_ends_with_the_answer(
-    user: tuple[SyncLangGraphClient, Target],
-) -> None:
+def test_run_stream_streams_tokens_and_ends_with_the_answer(user: User) -> None:
     scenarios.run_stream_messages(*user)
 
 
-def test_stateless_stream_of_updates_and_message_tuples(
-    user: tuple[SyncLangGraphClient, Target],
-) -> None:
+def test_stateless_stream_of_updates_and_message_tuples(user: User) -> None:
     scenarios.run_stream_updates_and_tuples(*user)
 
 
-def test_a_tool_call_runs(user: tuple[SyncLangGraphClient, Target]) -> None:
+def test_a_tool_call_runs(user: User) -> None:
     scenarios.tool_calls(*user)
 
 
-def test_an_approval_interrupt_is_resumed_with_a_command(
-    user: tuple[SyncLangGraphClient, Target], api: Api
-) -> None:
-    client, target = user
-    # Identity in the body's context is ignored: the key says who runs.
+def test_an_approval_interrupt_is_resumed_with_a_command(user: User) -> None:
+    scenarios.approval_resumed_with_command(*user)
+
+
+def test_identity_in_a_runs_context_is_ignored(own: User, api: Api) -> None:
+    client, target = own
     forged = {"tenant_id": "other", "user_id": "mallory", "acl_groups": ["admins"]}
     scenarios.approval_resumed_with_command(client, target, context=forged)
-    with sdk(api, api.key("mallory", tenant="other")) as mallory:
+    with sdk(api.url, api.key("mallory", tenant="other")) as mallory:
         scope = list(namespace("notes", "other", "mallory"))
         assert mallory.store.search_items(scope)["items"] == []
         assert mallory.threads.search() == []
 
 
-def test_threads_search_state_and_history(user: tuple[SyncLangGraphClient, Target]) -> None:
+def test_threads_search_state_and_history(user: User) -> None:
     scenarios.threads_search_state_history(*user)
 
 
-def test_store_put_get_search_delete(user: tuple[SyncLangGraphClient, Target]) -> None:
-    scenarios.store_items(user[0], user[1])
+def test_store_put_get_search_delete(user: User) -> None:
+    scenarios.store_items(*user)
 
 
-def test_background_run_join_and_list(user: tuple[SyncLangGraphClient, Target]) -> None:
-    client, target = user
-    target.say(Reply(ANSWER, piece=4, gap_s=0.05))
-    thread_id = client.threads.create()["thread_id"]
-    run = client.runs.create(thread_id, "agent", input=ask(QUESTION))
-    assert run["status"] in {"pending", "running"}
-    with pytest.raises(httpx.HTTPStatusError) as busy:  # multitask_strategy reject
-        client.runs.create(thread_id, "agent", input=ask("again?"))
-    assert status_of(busy) == 409
-    state = client.runs.join(thread_id, run["run_id"])
-    assert isinstance(state, dict)
-    scenarios.check_final_state(state, target.data_dir)
-    assert client.runs.get(thread_id, run["run_id"])["status"] == "success"
-    assert [r["run_id"] for r in client.runs.list(thread_id)] == [run["run_id"]]
+def test_background_run_join_and_list(user: User) -> None:
+    scenarios.background_run_join_and_list(*user)
 
 
-def test_join_stream_of_a_background_run(user: tuple[SyncLangGraphClient, Target]) -> None:
-    client, target = user
+def test_cancel_stops_a_run_and_the_thread_goes_on(user: User) -> None:
+    scenarios.cancel_stops_a_run(*user)
+
+
+def test_a_joined_stream_is_replayed_from_the_run_log(own: User) -> None:
+    client, target = own
     target.say(Reply(ANSWER, piece=4, gap_s=0.05))
     thread_id = client.threads.create()["thread_id"]
     run = client.runs.create(
@@ -131,34 +169,14 @@ def test_join_stream_of_a_background_run(user: tuple[SyncLangGraphClient, Target
     kinds = [e.event for e in events]
     assert kinds[0] == "metadata" and kinds[-1] == "values", kinds
     assert "messages/partial" in kinds
-    again = list(client.runs.join_stream(thread_id, run["run_id"]))  # replayed from the log
+    again = list(client.runs.join_stream(thread_id, run["run_id"]))  # after the run
     assert [e.event for e in again] == kinds
+    rest = list(client.runs.join_stream(thread_id, run["run_id"], last_event_id="3"))
+    assert [e.event for e in rest] == kinds[3:]
 
 
-def test_cancel_stops_a_run_and_the_thread_goes_on(
-    user: tuple[SyncLangGraphClient, Target],
-) -> None:
-    client, target = user
-    target.say(Reply(SLOW * 20, piece=2, gap_s=0.1), Reply(ANSWER))
-    thread_id = client.threads.create()["thread_id"]
-    run = client.runs.create(thread_id, "agent", input=ask(QUESTION))
-    deadline = time.monotonic() + 30
-    while client.runs.get(thread_id, run["run_id"])["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    started = time.monotonic()
-    client.runs.cancel(thread_id, run["run_id"], wait=True)
-    assert time.monotonic() - started < 10
-    assert client.runs.get(thread_id, run["run_id"])["status"] == "interrupted"
-    state = client.runs.wait(thread_id, "agent", input=ask(QUESTION))
-    assert isinstance(state, dict)
-    scenarios.check_final_state(state, target.data_dir)
-
-
-def test_another_keys_threads_runs_and_items_are_invisible(
-    user: tuple[SyncLangGraphClient, Target], api: Api
-) -> None:
-    client, target = user
+def test_another_keys_threads_runs_and_items_are_invisible(own: User, api: Api) -> None:
+    client, target = own
     target.say(Reply(ANSWER))
     thread_id = client.threads.create()["thread_id"]
     client.runs.wait(thread_id, "agent", input=ask(QUESTION))
@@ -166,13 +184,14 @@ def test_another_keys_threads_runs_and_items_are_invisible(
     mine = ["notes", *namespace("notes", target.tenant_id, target.user_id)[1:]]
     client.store.put_item(mine, "k", {"text": "private"})
 
-    with sdk(api, api.key("eve")) as eve:
+    with sdk(api.url, api.key("eve")) as eve:
         for call in (
             lambda: eve.threads.get(thread_id),
             lambda: eve.threads.get_state(thread_id),
             lambda: eve.threads.get_history(thread_id),
             lambda: eve.runs.list(thread_id),
             lambda: eve.runs.get(thread_id, run["run_id"]),
+            lambda: eve.runs.join(thread_id, run["run_id"]),
             lambda: eve.runs.wait(thread_id, "agent", input=ask("hi")),
             lambda: eve.threads.delete(thread_id),
             lambda: eve.store.get_item(mine, "k"),
@@ -182,10 +201,12 @@ def test_another_keys_threads_runs_and_items_are_invisible(
             assert status_of(hidden) == 404
         assert eve.threads.search() == []
         assert eve.store.search_items(mine)["items"] == []
+        assert mine not in eve.store.list_namespaces()["namespaces"]
         with pytest.raises(httpx.HTTPStatusError) as refused:
             eve.store.put_item(mine, "k", {"text": "overwritten"})
         assert status_of(refused) == 403
     assert client.store.get_item(mine, "k")["value"] == {"text": "private"}
+    assert client.threads.get(thread_id)["thread_id"] == thread_id
 
 
 def test_keys_limits_and_errors(api: Api) -> None:
@@ -215,3 +236,71 @@ def test_keys_limits_and_errors(api: Api) -> None:
             json={"assistant_id": "agent", "command": {"resume": "approve"}},
         )
         assert resume.status_code == 409 and resume.json()["error"]["code"] == "nothing_to_resume"
+
+
+def frozen_pids(url: str) -> set[str]:
+    """The workers that are up (each reports its start-up heap once warm)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return set(re.findall(r'^ragent_gc_frozen_objects\{pid="(\d+)"\}', text, re.M))
+
+
+@pytest.fixture(scope="module")
+def workers(
+    corpus: Corpus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, OpenAIServer]]:
+    """``ragent serve --workers 2`` on Redis and the scripted model, auth off."""
+    root = tmp_path_factory.mktemp("lg-workers")
+    data_dir = fresh_data_dir(corpus, root)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(BIN / "ragent"), "serve", "--port", str(port), "--no-auth", "--workers", "2"]
+    with openai_server() as model, redis_server() as redis:
+        env = {
+            **scripted_env(model),
+            "RAGENT_DATA_DIR": str(data_dir),
+            "RAGENT_SERVER_REDIS_URL": redis.url,
+        }
+        with running(args, health_url=f"{url}/healthz", env=env, cwd=root) as log:
+            deadline = time.monotonic() + 180
+            while len(frozen_pids(url)) < 2:  # each worker reports itself once warm
+                assert time.monotonic() < deadline, "".join(log)
+                time.sleep(0.5)
+            yield url, model
+            sys.stdout.write("".join(log)[-6000:])
+
+
+def test_workers_share_runs_over_redis(workers: tuple[str, OpenAIServer]) -> None:
+    url, model = workers
+    model.plan(MODEL, Reply(SLOW * 10, piece=2, gap_s=0.1), Reply(ANSWER, piece=4, gap_s=0.05))
+
+    def fresh() -> SyncLangGraphClient:  # a new connection: the next worker in turn
+        return sdk(url, None)
+
+    with fresh() as client:
+        thread_id = client.threads.create()["thread_id"]
+    with fresh() as client:
+        slow = client.runs.create(thread_id, "agent", input=ask(QUESTION))
+    deadline = time.monotonic() + 30
+    while True:
+        with fresh() as client:
+            if client.runs.get(thread_id, slow["run_id"])["status"] == "running":
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with fresh() as client:  # cancelled from either worker, stopped by the one running it
+        client.runs.cancel(thread_id, slow["run_id"], wait=True)
+    for _ in range(2):
+        with fresh() as client:
+            assert client.runs.get(thread_id, slow["run_id"])["status"] == "interrupted"
+
+    with fresh() as client:
+        run = client.runs.create(thread_id, "agent", input=ask(QUESTION), stream_mode="values")
+    joined = []
+    for _ in range(2):
+        with fresh() as client:
+            joined.append([e.event for e in client.runs.join_stream(thread_id, run["run_id"])])
+    assert joined[0] == joined[1] and joined[0][-1] == "values", joined
+    with fresh() as client:
+        state = client.runs.join(thread_id, run["run_id"])
+    assert isinstance(state, dict)
+    assert "1000 pages" in scenarios.text_of(state["messages"][-1])

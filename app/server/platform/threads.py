@@ -238,6 +238,10 @@ async def update_state(
     await own_thread(services, principal, thread_id)
     messages = _messages(body.values)
     config = _at(principal, thread_id, None)
+    if await services.state.get(lock_key(principal, thread_id)) is not None:
+        raise ApiError(409, f"thread {thread_id!r} is running", "conversation_busy")
+    if (await services.agent.aget_state(config)).next:
+        raise ApiError(409, f"thread {thread_id!r} waits for its run to go on", "approval_pending")
     written = await services.agent.aupdate_state(
         config, {"messages": messages}, as_node="compress_memory"
     )
@@ -253,7 +257,9 @@ async def _history(
 ) -> list[dict[str, Any]]:
     await own_thread(services, principal, thread_id)
     before = query.before
-    before_id = before.get("checkpoint_id") if isinstance(before, dict) else before
+    if isinstance(before, dict):  # a checkpoint, or a config holding one (as LangGraph takes)
+        before = before.get("configurable", before).get("checkpoint_id")
+    before_id = before if isinstance(before, str) else None
     before_config = _at(principal, thread_id, before_id) if before_id else None
     config = _at(principal, thread_id, None)
     return [
