@@ -31,6 +31,10 @@ class Answer:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls waiting for the user's decision (``id``, ``tool``, ``args``, ``risk``);
     the run is paused until :func:`resume`. Listed in ``as_dict`` only when there are some."""
+    client_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Calls to the caller's own tools (``id``, ``name``, ``args``) waiting for their
+    results; the run is paused until it is resumed with them. Listed in ``as_dict`` only
+    when there are some."""
     degraded: list[str] = field(default_factory=list)
     """Search engines left out of this turn's retrieval (``vector``, ``keyword``) because
     they failed or timed out; listed in ``as_dict`` only when there are some."""
@@ -44,6 +48,8 @@ class Answer:
         del out["usage"]
         if not self.approvals:
             del out["approvals"]
+        if not self.client_calls:
+            del out["client_calls"]
         if not self.degraded:
             del out["degraded"]
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from app import prompts
 from app.retrieval.types import NAMESPACE_PATTERN
@@ -59,6 +60,22 @@ class Context:
         metadata={
             "description": "Names of the tools offered to the model; None offers every "
             "enabled tool, an empty list none. Names the server does not offer are ignored."
+        },
+    )
+    client_tools: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata={
+            "description": "Tools the caller runs itself, as OpenAI function specs, offered "
+            "alongside the server's tools: a call to one pauses the run until the caller "
+            "sends its result."
+        },
+    )
+    tool_choice: str | None = field(
+        default=None,
+        metadata={
+            "description": "OpenAI's tool_choice for the first model call of a request: "
+            "'auto' (None), 'required', or the name of an offered tool; later calls of the "
+            "request, after the server's tools ran, choose freely."
         },
     )
     temperature: float | None = field(

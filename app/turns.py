@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -20,6 +20,7 @@ from app.resources import aget_resources
 from app.safety.reply import TokenGuard
 from app.state import AgentState, InputState
 from app.tools.approval import pending_approvals
+from app.tools.client import pending_client_calls
 
 __all__ = [
     "Answer",
@@ -79,17 +80,18 @@ async def resume(
     context: Context,
     thread_id: str,
 ) -> Answer:
-    """Continue a run paused for approval, in this process or any later one.
+    """Continue a paused run, in this process or any later one.
 
     Args:
         agent: The agent compiled with the checkpointer that holds the thread.
-        decision: ``"approve"`` or ``"deny"`` for every waiting call, or
-            ``{call_id: "approve" | "deny"}``; calls it does not approve are denied.
+        decision: For a run waiting for approval, ``"approve"`` or ``"deny"`` for every
+            waiting call, or ``{call_id: "approve" | "deny"}``; calls it does not approve
+            are denied. For a run waiting on client tools, ``{"results": {call_id: text}}``.
         context: The thread owner's identity.
         thread_id: The caller's thread id.
 
     Raises:
-        QuestionError: Nothing on the thread is waiting for approval.
+        QuestionError: Nothing on the thread is waiting.
     """
     config = await _paused(agent, context, thread_id)
     with turn_deadline(await _model_budget()):
@@ -111,7 +113,7 @@ async def waiting(
 
 
 def _finish(state: dict[str, Any], interrupts: Iterable[Any], thread_id: str) -> Answer:
-    """The turn's answer, or the calls it waits on when it paused for approval.
+    """The turn's answer, or the calls it waits on when it paused (approval, client tools).
 
     Args:
         state: The graph's last values.
@@ -119,7 +121,17 @@ def _finish(state: dict[str, Any], interrupts: Iterable[Any], thread_id: str) ->
             output, so the checkpoint need not be read back).
         thread_id: The caller's thread id.
     """
+    interrupts = list(interrupts)
     waiting = pending_approvals(interrupts)
+    calls = pending_client_calls(interrupts)
+    if calls:
+        last = state["messages"][-1]
+        return Answer(
+            answer=last.text if isinstance(last, AIMessage) else "",
+            thread_id=thread_id,
+            client_calls=[c.as_dict() for c in calls],
+            usage=turn_usage(state.get("messages", [])),
+        )
     if not waiting:
         return _answer(state, thread_id)
     tools = ", ".join(sorted({a.tool for a in waiting}))
@@ -234,7 +246,7 @@ async def stream_resume(
     """Continue a paused run like :func:`resume`, yielding tokens like :func:`stream_ask`.
 
     Raises:
-        QuestionError: Nothing on the thread is waiting for approval.
+        QuestionError: Nothing on the thread is waiting.
     """
     config = await _paused(agent, context, thread_id)
     with turn_deadline(await _model_budget()):
@@ -286,13 +298,13 @@ async def _paused(
     context: Context,
     thread_id: str,
 ) -> RunnableConfig:
-    """The thread's config, once its run is known to wait for approval.
+    """The thread's config, once its run is known to wait (approval or client tool results).
 
     Raises:
-        QuestionError: Nothing on the thread is waiting for approval.
+        QuestionError: Nothing on the thread is waiting.
     """
     config = thread_config(context, thread_id)
     snapshot = await agent.aget_state(config)
-    if not pending_approvals(snapshot.interrupts):
-        raise QuestionError(f"thread {thread_id!r} has no tool call waiting for approval")
+    if not (pending_approvals(snapshot.interrupts) or pending_client_calls(snapshot.interrupts)):
+        raise QuestionError(f"thread {thread_id!r} has no tool call waiting")
     return config

@@ -19,6 +19,7 @@ from app.observability.tracing import span
 from app.resources import Resources, aget_resources
 from app.state import AgentState, Source
 from app.tools.approval import approval_request, parse_decisions
+from app.tools.client import check_args, client_request, result_messages
 from app.tools.context import ToolContext
 from app.tools.executor import Toolbox
 from app.tools.runaway import Budget, check_budget, current_run, failed_repair, repeated_call
@@ -99,7 +100,9 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     token budgets), then policies. Calls whose streamed arguments passed
     ``llm.max_tool_args_bytes`` and denied calls are refused; calls that need approval
     pause the run with ``interrupt()`` until the user decides (the wait does not count
-    against the wall-time budget, whose clock restarts on the decision). The wall-time
+    against the wall-time budget, whose clock restarts on the decision). Calls to the
+    caller's own tools (``client_tools``) with arguments that fit their schema pause the
+    run the same way until the caller sends their results. The wall-time
     budget is checked, then the calls run concurrently, each rate-limited, validated,
     timed out and audited. Knowledge-search results become the turn's sources.
     """
@@ -114,6 +117,18 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         return {"messages": await box.stop(calls, caller, reason, thread=thread)}
 
     refused = refused_tool_calls(last.response_metadata)
+    schemas = {
+        spec["function"]["name"]: spec["function"].get("parameters")
+        for spec in runtime.context.client_tools
+        if spec["function"]["name"] not in box.registry
+    }
+    asked = [c for c in calls if c["name"] in schemas and c.get("id") not in refused]
+    malformed = {
+        c.get("id") or "": problems
+        for c in asked
+        if (problems := check_args(schemas[c["name"]], c["args"]))
+    }
+    to_client = [c for c in asked if c.get("id") not in malformed]
     policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
     pending = [
         c
@@ -132,6 +147,12 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         if budget:
             return {"messages": await box.stop(calls, caller, budget, thread=thread)}
         remaining = max_seconds - elapsed
+    answered: dict[str, ToolMessage] = {}
+    if to_client:  # the caller runs them; its wait does not count against the budget
+        results = interrupt(client_request(to_client))
+        max_chars = resources.settings.tools.max_output_chars
+        answered = {m.tool_call_id: m for m in result_messages(to_client, results, max_chars)}
+        remaining = max_seconds
     timeout = max(0.1, min(resources.settings.limits.tool_timeout_s, remaining))
 
     async def one(call: ToolCall) -> ToolMessage:
@@ -148,6 +169,12 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             return await box.refuse(
                 call, caller, "invalid_arguments", refused[call_id], thread=thread
             )
+        if call_id in answered:
+            return answered[call_id]
+        if call_id in malformed:
+            details = "\n".join(f"- {problem}" for problem in malformed[call_id])
+            text = f"Error: invalid arguments for tool {call['name']!r}:\n{details}"
+            return await box.refuse(call, caller, "invalid_arguments", text, thread=thread)
         if policy == "deny":
             text = f"Error: the {call['name']} tool is not allowed here (policy: deny)."
             return await box.refuse(call, caller, "denied", text, thread=thread)
@@ -168,7 +195,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     update: dict[str, Any] = {"messages": results, "tool_steps": state.tool_steps + 1}
     if sources:
         update["sources"] = sources
-    if pending:
+    if pending or to_client:
         update["turn_started_at"] = time.time()
     return update
 

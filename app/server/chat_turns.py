@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from app.conversations import thread_config
 from app.server.auth import Principal
+from app.server.client_tools import check_results
 from app.server.completions import Turn, completion, stream_chunks
 from app.server.deps import owner_of
 from app.server.errors import ApiError
@@ -25,6 +26,7 @@ from app.server.runs.recovery import close_interrupted
 from app.server.services import Services
 from app.server.shared_state import Claim
 from app.tools.approval import pending_approvals
+from app.tools.client import pending_client_calls
 from app.turns import (
     Answer,
     Token,
@@ -108,6 +110,13 @@ async def _before(services: Services, turn: Turn) -> None:
                 f"/v1/threads/{turn.thread_id}/resume first",
                 "approval_pending",
             )
+        if pending_client_calls(snapshot.interrupts):
+            raise ApiError(
+                409,
+                f"conversation {turn.thread_id!r} waits for the results of your tool calls: "
+                "send them as tool messages first",
+                "tool_results_pending",
+            )
         if await close_interrupted(agent, config, snapshot):
             log.info("closed the turn a stopped run left open on a conversation")
     if turn.history:
@@ -116,7 +125,22 @@ async def _before(services: Services, turn: Turn) -> None:
 
 
 def _outcome(answer: Answer) -> str:
-    return "waiting" if answer.approvals else "refused" if answer.refused else "answered"
+    if answer.approvals or answer.client_calls:
+        return "waiting"
+    return "refused" if answer.refused else "answered"
+
+
+async def _decision(services: Services, turn: Turn, decision: Any) -> Any:
+    """The resume value of a turn, once it is checked.
+
+    That is a decision on approvals, the caller's tool results, or None for a new
+    message (after the checks of :func:`_before`).
+    """
+    if turn.results is not None:
+        return await check_results(services.agent, turn.context, turn.results)
+    if decision is None:
+        await _before(services, turn)
+    return decision
 
 
 async def _record(
@@ -142,8 +166,7 @@ async def run_json(
     # trips to Redis saved). A stream sends the id with its first event, so it takes one.
     new = not turn.continues and decision is None
     async with nullcontext() if new else busy(services, principal, turn.thread_id):
-        if decision is None:
-            await _before(services, turn)
+        decision = await _decision(services, turn, decision)
         await _listed(services, principal, turn)
         if decision is None:
             answer = await ask(
@@ -179,8 +202,7 @@ async def run_stream(
         await lock.__aexit__(None, None, None)
 
     try:
-        if decision is None:
-            await _before(services, turn)
+        decision = await _decision(services, turn, decision)
         await _listed(services, principal, turn)
         events = _events(services, turn, decision)
 

@@ -23,6 +23,7 @@ from app import prompts
 from app.context import Context
 from app.resources import Resources
 from app.server.auth import Principal
+from app.server.client_tools import ToolResults, offer, tool_results
 from app.server.errors import ApiError
 from app.server.runs.streams import DONE
 from app.server.schemas import ChatRequest
@@ -43,6 +44,8 @@ class Turn:
     """The client named an existing conversation (``conversation_id``)."""
     history: list[BaseMessage] = field(default_factory=list)
     """Earlier messages of a new conversation, written to its thread first."""
+    results: ToolResults | None = None
+    """The caller's results of client tool calls, which the turn resumes the run with."""
     completion_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -55,63 +58,27 @@ def _system_prompt(extra: list[str]) -> str:
     return f"{prompts.SYSTEM_PROMPT}\n\nInstructions from the application:\n{text}"
 
 
-def _offered(body: ChatRequest, resources: Resources) -> list[str] | None:
-    """The tools a request offers the model: None for every enabled one.
-
-    Raises:
-        ApiError: 400 (``unknown_tool``) for a name this server does not offer.
-    """
-    if body.tool_choice == "none":
-        return []
-    if body.tools is None:
-        return None
-    names = [t.function.name for t in body.tools]
-    enabled = resources.tools.names
-    unknown = sorted(set(names) - set(enabled))
-    if unknown:
-        offered = ", ".join(enabled) or "none"
-        raise ApiError(
-            400,
-            f"tools: unknown tool {unknown[0]!r}; this server offers: {offered}",
-            "unknown_tool",
-            param=f"tools[{names.index(unknown[0])}].function.name",
-        )
-    return names
-
-
 def prepare_turn(
     body: ChatRequest, principal: Principal, resources: Resources, max_chars: int
 ) -> Turn:
     """Check a request and build its turn.
 
+    A request whose messages end with ``tool`` results continues the run that called
+    those client tools (:mod:`app.server.client_tools`).
+
     Raises:
         ApiError: 400 for a request that cannot be a turn, 413 for a message too long.
     """
-    last = body.messages[-1]
-    if last.role != "user":
-        raise ApiError(
-            400,
-            "the last message must be from the user; to decide tool calls a run waits on, "
-            "use POST /v1/threads/{conversation_id}/resume",
-            "last_message_not_user",
-            param="messages",
-        )
-    question = last.text()
-    if not question.strip():
-        raise ApiError(
-            400, "messages: the last user message is empty", "empty_message", param="messages"
-        )
-    if len(question) > max_chars:
-        raise ApiError(
-            413, f"the message is longer than {max_chars} characters", "message_too_large"
-        )
+    offered = offer(body, resources.tools.names)
+    results = tool_results(body, max_chars)
+    question = _question(body, max_chars) if results is None else ""
     system = [m.text() for m in body.messages if m.role in {"system", "developer"} and m.text()]
     if sum(map(len, system)) > max_chars:
         raise ApiError(
             413, f"system messages are longer than {max_chars} characters", "message_too_large"
         )
     history: list[BaseMessage] = []
-    if body.conversation_id is None:
+    if body.conversation_id is None and results is None:
         for message in body.messages[:-1]:
             if message.role == "user" and message.text():
                 history.append(HumanMessage(content=message.text()))
@@ -128,7 +95,9 @@ def prepare_turn(
         hybrid=retrieval.hybrid if retrieval else True,
         top_k=retrieval.top_k if retrieval else None,
         top_n=retrieval.top_k if retrieval else None,
-        tools=_offered(body, resources),
+        tools=offered.tools,
+        client_tools=offered.client_tools,
+        tool_choice=offered.tool_choice,
         temperature=body.temperature,
         top_p=body.top_p,
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -136,23 +105,54 @@ def prepare_turn(
         seed=body.seed,
     )
     return Turn(
-        thread_id=body.conversation_id or new_thread_id(),
+        thread_id=results.thread_id if results else body.conversation_id or new_thread_id(),
         question=question,
         context=context,
         model=body.model,
-        continues=body.conversation_id is not None,
+        continues=body.conversation_id is not None or results is not None,
         history=history,
+        results=results,
     )
 
 
-def _tool_calls(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _question(body: ChatRequest, max_chars: int) -> str:
+    """The text of the user message that ends the request.
+
+    Raises:
+        ApiError: 400 when the messages end otherwise or it is empty, 413 when too long.
+    """
+    last = body.messages[-1]
+    if last.role != "user":
+        raise ApiError(
+            400,
+            "the last message must be from the user, or tool results; to decide tool calls "
+            "a run waits to approve, use POST /v1/threads/{conversation_id}/resume",
+            "last_message_not_user",
+            param="messages",
+        )
+    question = last.text()
+    if not question.strip():
+        raise ApiError(
+            400, "messages: the last user message is empty", "empty_message", param="messages"
+        )
+    if len(question) > max_chars:
+        raise ApiError(
+            413, f"the message is longer than {max_chars} characters", "message_too_large"
+        )
+    return question
+
+
+def _tool_calls(answer: Answer) -> list[dict[str, Any]]:
+    """The calls a paused run waits on: server tools to approve, or the caller's own."""
+    waiting = [(a["id"], a["tool"], a["args"]) for a in answer.approvals]
+    waiting += [(c["id"], c["name"], c["args"]) for c in answer.client_calls]
     return [
         {
-            "id": a["id"],
+            "id": call_id,
             "type": "function",
-            "function": {"name": a["tool"], "arguments": json.dumps(a["args"])},
+            "function": {"name": name, "arguments": json.dumps(args)},
         }
-        for a in approvals
+        for call_id, name, args in waiting
     ]
 
 
@@ -167,14 +167,16 @@ def _extensions(answer: Answer) -> dict[str, Any]:
 
 def completion(turn: Turn, answer: Answer) -> dict[str, Any]:
     """Return the ``chat.completion`` of an answer."""
+    calls = _tool_calls(answer)
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": answer.answer,
+        # OpenAI's content is null beside tool calls when the model wrote no text.
+        "content": None if answer.client_calls and not answer.answer else answer.answer,
         "refusal": answer.answer if answer.refused else None,
         **_extensions(answer),
     }
-    if answer.approvals:
-        message["tool_calls"] = _tool_calls(answer.approvals)
+    if calls:
+        message["tool_calls"] = calls
     return {
         "id": turn.completion_id,
         "object": "chat.completion",
@@ -184,7 +186,7 @@ def completion(turn: Turn, answer: Answer) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if answer.approvals else "stop",
+                "finish_reason": "tool_calls" if calls else "stop",
                 "logprobs": None,
             }
         ],
@@ -248,11 +250,10 @@ async def stream_chunks(
         delta["final_content"] = answer.answer
     if answer.refused:
         delta["refusal"] = answer.answer
-    if answer.approvals:
-        delta["tool_calls"] = [
-            {"index": i, **call} for i, call in enumerate(_tool_calls(answer.approvals))
-        ]
-    yield chunk(delta, "tool_calls" if answer.approvals else "stop")
+    calls = _tool_calls(answer)
+    if calls:
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+    yield chunk(delta, "tool_calls" if calls else "stop")
     if include_usage:
         yield json.dumps({**base, "choices": [], "usage": answer.usage or _no_usage()})
     await on_answer(answer)

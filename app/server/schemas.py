@@ -35,6 +35,9 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_call_id: str | None = Field(
+        default=None, max_length=256, description="With role 'tool': the call it answers."
+    )
 
     def text(self) -> str:
         """The message's text (parts joined)."""
@@ -67,21 +70,43 @@ class RetrievalOptions(BaseModel):
     )
 
 
-class FunctionName(BaseModel):
-    """The function of a tool: only its name is read."""
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+"""OpenAI's pattern for function names."""
+
+
+class FunctionSpec(BaseModel):
+    """The function of a tool. For a server tool only its name is read."""
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=4096)
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the arguments (16 KiB at most)."
+    )
+    strict: bool | None = None
 
 
 class ToolSpec(BaseModel):
-    """A tool in OpenAI's shape. It names one of the server's tools."""
+    """A tool in OpenAI's shape: one of the server's tools by name, or a client tool."""
 
     model_config = ConfigDict(extra="allow")
 
     type: Literal["function"] = "function"
-    function: FunctionName
+    function: FunctionSpec
+
+
+class FunctionChoice(BaseModel):
+    """The function a named ``tool_choice`` forces."""
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice`` that forces a call to one tool."""
+
+    type: Literal["function"] = "function"
+    function: FunctionChoice
 
 
 class ChatRequest(BaseModel):
@@ -89,10 +114,13 @@ class ChatRequest(BaseModel):
 
     With ``conversation_id`` the server keeps the history, and only the last (user)
     message is read; without it, a new conversation starts from ``messages``. System
-    and developer messages add to the server's system prompt. ``tools`` restricts the
-    run to those server tools (their definitions are the server's own); ``tool_choice``
-    ``"none"`` offers none. Identity comes from the API key; ``user`` names an end user
-    only for a key with the ``end_users`` scope (:mod:`app.server.end_users`).
+    and developer messages add to the server's system prompt. In ``tools``, a server
+    tool's name restricts the run to the server tools named (their definitions are the
+    server's own); any other name is a client tool, which the caller runs
+    (:mod:`app.server.client_tools`). Messages that end with ``tool`` results continue
+    the run that called those client tools. ``tool_choice`` ``"none"`` offers none.
+    Identity comes from the API key; ``user`` names an end user only for a key with
+    the ``end_users`` scope (:mod:`app.server.end_users`).
     """
 
     model_config = ConfigDict(extra="allow")
@@ -112,7 +140,7 @@ class ChatRequest(BaseModel):
         description="Only one choice is generated: 1 or absent.",
     )  # fmt: skip
     tools: list[ToolSpec] | None = Field(default=None, max_length=64)
-    tool_choice: Literal["auto", "none"] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     user: str | None = Field(
         default=None,
         description="The end user to act for, with a key of the end_users scope; other "

@@ -104,7 +104,7 @@ def test_tools_name_the_server_tools_the_run_may_use(api: Api, model: OpenAIServ
         client.chat.completions.create(
             model="ragent",
             messages=ask("What is 1+1?"),
-            tools=[{"type": "function", "function": {"name": "rm_rf", "parameters": {}}}],
+            tools=[{"type": "function", "function": {"name": "http_get", "parameters": {}}}],
         )
     assert caught.value.body["code"] == "unknown_tool"  # type: ignore[index]
 

@@ -33,7 +33,7 @@ def _ask() -> list[Any]:
          "last_message_not_user"),
         ({"messages": [{"role": "user", "content": " "}]}, "messages", "empty_message"),
         ({"messages": _ask(), "tools": [{"type": "function", "function": {"name": "calculator"}},
-          {"type": "function", "function": {"name": "rm_rf"}}]}, "tools[1].function.name",
+          {"type": "function", "function": {"name": "http_get"}}]}, "tools[1].function.name",
          "unknown_tool"),
     ],
     ids=["temperature", "no-messages", "bad-role", "n", "assistant-last", "empty", "unknown-tool"],

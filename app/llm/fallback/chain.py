@@ -18,6 +18,7 @@ that answered.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -84,6 +85,15 @@ class Backend:
     recover_chars: int = 0
 
 
+_BOUND = 64
+"""Tool sets whose bound chain is kept."""
+
+
+def _tool_key(tool: Any) -> int | str:
+    """A tool's key among bound tool sets: a dict spec by content, anything else by id."""
+    return json.dumps(tool, sort_keys=True) if isinstance(tool, dict) else id(tool)
+
+
 class _stop_at(stop_base):  # noqa: N801 - tenacity's naming for stop strategies
     """Stop retrying when the next attempt would start after the deadline."""
 
@@ -120,7 +130,7 @@ class FallbackChatModel(BaseChatModel):
     max_backoff_s: float = 2.0
     tools: list[dict[str, Any]] = Field(default_factory=list)
     tool_choice: str | None = None
-    _bound: dict[tuple[tuple[int, ...], str | None], tuple[FallbackChatModel, list[Any]]] = (
+    _bound: dict[tuple[tuple[int | str, ...], str | None], tuple[FallbackChatModel, list[Any]]] = (
         PrivateAttr(default_factory=dict)
     )
 
@@ -142,14 +152,18 @@ class FallbackChatModel(BaseChatModel):
         """Return a copy of the chain whose every model is called with ``tools`` bound.
 
         Copies are kept per tool set: LangChain serializes a model once per instance for
-        its callbacks, which would otherwise happen on every call.
+        its callbacks, which would otherwise happen on every call. A spec given as a dict
+        (a request's own tools, a new object on every request) is keyed by its content;
+        the last ``_BOUND`` sets are kept.
         """
-        key = (tuple(map(id, tools)), tool_choice)
+        key = (tuple(map(_tool_key, tools)), tool_choice)
         cached = self._bound.get(key)
         if cached is None:
             specs = [convert_to_openai_tool(tool) for tool in tools]
             # The tools are kept with the copy, so that their ids stay theirs.
             bound = self.model_copy(update={"tools": specs, "tool_choice": tool_choice})
+            if len(self._bound) >= _BOUND:
+                del self._bound[next(iter(self._bound))]
             cached = self._bound[key] = (bound, list(tools))
         return cached[0]
 

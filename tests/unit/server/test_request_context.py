@@ -307,10 +307,19 @@ def test_a_request_puts_its_knobs_in_the_context(resources: Resources) -> None:
     assert none.tools == []
 
 
-def test_a_request_naming_an_unknown_tool_is_refused(resources: Resources) -> None:
-    body = _request(tools=[{"type": "function", "function": {"name": "rm_rf"}}])
+def test_a_request_naming_a_server_tool_that_is_off_is_refused(resources: Resources) -> None:
+    body = _request(tools=[{"type": "function", "function": {"name": "http_get"}}])
     with pytest.raises(ApiError) as caught:
         prepare_turn(body, _ALICE, resources, 8000)
     offered = ", ".join(resources.tools.names)
     assert (caught.value.status, caught.value.code) == (400, "unknown_tool")
-    assert caught.value.message == f"tools: unknown tool 'rm_rf'; this server offers: {offered}"
+    assert caught.value.param == "tools[0].function.name"
+    assert f"server tool that this server does not offer (it offers: {offered})" in (
+        caught.value.message
+    )
+
+
+def test_any_other_name_is_a_client_tool(resources: Resources) -> None:
+    client = {"type": "function", "function": {"name": "rm_rf", "parameters": {"type": "object"}}}
+    ctx = prepare_turn(_request(tools=[client]), _ALICE, resources, 8000).context
+    assert (ctx.tools, ctx.client_tools, ctx.tool_choice) == (None, [client], None)
