@@ -127,12 +127,14 @@ def make_context(
 async def open_agent(settings: Settings) -> AsyncIterator[Agent]:
     """Build the engines once and open the checkpointer for a whole CLI command."""
     from app.graphs.agent import compile_agent
+    from app.llm.local.process import alocal_model
     from app.memory.checkpoint import open_checkpointer
     from app.memory.store import open_store
     from app.resources import build_resources, use_resources
 
     with use_resources(build_resources(settings)) as resources:
         async with (
+            alocal_model(settings.llm, settings.data_dir),
             open_checkpointer(settings) as saver,
             open_store(settings, resources.embedder) as store,
         ):

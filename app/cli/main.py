@@ -17,6 +17,7 @@ from app.cli.eval import register as register_eval_commands
 from app.cli.ingest import register as register_ingest_commands
 from app.cli.keys import register as register_key_commands
 from app.cli.memory import register as register_memory_commands
+from app.llm.local.process import LocalModelError, local_model
 from app.server.workers.shared_metrics import shared_metrics
 from app.settings import SettingsError
 
@@ -94,7 +95,7 @@ def serve(
         log_level=(settings.observability.log_level or "INFO").lower(),
         timeout_graceful_shutdown=5,
     )
-    with shared_metrics(count):
+    with local_model(settings.llm, settings.data_dir), shared_metrics(count):
         if count == 1:
             server = uvicorn.Server(options)
             server.run()
@@ -121,7 +122,13 @@ def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit code 2."""
     try:
         cli()
-    except (CliError, SettingsError, QuestionError, FileNotFoundError) as exc:
+    except (
+        CliError,
+        SettingsError,
+        QuestionError,
+        FileNotFoundError,
+        LocalModelError,
+    ) as exc:
         typer.echo(f"ragent: error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

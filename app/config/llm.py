@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -67,12 +68,30 @@ class LLMSettings(Section):
     tiers: dict[Literal["small", "large", "code"], ModelEndpoint] = Field(default_factory=dict)
     fallbacks: list[ModelEndpoint] = Field(default_factory=list)
     """Secondary models, tried in order after the tier's own model."""
+    local_gguf: Path | None = None
+    """A GGUF model file to serve with llama.cpp on this machine (no GPU, no network);
+    ``base_url`` then defaults to that server (:mod:`app.llm.local`)."""
+    local_port: int = Field(default=8079, ge=1024, le=65535)
+    """The loopback port of the local model server; one already running there is used."""
+    local_threads: int | None = Field(default=None, ge=1, le=512)
+    """CPU threads of the local model server; None: every core."""
+    local_startup_timeout_s: float = Field(default=120.0, gt=0)
+    """The longest wait for the local model server to load its model."""
     router: Literal["rules", "llm"] = "rules"
     small_max_words: int = Field(default=40, ge=1)
     min_confidence: float = Field(default=0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _endpoints_need_urls(self) -> LLMSettings:
+        if self.local_gguf is not None:
+            local = f"http://127.0.0.1:{self.local_port}/v1"
+            if self.base_url is None:
+                self.base_url = local
+            elif self.base_url.rstrip("/") != local:
+                raise ValueError(
+                    "local_gguf: the local model server is at "
+                    f"{local}; leave base_url unset (it is {self.base_url})"
+                )
         named = [
             *(f"tiers.{k}" for k in self.tiers),
             *(f"fallbacks.{i}" for i in range(len(self.fallbacks))),

@@ -201,6 +201,7 @@ class _Plan:
 
 async def _run(settings: Settings, plan: _Plan) -> EvalRun:
     from app.graphs.agent import compile_agent
+    from app.llm.local.process import alocal_model
     from app.memory.checkpoint import open_checkpointer
     from app.memory.store import open_store
 
@@ -216,6 +217,7 @@ async def _run(settings: Settings, plan: _Plan) -> EvalRun:
     tenants: dict[Path | None, str] = {}
     with use_resources(resources):
         async with (
+            alocal_model(settings.llm, settings.data_dir),
             open_checkpointer(settings) as saver,
             open_store(settings, resources.embedder) as store,
         ):
