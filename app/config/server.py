@@ -52,6 +52,9 @@ class ServerSettings(Section):
     ``citation_format`` says: ``markers`` (the ``[S1]`` labels only), ``footer`` (a
     markdown Sources list after the answer, which front ends such as Open WebUI render)
     or ``annotations`` (OpenAI's ``url_citation`` annotations on the message)."""
+    cors_origins: list[str] = Field(default_factory=list, max_length=32)
+    """Browser origins allowed to call the API (CORS), such as LangGraph Studio's
+    ``https://smith.langchain.com``; empty allows none (no CORS headers)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes ``ragent serve`` runs (uvicorn workers sharing the port). More than one
     needs ``redis_url``: each worker's memory would otherwise hold its own rate limits,

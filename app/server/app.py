@@ -23,7 +23,7 @@ from app.observability.langsmith import setup_langsmith
 from app.observability.tracing import setup_tracing
 from app.server import errors
 from app.server.middleware import ApiGuard
-from app.server.platform import KEY_PATHS, OPEN_PATHS, ROUTERS
+from app.server.platform import KEY_PATHS, OPEN_PATHS, ROUTERS, BrowserCors
 from app.server.routes import chat, health, ingest, memories, threads
 from app.server.services import open_services
 from app.server.text import check_text
@@ -69,6 +69,8 @@ def create_app(*, platform: bool = True) -> FastAPI:
         api.include_router(module.router)
     for router in ROUTERS if platform else ():
         api.include_router(router)
+    if platform:  # outside the guard: a preflight carries no key
+        api.add_middleware(BrowserCors)
     return api
 
 

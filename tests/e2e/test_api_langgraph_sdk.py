@@ -9,6 +9,7 @@ the key, limits, replayed streams, and runs shared by workers over Redis.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -32,6 +33,7 @@ from tests.servers import BIN, free_port, redis_server
 pytestmark = pytest.mark.e2e
 
 User = tuple[SyncLangGraphClient, Target]
+STUDIO = "https://smith.langchain.com"
 
 
 def sdk(url: str, key: str | None) -> SyncLangGraphClient:
@@ -248,7 +250,7 @@ def frozen_pids(url: str) -> set[str]:
 def workers(
     corpus: Corpus, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, OpenAIServer]]:
-    """``ragent serve --workers 2`` on Redis and the scripted model, auth off."""
+    """``ragent serve --workers 2`` on Redis and the scripted model, auth off, Studio's origin."""
     root = tmp_path_factory.mktemp("lg-workers")
     data_dir = fresh_data_dir(corpus, root)
     port = free_port()
@@ -259,6 +261,7 @@ def workers(
             **scripted_env(model),
             "RAGENT_DATA_DIR": str(data_dir),
             "RAGENT_SERVER_REDIS_URL": redis.url,
+            "RAGENT_SERVER_CORS_ORIGINS": json.dumps([STUDIO]),
         }
         with running(args, health_url=f"{url}/healthz", env=env, cwd=root) as log:
             deadline = time.monotonic() + 180
@@ -304,3 +307,32 @@ def test_workers_share_runs_over_redis(workers: tuple[str, OpenAIServer]) -> Non
         state = client.runs.join(thread_id, run["run_id"])
     assert isinstance(state, dict)
     assert "1000 pages" in scenarios.text_of(state["messages"][-1])
+
+
+def preflight(url: str, origin: str) -> httpx.Response:
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-api-key",
+        "Access-Control-Request-Private-Network": "true",
+    }
+    return httpx.options(f"{url}/threads/search", headers=headers, timeout=30)
+
+
+def test_studio_may_call_the_server_when_its_origin_is_configured(
+    workers: tuple[str, OpenAIServer], api: Api
+) -> None:
+    url, _ = workers
+    allowed = preflight(url, STUDIO)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == STUDIO
+    assert allowed.headers["access-control-allow-private-network"] == "true"
+    assert "x-api-key" in allowed.headers["access-control-allow-headers"].lower()
+    served = httpx.post(f"{url}/threads/search", json={}, headers={"Origin": STUDIO}, timeout=30)
+    assert served.status_code == 200
+    assert served.headers["access-control-allow-origin"] == STUDIO
+    other = preflight(url, "https://evil.example")
+    assert "access-control-allow-origin" not in other.headers
+    # Not configured (the API tests' server): no CORS at all.
+    unconfigured = preflight(api.url, STUDIO)
+    assert "access-control-allow-origin" not in unconfigured.headers

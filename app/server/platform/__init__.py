@@ -12,8 +12,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.server.platform import assistants, runs, store, threads
+from app.server.platform.cors import BrowserCors
 
-__all__ = ["KEY_PATHS", "OPEN_PATHS", "ROUTERS"]
+__all__ = ["KEY_PATHS", "OPEN_PATHS", "ROUTERS", "BrowserCors"]
 
 OPEN_PATHS = ("/ok", "/info")
 """Paths of the API that need no key (as on LangGraph's server)."""
