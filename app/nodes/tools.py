@@ -14,6 +14,7 @@ from langgraph.types import interrupt
 from app.context import Context
 from app.conversations import thread_of
 from app.llm.openai.tool_args import refused_tool_calls
+from app.llm.tool_recovery import RECOVERED_TOOL_CALLS
 from app.nodes.respond import render_source
 from app.observability.tracing import span
 from app.resources import Resources, aget_resources
@@ -113,8 +114,11 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     last = state.messages[-1]
     assert isinstance(last, AIMessage)  # guaranteed by after_respond
     calls: list[ToolCall] = list(last.tool_calls)
+    recovered = last.response_metadata.get(RECOVERED_TOOL_CALLS)
     if reason := _stop_reason(state, box, resources):
-        return {"messages": await box.stop(calls, caller, reason, thread=thread)}
+        return {
+            "messages": await box.stop(calls, caller, reason, thread=thread, recovered=recovered)
+        }
 
     refused = refused_tool_calls(last.response_metadata)
     schemas = {
@@ -145,7 +149,11 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         elapsed = time.time() - state.turn_started_at
         budget = check_budget([], _budget(resources), resources.counter, elapsed)
         if budget:
-            return {"messages": await box.stop(calls, caller, budget, thread=thread)}
+            return {
+                "messages": await box.stop(
+                    calls, caller, budget, thread=thread, recovered=recovered
+                )
+            }
         remaining = max_seconds - elapsed
     answered: dict[str, ToolMessage] = {}
     if to_client:  # the caller runs them; its wait does not count against the budget
@@ -167,25 +175,41 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         policy = policies[call_id]
         if call_id in refused:  # its arguments were over llm.max_tool_args_bytes
             return await box.refuse(
-                call, caller, "invalid_arguments", refused[call_id], thread=thread
+                call,
+                caller,
+                "invalid_arguments",
+                refused[call_id],
+                thread=thread,
+                recovered=recovered,
             )
         if call_id in answered:
             return answered[call_id]
         if call_id in malformed:
             details = "\n".join(f"- {problem}" for problem in malformed[call_id])
             text = f"Error: invalid arguments for tool {call['name']!r}:\n{details}"
-            return await box.refuse(call, caller, "invalid_arguments", text, thread=thread)
+            return await box.refuse(
+                call, caller, "invalid_arguments", text, thread=thread, recovered=recovered
+            )
         if policy == "deny":
             text = f"Error: the {call['name']} tool is not allowed here (policy: deny)."
-            return await box.refuse(call, caller, "denied", text, thread=thread)
+            return await box.refuse(
+                call, caller, "denied", text, thread=thread, recovered=recovered
+            )
         if policy == "require_approval" and not approved.get(call_id, False):
             text = (
                 f"Error: the user did not approve this call to {call['name']}; do not call "
                 "it again for this request."
             )
-            return await box.refuse(call, caller, "rejected", text, thread=thread)
+            return await box.refuse(
+                call, caller, "rejected", text, thread=thread, recovered=recovered
+            )
         return await box.run(
-            call, caller, timeout_s=timeout, thread=thread, approved=policy != "allow"
+            call,
+            caller,
+            timeout_s=timeout,
+            thread=thread,
+            approved=policy != "allow",
+            recovered=recovered,
         )
 
     results = list(await asyncio.gather(*(one(call) for call in calls)))

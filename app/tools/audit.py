@@ -71,6 +71,9 @@ class AuditRecord:
     ``rejected``, ``rate_limited`` or ``stopped``."""
     latency_ms: float
     approved_by_user: bool = False
+    recovered_from_text: str | None = None
+    """The format the model wrote the call in as text (``json``, ``hermes``, ...), when
+    it was recovered from there; None for a native tool call."""
     at: str = ""
 
     def as_dict(self) -> dict[str, Any]:

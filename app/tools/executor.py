@@ -76,8 +76,9 @@ class Toolbox:
         thread: str,
         started: float,
         approved: bool = False,
+        recovered: str | None = None,
     ) -> None:
-        """Write the audit record of one call."""
+        """Write the audit record of one call (``recovered``: the format it was read from)."""
         await self.audit.write(
             AuditRecord(
                 tenant=safe_identity(caller.tenant_id),
@@ -90,14 +91,24 @@ class Toolbox:
                 outcome=outcome,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
                 approved_by_user=approved,
+                recovered_from_text=recovered,
             )
         )
 
     async def refuse(
-        self, call: ToolCall, caller: ToolContext, outcome: Outcome, text: str, *, thread: str
+        self,
+        call: ToolCall,
+        caller: ToolContext,
+        outcome: Outcome,
+        text: str,
+        *,
+        thread: str,
+        recovered: str | None = None,
     ) -> ToolMessage:
         """Answer a call that is not run (denied, rejected, stopped) and audit it."""
-        await self.record(call, caller, outcome, thread=thread, started=time.perf_counter())
+        await self.record(
+            call, caller, outcome, thread=thread, started=time.perf_counter(), recovered=recovered
+        )
         return ToolMessage(
             content=text,
             tool_call_id=call.get("id") or "",
@@ -114,14 +125,26 @@ class Toolbox:
         timeout_s: float,
         thread: str,
         approved: bool = False,
+        recovered: str | None = None,
     ) -> ToolMessage:
-        """Rate-limit, validate and run one call with a timeout and an output cap; audit it."""
+        """Rate-limit, validate and run one call with a timeout and an output cap; audit it.
+
+        ``recovered`` names the format the model wrote the call in as text, when it was
+        recovered from there (:mod:`app.llm.tool_recovery`); the audit record keeps it.
+        """
         started = time.perf_counter()
         name = call.get("name", "")
         if name in self.registry:
             refusal = await self.limiter.acquire(caller.tenant_id, caller.user_id, name)
             if refusal is not None:
-                await self.record(call, caller, "rate_limited", thread=thread, started=started)
+                await self.record(
+                    call,
+                    caller,
+                    "rate_limited",
+                    thread=thread,
+                    started=started,
+                    recovered=recovered,
+                )
                 return ToolMessage(
                     content=refusal,
                     tool_call_id=call.get("id") or "",
@@ -136,15 +159,31 @@ class Toolbox:
             inject={CALLER: caller},
         )
         outcome = message.response_metadata.get("outcome", "error")
-        await self.record(call, caller, outcome, thread=thread, started=started, approved=approved)
+        await self.record(
+            call,
+            caller,
+            outcome,
+            thread=thread,
+            started=started,
+            approved=approved,
+            recovered=recovered,
+        )
         return message
 
     async def stop(
-        self, calls: Sequence[ToolCall], caller: ToolContext, reason: str, *, thread: str
+        self,
+        calls: Sequence[ToolCall],
+        caller: ToolContext,
+        reason: str,
+        *,
+        thread: str,
+        recovered: str | None = None,
     ) -> list[ToolMessage | AIMessage]:
         """End the run: answer every pending call as not run, then give the final message."""
         answers: list[ToolMessage | AIMessage] = [
-            await self.refuse(call, caller, "stopped", f"Not run: {reason}", thread=thread)
+            await self.refuse(
+                call, caller, "stopped", f"Not run: {reason}", thread=thread, recovered=recovered
+            )
             for call in calls
         ]
         return [*answers, AIMessage(content=reason, response_metadata={"stopped": True})]

@@ -27,6 +27,7 @@ from app.resources import Resources, use_resources
 from app.settings import LLMSettings, ModelEndpoint
 from app.turns import Token, ask, stream_ask
 from tests.openai_server import OpenAIServer, Reply
+from tests.tooling import audit
 
 MODEL = "open-model"
 CALC = {
@@ -167,6 +168,9 @@ async def test_the_agent_runs_a_recovered_call_and_never_streams_it(
     assert json.loads(asked["tool_calls"][0]["function"]["arguments"]) == {"expression": "17*23"}
     after = _recovered_total("json" if text == AS_TEXT else "hermes")
     assert after == before + 1
+    [record] = audit(resources.settings)
+    assert (record["tool"], record["outcome"]) == ("calculator", "ok")
+    assert record["recovered_from_text"] == ("json" if text == AS_TEXT else "hermes")
 
 
 async def test_a_reply_that_only_looks_like_a_call_is_answered_as_text(
