@@ -17,6 +17,7 @@ from app.cli.eval import register as register_eval_commands
 from app.cli.ingest import register as register_ingest_commands
 from app.cli.keys import register as register_key_commands
 from app.cli.memory import register as register_memory_commands
+from app.cli.prune import register as register_prune_command
 from app.llm.local.process import LocalModelError, local_model
 from app.server.workers.shared_metrics import shared_metrics
 from app.settings import SettingsError
@@ -116,6 +117,7 @@ register_eval_commands(cli)
 register_approval_commands(cli)
 register_memory_commands(cli)
 register_key_commands(cli)
+register_prune_command(cli)
 
 
 def main() -> None:

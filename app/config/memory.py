@@ -8,7 +8,25 @@ from pydantic import Field
 
 from app.config.section import Section
 
-__all__ = ["CheckpointSettings", "MemorySettings"]
+__all__ = ["CheckpointSettings", "MemorySettings", "RetentionSettings"]
+
+
+class RetentionSettings(Section):
+    """How long thread state is kept (:mod:`app.memory.retention`)."""
+
+    keep_checkpoints: int | None = Field(default=100, ge=2)
+    """Checkpoints kept per thread (and per subgraph namespace), newest first; older ones
+    are pruned, with their writes. A turn writes one per graph step (eight for a plain
+    question, more with tool calls), so 100 keeps about the last dozen turns for time
+    travel; the thread's state is the newest one's, so nothing else is lost. None keeps
+    every checkpoint."""
+    thread_ttl_s: float | None = Field(default=90 * 86_400, gt=0)
+    """A thread idle longer than this (its newest checkpoint older) is deleted with its
+    checkpoints, writes and entry in the thread list. None keeps idle threads."""
+    interval_s: float = Field(default=3600.0, gt=0)
+    """How often ``ragent serve`` runs a pass (one process of all, with Redis)."""
+    batch: int = Field(default=200, ge=1, le=10_000)
+    """Threads looked at per step of a pass; each step is one short job off the event loop."""
 
 
 class CheckpointSettings(Section):
@@ -26,6 +44,8 @@ class CheckpointSettings(Section):
     when the turn ends, fails or pauses for approval: cheapest, but a process that dies
     mid-turn loses the turn and the user's message with it. bench/api.py measured the
     cost of each (bench/README.md, "Crash recovery")."""
+    retention: RetentionSettings = RetentionSettings()
+    """Pruning of old checkpoints and deletion of idle threads."""
 
 
 class MemorySettings(Section):

@@ -100,6 +100,71 @@ class ThreadedSqliteSaver(SqliteSaver):
         """Per-channel writes and seed along the parent chain (LangGraph's delta channels)."""
         return await self._run(self.get_delta_channel_history, config=config, channels=channels)
 
+    def sweep(
+        self, after: str, limit: int, *, keep: int | None, idle_before: str | None
+    ) -> tuple[list[str], int, int, str | None]:
+        """One step of :func:`app.memory.retention.sweep`: up to ``limit`` threads after ``after``.
+
+        A thread whose newest checkpoint id sorts before ``idle_before`` is deleted, checked
+        again in the same transaction (a turn that has just written keeps it); every other
+        thread keeps its ``keep`` newest checkpoints per namespace, with their writes.
+
+        Returns:
+            The deleted threads, how many threads were pruned, how many were looked at,
+            and the cursor of the next step (None after the last thread).
+        """
+        deleted: list[str] = []
+        pruned = 0
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT thread_id, MAX(checkpoint_id), COUNT(*) FROM checkpoints "
+                "WHERE thread_id > ? GROUP BY thread_id ORDER BY thread_id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            for thread_id, newest, count in rows:
+                if idle_before is not None and newest < idle_before:
+                    live = "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_id >= ?"
+                    for table in ("writes", "checkpoints"):
+                        cur.execute(
+                            f"DELETE FROM {table} WHERE thread_id = ? AND NOT EXISTS ({live})",
+                            (thread_id, thread_id, idle_before),
+                        )
+                    if cur.rowcount:
+                        deleted.append(thread_id)
+                elif keep is not None and count > keep and self._prune(cur, thread_id, keep):
+                    pruned += 1
+        return deleted, pruned, len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+    @staticmethod
+    def _prune(cur: sqlite3.Cursor, thread_id: str, keep: int) -> bool:
+        """Delete all but the ``keep`` newest checkpoints of each namespace of a thread."""
+        namespaces = cur.execute(
+            "SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = ?", (thread_id,)
+        ).fetchall()
+        done = False
+        for (namespace,) in namespaces:
+            oldest_kept = cur.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+                "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET ?",
+                (thread_id, namespace, keep - 1),
+            ).fetchone()
+            if oldest_kept is None:
+                continue
+            for table in ("writes", "checkpoints"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? "
+                    "AND checkpoint_id < ?",
+                    (thread_id, namespace, oldest_kept[0]),
+                )
+            done = done or cur.rowcount > 0
+        return done
+
+    async def asweep(
+        self, after: str, limit: int, *, keep: int | None, idle_before: str | None
+    ) -> tuple[list[str], int, int, str | None]:
+        """:meth:`sweep` on the saver's thread."""
+        return await self._run(self.sweep, after, limit, keep=keep, idle_before=idle_before)
+
     def close(self) -> None:
         """Finish the queued operations, then close the connection."""
         self._thread.shutdown(wait=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,7 +21,7 @@ from app.server.auth import Authenticator
 from app.server.runs.records import open_records
 from app.server.runs.streams import RunManager
 from app.server.shared_state import SharedState, open_state
-from app.server.thread_index import ThreadIndex, open_index
+from app.server.thread_index import ThreadIndex, forget_key, open_index
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +56,25 @@ class Services:
     """Seconds between two tokens of a key's bucket."""
     burst: int
     """Tokens a key's bucket holds."""
+
+
+async def _retain(services: Services) -> None:
+    """Prune checkpoints and delete idle threads every ``checkpoint.retention.interval_s``."""
+    from app.memory.retention import run_periodically
+
+    retention = services.settings.checkpoint.retention
+
+    async def claim() -> bool:  # one process of all runs each pass
+        return await services.state.set(
+            "retention:pass", "1", retention.interval_s * 0.9, only_new=True
+        )
+
+    await run_periodically(
+        services.checkpointer,
+        retention,
+        forget=functools.partial(forget_key, services.threads),
+        claim=claim,
+    )
 
 
 @asynccontextmanager
@@ -110,9 +130,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             )
             # Last, once everything is loaded: later full collections skip the start-up heap.
             metrics.frozen_objects.set(freeze_startup_heap())
+            retention = asyncio.create_task(_retain(services), name="retention")
             try:
                 yield services
             finally:
+                retention.cancel()
+                await asyncio.gather(retention, return_exceptions=True)
                 await runs.close()
                 await jobs.close()
     finally:

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["RedisThreadIndex", "SqliteThreadIndex", "ThreadIndex", "ThreadInfo", "open_index"]
+__all__ = [
+    "RedisThreadIndex",
+    "SqliteThreadIndex",
+    "ThreadIndex",
+    "ThreadInfo",
+    "forget_key",
+    "open_index",
+]
 
 TITLE_CHARS = 80
 
@@ -189,3 +196,14 @@ def open_index(data_dir: Path, redis_url: str | None) -> ThreadIndex:
     if redis_url:
         return RedisThreadIndex(redis_url)
     return SqliteThreadIndex(data_dir / "server.sqlite")
+
+
+async def forget_key(index: ThreadIndex, thread_key: str) -> None:
+    """Remove the entry of a thread named by its checkpoint key ``<owner>/<thread id>``.
+
+    Thread ids hold no ``/``, so the owner is everything before the last one; a key
+    without one (a thread made outside this API) has no entry.
+    """
+    owner, _, thread_id = thread_key.rpartition("/")
+    if owner:
+        await index.remove(owner, thread_id)
