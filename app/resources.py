@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from app.llm.factory import build_models
 from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import TokenCounter, default_counter
+from app.mcp import load_tools
 from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorIndex
 from app.retrieval.embedding.embedder import make_embedder
@@ -153,7 +154,7 @@ def build_resources(settings: Settings) -> Resources:
         embedder=embedder,
         retriever=retriever,
         writer=writer,
-        tools=build_registry(settings.tools),
+        tools=build_registry(settings.tools, load_tools(settings.mcp)),
         counter=default_counter(),
     )
 

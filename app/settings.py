@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from app.config.ingest import IngestSettings
 from app.config.llm import LLMSettings, ModelEndpoint
+from app.config.mcp import McpServerSettings, McpSettings
 from app.config.memory import CheckpointSettings, MemorySettings
 from app.config.observability import ObservabilitySettings
 from app.config.retrieval import EmbedSettings, RerankSettings, RetrievalSettings
@@ -41,6 +42,8 @@ __all__ = [
     "IngestSettings",
     "LLMSettings",
     "LimitSettings",
+    "McpServerSettings",
+    "McpSettings",
     "MemorySettings",
     "ModelEndpoint",
     "RerankSettings",
@@ -110,6 +113,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    mcp: McpSettings = McpSettings()
 
     @classmethod
     def settings_customise_sources(

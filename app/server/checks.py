@@ -5,19 +5,24 @@ and the key store are needed for every request. Search needs one of the two inde
 (with the other down, answers come from one engine, marked ``degraded``). The chat model
 is needed only when ``llm.offline_fallback`` is off: with it on, turns are answered from
 the passages while the model server is down. Every dependency is checked and reported
-either way, so monitoring sees a dead model server on a pod that is still ready.
+either way, so monitoring sees a dead model server on a pod that is still ready. An MCP
+server whose tools the agent uses is never needed: without it the agent answers without
+those tools.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
+from app.mcp import SERVER_KEY, probe, reason
 from app.server.services import Services
+from app.settings import McpServerSettings
 
 __all__ = ["Report", "readiness"]
 
@@ -46,7 +51,7 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, str]:
     except TimeoutError:
         return {"status": "error", "reason": f"no answer within {_TIMEOUT_S:g} s"}
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return {"status": "error", "reason": type(exc).__name__}
+        return {"status": "error", "reason": reason(exc)}
     return {"status": "ok"}
 
 
@@ -60,6 +65,22 @@ async def _model_endpoints(services: Services) -> None:
             response = await client.get(url.rstrip("/") + "/models")
             if response.status_code >= 500:
                 raise ConnectionError(f"HTTP {response.status_code}")
+
+
+class ToolsNotLoadedError(RuntimeError):
+    """An MCP server answers now, but was down at start-up: its tools are not offered."""
+
+
+async def _mcp_server(services: Services, server: McpServerSettings) -> None:
+    """Reach an MCP server and check that the agent offers its tools (a restart loads them)."""
+    names = await probe(server, min(_TIMEOUT_S, services.settings.mcp.connect_timeout_s))
+    wanted = [n for n in names if server.tools is None or n in server.tools]
+    offered = any(
+        (tool.metadata or {}).get(SERVER_KEY) == server.name
+        for tool in services.resources.tools.tools
+    )
+    if wanted and not offered:
+        raise ToolsNotLoadedError
 
 
 def _verdict(
@@ -100,12 +121,16 @@ async def readiness(services: Services) -> Report:
         checks["api_keys"] = lambda: asyncio.to_thread(keys.find, "000000000000")
     if settings.llm.base_url:
         checks["chat_model"] = lambda: _model_endpoints(services)
+    # The agent answers without an MCP server's tools: never blocking, so never in ``core``.
+    mcp = {f"mcp_server ({server.name})": server for server in settings.mcp.servers}
+    for name, server in mcp.items():
+        checks[name] = functools.partial(_mcp_server, services, server)
     names = list(checks)
     results = dict(
         zip(names, await asyncio.gather(*(_timed(checks[n]) for n in names)), strict=True)
     )
     searching = {vector, keyword, embedder}
-    core = [n for n in names if n not in searching and n != "chat_model"]
+    core = [n for n in names if n not in searching and n != "chat_model" and n not in mcp]
     if not settings.llm.offline_fallback:
         core.append("chat_model")
     blocking, degraded = _verdict(results, core, [vector, embedder], keyword)

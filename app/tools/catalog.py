@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Final
 
 from langchain_core.tools import BaseTool
@@ -18,6 +20,8 @@ from app.tools.units import convert_units
 
 __all__ = ["ALL_TOOLS", "build_registry"]
 
+logger = logging.getLogger(__name__)
+
 ALL_TOOLS: Final[tuple[BaseTool, ...]] = (
     knowledge_search,
     calculator,
@@ -29,19 +33,31 @@ ALL_TOOLS: Final[tuple[BaseTool, ...]] = (
 """The built-in tools, each with its risk class."""
 
 
-def build_registry(cfg: ToolSettings) -> ToolRegistry:
+def build_registry(cfg: ToolSettings, extra: Sequence[BaseTool] = ()) -> ToolRegistry:
     """Build the registry of the tools offered to the model: enabled and not denied.
 
     Args:
         cfg: The ``tools`` settings.
+        extra: Tools from elsewhere (MCP servers), all offered; their policy follows
+            their risk class (``tools.policies`` names built-in tools only).
 
     Returns:
-        A registry of the enabled tools, in the order of ``ALL_TOOLS``.
+        A registry of the enabled built-in tools, in the order of ``ALL_TOOLS``, then
+        the extra tools.
 
     Raises:
-        SettingsError: ``tools.enabled`` or ``tools.policies`` names an unknown tool.
+        SettingsError: ``tools.enabled`` or ``tools.policies`` names an unknown built-in
+            tool. An extra tool whose name is taken is left out, with a warning.
     """
     known = {tool.name: tool for tool in ALL_TOOLS}
+    taken = set(known)
+    added: list[BaseTool] = []
+    for tool in extra:
+        if tool.name in taken:  # a remote server's list may change: never fail the start
+            logger.warning("tool %r left out: another tool has that name", tool.name)
+            continue
+        taken.add(tool.name)
+        added.append(tool)
     unknown = [name for name in cfg.enabled if name not in known]
     if unknown:
         raise SettingsError(
@@ -50,4 +66,4 @@ def build_registry(cfg: ToolSettings) -> ToolRegistry:
         )
     policies = resolve_policies({n: risk_of(t) for n, t in known.items()}, cfg.policies)
     chosen = [t for t in ALL_TOOLS if t.name in cfg.enabled and policies[t.name] != "deny"]
-    return ToolRegistry(chosen)
+    return ToolRegistry([*chosen, *added])

@@ -275,7 +275,8 @@ class ToolRegistry:
                     "request, or continue without this tool's result.",
                     outcome="timeout",
                 )
-            return reply(_failure(name, exc))
+            # The tool's own deadline (a client's, an MCP server's): a timeout all the same.
+            return reply(_failure(name, exc), outcome="timeout")
         except Exception as exc:
             return reply(_failure(name, exc))
 
