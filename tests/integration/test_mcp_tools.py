@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blockbuster import blockbuster_ctx
 from langchain_core.messages import ToolCall
 from pydantic import ValidationError
 
@@ -17,7 +18,7 @@ from app.mcp import aload_tools, connection_for, load_tools
 from app.settings import McpServerSettings, McpSettings, Settings, ToolSettings
 from app.tools.catalog import build_registry
 from app.tools.executor import Toolbox
-from tests.servers import REPO, free_port
+from tests.servers import REPO, free_port, service
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,18 @@ def test_bad_server_settings_are_refused(server: dict[str, Any]) -> None:
 def test_two_servers_cannot_share_a_name() -> None:
     with pytest.raises(ValidationError, match="used twice"):
         McpSettings(servers=[stdio("a"), stdio("a")])
+
+
+async def test_calls_over_stdio_and_http_make_no_blocking_call(tmp_path: Path) -> None:
+    """``langgraph dev`` stops a run that blocks the event loop; MCP calls must not."""
+    port = free_port()
+    board = [sys.executable, "-m", "tests.mcp_tool_server", "http", str(port)]
+    with service(board, health_url=f"http://127.0.0.1:{port}/healthz", env={}):
+        http = {"name": "board", "transport": "http", "url": f"http://127.0.0.1:{port}/mcp"}
+        tools = await aload_tools(McpSettings(servers=[stdio(tools=["add"]), http]))
+        registry = build_registry(ToolSettings(enabled=[]), tools)
+        with blockbuster_ctx("app"):
+            for name in ("desk_add", "board_add"):
+                call = ToolCall(name=name, args={"a": 1, "b": 2}, id="1", type="tool_call")
+                answered = await registry.execute(call, timeout_s=30)
+                assert (answered.status, answered.content) == ("success", "The sum is 3.")
