@@ -228,6 +228,10 @@ def test_keys_limits_and_errors(api: Api) -> None:
         assert long.status_code == 400 and long.json()["error"]["code"] == "question_too_long"
         huge = http.post("/threads", json={"metadata": {"x": "y" * 30_000}})
         assert huge.status_code == 413
+        big = {"x": "y" * 17_000}  # within the body cap, above 16 KiB of metadata
+        assert http.post("/threads", json={"metadata": big}).status_code == 400
+        tagged = http.post(f"/threads/{thread_id}/runs/wait", json={**run, "metadata": big})
+        assert tagged.status_code == 400 and tagged.json()["error"]["param"] == "metadata"
         indexer = http.post(
             f"/threads/{thread_id}/runs/wait",
             json={"assistant_id": "indexer", "input": {"paths": ["/etc"]}},

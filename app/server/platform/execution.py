@@ -27,7 +27,7 @@ from app.context import Context
 from app.llm.deadline import turn_deadline
 from app.safety.reply import TokenGuard
 from app.server.platform.encoding import dumps, jsonable
-from app.server.platform.run_records import PlatformRun, RunBook
+from app.server.platform.run_records import PlatformRun, RunBook, RunStatus
 from app.server.services import Services
 
 __all__ = ["CANCEL_POLL_S", "GraphRun", "run_events"]
@@ -174,39 +174,46 @@ async def run_events(
         on_end: Awaited with the final record once the run ended, before its last event.
     """
     await run.ready.wait()
-    record = await book.set_status(run.record, "running")
-    yield envelope("metadata", {"run_id": record.run_id, "attempt": 1})
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    async def produce() -> None:
-        try:
-            await _stream(services, run, queue)
-        finally:
-            queue.put_nowait(None)
-
-    task = asyncio.create_task(produce(), name=f"graph {record.run_id}")
-    watcher = asyncio.create_task(_watch(book, record.run_id, task))
-    status = "success"
+    record = run.record
+    status: RunStatus = "interrupted"  # unless the graph's task ends by itself
     failure: dict[str, str] | None = None
+    task: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     try:
+        record = await book.set_status(record, "running")
+        yield envelope("metadata", {"run_id": record.run_id, "attempt": 1})
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                await _stream(services, run, queue)
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(produce(), name=f"graph {record.run_id}")
+        watcher = asyncio.create_task(_watch(book, record.run_id, task))
         while (event := await queue.get()) is not None:
             yield event
         await asyncio.wait({task})
         if task.cancelled():
-            status = "interrupted"
             failure = {"error": "CancelledError", "message": "the run was cancelled"}
         elif (exc := task.exception()) is not None:
             log.error("run %s failed: %s", record.run_id, type(exc).__name__)
-            status = "error"
-            failure = {"error": type(exc).__name__, "message": "the run failed"}
+            status, failure = "error", {"error": type(exc).__name__, "message": "the run failed"}
+        else:
+            status = "success"
     finally:
-        watcher.cancel()
-        if not task.done():  # the process is stopping
+        # Every way out (the process stopping included) ends the record and frees the thread.
+        if watcher is not None:
+            watcher.cancel()
+        if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        final = await book.set_status(record, status if task.done() else "interrupted")  # type: ignore[arg-type]
-        if on_end is not None:
-            await on_end(final)
+        try:
+            record = await book.set_status(record, status)
+        finally:
+            if on_end is not None:
+                await on_end(record)
     if failure is not None:
         yield envelope("error", failure)

@@ -14,14 +14,13 @@ paths; ``POST /v1/ingest`` ingests.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
-from langchain_core.messages import HumanMessage
-from langgraph.types import Command
 
 from app.conversations import thread_config, thread_key
 from app.server.auth import Principal
@@ -32,89 +31,23 @@ from app.server.platform.bodies import RunCreate
 from app.server.platform.encoding import jsonable
 from app.server.platform.execution import GraphRun, run_events
 from app.server.platform.identity import assistant_of, run_context
+from app.server.platform.run_input import graph_input_of
 from app.server.platform.run_records import PlatformRun, RunBook
 from app.server.platform.streaming import after_event, read_run, sse_response
 from app.server.platform.threads import ThreadId, identity, own_thread
-from app.server.runs.recovery import close_interrupted
 from app.server.services import Services
-from app.tools.approval import pending_approvals
 
 __all__ = ["router", "stateless"]
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs (LangGraph API)"])
 stateless = APIRouter(prefix="/runs", tags=["runs (LangGraph API)"])
 
-_MAX_MESSAGES = 20
 _INTERRUPT = "__interrupt__"
+_MAX_METADATA_CHARS = 16_384
 
 
 def _book(services: Services) -> RunBook:
     return RunBook(services.state, ttl_s=services.settings.server.jobs_ttl_s)
-
-
-def _question(services: Services, graph_input: dict[str, Any]) -> list[HumanMessage]:
-    """The new user messages of a run's ``input``, checked."""
-    raw = graph_input.get("messages")
-    if set(graph_input) != {"messages"} or not isinstance(raw, list) or not raw:
-        raise ApiError(
-            400, "input: must be {'messages': [user messages]}", "invalid_request", param="input"
-        )
-    if len(raw) > _MAX_MESSAGES:
-        raise ApiError(400, f"input.messages: at most {_MAX_MESSAGES}", "invalid_request")
-    max_chars = services.settings.limits.max_input_chars
-    out = []
-    for item in raw:
-        if isinstance(item, str):
-            item = {"role": "user", "content": item}
-        kind = (item.get("type") or item.get("role")) if isinstance(item, dict) else None
-        if kind not in {"human", "user"}:
-            raise ApiError(400, "input.messages: only user messages start a run", "invalid_request")
-        content = item.get("content")
-        if isinstance(content, list):
-            content = "".join(
-                p.get("text", "")
-                for p in content
-                if isinstance(p, dict) and p.get("type") == "text"
-            )
-        if not isinstance(content, str) or not content.strip():
-            raise ApiError(400, "input.messages: the message is empty", "empty_question")
-        if len(content) > max_chars:
-            raise ApiError(
-                400, f"input.messages: longer than {max_chars} characters", "question_too_long"
-            )
-        out.append(HumanMessage(content=content))
-    return out
-
-
-async def _graph_input(
-    services: Services, principal: Principal, thread_id: str, body: RunCreate
-) -> tuple[Any, str]:
-    """The graph's input for the run and the thread's title; checks the thread's state."""
-    config = thread_config(identity(principal), thread_id)
-    snapshot = await services.agent.aget_state(config)
-    pending = pending_approvals(snapshot.interrupts)
-    if body.command is not None:
-        if set(body.command) != {"resume"}:
-            raise ApiError(
-                400, "command: only {'resume': ...} is served", "invalid_request", param="command"
-            )
-        if not pending:
-            raise ApiError(
-                409, f"thread {thread_id!r} has no tool call waiting", "nothing_to_resume"
-            )
-        return Command(resume=body.command["resume"]), ""
-    if body.input is None:
-        raise ApiError(400, "input or command is required", "invalid_request", param="input")
-    messages = _question(services, body.input)
-    if pending:
-        raise ApiError(
-            409,
-            f"thread {thread_id!r} waits for a decision on tool calls: run with "
-            "command={'resume': 'approve' | 'deny'} first",
-            "approval_pending",
-        )
-    await close_interrupted(services.agent, config, snapshot)
-    return {"messages": messages}, messages[-1].text
 
 
 async def _start(
@@ -136,6 +69,8 @@ async def _start(
             param="assistant_id",
         )
     context = run_context(principal, body.context, body.config)
+    if len(json.dumps(body.metadata or {})) > _MAX_METADATA_CHARS:
+        raise ApiError(400, "metadata: larger than 16 KiB", "invalid_request", param="metadata")
     owner = owner_of(principal)
     if not stateless_run and await services.threads.get(owner, thread_id) is None:
         if body.if_not_exists != "create":
@@ -155,7 +90,7 @@ async def _start(
             await lock.__aexit__(None, None, None)
 
     try:
-        graph_input, title = await _graph_input(services, principal, thread_id, body)
+        graph_input, title = await graph_input_of(services, principal, thread_id, body)
         if not stateless_run:
             await services.threads.touch(owner, thread_id, title)
         record = PlatformRun(
