@@ -7,13 +7,15 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import CliError
-from app.memory.retention import SweepReport
 from app.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the checkpointer's libraries load only when the command runs
+    from app.memory.retention import SweepReport
 
 __all__ = ["register"]
 
