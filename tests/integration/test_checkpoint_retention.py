@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from blockbuster import blockbuster_ctx
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -160,6 +161,19 @@ async def test_idle_threads_go_and_fresh_ones_stay(saver: BaseCheckpointSaver[st
     assert await checkpoints(saver, idle) == []
     assert (await graph.aget_state(config(idle))).values == {}
     assert (await graph.aget_state(config(fresh))).values["said"] == ["new", "answer 1"]
+
+
+async def test_a_sweep_makes_no_blocking_call_on_the_event_loop(
+    saver: BaseCheckpointSaver[str],
+) -> None:
+    graph, thread = compiled(saver), unique("blocking")
+    for turn in range(3):
+        await graph.ainvoke({"question": f"q{turn}"}, config(thread))
+    with blockbuster_ctx():
+        report = await sweep(
+            saver, RetentionSettings(keep_checkpoints=2, thread_ttl_s=1.0), now=time.time()
+        )
+    assert report.pruned >= 1 and thread not in report.deleted
 
 
 def test_cut_off_ids_sort_with_checkpoint_ids() -> None:
