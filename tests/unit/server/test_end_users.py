@@ -10,6 +10,7 @@ from app.server.auth import Principal
 from app.server.deps import owner_of
 from app.server.end_users import acting_for
 from app.server.errors import ApiError
+from app.server.platform import KEY_PATHS
 from tests.unit.server.test_route_dependencies import calls
 
 FRONT_END = Principal(
@@ -38,7 +39,7 @@ def test_a_key_without_the_scope_names_only_its_own_user() -> None:
 
 
 def api_routes() -> list[APIRoute]:
-    """Every route of the app under ``/v1/``, those of included routers too."""
+    """Every route of the app that needs a key, those of included routers too."""
     found: list[APIRoute] = []
     pending = list(create_app().routes)
     while pending:
@@ -46,7 +47,7 @@ def api_routes() -> list[APIRoute]:
         included = getattr(route, "original_router", None)  # FastAPI's include_router
         if included is not None:
             pending.extend(included.routes)
-        elif isinstance(route, APIRoute) and route.path.startswith("/v1/"):
+        elif isinstance(route, APIRoute) and route.path.startswith(("/v1/", *KEY_PATHS)):
             found.append(route)
     return found
 
@@ -54,6 +55,6 @@ def api_routes() -> list[APIRoute]:
 def test_every_api_route_resolves_the_caller() -> None:
     """The end user (and their rate limit) comes from the ``_principal`` dependency."""
     api = api_routes()
-    assert len(api) >= 10
+    assert len(api) >= 10 and any(r.path.startswith(KEY_PATHS) for r in api)
     missing = [r.path for r in api if "_principal" not in {c.__name__ for c in calls(r.dependant)}]
     assert missing == []
