@@ -103,6 +103,7 @@ def run_wait_keeps_the_thread(client: SyncLangGraphClient, target: Target) -> st
 def run_stream_messages(client: SyncLangGraphClient, target: Target) -> None:
     target.say(Reply(ANSWER, piece=5))
     thread_id = client.threads.create()["thread_id"]
+    created: list[Any] = []
     events = list(
         client.runs.stream(
             thread_id,
@@ -110,10 +111,13 @@ def run_stream_messages(client: SyncLangGraphClient, target: Target) -> None:
             input=ask(QUESTION),
             stream_mode=["values", "messages"],
             context=target.context,
+            on_run_created=created.append,
         )
     )
     kinds = [part.event for part in events]
     assert kinds[0] == "metadata", kinds
+    [run] = created  # from the response's Content-Location
+    assert (run["run_id"], run["thread_id"]) == (events[0].data["run_id"], thread_id)
     assert "error" not in kinds, [p.data for p in events if p.event == "error"]
     partials = [text_of(p.data[0]) for p in events if p.event == "messages/partial"]
     assert len(partials) > 1, kinds

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from app.conversations import thread_config, thread_key
 from app.server.auth import Principal
@@ -33,7 +33,7 @@ from app.server.platform.execution import GraphRun, run_events
 from app.server.platform.identity import assistant_of, run_context
 from app.server.platform.run_input import graph_input_of
 from app.server.platform.run_records import PlatformRun, RunBook
-from app.server.platform.streaming import after_event, read_run, sse_response
+from app.server.platform.streaming import after_event, read_run, run_headers, sse_response
 from app.server.platform.threads import ThreadId, identity, own_thread
 from app.server.services import Services
 
@@ -147,6 +147,12 @@ async def _wait(services: Services, record: PlatformRun) -> Any:
     return values
 
 
+async def _waited(services: Services, record: PlatformRun) -> JSONResponse:
+    """The run's result, with the headers that let a cut-off client join the run."""
+    result = await _wait(services, record)
+    return JSONResponse(result, headers=run_headers(record.thread_id, record.run_id, "join"))
+
+
 async def _own_run(
     services: Services, principal: Principal, thread_id: str, run_id: str
 ) -> PlatformRun:
@@ -159,7 +165,8 @@ async def create_run(
 ) -> Any:
     """The run's record; join it, stream it or cancel it by its id."""
     record = await _start(services, principal, thread_id, body, modes=body.modes())
-    return record.as_dict()
+    headers = run_headers(thread_id, record.run_id, "stream")
+    return JSONResponse(record.as_dict(), headers={"Content-Location": headers["Content-Location"]})
 
 
 @router.post("/wait", summary="Run and wait for the thread's final values")
@@ -168,7 +175,7 @@ async def wait_run(
 ) -> Any:
     """The thread's values once the run ends (with ``__interrupt__`` when it paused)."""
     record = await _start(services, principal, thread_id, body, modes=["values"])
-    return await _wait(services, record)
+    return await _waited(services, record)
 
 
 @router.post("/stream", summary="Run and stream its events (SSE)")
@@ -258,7 +265,7 @@ async def _stateless(
 async def wait_stateless(body: RunCreate, services: ServicesDep, principal: ChatUser) -> Any:
     """Like ``/threads/{thread_id}/runs/wait`` on a thread deleted after the run."""
     record = await _stateless(services, principal, body, ["values"])
-    return await _wait(services, record)
+    return await _waited(services, record)
 
 
 @stateless.post("/stream", summary="Run on a fresh thread and stream its events (SSE)")

@@ -20,7 +20,7 @@ from app.server.errors import ApiError
 from app.server.runs.streams import DONE
 from app.server.services import Services
 
-__all__ = ["RunEvent", "after_event", "read_run", "sse_response"]
+__all__ = ["RunEvent", "after_event", "read_run", "run_headers", "sse_response"]
 
 _HEARTBEAT = b": heartbeat\n\n"
 
@@ -89,6 +89,17 @@ async def _encoded(events: AsyncIterator[RunEvent | None]) -> AsyncIterator[byte
         yield f"event: {item.event}\ndata: {data}\nid: {item.seq}\n\n".encode()
 
 
+def run_headers(thread_id: str, run_id: str, resume: str) -> dict[str, str]:
+    """Where a run is (``Content-Location``) and where a cut-off reader picks up (``Location``).
+
+    ``langgraph_sdk`` reads the run's id from the first, and reconnects to the second
+    (``join`` for a wait, ``stream`` with ``Last-Event-ID`` for a stream) when a
+    response breaks off.
+    """
+    run = f"/threads/{thread_id}/runs/{run_id}"
+    return {"Content-Location": run, "Location": f"{run}/{resume}"}
+
+
 def sse_response(
     services: Services, run_id: str, thread_id: str, *, after: int = 0
 ) -> StreamingResponse:
@@ -99,6 +110,6 @@ def sse_response(
         headers={
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
-            "Content-Location": f"/threads/{thread_id}/runs/{run_id}",
+            **run_headers(thread_id, run_id, "stream"),
         },
     )
