@@ -40,12 +40,17 @@ class Answer:
     they failed or timed out; listed in ``as_dict`` only when there are some."""
     usage: dict[str, int] = field(default_factory=dict)
     """Model tokens of the turn (``prompt_tokens``, ``completion_tokens``,
-    ``total_tokens``), as the models reported them; not in ``as_dict``."""
+    ``total_tokens``), summed over every model call of the turn, as the models reported
+    them; not in ``as_dict``."""
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Each model call of the turn (``role``, ``model`` and its tokens, see
+    :class:`app.llm.usage.ModelCall`), in the order they replied; not in ``as_dict``."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the answer as a JSON-ready dict."""
         out = asdict(self)
         del out["usage"]
+        del out["model_calls"]
         if not self.approvals:
             del out["approvals"]
         if not self.client_calls:

@@ -98,6 +98,14 @@ class Context:
         default=None,
         metadata={"description": "Sampling seed, for servers that support it; None uses llm.seed."},
     )
+    response_format: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "description": "OpenAI's response_format for the answer (json_object, or "
+            "json_schema with the client's schema); None or type text: free text. A "
+            "reply that does not conform gets one repair."
+        },
+    )
 
     def __post_init__(self) -> None:
         """Refuse retrieval and decoding parameters that no run could use.

@@ -15,6 +15,7 @@ from app.answer import Answer, QuestionError, Token, new_thread_id
 from app.context import Context
 from app.conversations import run_durability, thread_config
 from app.llm.deadline import turn_deadline
+from app.llm.usage import UsageLedger, metered
 from app.nodes.guard import early_query
 from app.resources import aget_resources
 from app.safety.reply import TokenGuard
@@ -63,14 +64,14 @@ async def ask(
     """
     config = _config(context, thread_id, question, max_chars)
     await _prefetch(question)
-    with turn_deadline(await _model_budget()):
+    with turn_deadline(await _model_budget()), metered() as ledger:
         state = await agent.ainvoke(
             InputState(messages=[HumanMessage(content=question)]),
             config,
             context=context,
             durability=await run_durability(),
         )
-    return _finish(state, state.get(INTERRUPT, ()), thread_id)
+    return _counted(_finish(state, state.get(INTERRUPT, ()), thread_id), ledger)
 
 
 async def resume(
@@ -94,11 +95,11 @@ async def resume(
         QuestionError: Nothing on the thread is waiting.
     """
     config = await _paused(agent, context, thread_id)
-    with turn_deadline(await _model_budget()):
+    with turn_deadline(await _model_budget()), metered() as ledger:
         state = await agent.ainvoke(
             Command(resume=decision), config, context=context, durability=await run_durability()
         )
-    return _finish(state, state.get(INTERRUPT, ()), thread_id)
+    return _counted(_finish(state, state.get(INTERRUPT, ()), thread_id), ledger)
 
 
 async def waiting(
@@ -141,6 +142,17 @@ def _finish(state: dict[str, Any], interrupts: Iterable[Any], thread_id: str) ->
         approvals=[a.as_dict() for a in waiting],
         usage=turn_usage(state.get("messages", [])),
     )
+
+
+def _counted(answer: Answer, ledger: UsageLedger) -> Answer:
+    """The answer with the usage of every model call of its turn, when any was counted.
+
+    Models that record no calls (test doubles) leave the usage their replies reported.
+    """
+    if ledger.calls:
+        answer.usage = ledger.totals()
+        answer.model_calls = [dict(call) for call in ledger.calls]
+    return answer
 
 
 def turn_usage(messages: list[Any]) -> dict[str, int]:
@@ -231,9 +243,9 @@ async def stream_ask(
         config["callbacks"] = callbacks
     await _prefetch(question)
     turn = InputState(messages=[HumanMessage(content=question)])
-    with turn_deadline(await _model_budget()):
+    with turn_deadline(await _model_budget()), metered() as ledger:
         async for event in _stream(agent, turn, config, context, thread_id):
-            yield event
+            yield _counted(event, ledger) if isinstance(event, Answer) else event
 
 
 async def stream_resume(
@@ -249,9 +261,9 @@ async def stream_resume(
         QuestionError: Nothing on the thread is waiting.
     """
     config = await _paused(agent, context, thread_id)
-    with turn_deadline(await _model_budget()):
+    with turn_deadline(await _model_budget()), metered() as ledger:
         async for event in _stream(agent, Command(resume=decision), config, context, thread_id):
-            yield event
+            yield _counted(event, ledger) if isinstance(event, Answer) else event
 
 
 async def _stream(

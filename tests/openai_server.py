@@ -245,6 +245,8 @@ class OpenAIServer:
         self.arrivals: list[float] = []
         """``time.monotonic()`` when each request's body had been read (one clock for every
         process of the machine, so a client in another process can compare)."""
+        self.streams: list[_Stream] = []
+        """Each streamed reply's state: the usage it reported once it ended."""
         self.app = self._build()
         self.port = 0
 
@@ -262,6 +264,7 @@ class OpenAIServer:
         self.headers.clear()
         self.peers.clear()
         self.arrivals.clear()
+        self.streams.clear()
 
     def calls(self, model: str) -> int:
         return sum(1 for r in self.requests if r.get("model") == model)
@@ -316,6 +319,7 @@ class OpenAIServer:
                 await asyncio.sleep(behaviour.delay_s)
             options = body.get("stream_options") or {}
             state = _Stream(model, bool(options.get("include_usage")), prompt_tokens)
+            self.streams.append(state)
             return StreamingResponse(
                 _stream(behaviour, state), media_type="text/event-stream; charset=utf-8"
             )

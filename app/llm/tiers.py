@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from app.llm.structured import ainvoke_structured
 from app.llm.tokens import TokenCounter
+from app.llm.usage import model_role
 from app.text.intents import asks_for_time, find_arithmetic
 from app.text.terms import content_terms, term_set
 
@@ -164,7 +165,8 @@ async def classify_tier(model: BaseChatModel, question: str) -> Tier:
     Raises:
         StructuredOutputError: The reply is not valid, even after one repair.
     """
-    choice = await ainvoke_structured(
-        model, [HumanMessage(f"{_CLASSIFY}\n\nQuestion: {question}")], TierChoice
-    )
+    with model_role("router"):
+        choice = await ainvoke_structured(
+            model, [HumanMessage(f"{_CLASSIFY}\n\nQuestion: {question}")], TierChoice
+        )
     return choice.tier

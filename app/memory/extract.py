@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from app.llm.deadline import deadline_passed
 from app.llm.structured import StructuredOutputError, ainvoke_structured
+from app.llm.usage import model_role
 from app.text.facts import MIN_WORDS
 
 __all__ = ["EXTRACTION_PROMPT", "Facts", "model_facts"]
@@ -51,7 +52,8 @@ async def model_facts(model: BaseChatModel, question: str, answer: str) -> list[
         return []
     prompt = EXTRACTION_PROMPT.format(question=question, answer=answer)
     try:
-        result = await ainvoke_structured(model, [HumanMessage(prompt)], Facts)
+        with model_role("memory"):
+            result = await ainvoke_structured(model, [HumanMessage(prompt)], Facts)
     except StructuredOutputError:
         log.warning("memory extraction: the model's reply was invalid twice")
         return []

@@ -13,6 +13,7 @@ from app.llm.deadline import deadline_passed
 from app.llm.fallback.chain import OFFLINE
 from app.llm.offline.answerer import ExtractiveAnswerer
 from app.llm.tokens import TokenCounter
+from app.llm.usage import model_role
 
 __all__ = ["fit_tokens", "fold_point", "summarise", "window_tokens"]
 
@@ -112,7 +113,8 @@ async def summarise(
         if not isinstance(m, ToolMessage) and m.text.strip()
     )
     prompt = prompts.SUMMARY_PROMPT.format(summary=previous or "(none)", turns=transcript)
-    reply = await model.ainvoke([HumanMessage(content=prompt)])
+    with model_role("summary"):
+        reply = await model.ainvoke([HumanMessage(content=prompt)])
     if reply.response_metadata.get("served_by") == OFFLINE:
         return _extractive(previous, turns, max_chars)
     return reply.text.strip()[:max_chars]

@@ -5,19 +5,31 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from app import prompts
 from app.context import Context
+from app.llm.response_format import is_json, repaired
+from app.nodes.respond import decoding_kwargs
 from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.safety.leak import leak_check
+from app.settings import LLMSettings
 from app.state import AgentState, Citation
+from app.text.attribution import attribute
 from app.text.intents import needs_context
 
-__all__ = ["after_guard", "checked", "early_query", "guard_input", "guard_output", "is_refusal"]
+__all__ = [
+    "after_guard",
+    "checked",
+    "cites_by_support",
+    "early_query",
+    "guard_input",
+    "guard_output",
+    "is_refusal",
+]
 
 _LABEL = re.compile(r"\[S(\d+)\]")
 _REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.IGNORECASE)
@@ -118,6 +130,17 @@ def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", stitched).strip(), list(citations.values())
 
 
+def cites_by_support(llm: LLMSettings, ctx: Context) -> bool:
+    """Whether the answer's citations are checked against the sources (``llm.check_citations``).
+
+    ``auto`` checks them for a local model (``llm.local_gguf``): small models seldom cite,
+    or cite the wrong source. Never for a JSON ``response_format``, whose text is data.
+    """
+    mode = llm.check_citations
+    on = mode == "on" or (mode == "auto" and llm.local_gguf is not None)
+    return on and ctx.response_format is None
+
+
 def checked(text: str, prompt: str) -> str:
     """Return a reply as it may be shown: PII and secrets redacted, a prompt leak refused.
 
@@ -145,16 +168,40 @@ def _earlier_replies(state: AgentState, prompt: str) -> list[AIMessage]:
     return checked_replies
 
 
-async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Finalise the answer: stop dangling tool calls, redact PII, refuse leaks, cap, cite.
+async def _conformed(state: AgentState, ctx: Context, reply: AIMessage) -> AIMessage:
+    """The reply, or the model's one repair of it when it breaks the client's JSON format.
 
-    An answer that repeats the system prompt becomes a refusal. A streamed answer went
-    through the same checks piece by piece (:mod:`app.safety.reply`).
+    The repair call sees the question and the reply (no sources: it only rewrites).
+    """
+    response_format = ctx.response_format
+    if response_format is None or not is_json(response_format):
+        return reply
+    question = next((m for m in reversed(state.messages) if isinstance(m, HumanMessage)), None)
+    model = (await aget_resources()).model_for(state.tier).model
+    prompt = [
+        SystemMessage(content=ctx.system_prompt.format(now="")),
+        *([question] if question is not None else []),
+    ]
+    options = {
+        key: value for key, value in decoding_kwargs(ctx).items() if key != "response_format"
+    }
+    return await repaired(model, prompt, reply, response_format, stop=ctx.stop or None, **options)
+
+
+async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Finalise the answer: conform to JSON, stop dangling tool calls, redact, cap, cite.
+
+    A reply that breaks the client's ``response_format`` gets one repair
+    (:func:`~app.llm.response_format.repaired`). An answer that repeats the system
+    prompt becomes a refusal. A streamed answer went through the same checks piece by
+    piece (:mod:`app.safety.reply`).
     """
     resources = await aget_resources()
     limits = resources.settings.limits
     prompt = runtime.context.system_prompt
     last = state.messages[-1]
+    if isinstance(last, AIMessage) and not last.tool_calls:
+        last = await _conformed(state, runtime.context, last)
     if isinstance(last, AIMessage) and last.tool_calls:
         text = (
             f"I stopped after {state.tool_steps} tool steps, the limit for one request, "
@@ -162,6 +209,9 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
         )
     else:
         text = checked(last.text, prompt)
+        if state.sources and cites_by_support(resources.settings.llm, runtime.context):
+            sources = [(s["label"], s["text"]) for s in state.sources]
+            text = attribute(text, sources).text or prompts.DONT_KNOW
     if len(text) > limits.max_output_chars:
         text = text[: limits.max_output_chars].rstrip() + " [truncated]"
     text, citations = _stitch(text, state)

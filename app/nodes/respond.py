@@ -65,12 +65,13 @@ def _offline(reply: BaseMessage) -> bool:
 
 
 def decoding_kwargs(ctx: Context) -> dict[str, Any]:
-    """Return the per-request decoding parameters set in the run's context."""
+    """Return the per-request decoding parameters (and response format) of the run's context."""
     values = {
         "temperature": ctx.temperature,
         "top_p": ctx.top_p,
         "max_tokens": ctx.max_tokens,
         "seed": ctx.seed,
+        "response_format": ctx.response_format,
     }
     return {key: value for key, value in values.items() if value is not None}
 

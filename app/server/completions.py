@@ -21,10 +21,18 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from app import prompts
 from app.context import Context
+from app.llm.response_format import instruction
 from app.resources import Resources
+from app.server.answer_format import (
+    citation_format_of,
+    requested_format,
+    shown_content,
+    url_citations,
+    usage,
+)
 from app.server.auth import Principal
 from app.server.client_tools import ToolResults, offer, tool_results
-from app.server.errors import ApiError
+from app.server.errors import ApiError, error_body
 from app.server.runs.streams import DONE
 from app.server.schemas import ChatRequest
 from app.turns import Answer, Token, new_thread_id
@@ -42,6 +50,10 @@ class Turn:
     model: str
     continues: bool
     """The client named an existing conversation (``conversation_id``)."""
+    response_format: dict[str, Any] | None = None
+    """The JSON format the answer must have (``json_object`` or ``json_schema``)."""
+    citation_format: str = "markers"
+    """How the answer shows its sources (:mod:`app.server.answer_format`)."""
     history: list[BaseMessage] = field(default_factory=list)
     """Earlier messages of a new conversation, written to its thread first."""
     results: ToolResults | None = None
@@ -72,11 +84,14 @@ def prepare_turn(
     offered = offer(body, resources.tools.names)
     results = tool_results(body, max_chars)
     question = _question(body, max_chars) if results is None else ""
+    response_format = requested_format(body, resources)
     system = [m.text() for m in body.messages if m.role in {"system", "developer"} and m.text()]
     if sum(map(len, system)) > max_chars:
         raise ApiError(
             413, f"system messages are longer than {max_chars} characters", "message_too_large"
         )
+    if response_format is not None:
+        system.append(instruction(response_format).strip())
     history: list[BaseMessage] = []
     if body.conversation_id is None and results is None:
         for message in body.messages[:-1]:
@@ -103,6 +118,7 @@ def prepare_turn(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=stops,
         seed=body.seed,
+        response_format=response_format,
     )
     return Turn(
         thread_id=results.thread_id if results else body.conversation_id or new_thread_id(),
@@ -111,6 +127,8 @@ def prepare_turn(
         model=body.model,
         continues=body.conversation_id is not None or results is not None,
         history=history,
+        response_format=response_format,
+        citation_format=citation_format_of(body, resources),
         results=results,
     )
 
@@ -177,6 +195,7 @@ def completion(turn: Turn, answer: Answer) -> dict[str, Any]:
     }
     if calls:
         message["tool_calls"] = calls
+    _show(message, turn, answer)
     return {
         "id": turn.completion_id,
         "object": "chat.completion",
@@ -190,13 +209,22 @@ def completion(turn: Turn, answer: Answer) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": answer.usage or _no_usage(),
+        "usage": usage(answer),
         "conversation_id": answer.thread_id,
     }
 
 
-def _no_usage() -> dict[str, int]:
-    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+def _show(message: dict[str, Any], turn: Turn, answer: Answer) -> None:
+    """Put the content as shown (JSON checked, sources footer) and its annotations.
+
+    Raises:
+        ApiError: 502 when a JSON format's answer does not conform.
+    """
+    if message["content"] is None:
+        return
+    message["content"] = shown_content(answer, turn.response_format, turn.citation_format)
+    if turn.citation_format == "annotations":
+        message["annotations"] = url_citations(message["content"], answer)
 
 
 async def stream_chunks(
@@ -230,6 +258,8 @@ async def stream_chunks(
         if isinstance(event, Answer):
             answer = event
             continue
+        if turn.response_format is not None:
+            continue  # JSON goes out whole, once checked
         if event.restart:  # another model starts over; the final text says what counts
             message_id = event.message_id
             continue
@@ -241,13 +271,23 @@ async def stream_chunks(
             on_token()
         streamed += text
         yield chunk({"content": text})
+    try:
+        shown = shown_content(answer, turn.response_format, turn.citation_format)
+    except ApiError as exc:  # the stream has begun: the error is its last event
+        yield json.dumps(error_body(exc.message, exc.kind, exc.code, exc.param))
+        await on_answer(answer)
+        yield DONE
+        return
     delta: dict[str, Any] = _extensions(answer)
-    if answer.answer.startswith(streamed):
-        rest = answer.answer[len(streamed) :]
-        if rest:  # e.g. the message of a paused run, which no model streamed
+    if shown.startswith(streamed):
+        # e.g. the message of a paused run, which no model streamed, or the sources footer
+        rest = shown[len(streamed) :]
+        if rest:
             yield chunk({"content": rest})
     else:  # the output checks changed the text (a refusal, unknown labels, size cap)
-        delta["final_content"] = answer.answer
+        delta["final_content"] = shown
+    if turn.citation_format == "annotations":
+        delta["annotations"] = url_citations(shown, answer)
     if answer.refused:
         delta["refusal"] = answer.answer
     calls = _tool_calls(answer)
@@ -255,6 +295,6 @@ async def stream_chunks(
         delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
     yield chunk(delta, "tool_calls" if calls else "stop")
     if include_usage:
-        yield json.dumps({**base, "choices": [], "usage": answer.usage or _no_usage()})
+        yield json.dumps({**base, "choices": [], "usage": usage(answer)})
     await on_answer(answer)
     yield DONE

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.llm.response_format import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, schema_problem
 from app.retrieval.types import NAMESPACE_PATTERN
 
 __all__ = [
@@ -50,6 +51,51 @@ class StreamOptions(BaseModel):
     """OpenAI's stream options."""
 
     include_usage: bool = False
+
+
+class JsonSchemaFormat(BaseModel):
+    """The ``json_schema`` of a ``response_format``: the client's schema for the answer."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = Field(default=None, max_length=4096)
+    schema_: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description=f"A JSON Schema (draft 2020-12) of at most {MAX_SCHEMA_BYTES} bytes and "
+        f"{MAX_SCHEMA_DEPTH} levels of nesting.",
+    )
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _usable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = None if value is None else schema_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's ``response_format``: free text, one JSON object, or JSON for a schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is required with type json_schema, and only then")
+        return self
+
+    def spec(self) -> dict[str, Any] | None:
+        """The format as the model gets it; None for free text."""
+        if self.type == "text":
+            return None
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class RetrievalOptions(BaseModel):
@@ -129,6 +175,13 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    citation_format: Literal["markers", "footer", "annotations"] | None = Field(
+        default=None,
+        description="Extension: how the answer shows its sources. markers: [S1] labels "
+        "only; footer: a markdown Sources list after the answer (not with JSON formats); "
+        "annotations: url_citation annotations on the message. None: server setting.",
+    )
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)

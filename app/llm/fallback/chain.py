@@ -50,6 +50,7 @@ from tenacity.stop import stop_base
 from app.llm.deadline import current_deadline
 from app.llm.fallback.attempt import TokenSink, stream_attempt
 from app.llm.fallback.resilience import ModelCallError, classify
+from app.llm.usage import record_call
 from app.observability import models as observed
 from app.observability.metrics import model_label
 from app.observability.tracing import span
@@ -337,6 +338,8 @@ class FallbackChatModel(BaseChatModel):
     ) -> ChatResult:
         elapsed = time.monotonic() - started
         observed.replied(served_by, message.usage_metadata, len(trail), elapsed)
+        if served_by != OFFLINE:  # the offline answerer records its own calls
+            record_call(served_by, message.usage_metadata)
         metadata = {**message.response_metadata, "served_by": served_by, "fallbacks": trail}
         final = message.model_copy(update={"id": sink.id, "response_metadata": metadata})
         return ChatResult(generations=[ChatGeneration(message=final)])

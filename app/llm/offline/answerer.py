@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -37,6 +37,8 @@ from pydantic import Field
 
 from app.llm.offline.memory_answers import answer_from_memories, parse_memories
 from app.llm.offline.tool_use import describe_tool_results, plan_tool_calls
+from app.llm.response_format import offline_fill
+from app.llm.usage import record_call
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.text.intents import standalone_question
 from app.text.sentences import Similarity, rank_sentences
@@ -185,12 +187,21 @@ class ExtractiveAnswerer(BaseChatModel):
             names = [tool_choice]
         return self.model_copy(update={"tool_names": tuple(names)})
 
-    def respond(self, messages: Sequence[BaseMessage], stop: list[str] | None = None) -> AIMessage:
+    def respond(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+    ) -> AIMessage:
         """Compute the reply to a conversation; what ``invoke`` and ``stream`` return.
+
+        The call is counted in the turn's usage (:mod:`app.llm.usage`).
 
         Args:
             messages: System message(s), history and the conversation, oldest first.
             stop: Optional stop sequences; a text answer is cut at the first one.
+            response_format: The client's format: a text answer becomes JSON where the
+                offline model can write it (:func:`~app.llm.response_format.offline_fill`).
 
         Returns:
             An ``AIMessage`` with either text content or tool calls, and with
@@ -210,18 +221,22 @@ class ExtractiveAnswerer(BaseChatModel):
         for sequence in stop or []:
             if sequence and sequence in text:
                 text = text[: text.index(sequence)]
+        if not tool_calls:
+            text = offline_fill(text, response_format)
         output_words = _words(text) + sum(_words(json.dumps(c["args"])) + 1 for c in tool_calls)
         input_words = sum(_words(m.text) for m in messages)
         finish: Literal["stop", "tool_calls"] = "tool_calls" if tool_calls else "stop"
+        usage = UsageMetadata(
+            input_tokens=input_words,
+            output_tokens=output_words,
+            total_tokens=input_words + output_words,
+        )
+        record_call(MODEL_NAME, usage)
         return AIMessage(
             content=text,
             tool_calls=tool_calls,
             response_metadata={"model_name": MODEL_NAME, "finish_reason": finish},
-            usage_metadata=UsageMetadata(
-                input_tokens=input_words,
-                output_tokens=output_words,
-                total_tokens=input_words + output_words,
-            ),
+            usage_metadata=usage,
         )
 
     def _answer(self, messages: Sequence[BaseMessage], question: str, last_human: int) -> str:
@@ -248,12 +263,16 @@ class ExtractiveAnswerer(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self.respond(messages, stop))])
+        message = self.respond(messages, stop, kwargs.get("response_format"))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _chunks(
-        self, messages: list[BaseMessage], stop: list[str] | None
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Iterator[ChatGenerationChunk]:
-        message = self.respond(messages, stop)
+        message = self.respond(messages, stop, response_format)
         calls = [
             tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
             for i, c in enumerate(message.tool_calls)
@@ -281,7 +300,7 @@ class ExtractiveAnswerer(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         # The caller (BaseChatModel.stream / invoke) reports each chunk to run_manager.
-        yield from self._chunks(messages, stop)
+        yield from self._chunks(messages, stop, kwargs.get("response_format"))
 
     async def _astream(
         self,
@@ -290,5 +309,5 @@ class ExtractiveAnswerer(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._chunks(messages, stop):
+        for chunk in self._chunks(messages, stop, kwargs.get("response_format")):
             yield chunk
