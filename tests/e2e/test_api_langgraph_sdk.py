@@ -116,6 +116,7 @@ def test_a_thread_is_also_a_v1_conversation(own: User, api: Api) -> None:
     with api.http(api.key(target.user_id)) as http:
         listed = http.get(f"/v1/threads/{thread_id}").json()
     assert [m["role"] for m in listed["messages"]] == ["user", "assistant"] * 2
+    assert listed["title"] == QUESTION  # the first question, as for a /v1 conversation
 
 
 def test_run_stream_streams_tokens_and_ends_with_the_answer(user: User) -> None:

@@ -50,6 +50,14 @@ def _book(services: Services) -> RunBook:
     return RunBook(services.state, ttl_s=services.settings.server.jobs_ttl_s)
 
 
+async def _listed(services: Services, owner: str, thread_id: str, title: str) -> None:
+    """Mark the thread active; a thread created empty takes its first question as title."""
+    info = await services.threads.get(owner, thread_id)
+    if info is not None and not info.title and title:
+        await services.threads.remove(owner, thread_id)  # the index keeps a first title
+    await services.threads.touch(owner, thread_id, title)
+
+
 async def _start(
     services: Services,
     principal: Principal,
@@ -92,7 +100,7 @@ async def _start(
     try:
         graph_input, title = await graph_input_of(services, principal, thread_id, body)
         if not stateless_run:
-            await services.threads.touch(owner, thread_id, title)
+            await _listed(services, owner, thread_id, title)
         record = PlatformRun(
             run_id="",
             thread_id=thread_id,
