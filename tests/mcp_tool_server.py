@@ -52,6 +52,12 @@ async def wait(seconds: float) -> str:
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def big(size: int) -> str:
+    """Return ``size`` characters."""
+    return "x" * size
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
 def broken() -> str:
     """Always fails."""
     raise ValueError("the board is closed today")

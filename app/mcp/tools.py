@@ -24,7 +24,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langchain_mcp_adapters.tools import load_mcp_tools
 
-from app.mcp.connections import connection_for, reason
+from app.mcp.connections import connection_for, reason, transport_errors
 from app.settings import McpServerSettings, McpSettings
 from app.tools.risk import with_risk
 
@@ -62,16 +62,19 @@ def _bounded(server: McpServerSettings, inner: BaseTool) -> BaseTool:
     async def call(**arguments: Any) -> str:
         request = ToolCall(name=inner.name, args=arguments, id="mcp", type="tool_call")
         deadline = asyncio.timeout(server.timeout_s)
-        try:
-            async with deadline:
-                message = await inner.ainvoke(request)
-        except Exception:
-            # The SDK's task groups may wrap the cancellation in an exception group.
-            if deadline.expired():
-                raise TimeoutError(
-                    f"the MCP server {server.name!r} did not answer within {server.timeout_s:g} s"
-                ) from None
-            raise
+        with transport_errors() as seen:
+            try:
+                async with deadline:
+                    message = await inner.ainvoke(request)
+            except Exception as exc:
+                # The SDK's task groups may wrap the cancellation in an exception group.
+                if deadline.expired():
+                    raise TimeoutError(
+                        f"the MCP server {server.name!r} did not answer within "
+                        f"{server.timeout_s:g} s"
+                    ) from None
+                why = reason(seen[0] if seen else exc)
+                raise ToolException(f"the MCP server {server.name!r} failed: {why}") from None
         text = _text(message.content if isinstance(message, ToolMessage) else message)
         if isinstance(message, ToolMessage) and message.status == "error":
             raise ToolException(text or f"the MCP server {server.name!r} reported an error")
