@@ -68,6 +68,10 @@ class LLMSettings(Section):
     tiers: dict[Literal["small", "large", "code"], ModelEndpoint] = Field(default_factory=dict)
     fallbacks: list[ModelEndpoint] = Field(default_factory=list)
     """Secondary models, tried in order after the tier's own model."""
+    check_citations: Literal["auto", "on", "off"] = "auto"
+    """Check a RAG answer's citations against the sources (:mod:`app.text.attribution`):
+    each claim cites the source that supports it, unsupported claims are dropped.
+    ``auto``: for a local model (``local_gguf``), whose small models seldom cite right."""
     local_gguf: Path | None = None
     """A GGUF model file to serve with llama.cpp on this machine (no GPU, no network);
     ``base_url`` then defaults to that server (:mod:`app.llm.local`)."""

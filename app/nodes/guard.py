@@ -16,10 +16,20 @@ from app.nodes.route import answers_directly, standalone_query
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.safety.leak import leak_check
+from app.settings import LLMSettings
 from app.state import AgentState, Citation
+from app.text.attribution import attribute
 from app.text.intents import needs_context
 
-__all__ = ["after_guard", "checked", "early_query", "guard_input", "guard_output", "is_refusal"]
+__all__ = [
+    "after_guard",
+    "checked",
+    "cites_by_support",
+    "early_query",
+    "guard_input",
+    "guard_output",
+    "is_refusal",
+]
 
 _LABEL = re.compile(r"\[S(\d+)\]")
 _REFUSAL = re.compile(r"\bI (?:don't|do not|can't|cannot) (?:know|help)\b", re.IGNORECASE)
@@ -120,6 +130,17 @@ def _stitch(text: str, state: AgentState) -> tuple[str, list[Citation]]:
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", stitched).strip(), list(citations.values())
 
 
+def cites_by_support(llm: LLMSettings, ctx: Context) -> bool:
+    """Whether the answer's citations are checked against the sources (``llm.check_citations``).
+
+    ``auto`` checks them for a local model (``llm.local_gguf``): small models seldom cite,
+    or cite the wrong source. Never for a JSON ``response_format``, whose text is data.
+    """
+    mode = llm.check_citations
+    on = mode == "on" or (mode == "auto" and llm.local_gguf is not None)
+    return on and ctx.response_format is None
+
+
 def checked(text: str, prompt: str) -> str:
     """Return a reply as it may be shown: PII and secrets redacted, a prompt leak refused.
 
@@ -188,6 +209,9 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
         )
     else:
         text = checked(last.text, prompt)
+        if state.sources and cites_by_support(resources.settings.llm, runtime.context):
+            sources = [(s["label"], s["text"]) for s in state.sources]
+            text = attribute(text, sources).text or prompts.DONT_KNOW
     if len(text) > limits.max_output_chars:
         text = text[: limits.max_output_chars].rstrip() + " [truncated]"
     text, citations = _stitch(text, state)
