@@ -36,9 +36,14 @@ class Setup:
     model: OpenAIServer
     calls_log: Path
     log: list[str]
+    data_dir: Path
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0, timeout=90)
+
+    def audit(self) -> list[dict[str, Any]]:
+        path = self.data_dir / "audit.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
 
     def calls(self) -> list[dict[str, Any]]:
         """The calls that reached an MCP tool, in order."""
@@ -49,6 +54,7 @@ class Setup:
 
 def _profile(root: Path, http_port: int, down_port: int) -> Path:
     values = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
+    values["tools"] = {"rate_limits": {"desk_big": "1/minute"}}
     values["mcp"] = {
         "connect_timeout_s": 20,
         "servers": [
@@ -102,7 +108,7 @@ def setup(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         url = f"http://127.0.0.1:{port}"
         args = [str(BIN / "ragent"), "serve", "--no-auth", "--port", str(port)]
         with running(args, health_url=f"{url}/healthz", env=env, cwd=root) as log:
-            yield Setup(url, model, calls_log, log)
+            yield Setup(url, model, calls_log, log, data_dir)
 
 
 @pytest.fixture(name="model")
@@ -174,6 +180,22 @@ def test_a_write_tool_waits_for_approval_before_it_runs(setup: Setup, model: Ope
     assert resumed.status_code == 200, resumed.text
     assert setup.calls()[before:] == [{"tool": "save_memo", "args": memo}]
     assert tool_results(model.requests[-1]) == ["Saved memo 'Staging'."]
+    [record] = [r for r in setup.audit() if r["tool"] == "board_save_memo"]
+    assert (record["risk"], record["outcome"], record["approved_by_user"]) == ("write", "ok", True)
+    assert record["args"]["title"] == "Staging"
+
+
+def test_per_tool_rate_limits_apply(setup: Setup, model: OpenAIServer) -> None:
+    calls = [("desk_big", json.dumps({"size": n})) for n in (1, 2)]
+    model.plan(MODEL, ToolCalls(calls), Reply("One of them ran."))
+
+    ask(setup, "Make two small strings.")
+
+    ran, refused = sorted(tool_results(model.requests[-1]), key=lambda text: text.startswith("E"))
+    assert ran in {"x", "xx"}  # the two calls run concurrently: either may come first
+    assert refused.startswith("Error: rate limit reached for tool 'desk_big' (1 per 1 minute)")
+    outcomes = sorted(r["outcome"] for r in setup.audit() if r["tool"] == "desk_big")
+    assert outcomes == ["ok", "rate_limited"]
 
 
 def test_a_hanging_tool_times_out_with_a_tool_error(setup: Setup, model: OpenAIServer) -> None:
