@@ -29,7 +29,7 @@ from app.server.runs.recovery import close_interrupted
 from app.server.schemas import ID_PATTERN
 from app.server.services import Services
 from app.settings import Settings
-from app.turns import QuestionError, new_thread_id
+from app.turns import QuestionError, new_thread_id, waiting
 from app.turns import ask as ask_turn
 
 __all__ = ["PATH", "McpEndpoint", "build_mcp"]
@@ -101,6 +101,11 @@ async def _ask(
     try:
         async with busy(services, principal, thread):
             if thread_id:
+                if await waiting(services.agent, context=context, thread_id=thread):
+                    raise ToolError(
+                        f"conversation {thread!r} waits for a decision on tool calls: POST "
+                        f"/v1/threads/{thread}/resume first"
+                    )
                 await close_interrupted(services.agent, thread_config(context, thread))
             await services.threads.touch(owner_of(principal), thread, question)
             answer = await ask_turn(

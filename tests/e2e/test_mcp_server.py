@@ -101,6 +101,9 @@ def test_ask_does_not_approve_a_write_it_waits_on(api: Api, model: OpenAIServer)
         thread = http.get(f"/v1/threads/{answer['thread_id']}").json()
     assert [a["tool"] for a in thread["approvals"]] == ["create_note"]  # still waiting
 
+    again = call(api, key, "ask", {"question": "Well?", "thread_id": answer["thread_id"]})
+    assert again.isError is True and "waits for a decision" in text_of(again)
+
 
 def test_search_knowledge_finds_the_callers_passages(api: Api) -> None:
     result = call(
