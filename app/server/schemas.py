@@ -267,6 +267,22 @@ class Approval(BaseModel):
     risk: str
 
 
+class UrlCitation(BaseModel):
+    """Where a citation label sits in the content, and the source it names."""
+
+    start_index: int
+    end_index: int
+    title: str
+    url: str = Field(description="The source's URL, or its path as indexed.")
+
+
+class Annotation(BaseModel):
+    """OpenAI's ``url_citation`` annotation."""
+
+    type: Literal["url_citation"] = "url_citation"
+    url_citation: UrlCitation
+
+
 class AssistantMessage(BaseModel):
     """The final message, with citations."""
 
@@ -278,6 +294,9 @@ class AssistantMessage(BaseModel):
     refused: bool = False
     approvals: list[Approval] | None = Field(
         default=None, description="Present when the run waits: resume it to continue."
+    )
+    annotations: list[Annotation] | None = Field(
+        default=None, description="With citation_format annotations: one per cited label."
     )
     degraded: list[Literal["vector", "keyword"]] | None = Field(
         default=None,
@@ -295,12 +314,25 @@ class Choice(BaseModel):
     logprobs: None = None
 
 
+class ModelCallUsage(BaseModel):
+    """One model call of the turn."""
+
+    role: Literal["answer", "router", "memory", "summary", "repair", "judge"]
+    model: str = Field(description="The model's name (never its server's address).")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
 class Usage(BaseModel):
-    """Model tokens of the turn, as the models reported them."""
+    """Model tokens of the turn, summed over every model call, as the models reported them."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    calls: list[ModelCallUsage] = Field(
+        default_factory=list, description="Extension: each model call of the turn, in order."
+    )
 
 
 class ChatCompletion(BaseModel):

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from app.server import api_keys
 from tests.e2e.api_fixtures import MODEL, Api, api_fixture, model_fixture  # noqa: F401 - fixtures
 from tests.e2e.conftest import QUESTION, Corpus, check_citations, fresh_data_dir, running
-from tests.openai_server import OpenAIServer, Reply
+from tests.openai_server import OpenAIServer, Reply, ToolCalls
 from tests.servers import BIN, free_port
 
 pytestmark = pytest.mark.e2e
@@ -176,6 +176,12 @@ def test_langchain_with_structured_output(api: Api, model: OpenAIServer) -> None
     )
     assert isinstance(parsed, Checkpoint) and parsed.summary == "json mode"
     assert model.requests[-1]["response_format"] == {"type": "json_object"}
+
+    # The third method: the schema as a client tool that tool_choice forces.
+    model.plan(MODEL, ToolCalls([("Checkpoint", '{"pages": 1000, "summary": "a call"}')]))
+    parsed = chat.with_structured_output(Checkpoint, method="function_calling").invoke(QUESTION)
+    assert parsed == Checkpoint(pages=1000, summary="a call")
+    assert model.requests[-1]["tool_choice"]["function"]["name"] == "Checkpoint"
 
 
 @dataclass
