@@ -7,6 +7,7 @@ timeout apply; nothing in a tool's arguments can change who the caller is. A too
 with bad arguments, or one the caller may not make, answers ``isError`` with the reason.
 """
 
+# No ``from __future__ import annotations``: FastMCP reads the tools' annotations at runtime.
 from typing import Annotated, Any
 
 from mcp.server.fastmcp import Context as McpContext
