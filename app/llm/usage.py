@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict
 
 __all__ = ["ModelCall", "Role", "UsageLedger", "metered", "model_role", "record_call"]
 
-Role = Literal["answer", "router", "memory", "summary", "repair", "judge"]
+Role = Literal["answer", "router", "memory", "summary", "repair"]
 
 
 class ModelCall(TypedDict):

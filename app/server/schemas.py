@@ -317,7 +317,7 @@ class Choice(BaseModel):
 class ModelCallUsage(BaseModel):
     """One model call of the turn."""
 
-    role: Literal["answer", "router", "memory", "summary", "repair", "judge"]
+    role: Literal["answer", "router", "memory", "summary", "repair"]
     model: str = Field(description="The model's name (never its server's address).")
     prompt_tokens: int
     completion_tokens: int
