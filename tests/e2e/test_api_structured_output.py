@@ -140,6 +140,35 @@ def test_stream_helper_parses_and_an_invalid_stream_ends_in_an_error(
         stream.get_final_completion()
 
 
+def test_json_answer_after_a_server_tool_call(api: Api, model: OpenAIServer) -> None:
+    client = api.openai(api.key("structured-tools"))
+    model.plan(
+        MODEL,
+        ToolCalls([("calculator", json.dumps({"expression": "12*7"}))]),
+        Reply('{"product": 84}'),
+    )
+
+    done = client.chat.completions.create(
+        model="ragent",
+        messages=ask("What is 12 times 7?"),
+        response_format={"type": "json_object"},
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(done)
+
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == {"product": 84}
+    first, second = model.requests
+    assert first["response_format"] == second["response_format"] == {"type": "json_object"}
+    assert "calculator" in [t["function"]["name"] for t in first["tools"]]
+    [result] = [m for m in second["messages"] if m["role"] == "tool"]
+    assert result["content"].strip() == "84"
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert [c["role"] for c in (usage.model_extra or {})["calls"]] == ["answer", "answer"]
+
+
 @pytest.mark.parametrize(
     ("schema", "says"),
     [
