@@ -27,7 +27,7 @@ from tests.e2e.api_fixtures import MODEL, Api, api_fixture, model_fixture  # noq
 from tests.e2e.conftest import QUESTION, Corpus, fresh_data_dir, running
 from tests.e2e.langgraph_scenarios import ANSWER, SLOW, Target, ask
 from tests.e2e.test_langgraph_dev import DevServer, langgraph_dev
-from tests.openai_server import OpenAIServer, Reply, openai_server
+from tests.openai_server import OpenAIServer, Reply, ToolCalls, openai_server
 from tests.servers import BIN, free_port, redis_server
 
 pytestmark = pytest.mark.e2e
@@ -341,3 +341,28 @@ def test_studio_may_call_the_server_when_its_origin_is_configured(
     # Not configured (the API tests' server): no CORS at all.
     unconfigured = preflight(api.url, STUDIO)
     assert "access-control-allow-origin" not in unconfigured.headers
+
+
+def test_a_v1_turn_waiting_for_client_tool_results_is_not_overrun(own: User, api: Api) -> None:
+    client, target = own
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get the current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    target.say(ToolCalls([("get_weather", json.dumps({"city": "Paris"}))]))
+    chat = api.openai(api.key(target.user_id)).chat.completions.create(
+        model="ragent", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[weather]
+    )
+    assert chat.choices[0].finish_reason == "tool_calls"
+    thread_id = (chat.model_extra or {})["conversation_id"]
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        client.runs.wait(thread_id, "agent", input=ask("hello?"))
+    assert status_of(refused) == 409
+    assert refused.value.response.json()["error"]["code"] == "tool_results_pending"
+    with pytest.raises(httpx.HTTPStatusError) as nothing:
+        client.runs.wait(thread_id, "agent", command={"resume": "approve"})
+    assert nothing.value.response.json()["error"]["code"] == "nothing_to_resume"

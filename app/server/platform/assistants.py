@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import PydanticUserError, TypeAdapter, create_model
+from pydantic import Field, PydanticUserError, TypeAdapter, create_model
 
 from app.server.deps import ChatUser
 from app.server.platform.bodies import AssistantSearch
@@ -120,7 +120,9 @@ async def get_assistant(assistant_id: str, principal: ChatUser) -> dict[str, Any
 
 @router.get("/{assistant_id}/graph", summary="The assistant's graph, drawn as JSON")
 async def get_graph(
-    assistant_id: str, principal: ChatUser, xray: Annotated[bool | int, Query()] = False
+    assistant_id: str,
+    principal: ChatUser,
+    xray: Annotated[bool | Annotated[int, Field(ge=1, le=10)], Query()] = False,
 ) -> dict[str, Any]:
     """Nodes and edges, as Studio draws them."""
     drawn: dict[str, Any] = _graph(assistant_of(assistant_id)).get_graph(xray=xray).to_json()

@@ -94,5 +94,11 @@ async def graph_input_of(
             "command={'resume': 'approve' | 'deny'} first",
             "approval_pending",
         )
+    if snapshot.interrupts:  # a /v1 turn waits for the results of the client's own tools
+        raise ApiError(
+            409,
+            f"thread {thread_id!r} waits for tool results: send them on /v1/chat/completions",
+            "tool_results_pending",
+        )
     await close_interrupted(services.agent, config, snapshot)
     return {"messages": messages}, messages[-1].text

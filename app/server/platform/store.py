@@ -9,6 +9,7 @@ narrowed to the caller's namespaces.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -27,7 +28,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/store", tags=["store (LangGraph API)"])
 
 _MAX_LABEL = 256
-_MAX_VALUE_KEYS = 1000
+_MAX_VALUE_CHARS = 65_536
 
 
 def _scope(principal: Principal) -> tuple[str, str]:
@@ -75,9 +76,15 @@ async def put_item(body: ItemPut, services: ServicesDep, principal: ChatUser) ->
             "forbidden_namespace",
             param="namespace",
         )
-    if len(body.value) > _MAX_VALUE_KEYS:
-        raise ApiError(400, "value: too many keys", "invalid_request", param="value")
-    await services.store.aput(namespace, body.key, body.value, index=body.index)
+    if len(json.dumps(body.value)) > _MAX_VALUE_CHARS:
+        raise ApiError(400, "value: larger than 64 KiB", "invalid_request", param="value")
+    text = body.value.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ApiError(400, "value.text: must be text (it is embedded)", "invalid_request")
+    # The embedded fields are the store's ("text"); a client may only turn embedding off.
+    await services.store.aput(
+        namespace, body.key, body.value, index=False if body.index is False else None
+    )
     return Response(status_code=204)
 
 
@@ -124,9 +131,14 @@ async def search_items(
     if prefix[1:3] != scope[: len(prefix[1:3])]:
         return {"items": []}
     narrowed = (prefix[0], *scope, *prefix[3:])
-    found = await services.store.asearch(
-        narrowed, query=query.query, filter=query.filter, limit=query.limit, offset=query.offset
-    )
+    try:
+        found = await services.store.asearch(
+            narrowed, query=query.query, filter=query.filter, limit=query.limit, offset=query.offset
+        )
+    except (TypeError, ValueError):
+        raise ApiError(
+            400, "filter: not a filter the store takes", "invalid_request", param="filter"
+        ) from None
     return {"items": [_item(item) for item in found]}
 
 
