@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
 
 import httpx
 import pytest
@@ -366,3 +369,44 @@ def test_a_v1_turn_waiting_for_client_tool_results_is_not_overrun(own: User, api
     with pytest.raises(httpx.HTTPStatusError) as nothing:
         client.runs.wait(thread_id, "agent", command={"resume": "approve"})
     assert nothing.value.response.json()["error"]["code"] == "nothing_to_resume"
+
+
+def test_a_run_goes_on_when_its_streaming_client_leaves(own: User, api: Api) -> None:
+    client, target = own
+    target.say(Reply(ANSWER, piece=4, gap_s=0.05))
+    thread_id = client.threads.create()["thread_id"]
+    body = {"assistant_id": "agent", "input": ask(QUESTION), "stream_mode": ["messages"]}
+    with api.http(api.key(target.user_id)) as http:
+        with http.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as response:
+            assert response.status_code == 200
+            run_path = response.headers["content-location"]
+            next(response.iter_lines())  # the first event, then the client goes away
+    run_id = run_path.rsplit("/", 1)[1]
+    state = client.runs.join(thread_id, run_id)
+    assert isinstance(state, dict)
+    scenarios.check_final_state(state, target.data_dir)
+    assert client.runs.get(thread_id, run_id)["status"] == "success"
+
+
+def test_a_stateless_run_leaves_no_thread(own: User, api: Api) -> None:
+    client, target = own
+    target.say(Reply(ANSWER), Reply(ANSWER))
+
+    def stateless(**options: Any) -> int:
+        """Run on a fresh thread; how many checkpoints it left."""
+        created: list[Any] = []
+        state = client.runs.wait(
+            None, "agent", input=ask(QUESTION), on_run_created=created.append, **options
+        )
+        assert isinstance(state, dict)
+        scenarios.check_final_state(state, target.data_dir)
+        [run] = created
+        key = f"{target.tenant_id}/{target.user_id}/{run['thread_id']}"
+        uri = f"file:{api.data_dir / 'checkpoints.sqlite'}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            query = "SELECT count(*) FROM checkpoints WHERE thread_id = ?"
+            return int(db.execute(query, (key,)).fetchone()[0])
+
+    assert stateless() == 0
+    assert stateless(on_completion="keep") > 0
+    assert client.threads.search() == []
