@@ -268,3 +268,22 @@ def cancel_stops_a_run(client: SyncLangGraphClient, target: Target) -> None:
     state = client.runs.wait(thread_id, "agent", input=ask(QUESTION), context=target.context)
     assert isinstance(state, dict)
     check_final_state(state, target.data_dir)
+
+
+def debug_stream(client: SyncLangGraphClient, target: Target) -> None:
+    """``debug`` events (Studio's graph view): checkpoints and tasks, named by the thread id."""
+    target.say(Reply(ANSWER))
+    thread_id = client.threads.create()["thread_id"]
+    events = list(
+        client.runs.stream(
+            thread_id, "agent", input=ask(QUESTION), stream_mode="debug", context=target.context
+        )
+    )
+    debug = [e.data for e in events if e.event == "debug"]
+    kinds = {d["type"] for d in debug}
+    assert {"checkpoint", "task", "task_result"} <= kinds, kinds
+    checkpoints = [d["payload"] for d in debug if d["type"] == "checkpoint"]
+    assert {c["checkpoint"]["thread_id"] for c in checkpoints} == {thread_id}
+    tasks = {d["payload"]["name"] for d in debug if d["type"] == "task"}
+    assert {"guard_input", "respond"} <= tasks, tasks
+    assert f"/{target.user_id}/" not in json.dumps([e.data for e in events])

@@ -410,3 +410,7 @@ def test_a_stateless_run_leaves_no_thread(own: User, api: Api) -> None:
     assert stateless() == 0
     assert stateless(on_completion="keep") > 0
     assert client.threads.search() == []
+
+
+def test_debug_stream_for_studios_graph_view(user: User) -> None:
+    scenarios.debug_stream(*user)

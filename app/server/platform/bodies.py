@@ -30,7 +30,15 @@ __all__ = [
 Metadata = dict[str, Any]
 Label = str
 StreamMode = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "checkpoints"
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "events",
+    "debug",
+    "checkpoints",
+    "tasks",
 ]
 
 

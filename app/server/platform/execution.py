@@ -37,6 +37,7 @@ log = logging.getLogger("ragent.server")
 CANCEL_POLL_S = 0.5
 """How often a run checks whether it was cancelled (from any process)."""
 _INTERRUPT = "__interrupt__"
+_TRACE_MODES = frozenset({"debug", "checkpoints", "tasks"})
 _META_KEYS = ("langgraph_node", "langgraph_step", "langgraph_triggers", "langgraph_path")
 
 
@@ -115,6 +116,32 @@ class _Messages:
         return [e for token in self.guard.close() for e in self._events(token)]
 
 
+def _unscoped(value: Any, scoped: str, thread_id: str) -> Any:
+    """``value`` with the owner-scoped checkpoint key replaced by the caller's thread id."""
+    if isinstance(value, str):
+        return thread_id if value == scoped else value
+    if isinstance(value, list):
+        return [_unscoped(v, scoped, thread_id) for v in value]
+    if isinstance(value, dict):
+        return {k: _unscoped(v, scoped, thread_id) for k, v in value.items()}
+    return value
+
+
+def _traced(chunk: Any, scoped: str, thread_id: str) -> Any:
+    """A ``debug``, ``checkpoints`` or ``tasks`` chunk as LangGraph's server sends it.
+
+    Checkpoints also name their config as ``checkpoint`` / ``parent_checkpoint`` (what
+    Studio reads), and no payload shows the owner-scoped checkpoint key.
+    """
+    data = jsonable(chunk)
+    payload = data.get("payload") if data.get("type") == "checkpoint" else None
+    if isinstance(payload, dict) and "config" in payload:
+        payload["checkpoint"] = payload["config"].get("configurable")
+        parent = payload.get("parent_config") or {}
+        payload["parent_checkpoint"] = parent.get("configurable")
+    return _unscoped(data, scoped, thread_id)
+
+
 async def _stream(services: Services, run: GraphRun, into: asyncio.Queue[str | None]) -> None:
     """Run the graph, putting the run's events on ``into``."""
     modes = set(run.modes)
@@ -123,8 +150,8 @@ async def _stream(services: Services, run: GraphRun, into: asyncio.Queue[str | N
     graph_modes = ["values", "updates"]
     if modes & {"messages", "messages-tuple"}:
         graph_modes.append("messages")
-    if "custom" in modes:
-        graph_modes.append("custom")
+    graph_modes += sorted(modes & {"custom", *_TRACE_MODES})
+    scoped = str(run.config.get("configurable", {}).get("thread_id", ""))
     with turn_deadline(settings.llm.deadline_s or settings.llm.timeout_s):
         async for mode, chunk in services.agent.astream(
             run.graph_input,
@@ -144,6 +171,8 @@ async def _stream(services: Services, run: GraphRun, into: asyncio.Queue[str | N
                 interrupts = jsonable(cast(dict[str, Any], chunk)[_INTERRUPT])
                 name = "updates" if "updates" in modes else "values"
                 await into.put(envelope(name, {_INTERRUPT: interrupts}))
+            elif mode in _TRACE_MODES:
+                await into.put(envelope(mode, _traced(chunk, scoped, run.record.thread_id)))
             elif mode in modes:
                 await into.put(envelope(mode, chunk))
     for event in messages.close():
