@@ -6,7 +6,8 @@ because the server's tool-call parser does not match the format the model learnt
 formats seen in the wild, all read here:
 
 - bare JSON, the whole reply: ``{"name": "calculator", "arguments": {...}}`` (also
-  ``"parameters"`` or ``"args"`` for the arguments, or a list of such objects);
+  ``"parameters"`` or ``"args"`` for the arguments, a list of such objects, or one after
+  another, where a call repeated word for word counts once);
 - the same inside a fenced block (```` ```json ... ``` ````);
 - Hermes / Qwen tags: ``<tool_call>{...}</tool_call>``, one or more, after some text;
 - Llama 3: ``<|python_tag|>{"name": ..., "parameters": ...}``;
@@ -164,8 +165,38 @@ def _parse(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
         return (found, "", "fenced_json") if found else None
     if stripped.startswith(("{", "[")):
         found = _as_calls(_loads(stripped))
+        if found is None:
+            found = _json_lines(stripped)
         return (found, "", "json") if found else None
     return None
+
+
+_DECODER: Final = json.JSONDecoder()
+
+
+def _json_lines(text: str) -> list[tuple[str, Any]] | None:
+    """Calls written one JSON object after another, on lines of their own; repeats merged.
+
+    A reply cut short by its token limit may end in a call's first part: the complete
+    calls before it count, the part is ignored.
+    """
+    pairs: list[tuple[str, Any]] = []
+    at = 0
+    while at < len(text):
+        try:
+            value, end = _DECODER.raw_decode(text, at)
+        except ValueError:
+            if pairs and text[at] == "{":
+                break  # a call cut short at the end
+            return None
+        found = _as_calls(value)
+        if found is None:
+            return None
+        pairs += [pair for pair in found if pair not in pairs]
+        at = end
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+    return pairs or None
 
 
 def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovered | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
-from langchain_core.messages import AIMessage, ToolCall, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -23,7 +24,14 @@ from app.tools.approval import approval_request, parse_decisions
 from app.tools.client import check_args, client_request, result_messages
 from app.tools.context import ToolContext
 from app.tools.executor import Toolbox
-from app.tools.runaway import Budget, check_budget, current_run, failed_repair, repeated_call
+from app.tools.runaway import (
+    Budget,
+    call_signature,
+    check_budget,
+    current_run,
+    failed_repair,
+    repeated_call,
+)
 from app.tools.search import cite_results, knowledge_search
 
 __all__ = ["STEPS_AFTER_TOOLS", "after_respond", "after_tools", "execute_tools"]
@@ -134,10 +142,18 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     }
     to_client = [c for c in asked if c.get("id") not in malformed]
     policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
+    done = _writes_done(state.messages, box)
+    repeats = {
+        c.get("id") or "": done[sig]
+        for c in calls
+        if (sig := call_signature(c)) in done and c.get("id") not in refused
+    }
     pending = [
         c
         for c in calls
-        if policies[c.get("id") or ""] == "require_approval" and c.get("id") not in refused
+        if policies[c.get("id") or ""] == "require_approval"
+        and c.get("id") not in refused
+        and c.get("id") not in repeats
     ]
     approved: dict[str, bool] = {}
     max_seconds = resources.settings.limits.max_run_seconds
@@ -184,6 +200,21 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             )
         if call_id in answered:
             return answered[call_id]
+        if call_id in repeats:  # the same write already ran in this request
+            await box.record(
+                call,
+                caller,
+                "duplicate",
+                thread=thread,
+                started=time.perf_counter(),
+                recovered=recovered,
+            )
+            return ToolMessage(
+                content=f"Already done earlier in this request, not run again: {repeats[call_id]}",
+                tool_call_id=call_id,
+                name=call["name"],
+                response_metadata={"outcome": "duplicate"},
+            )
         if call_id in malformed:
             details = "\n".join(f"- {problem}" for problem in malformed[call_id])
             text = f"Error: invalid arguments for tool {call['name']!r}:\n{details}"
@@ -222,6 +253,29 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     if pending or to_client:
         update["turn_started_at"] = time.time()
     return update
+
+
+def _writes_done(messages: Sequence[AnyMessage], box: Toolbox) -> dict[str, str]:
+    """This run's write calls that ran: their signature and what they returned.
+
+    A model (small ones especially) may ask for the same write again once it has run;
+    running it twice would save a note twice, and ask the user to approve it twice.
+    """
+    run = current_run(messages)
+    asked = {
+        c.get("id"): c
+        for m in run
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+        if box.risks.get(c["name"]) == "write"
+    }
+    return {
+        call_signature(asked[m.tool_call_id]): m.text
+        for m in run
+        if isinstance(m, ToolMessage)
+        and m.tool_call_id in asked
+        and m.response_metadata.get("outcome") == "ok"
+    }
 
 
 def after_respond(state: AgentState) -> Literal["execute_tools", "guard_output"]:

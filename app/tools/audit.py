@@ -68,7 +68,8 @@ class AuditRecord:
     """Redacted arguments."""
     outcome: str
     """``ok``, ``error``, ``timeout``, ``invalid_arguments``, ``unknown_tool``, ``denied``,
-    ``rejected``, ``rate_limited`` or ``stopped``."""
+    ``rejected``, ``rate_limited``, ``stopped`` or ``duplicate`` (a write that already ran in
+    the same request, not run again)."""
     latency_ms: float
     approved_by_user: bool = False
     recovered_from_text: str | None = None

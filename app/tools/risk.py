@@ -21,6 +21,7 @@ Outcome = Literal[
     "rejected",
     "rate_limited",
     "stopped",
+    "duplicate",
 ]
 """How a tool call ended; kept in the reply's ``response_metadata["outcome"]``."""
 

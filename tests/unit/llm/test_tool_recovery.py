@@ -170,3 +170,14 @@ def test_held_text_past_the_cap_is_let_go() -> None:
     assert guard.feed('"a": "' + "x" * 60) == '{"a": "' + "x" * 60
     assert guard.feed('"}') == '"}'  # streams from here on
     assert not guard.holding
+
+
+def test_calls_one_after_another_count_once_each_and_a_cut_tail_is_ignored() -> None:
+    # As Qwen2.5-Coder-0.5B wrote it on llama.cpp, until its token limit cut it short.
+    one = '{"name": "convert_units", "arguments": {"value": 5, "from_unit": "km", "to_unit": "mi"}}'
+    text = f"{one}\n{one}\n{one}\n" + '{"name": "convert_units", "arguments":'
+    assert _calls(text) == [("convert_units", UNIT_ARGS)]
+    two = f'{one}\n{{"name": "calculator", "arguments": {json.dumps(ARGS)}}}'
+    assert _calls(two) == [("convert_units", UNIT_ARGS), ("calculator", ARGS)]
+    assert _calls(f"{one}\nThat is the call.") is None  # text after it: not only calls
+    assert _calls('{"name": "calculator"') is None  # nothing complete

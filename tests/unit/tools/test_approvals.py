@@ -163,3 +163,21 @@ async def test_an_approval_survives_a_restart(resources: Resources, tmp_path: Pa
     assert done.answer == "Saved."
     assert await notes_of(store, res) == ["buy oat milk"]
     assert len(model.calls) == 2  # the model was not asked again for the paused step
+
+
+async def test_a_write_asked_for_again_after_it_ran_is_not_run_or_approved_twice(
+    resources: Resources,
+) -> None:
+    # Small models ask for the same write again once it has run.
+    res, model = with_model(resources, [NOTE, NOTE, AIMessage("Saved your note.")])
+    store = InMemoryStore()
+    with use_resources(res):
+        agent = compile_agent(InMemorySaver(), store)
+        paused = await ask(agent, "note: buy oat milk", context=CTX, thread_id="d", max_chars=8000)
+        assert [a["tool"] for a in paused.approvals] == ["create_note"]
+        done = await resume(agent, "approve", context=CTX, thread_id="d")
+    assert done.approvals == [] and done.answer == "Saved your note."
+    assert await notes_of(store, res) == ["buy oat milk"]  # saved once
+    assert [r["outcome"] for r in audit(res.settings)] == ["ok", "duplicate"]
+    repeated = [m for m in model.calls[2] if isinstance(m, ToolMessage)][-1]
+    assert repeated.text.startswith("Already done earlier in this request, not run again: Saved")
