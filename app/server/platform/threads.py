@@ -134,10 +134,11 @@ async def search_threads(
     for info in listed:
         if query.ids is not None and info.thread_id not in query.ids:
             continue
+        if query.metadata:  # checked before the thread's state is read
+            metadata = await _metadata(services, principal, info.thread_id)
+            if any(metadata.get(k) != v for k, v in query.metadata.items()):
+                continue
         thread = await thread_json(services, principal, info)
-        wanted = query.metadata or {}
-        if any(thread["metadata"].get(k) != v for k, v in wanted.items()):
-            continue
         if query.status is not None and thread["status"] != query.status:
             continue
         found.append(thread)
