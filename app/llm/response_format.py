@@ -12,29 +12,25 @@ The offline answerer cannot write JSON of its own: it wraps its answer in a
 ``json_object`` as ``{"answer": ...}``, and fills a schema whose only required field is
 a plain string (:func:`offline_fill`); :func:`offline_problem` says what it cannot do.
 
-Schemas are bounded (size and nesting, :func:`schema_problem`), and a ``pattern`` is
-matched with a time limit, so a hostile schema cannot hold the server.
+Schemas are checked and bounded, and applied with a time limit per pattern, by
+:mod:`app.llm.json_schemas`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import regex
-from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import SchemaError, best_match
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from app.llm.deadline import deadline_passed
+from app.llm.json_schemas import validation_problem
 from app.llm.usage import model_role
 
 __all__ = [
-    "MAX_SCHEMA_BYTES",
-    "MAX_SCHEMA_DEPTH",
     "ReplyError",
     "conforming",
     "instruction",
@@ -42,14 +38,8 @@ __all__ = [
     "offline_fill",
     "offline_problem",
     "repaired",
-    "schema_problem",
 ]
 
-MAX_SCHEMA_BYTES: Final = 32_000
-"""Longest ``json_schema.schema``, as compact JSON."""
-MAX_SCHEMA_DEPTH: Final = 24
-"""Deepest nesting of objects and arrays in a schema document."""
-_PATTERN_TIMEOUT_S: Final = 0.2
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -67,65 +57,6 @@ def _schema(response_format: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     schema = response_format.get("json_schema", {}).get("schema")
     return schema if isinstance(schema, dict) else None
-
-
-def _depth(node: Any) -> int:
-    if isinstance(node, dict):
-        return 1 + max(map(_depth, node.values()), default=0)
-    if isinstance(node, list):
-        return 1 + max(map(_depth, node), default=0)
-    return 0
-
-
-def _timed_search(pattern: str, text: str) -> bool:
-    try:
-        return regex.search(pattern, text, timeout=_PATTERN_TIMEOUT_S) is not None
-    except TimeoutError:
-        raise ValidationError(f"the pattern {pattern!r} took too long to match") from None
-
-
-def _pattern(
-    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _timed_search(pattern, instance):
-        yield ValidationError(f"the string does not match {pattern!r}")
-
-
-def _pattern_properties(
-    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in patterns.items():
-        for key, value in instance.items():
-            if _timed_search(pattern, key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-_Validator = validators.extend(  # type: ignore[no-untyped-call]  # untyped in its stubs
-    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
-)
-
-
-def schema_problem(schema: Mapping[str, Any]) -> str | None:
-    """Say why a client's JSON Schema cannot be used, or return None when it can.
-
-    It must be at most :data:`MAX_SCHEMA_BYTES` long and :data:`MAX_SCHEMA_DEPTH` deep,
-    a valid JSON Schema (draft 2020-12), and its patterns must compile.
-    """
-    size = len(json.dumps(schema, separators=(",", ":")))
-    if size > MAX_SCHEMA_BYTES:
-        return f"the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are accepted"
-    if _depth(schema) > MAX_SCHEMA_DEPTH:
-        return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(map(str, exc.path)) or "the schema"
-        return f"not a valid JSON Schema at {where}: {exc.message[:200]}"
-    except RecursionError:
-        return "the schema nests too deep"
-    return None
 
 
 def conforming(text: str, response_format: Mapping[str, Any]) -> str:
@@ -150,13 +81,9 @@ def conforming(text: str, response_format: Mapping[str, Any]) -> str:
         if not isinstance(value, dict):
             raise ReplyError("the reply is JSON but not an object")
         return body
-    try:
-        error = best_match(_Validator(schema).iter_errors(value))
-    except (ValidationError, RecursionError) as exc:
-        raise ReplyError(str(getattr(exc, "message", "the reply nests too deep"))) from None
-    if error is not None:
-        where = "/".join(map(str, error.absolute_path)) or "the reply"
-        raise ReplyError(f"{where}: {error.message[:300]}")
+    problem = validation_problem(schema, value)
+    if problem is not None:
+        raise ReplyError(problem)
     return body
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.llm.response_format import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, schema_problem
+from app.llm.json_schemas import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, schema_problem
 
 __all__ = ["Annotation", "JsonSchemaFormat", "ModelCallUsage", "ResponseFormat", "UrlCitation"]
 

@@ -175,6 +175,7 @@ def test_json_answer_after_a_server_tool_call(api: Api, model: OpenAIServer) -> 
         ({"type": 12}, "not a valid JSON Schema"),
         ({"type": "object", "properties": {"a": {"pattern": "("}}}, "not a valid JSON Schema"),
         ({"type": "array", "items": json.loads("[" * 30 + "]" * 30)}, "nests deeper"),
+        ({"properties": {"a": {"$ref": "http://127.0.0.1:9/a.json"}}}, "within the schema"),
     ],
 )
 def test_schemas_are_checked_and_bounded(api: Api, schema: dict[str, Any], says: str) -> None:

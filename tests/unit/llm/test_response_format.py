@@ -8,15 +8,9 @@ import time
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from app.llm.json_schemas import MAX_SCHEMA_BYTES, schema_problem
 from app.llm.offline.answerer import ExtractiveAnswerer
-from app.llm.response_format import (
-    MAX_SCHEMA_BYTES,
-    ReplyError,
-    conforming,
-    offline_fill,
-    offline_problem,
-    schema_problem,
-)
+from app.llm.response_format import ReplyError, conforming, offline_fill, offline_problem
 
 ONE_STRING = {
     "type": "json_schema",
@@ -41,6 +35,19 @@ def test_schemas_are_bounded_in_size_and_depth() -> None:
         deep = {"type": "array", "items": deep}
     assert "nests deeper" in (schema_problem(deep) or "")
     assert "not a valid JSON Schema" in (schema_problem({"type": "strin"}) or "")
+
+
+def test_references_stay_within_the_schema() -> None:
+    remote = {"properties": {"a": {"$ref": "http://127.0.0.1:9/a.json"}}}
+    assert "only references within the schema" in (schema_problem(remote) or "")
+    assert "points nowhere" in (schema_problem({"$ref": "#/$defs/missing"}) or "")
+    anchored = {"$defs": {"n": {"$anchor": "node", "type": "object"}}, "$ref": "#node"}
+    assert schema_problem(anchored) is None
+    recursive = {"type": "object", "properties": {"next": {"$ref": "#"}}}
+    assert schema_problem(recursive) is None
+    with pytest.raises(ReplyError, match="next/next"):
+        conforming('{"next": {"next": 1}}', {"type": "json_schema", "json_schema": {
+            "name": "r", "schema": recursive}})  # fmt: skip
 
 
 def test_a_catastrophic_pattern_is_cut_off_not_run_to_the_end() -> None:
