@@ -14,6 +14,7 @@ from langgraph.types import interrupt
 
 from app.context import Context
 from app.conversations import thread_of
+from app.llm.offline.tool_use import describe_tool_results
 from app.llm.openai.tool_args import refused_tool_calls
 from app.llm.tool_recovery import RECOVERED_TOOL_CALLS
 from app.nodes.respond import render_source
@@ -142,12 +143,16 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     }
     to_client = [c for c in asked if c.get("id") not in malformed]
     policies = {c.get("id") or "": box.policy(c["name"]) for c in calls}
-    done = _writes_done(state.messages, box)
+    done = _calls_done(state.messages)
     repeats = {
         c.get("id") or "": done[sig]
         for c in calls
         if (sig := call_signature(c)) in done and c.get("id") not in refused
     }
+    if calls and len(repeats) == len(calls):
+        # Every call was answered before in this request: the model has all it asked
+        # for, so the turn ends with those results instead of running them again.
+        return {"messages": await _finish_with(calls, repeats, box, caller, thread, recovered)}
     pending = [
         c
         for c in calls
@@ -200,21 +205,8 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             )
         if call_id in answered:
             return answered[call_id]
-        if call_id in repeats:  # the same write already ran in this request
-            await box.record(
-                call,
-                caller,
-                "duplicate",
-                thread=thread,
-                started=time.perf_counter(),
-                recovered=recovered,
-            )
-            return ToolMessage(
-                content=f"Already done earlier in this request, not run again: {repeats[call_id]}",
-                tool_call_id=call_id,
-                name=call["name"],
-                response_metadata={"outcome": "duplicate"},
-            )
+        if call_id in repeats:  # the same call already ran in this request
+            return await _not_again(call, repeats[call_id], box, caller, thread, recovered)
         if call_id in malformed:
             details = "\n".join(f"- {problem}" for problem in malformed[call_id])
             text = f"Error: invalid arguments for tool {call['name']!r}:\n{details}"
@@ -255,22 +247,54 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     return update
 
 
-def _writes_done(messages: Sequence[AnyMessage], box: Toolbox) -> dict[str, str]:
-    """This run's write calls that ran: their signature and what they returned.
+async def _not_again(
+    call: ToolCall,
+    earlier: ToolMessage,
+    box: Toolbox,
+    caller: ToolContext,
+    thread: str,
+    recovered: str | None,
+) -> ToolMessage:
+    """Answer a call that already ran in this request with its result, without running it."""
+    await box.record(
+        call, caller, "duplicate", thread=thread, started=time.perf_counter(), recovered=recovered
+    )
+    return ToolMessage(
+        content=f"Already done earlier in this request, not run again: {earlier.text}",
+        tool_call_id=call.get("id") or "",
+        name=call["name"],
+        response_metadata={"outcome": "duplicate"},
+    )
 
-    A model (small ones especially) may ask for the same write again once it has run;
-    running it twice would save a note twice, and ask the user to approve it twice.
+
+async def _finish_with(
+    calls: Sequence[ToolCall],
+    earlier: dict[str, ToolMessage],
+    box: Toolbox,
+    caller: ToolContext,
+    thread: str,
+    recovered: str | None,
+) -> list[ToolMessage | AIMessage]:
+    """Answer repeated calls as not run again, then end the turn restating their results."""
+    answers: list[ToolMessage | AIMessage] = [
+        await _not_again(call, earlier[call.get("id") or ""], box, caller, thread, recovered)
+        for call in calls
+    ]
+    results = list({id(m): m for m in earlier.values()}.values())
+    return [*answers, AIMessage(content=describe_tool_results(results))]
+
+
+def _calls_done(messages: Sequence[AnyMessage]) -> dict[str, ToolMessage]:
+    """This run's calls that ran and succeeded: their signature and their result.
+
+    A model (small ones especially) may ask for the same call again once it has its
+    result: running it again would save a note twice, ask the user twice to approve it,
+    or loop until the runaway limits stop the turn.
     """
     run = current_run(messages)
-    asked = {
-        c.get("id"): c
-        for m in run
-        if isinstance(m, AIMessage)
-        for c in m.tool_calls
-        if box.risks.get(c["name"]) == "write"
-    }
+    asked = {c.get("id"): c for m in run if isinstance(m, AIMessage) for c in m.tool_calls}
     return {
-        call_signature(asked[m.tool_call_id]): m.text
+        call_signature(asked[m.tool_call_id]): m
         for m in run
         if isinstance(m, ToolMessage)
         and m.tool_call_id in asked

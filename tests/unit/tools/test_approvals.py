@@ -169,15 +169,33 @@ async def test_a_write_asked_for_again_after_it_ran_is_not_run_or_approved_twice
     resources: Resources,
 ) -> None:
     # Small models ask for the same write again once it has run.
-    res, model = with_model(resources, [NOTE, NOTE, AIMessage("Saved your note.")])
+    res, model = with_model(resources, [NOTE, NOTE, AIMessage("never asked for")])
     store = InMemoryStore()
     with use_resources(res):
         agent = compile_agent(InMemorySaver(), store)
         paused = await ask(agent, "note: buy oat milk", context=CTX, thread_id="d", max_chars=8000)
         assert [a["tool"] for a in paused.approvals] == ["create_note"]
         done = await resume(agent, "approve", context=CTX, thread_id="d")
-    assert done.approvals == [] and done.answer == "Saved your note."
+    # The turn ends with the result it already has, instead of a second approval.
+    assert done.approvals == []
+    assert done.answer.startswith("The create note returned Saved the note 'Groceries'")
     assert await notes_of(store, res) == ["buy oat milk"]  # saved once
     assert [r["outcome"] for r in audit(res.settings)] == ["ok", "duplicate"]
-    repeated = [m for m in model.calls[2] if isinstance(m, ToolMessage)][-1]
-    assert repeated.text.startswith("Already done earlier in this request, not run again: Saved")
+    assert len(model.calls) == 2
+
+
+async def test_a_repeated_call_among_new_ones_gets_its_earlier_result(
+    resources: Resources,
+) -> None:
+    other = ("calculator", {"expression": "6*7"})
+    res, model = with_model(
+        resources, [calls(SUM), calls(SUM, other, prefix="d"), AIMessage("5 and 42.")]
+    )
+    with use_resources(res):
+        agent = compile_agent(InMemorySaver())
+        done = await ask(agent, "2+3 and 6*7?", context=CTX, thread_id="e", max_chars=8000)
+    assert done.answer == "5 and 42."
+    repeated, fresh = [m for m in model.calls[2] if isinstance(m, ToolMessage)][-2:]
+    assert repeated.text == "Already done earlier in this request, not run again: 5"
+    assert fresh.text == "42"
+    assert [r["outcome"] for r in audit(res.settings)] == ["ok", "duplicate", "ok"]

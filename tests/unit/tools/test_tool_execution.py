@@ -197,8 +197,10 @@ async def test_every_call_is_audited_without_personal_data(resources: Resources)
 # -- repeat detection ---------------------------------------------------------------
 
 
-async def test_the_same_call_repeated_stops_with_a_clear_message(resources: Resources) -> None:
-    same = calls(("calculator", {"expression": "1+1"}))
+async def test_the_same_failing_call_repeated_stops_with_a_clear_message(
+    resources: Resources,
+) -> None:
+    same = calls(("calculator", {"expression": "1/0"}))
     res, model = with_model(resources, [same], tools={"max_repeats": 3})
     with use_resources(res):
         answer = await run_turn("loop")
@@ -207,7 +209,19 @@ async def test_the_same_call_repeated_stops_with_a_clear_message(resources: Reso
         "without getting anywhere."
     )
     assert len(model.calls) == 3  # the third identical request is not run
-    assert [r["outcome"] for r in audit(res.settings)] == ["ok", "ok", "stopped"]
+    assert [r["outcome"] for r in audit(res.settings)] == ["error", "error", "stopped"]
+
+
+async def test_a_successful_call_asked_for_again_ends_the_turn_with_its_result(
+    resources: Resources,
+) -> None:
+    same = calls(("calculator", {"expression": "1+1"}))
+    res, model = with_model(resources, [same])
+    with use_resources(res):
+        answer = await run_turn("loop")
+    assert answer.answer == "The calculator returned 2."
+    assert len(model.calls) == 2  # the repeat is answered from the first result
+    assert [r["outcome"] for r in audit(res.settings)] == ["ok", "duplicate"]
 
 
 async def test_different_arguments_are_not_repeats(resources: Resources) -> None:
