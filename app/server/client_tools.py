@@ -223,8 +223,8 @@ def tool_results(body: ChatRequest, max_chars: int) -> ToolResults | None:
         text = message.text()
         if len(text) > max_chars:
             raise ApiError(
-                413, f"{param}: the tool result is longer than {max_chars} characters",
-                "message_too_large", param=f"{param}.content",
+                400, f"{param}: the tool result is longer than {max_chars} characters",
+                "context_length_exceeded", param=f"{param}.content",
             )  # fmt: skip
         results[call_id], params[call_id] = text, f"{param}.tool_call_id"
     if body.conversation_id is not None and body.conversation_id != thread_id:

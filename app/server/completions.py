@@ -79,7 +79,8 @@ def prepare_turn(
     those client tools (:mod:`app.server.client_tools`).
 
     Raises:
-        ApiError: 400 for a request that cannot be a turn, 413 for a message too long.
+        ApiError: 400 for a request that cannot be a turn (``context_length_exceeded``, as
+            OpenAI says it, for a message longer than ``max_chars``).
     """
     offered = offer(body, resources.tools.names)
     results = tool_results(body, max_chars)
@@ -88,7 +89,10 @@ def prepare_turn(
     system = [m.text() for m in body.messages if m.role in {"system", "developer"} and m.text()]
     if sum(map(len, system)) > max_chars:
         raise ApiError(
-            413, f"system messages are longer than {max_chars} characters", "message_too_large"
+            400,
+            f"system messages are longer than {max_chars} characters",
+            "context_length_exceeded",
+            param="messages",
         )
     if response_format is not None:
         system.append(instruction(response_format).strip())
@@ -155,7 +159,10 @@ def _question(body: ChatRequest, max_chars: int) -> str:
         )
     if len(question) > max_chars:
         raise ApiError(
-            413, f"the message is longer than {max_chars} characters", "message_too_large"
+            400,
+            f"the message is longer than {max_chars} characters",
+            "context_length_exceeded",
+            param=f"messages[{len(body.messages) - 1}].content",
         )
     return question
 

@@ -88,7 +88,7 @@ def test_a_key_without_a_scope_gets_403(api: Api) -> None:
         assert client.get("/v1/threads").status_code == 200
 
 
-def test_oversized_body_and_message_get_413(api: Api, model: OpenAIServer) -> None:
+def test_an_oversized_body_gets_413_and_a_long_message_400(api: Api, model: OpenAIServer) -> None:
     with api.http(api.key("big")) as client:
         huge = body("x" * (MAX_BODY_BYTES + 10))
         assert error_of(client.post("/v1/chat/completions", json=huge), 413)["code"] == (
@@ -100,9 +100,23 @@ def test_oversized_body_and_message_get_413(api: Api, model: OpenAIServer) -> No
             headers={"content-type": "application/json"},
         )
         assert error_of(chunked, 413)["code"] == "body_too_large"
+        # A message over limits.max_input_chars is OpenAI's 400 context_length_exceeded.
         long = body("why " * (MAX_INPUT_CHARS // 4 + 1))
-        assert error_of(client.post("/v1/chat/completions", json=long), 413)["code"] == (
-            "message_too_large"
+        too_long = error_of(client.post("/v1/chat/completions", json=long), 400)
+        assert (too_long["code"], too_long["param"], too_long["type"]) == (
+            "context_length_exceeded",
+            "messages[0].content",
+            "invalid_request_error",
+        )
+        long_system = {
+            "model": "ragent",
+            "messages": [
+                {"role": "system", "content": "x" * (MAX_INPUT_CHARS + 1)},
+                {"role": "user", "content": "hi"},
+            ],
+        }
+        assert error_of(client.post("/v1/chat/completions", json=long_system), 400)["code"] == (
+            "context_length_exceeded"
         )
     assert model.requests == []
 
