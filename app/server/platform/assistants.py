@@ -16,13 +16,18 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import Field, PydanticUserError, TypeAdapter, create_model
 
 from app.server.deps import ChatUser
+from app.server.errors import ERROR_RESPONSES, NOT_FOUND, SERVER_RESPONSES
 from app.server.platform.bodies import AssistantSearch
 from app.server.platform.identity import ASSISTANTS, Assistant, assistant_of
 
 __all__ = ["meta", "router"]
 
-router = APIRouter(prefix="/assistants", tags=["assistants (LangGraph API)"])
-meta = APIRouter(tags=["LangGraph API"])
+router = APIRouter(
+    prefix="/assistants",
+    tags=["assistants (LangGraph API)"],
+    responses={**ERROR_RESPONSES, **NOT_FOUND},
+)
+meta = APIRouter(tags=["LangGraph API"], responses=SERVER_RESPONSES)
 
 
 def _graph(assistant: Assistant) -> CompiledStateGraph[Any, Any, Any, Any]:

@@ -26,7 +26,7 @@ from app.conversations import thread_config, thread_key
 from app.server.auth import Principal
 from app.server.chat_turns import busy, lock_key
 from app.server.deps import ChatUser, ServicesDep, owner_of
-from app.server.errors import ApiError
+from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.platform.bodies import RunCreate
 from app.server.platform.encoding import jsonable
 from app.server.platform.execution import GraphRun, run_events
@@ -39,8 +39,14 @@ from app.server.services import Services
 
 __all__ = ["router", "stateless"]
 
-router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs (LangGraph API)"])
-stateless = APIRouter(prefix="/runs", tags=["runs (LangGraph API)"])
+router = APIRouter(
+    prefix="/threads/{thread_id}/runs",
+    tags=["runs (LangGraph API)"],
+    responses={**ERROR_RESPONSES, **NOT_FOUND, **CONFLICT},
+)
+stateless = APIRouter(
+    prefix="/runs", tags=["runs (LangGraph API)"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+)
 
 _INTERRUPT = "__interrupt__"
 _MAX_METADATA_CHARS = 16_384

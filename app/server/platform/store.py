@@ -19,13 +19,15 @@ from langgraph.store.base import Item
 from app.memory.namespaces import tenant_label, user_label
 from app.server.auth import Principal
 from app.server.deps import ChatUser, ServicesDep
-from app.server.errors import ApiError
+from app.server.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.platform.bodies import ItemDelete, ItemPut, ItemSearch, NamespaceList
 from app.server.platform.encoding import jsonable
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/store", tags=["store (LangGraph API)"])
+router = APIRouter(
+    prefix="/store", tags=["store (LangGraph API)"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+)
 
 _MAX_LABEL = 256
 _MAX_VALUE_CHARS = 65_536

@@ -22,7 +22,7 @@ from app.conversations import thread_config, thread_key
 from app.server.auth import Principal
 from app.server.chat_turns import lock_key
 from app.server.deps import ChatUser, ServicesDep, owner_of
-from app.server.errors import ApiError
+from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.platform.bodies import (
     HistoryQuery,
     StateUpdate,
@@ -38,7 +38,11 @@ from app.server.thread_index import ThreadInfo
 
 __all__ = ["ThreadId", "identity", "own_thread", "router", "thread_json"]
 
-router = APIRouter(prefix="/threads", tags=["threads (LangGraph API)"])
+router = APIRouter(
+    prefix="/threads",
+    tags=["threads (LangGraph API)"],
+    responses={**ERROR_RESPONSES, **NOT_FOUND, **CONFLICT},
+)
 
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
 _MAX_METADATA_BYTES = 16_384
