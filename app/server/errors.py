@@ -25,6 +25,7 @@ from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
 
 __all__ = [
+    "BAD_MODEL_OUTPUT",
     "CONFLICT",
     "ERROR_RESPONSES",
     "NOT_FOUND",
@@ -140,6 +141,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: _schema(404, "No such resource, or not the API key's user's"),
+}
+BAD_MODEL_OUTPUT: dict[int | str, dict[str, Any]] = {
+    502: _schema(
+        502, "The model's answer did not conform to response_format, even after one repair"
+    ),
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _schema(409, "Busy conversation, pending approval, or a reused Idempotency-Key"),

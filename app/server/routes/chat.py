@@ -13,7 +13,7 @@ from app.conversations import thread_config
 from app.server.chat_turns import busy, run_json, run_stream
 from app.server.completions import prepare_turn
 from app.server.deps import ChatUser, ServicesDep, owner_of
-from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
+from app.server.errors import BAD_MODEL_OUTPUT, CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.runs.recovery import close_interrupted
 from app.server.runs.streams import parse_event_id
@@ -47,7 +47,12 @@ async def _replay(services: Services, owner: str, last_event_id: str) -> Streami
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses={200: {"model": ChatCompletion, **_SSE}, **NOT_FOUND, **CONFLICT},
+    responses={
+        200: {"model": ChatCompletion, **_SSE},
+        **NOT_FOUND,
+        **CONFLICT,
+        **BAD_MODEL_OUTPUT,
+    },
     summary="Answer a conversation turn (OpenAI-compatible, streaming or not)",
 )
 async def chat_completions(
