@@ -15,8 +15,10 @@ formats seen in the wild, all read here:
   ``[TOOL_CALLS]name[ARGS]{...}``.
 
 A recovered call must name a tool bound for that reply and its arguments must validate
-against the tool's JSON schema; otherwise nothing is recovered and the reply stays text,
-so a recovered call that fails validation never runs.
+against the tool's JSON schema, with no undeclared argument; otherwise nothing is
+recovered and the reply stays text, so a recovered call that fails validation never runs.
+Schema keywords a small model copies into its arguments (``"type": "object"``,
+``"required": [...]``) are dropped first, unless the tool declares such an argument.
 
 While a reply streams, :class:`StreamGuard` holds back text that may be the start of such
 a call (a reply that opens with ``{``, a fence, or one of the tags), so a call never
@@ -113,6 +115,20 @@ def _loads(text: str) -> Any:
         return None
 
 
+# JSON Schema keywords that small models copy from the tool's schema into their arguments
+# ({"expression": "17*23", "type": "object", "required": ["expression"]}).
+_SCHEMA_KEYWORDS: Final = frozenset(
+    {"type", "required", "properties", "additionalProperties", "title", "description", "$schema"}
+)
+
+
+def _without_echoed_schema(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The arguments less the schema keywords the model copied in (never declared ones)."""
+    declared = schema.get("properties")
+    names = set(declared) if isinstance(declared, dict) else set()
+    return {k: v for k, v in args.items() if k in names or k not in _SCHEMA_KEYWORDS}
+
+
 def _validated(
     pairs: Sequence[tuple[str, Any]], tools: Sequence[dict[str, Any]]
 ) -> list[ToolCall] | None:
@@ -122,8 +138,10 @@ def _validated(
         tool = by_name.get(name)
         if tool is None or not isinstance(args, dict):
             return None
+        schema = _schema_of(tool)
+        args = _without_echoed_schema(args, schema)
         try:
-            jsonschema.validate(args, _schema_of(tool))
+            jsonschema.validate(args, {"additionalProperties": False, **schema})
         except jsonschema.ValidationError:
             return None
         except jsonschema.SchemaError:

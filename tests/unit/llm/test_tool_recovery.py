@@ -181,3 +181,14 @@ def test_calls_one_after_another_count_once_each_and_a_cut_tail_is_ignored() -> 
     assert _calls(two) == [("convert_units", UNIT_ARGS), ("calculator", ARGS)]
     assert _calls(f"{one}\nThat is the call.") is None  # text after it: not only calls
     assert _calls('{"name": "calculator"') is None  # nothing complete
+
+
+def test_schema_keywords_copied_into_the_arguments_are_dropped() -> None:
+    # As Qwen2.5-Coder-0.5B wrote it: the schema's own keywords among the arguments.
+    text = (
+        '{"name": "calculator", "arguments": {"expression": "17*23", "type": "object", '
+        '"required": ["expression"]}}'
+    )
+    assert _calls(text) == [("calculator", ARGS)]
+    # Any other undeclared argument still spoils the call.
+    assert _calls('{"name": "calculator", "arguments": {"expression": "1", "unit": "m"}}') is None
