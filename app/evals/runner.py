@@ -199,6 +199,14 @@ class _Plan:
     on_item: OnItem | None
 
 
+def _model_name(settings: Settings) -> str:
+    """The model the report names: the local GGUF file too, when ragent serves one."""
+    llm = settings.llm
+    if llm.local_gguf is not None:
+        return f"{llm.model} (local {llm.local_gguf.name})"
+    return llm.model if llm.base_url else "offline-extractive"
+
+
 async def _run(settings: Settings, plan: _Plan) -> EvalRun:
     from app.graphs.agent import compile_agent
     from app.llm.local.process import alocal_model
@@ -209,7 +217,7 @@ async def _run(settings: Settings, plan: _Plan) -> EvalRun:
     judge = resources.chat_model if settings.llm.base_url else None
     run = EvalRun(
         datasets=[],
-        model=settings.llm.model if settings.llm.base_url else "offline-extractive",
+        model=_model_name(settings),
         judge=judge is not None,
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )

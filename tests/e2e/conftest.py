@@ -44,9 +44,8 @@ class Corpus:
     report: dict[str, Any]
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _hermetic_env() -> Iterator[None]:
-    """Ignore the developer's ``RAGENT_*`` settings while the e2e package runs."""
+def hermetic_environment() -> Iterator[None]:
+    """Ignore the developer's ``RAGENT_*`` settings while a package of tests runs."""
     with pytest.MonkeyPatch.context() as mp:
         for key in list(os.environ):
             if key.startswith("RAGENT_"):
@@ -55,9 +54,8 @@ def _hermetic_env() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="package")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    """Ingest the sample once with the real CLI; tests copy the index from here."""
+def ingest_sample(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    """Ingest the sample with the real CLI, once per package; tests copy the index."""
     root = tmp_path_factory.mktemp("corpus")
     docs = root / "docs"
     docs.mkdir()
@@ -66,6 +64,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     result = ragent("ingest", str(docs), "--json", env={"RAGENT_DATA_DIR": str(data_dir)}, cwd=root)
     assert result.returncode == 0, result.stderr
     return Corpus(docs, data_dir, result.stdout, json.loads(result.stdout))
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _hermetic_env() -> Iterator[None]:
+    yield from hermetic_environment()
+
+
+@pytest.fixture(scope="package")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    """The sample, ingested once for the e2e package."""
+    return ingest_sample(tmp_path_factory)
 
 
 def fresh_data_dir(corpus: Corpus, parent: Path) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.settings import LLMSettings, ModelEndpoint
 from app.turns import Token, ask, stream_ask
 from tests.openai_server import OpenAIServer, Reply
 from tests.tooling import audit
+from tests.unit.llm.remote import remote_chain, remote_llm
 
 MODEL = "open-model"
 CALC = {
@@ -47,24 +48,11 @@ HERMES = f"Let me compute that.\n<tool_call>\n{AS_TEXT}\n</tool_call>"
 
 
 def _llm(server: OpenAIServer, **fields: Any) -> LLMSettings:
-    return LLMSettings(
-        base_url=server.base_url,
-        model=MODEL,
-        timeout_s=60.0,
-        stall_timeout_s=60.0,
-        max_retries=0,
-        offline_fallback=False,
-        **fields,
-    )
+    return remote_llm(server, MODEL, **fields)
 
 
-@asynccontextmanager
-async def _chain(server: OpenAIServer, **fields: Any) -> AsyncIterator[BaseChatModel]:
-    models = build_models(_llm(server, **fields))
-    try:
-        yield models.default.model
-    finally:
-        await models.aclose()
+def _chain(server: OpenAIServer, **fields: Any) -> AbstractAsyncContextManager[BaseChatModel]:
+    return remote_chain(server, MODEL, **fields)
 
 
 def _recovered_total(fmt: str) -> float:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from app.resources import Resources, use_resources
 from app.settings import LLMSettings
 from app.turns import ask
 from tests.openai_server import OpenAIServer, Reply, ToolCalls
+from tests.unit.llm.remote import remote_chain, remote_llm
 
 MODEL = "tool-model"
 BIG = json.dumps({"expression": "1+" * 100_000 + "1"})  # about 200 KB
@@ -45,24 +46,11 @@ MAX_GAP_S = 1.0
 
 
 def _llm(server: OpenAIServer, **fields: Any) -> LLMSettings:
-    return LLMSettings(
-        base_url=server.base_url,
-        model=MODEL,
-        timeout_s=60.0,
-        stall_timeout_s=60.0,
-        max_retries=0,
-        offline_fallback=False,
-        **fields,
-    )
+    return remote_llm(server, MODEL, **fields)
 
 
-@asynccontextmanager
-async def _chain(server: OpenAIServer, **fields: Any) -> AsyncIterator[BaseChatModel]:
-    models = build_models(_llm(server, **fields))
-    try:
-        yield models.default.model
-    finally:
-        await models.aclose()
+def _chain(server: OpenAIServer, **fields: Any) -> AbstractAsyncContextManager[BaseChatModel]:
+    return remote_chain(server, MODEL, **fields)
 
 
 async def _longest_stall(work: Any) -> tuple[Any, float]:
