@@ -94,3 +94,20 @@ def resources(settings: Settings, index: EmbeddedIndex) -> Iterator[Resources]:
     )
     with use_resources(res):
         yield res
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the real-model tier out unless the marker expression names it.
+
+    It runs alone (``pytest -m realmodel tests/realmodel``, which ``scripts/test.sh`` does
+    after the rest): a model decoding on the CPU slows to a crawl beside other tests.
+    """
+    if "realmodel" in (config.option.markexpr or ""):
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        (left if item.get_closest_marker("realmodel") else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
