@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import aiohttp
 import httpx
 import openai
 import orjson
@@ -162,6 +163,38 @@ class StreamingChatOpenAI(ChatOpenAI):
         async for generation in self._stream_wire(key, body, run_manager):
             yield generation
 
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        """POST the request; once more on a new connection if a pooled one was dead.
+
+        A server may close a keep-alive connection between two requests (llama.cpp's
+        server closes one after a few requests), and the pool only learns it when the next
+        request on it finds the connection gone before any response: that request never
+        reached the server, so it is sent again, once, without counting as a failure.
+        """
+        for attempt in (1, 2):
+            try:
+                return await session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=request_timeout(timeout),
+                    proxy=self._wire.proxy(url),
+                )
+            except aiohttp.ClientConnectorError:
+                raise  # no connection could be made: the server is down, not a dead pool
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # Dropped before any response, or while the request was being written.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _stream_wire(
         self,
         key: SecretStr,
@@ -180,14 +213,10 @@ class StreamingChatOpenAI(ChatOpenAI):
         timeout = self.request_timeout if isinstance(self.request_timeout, int | float) else None
         session = self._wire.session()
         default_class: type[BaseMessageChunk] = AIMessageChunk
+        encoded = orjson.dumps(body)
         with as_httpx(url):
-            async with session.post(
-                url,
-                data=orjson.dumps(body),
-                headers=headers,
-                timeout=request_timeout(timeout),
-                proxy=self._wire.proxy(url),
-            ) as response:
+            response = await self._post(session, url, encoded, headers, timeout)
+            async with response:
                 if response.status >= 400:
                     content = await response.read()
                     raise status_error(
