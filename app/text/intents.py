@@ -117,8 +117,15 @@ def find_timezone(question: str) -> str | None:
 _NOTE_REQUEST = re.compile(
     r"^\s*(?:please\s+)?(?:save|take|make|create|add|write(?:\s+down)?|jot(?:\s+down)?)\s+"
     r"(?:me\s+)?(?:a\s+|this\s+|the\s+following\s+)?note\b\s*"
-    r"(?:that\b|of\b|saying\b|to\s+self\b)?\s*[:\-\u2013\u2014,]?\s*(?P<text>\S.*?)\s*$",
+    r"(?:(?:that|saying|to\s+self)\b\s*:?|[:\-\u2013\u2014])\s*(?P<text>\S.*?)\s*$",
     re.IGNORECASE | re.DOTALL,
+)
+# A note about the conversation itself (its sources, instructions, prompt) is no note the
+# user dictates: that is what an injected instruction asks for, to carry data out.
+_NOTE_ABOUT_ITSELF = re.compile(
+    r"\b(?:sources?|documents?|instructions?|prompts?|system|retriev\w*|context|"
+    r"everything|every(?:thing)?\s+\w+\s+(?:you|i)\b)",
+    re.IGNORECASE,
 )
 _NOTE_TITLE_WORDS = 8
 
@@ -131,10 +138,11 @@ def find_note_request(question: str) -> tuple[str, str] | None:
 
     Returns:
         ``(title, text)``: the text to save and a title made of its first words; None when
-        the message does not ask for a note in so many words.
+        the message does not ask for a note in so many words ("Save a note: ...", "Take a
+        note that ..."), or asks to note the conversation's own sources or instructions.
     """
     match = _NOTE_REQUEST.match(question)
-    if match is None:
+    if match is None or _NOTE_ABOUT_ITSELF.search(match.group("text")):
         return None
     text = match.group("text").strip().rstrip(".!")
     if not text:
