@@ -8,7 +8,8 @@ formats seen in the wild, all read here:
 - bare JSON, the whole reply: ``{"name": "calculator", "arguments": {...}}`` (also
   ``"parameters"`` or ``"args"`` for the arguments, a list of such objects, or one after
   another, where a call repeated word for word counts once);
-- the same inside a fenced block (```` ```json ... ``` ````);
+- the same inside a fenced block (```` ```json ... ``` ````), alone or after some prose
+  ("I will use the calculator:"), where the prose stays the reply's text;
 - Hermes / Qwen tags: ``<tool_call>{...}</tool_call>``, one or more, after some text;
 - Llama 3: ``<|python_tag|>{"name": ..., "parameters": ...}``;
 - Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": ...}]`` and the newer
@@ -47,6 +48,8 @@ RECOVERED_TOOL_CALLS: Final = "recovered_tool_calls"
 
 _HERMES: Final = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE: Final = re.compile(r"^```(?:json|tool_call|tool_code)?\s*\n?(.*?)\n?```$", re.DOTALL)
+# A JSON block after some prose: only blocks that say they are JSON (or a tool call).
+_JSON_FENCE: Final = re.compile(r"```(?:json|tool_call|tool_code)[ \t]*\n(.*?)\n?```", re.DOTALL)
 _PYTHON_TAG: Final = "<|python_tag|>"
 _MISTRAL: Final = "[TOOL_CALLS]"
 _MISTRAL_ARGS: Final = re.compile(r"\s*([A-Za-z0-9_.-]{1,64})\[ARGS\](.*)", re.DOTALL)
@@ -181,6 +184,16 @@ def _parse(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
     if fenced is not None:
         found = _as_calls(_loads(fenced.group(1).strip()))
         return (found, "", "fenced_json") if found else None
+    blocks = list(_JSON_FENCE.finditer(stripped))
+    if blocks:  # prose, then the call in a JSON block ("I will use the calculator: ```json")
+        pairs: list[tuple[str, Any]] = []
+        for block in blocks:
+            found = _as_calls(_loads(block.group(1).strip()))
+            if found is None:
+                return None
+            pairs += [pair for pair in found if pair not in pairs]
+        rest = _JSON_FENCE.sub("", stripped).strip()
+        return pairs, rest, "fenced_json"
     if stripped.startswith(("{", "[")):
         found = _as_calls(_loads(stripped))
         if found is None:
@@ -243,7 +256,8 @@ class StreamGuard:
     """Holds back streamed text that may be a tool call written as text.
 
     Text streams through until it could open a call: a reply whose first non-blank
-    characters are ``{``, ``[{`` or a fence, or any of the tags anywhere. From there on,
+    characters are ``{``, ``[{`` or a fence, or any of the tags (or a JSON fence)
+    anywhere. From there on,
     text is held to the end of the reply, where :func:`recover_tool_calls` decides; held
     text past ``max_chars`` cannot be a call the tools would accept, and is let go. A
     possible beginning of a tag at the end of a piece waits for the next piece.
@@ -318,7 +332,7 @@ class StreamGuard:
         return 0
 
 
-_TAGS: Final = ("<tool_call>", _PYTHON_TAG, _MISTRAL)
+_TAGS: Final = ("<tool_call>", _PYTHON_TAG, _MISTRAL, "```json", "```tool_call", "```tool_code")
 _LONGEST_TAG: Final = max(map(len, _TAGS))
 _FENCE_HEAD: Final = r"```(?:json|tool_call|tool_code)?\s*"
 _HEAD: Final = re.compile(

@@ -192,3 +192,26 @@ def test_schema_keywords_copied_into_the_arguments_are_dropped() -> None:
     assert _calls(text) == [("calculator", ARGS)]
     # Any other undeclared argument still spoils the call.
     assert _calls('{"name": "calculator", "arguments": {"expression": "1", "unit": "m"}}') is None
+
+
+def test_a_json_block_after_prose_is_a_call_and_the_prose_stays() -> None:
+    # As Qwen2.5-Coder-1.5B wrote it on llama.cpp.
+    text = (
+        "To calculate 17 * 23, I will use the calculator function:\n```json\n"
+        '{\n  "name": "calculator",\n  "arguments": {\n    "expression": "17*23"\n  }\n}\n```'
+    )
+    found = recover_tool_calls(text, TOOLS)
+    assert found is not None and found.format == "fenced_json"
+    assert [(c["name"], c["args"]) for c in found.calls] == [("calculator", ARGS)]
+    assert found.text == "To calculate 17 * 23, I will use the calculator function:"
+    # A code block of another language, or an example that is no call, stays text.
+    assert _calls("Here is how:\n```python\nprint(17 * 23)\n```") is None
+    assert _calls('Like this:\n```json\n{"answer": 391}\n```') is None
+
+
+def test_a_json_block_after_prose_is_held_from_its_fence() -> None:
+    block = '```json\n{"name": "calculator", "arguments": {"expression": "17*23"}}\n```'
+    shown, guard = _stream(["I will use the calculator:\n``", "`js", "on\n", block[8:]])
+    assert shown == "I will use the calculator:\n"
+    assert guard.holding
+    assert _calls("I will use the calculator:\n" + guard.release()) == [("calculator", ARGS)]
