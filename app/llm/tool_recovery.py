@@ -186,14 +186,14 @@ def _parse(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
         return (found, "", "fenced_json") if found else None
     blocks = list(_JSON_FENCE.finditer(stripped))
     if blocks:  # prose, then the call in a JSON block ("I will use the calculator: ```json")
-        pairs: list[tuple[str, Any]] = []
+        in_blocks: list[tuple[str, Any]] = []
         for block in blocks:
             found = _as_calls(_loads(block.group(1).strip()))
             if found is None:
                 return None
-            pairs += [pair for pair in found if pair not in pairs]
+            in_blocks += [pair for pair in found if pair not in in_blocks]
         rest = _JSON_FENCE.sub("", stripped).strip()
-        return pairs, rest, "fenced_json"
+        return in_blocks, rest, "fenced_json"
     if stripped.startswith(("{", "[")):
         found = _as_calls(_loads(stripped))
         if found is None:
