@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from app.llm.fallback.resilience import ModelCallError
 from app.observability.metrics import record_error
 from app.retrieval.retriever import RetrievalUnavailable
 
@@ -135,6 +136,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _schema(401, "Missing, malformed, unknown or revoked API key"),
     403: _schema(403, "The API key lacks the route's scope"),
     429: _schema(429, "Rate limited; retry after Retry-After seconds"),
+    502: _schema(
+        502,
+        "The chat model failed with no offline answerer to stand in, or its answer missed "
+        "response_format after one repair",
+    ),
     **SERVER_RESPONSES,
 }
 """What every ``/v1`` route can answer; routes add theirs (:data:`NOT_FOUND`, :data:`CONFLICT`)."""
@@ -225,6 +231,15 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _model_failed(request: Request, exc: Exception) -> Response:
+    """The chat model failed and no offline answerer stands in (``llm.offline_fallback``)."""
+    assert isinstance(exc, ModelCallError)
+    log.warning("model call failed on %s: %s", request.url.path, exc.kind)
+    if exc.kind in {"timeout", "stall"}:
+        return error_response(ApiError(504, "the model did not answer in time", "model_timeout"))
+    return error_response(ApiError(502, f"the model failed ({exc.kind})", "model_error"))
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     # The exception's message may quote user input, so only its type and frames are logged.
     frames = "".join(traceback.format_tb(exc.__traceback__))
@@ -257,4 +272,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(RetrievalUnavailable, _unavailable)
+    app.add_exception_handler(ModelCallError, _model_failed)
     app.add_exception_handler(Exception, _crash)

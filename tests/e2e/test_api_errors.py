@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from app.server.platform import KEY_PATHS, OPEN_PATHS
-from tests.e2e.api_fixtures import MAX_BODY_BYTES, RATE_BURST, Api, api_fixture, model_fixture  # noqa: F401 - fixtures
-from tests.openai_server import OpenAIServer
+from tests.e2e.api_fixtures import (  # noqa: F401 - fixtures
+    MAX_BODY_BYTES,
+    MODEL,
+    RATE_BURST,
+    Api,
+    api_fixture,
+    model_fixture,
+)
+from tests.openai_server import Garbage, OpenAIServer
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +94,23 @@ def test_a_500_keeps_the_connection_and_tells_nothing(api: Api) -> None:
         assert _local_port(after) == _local_port(failed), "the server closed the connection"
     assert "Exception in ASGI application" not in api.output()
     assert "Cannot change state" not in api.output()
+
+
+def test_a_model_that_fails_with_no_offline_answerer_is_a_502(
+    api: Api, model: OpenAIServer
+) -> None:
+    # The fixture's server has llm.offline_fallback off: nothing stands in for the model.
+    model.plan(MODEL, Garbage())
+    client = api.openai(api.key("errors-502"))
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.with_options(max_retries=0).chat.completions.create(
+            model="ragent", messages=[{"role": "user", "content": "What is WAL?"}]
+        )
+    assert failed.value.status_code == 502
+    body = failed.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["message"]) == ("model_error", "the model failed (malformed)")
+    assert "Traceback" not in api.output()[-4000:]
 
 
 # -- 2. text that is not valid Unicode is a 400 on every input path -----------------------
