@@ -40,7 +40,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa
 from app import prompts  # noqa: E402
 from app.config.llm import LLMSettings  # noqa: E402
 from app.llm.factory import build_models  # noqa: E402
-from app.llm.local.process import local_model  # noqa: E402
+from app.llm.local.process import alocal_model  # noqa: E402
 from app.llm.tool_recovery import recover_tool_calls  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.tools.catalog import build_registry  # noqa: E402
@@ -87,30 +87,34 @@ async def _run(gguf: Path, model: str, port: int) -> dict[str, Any]:
     items = [json.loads(line) for line in DATASET.read_text().splitlines() if line.strip()]
     system = prompts.SYSTEM_PROMPT.format(now=datetime.now(UTC).isoformat(timespec="seconds"))
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, local_model(cfg, Path(os.environ.get("BENCH_LOG_DIR", tmp))):
-        models = build_models(cfg)
-        chain = models.default.model.bind_tools(specs)
-        try:
-            for item in items:
-                reply = await chain.ainvoke([SystemMessage(system), HumanMessage(item["question"])])
-                assert isinstance(reply, AIMessage)
-                native = [dict(c) for c in reply.tool_calls]
-                found = None if native else recover_tool_calls(reply.text, specs)
-                after = native or ([dict(c) for c in found.calls] if found else [])
-                expected = item["expected_tools"]
-                rows.append(
-                    {
-                        "id": item["id"],
-                        "needs_tool": bool(expected),
-                        "native": bool(native),
-                        "recovered": found.format if found else None,
-                        "before": _usable(native, expected, registry),
-                        "after": _usable(after, expected, registry),
-                    }
-                )
-                print(json.dumps(rows[-1]), flush=True)
-        finally:
-            await models.aclose()
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = Path(os.environ.get("BENCH_LOG_DIR", tmp))  # the model server's log goes there
+        async with alocal_model(cfg, logs):
+            models = build_models(cfg)
+            chain = models.default.model.bind_tools(specs)
+            try:
+                for item in items:
+                    reply = await chain.ainvoke(
+                        [SystemMessage(system), HumanMessage(item["question"])]
+                    )
+                    assert isinstance(reply, AIMessage)
+                    native = [dict(c) for c in reply.tool_calls]
+                    found = None if native else recover_tool_calls(reply.text, specs)
+                    after = native or ([dict(c) for c in found.calls] if found else [])
+                    expected = item["expected_tools"]
+                    rows.append(
+                        {
+                            "id": item["id"],
+                            "needs_tool": bool(expected),
+                            "native": bool(native),
+                            "recovered": found.format if found else None,
+                            "before": _usable(native, expected, registry),
+                            "after": _usable(after, expected, registry),
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+            finally:
+                await models.aclose()
     return {"rows": rows}
 
 
