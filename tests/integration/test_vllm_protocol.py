@@ -238,4 +238,8 @@ async def test_a_stream_that_breaks_off_is_restarted_for_the_caller(
     assert "".join(t.text for t in tokens[restart:]) == "The backup answers."
     final = events[-1]
     assert isinstance(final, Answer) and final.usage.get("completion_tokens", 0) > 0
-    assert replace(final, usage={}) == Answer(answer="The backup answers.", thread_id="r")
+    assert replace(final, usage={}, model_calls=[]) == Answer(
+        answer="The backup answers.", thread_id="r"
+    )
+    # Only the model that answered counts: the attempt that broke off sent no usage.
+    assert [(c["role"], c["model"]) for c in final.model_calls] == [("answer", "backup")]
