@@ -86,6 +86,39 @@ def test_the_model_extracts_memories(
     assert any("Ada" in m["text"] for m in memories), memories
 
 
+def test_the_model_summarises_a_history_past_its_budget(
+    llama: LocalModelServer, corpus: Corpus, tmp_path: Path
+) -> None:
+    # A 256-token history budget: the third turn passes 70 % of it and is folded.
+    served_iter = serve(
+        llama,
+        tmp_path,
+        corpus,
+        RAGENT_MEMORY_SUMMARIZER="model",
+        RAGENT_LIMITS_HISTORY_TOKEN_BUDGET="256",
+        RAGENT_LIMITS_KEEP_RECENT_MESSAGES="2",
+    )
+    served = next(served_iter)
+    roles: list[str] = []
+    try:
+        conversation = None
+        for question in (
+            "What is a WAL file in SQLite?",
+            "Does WAL mode work over a network filesystem?",
+            "How often does SQLite run a checkpoint in WAL mode?",
+        ):
+            extra = {"conversation_id": conversation} if conversation else {}
+            payload = _ask(served, question, tool_choice="none", **extra)
+            conversation = payload["conversation_id"]
+            roles += [call["role"] for call in payload["usage"].get("calls", [])]
+        with served.http() as http:
+            thread = http.get(f"/v1/threads/{conversation}").json()
+    finally:
+        served_iter.close()
+    assert "summary" in roles, roles  # the model wrote it, as a call of that turn
+    assert thread["summary"].strip()
+
+
 @pytest.mark.parametrize(
     ("question", "tool", "expected"),
     [
