@@ -7,9 +7,7 @@ the message text the way Qwen2.5 on llama.cpp does, instead of ``tool_calls``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -23,12 +21,12 @@ from app.graphs.agent import compile_agent
 from app.llm.factory import build_models
 from app.llm.tool_recovery import RECOVERED_TOOL_CALLS
 from app.observability.metrics import REGISTRY
-from app.resources import Resources, use_resources
+from app.resources import Resources
 from app.settings import LLMSettings, ModelEndpoint
 from app.turns import Token, ask, stream_ask
 from tests.openai_server import OpenAIServer, Reply
 from tests.tooling import audit
-from tests.unit.llm.remote import remote_chain, remote_llm
+from tests.unit.llm.remote import remote_agent, remote_chain, remote_llm
 
 MODEL = "open-model"
 CALC = {
@@ -111,19 +109,10 @@ async def test_a_call_that_fails_its_schema_stays_text(model: OpenAIServer) -> N
     assert reply.tool_calls == [] and reply.text == bad
 
 
-@asynccontextmanager
-async def _agent_resources(resources: Resources, model: OpenAIServer) -> AsyncIterator[None]:
-    settings = resources.settings.model_copy(deep=True)
-    settings.llm = _llm(model)
-    settings.memory.extraction = "explicit"
-    settings.memory.summarizer = "extractive"
-    models = build_models(settings.llm)
-    res = replace(resources, settings=settings, chat_model=models.default.model, models=models)
-    try:
-        with use_resources(res):
-            yield
-    finally:
-        await models.aclose()
+def _agent_resources(
+    resources: Resources, model: OpenAIServer
+) -> AbstractAsyncContextManager[Resources]:
+    return remote_agent(resources, model, MODEL)
 
 
 @pytest.mark.parametrize("text", [AS_TEXT, HERMES], ids=["json", "hermes"])

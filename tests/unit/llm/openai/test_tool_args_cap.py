@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,13 +22,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.context import Context
 from app.graphs.agent import compile_agent
-from app.llm.factory import build_models
 from app.llm.openai.transport import sse_data
-from app.resources import Resources, use_resources
+from app.resources import Resources
 from app.settings import LLMSettings
 from app.turns import ask
 from tests.openai_server import OpenAIServer, Reply, ToolCalls
-from tests.unit.llm.remote import remote_chain, remote_llm
+from tests.unit.llm.remote import remote_agent, remote_chain, remote_llm
 
 MODEL = "tool-model"
 BIG = json.dumps({"expression": "1+" * 100_000 + "1"})  # about 200 KB
@@ -128,20 +126,11 @@ async def test_the_model_is_told_its_call_was_too_long_and_the_turn_goes_on(
         ToolCalls([("calculator", BIG)], fragment=len(BIG) // 2 + 1),
         Reply("That sum is too long for me to compute."),
     )
-    settings = resources.settings.model_copy(deep=True)
-    settings.llm = _llm(model)
-    settings.memory.extraction = "explicit"
-    settings.memory.summarizer = "extractive"
-    models = build_models(settings.llm)
-    res = replace(resources, settings=settings, chat_model=models.default.model, models=models)
-    try:
-        with use_resources(res):
-            agent = compile_agent(InMemorySaver())
-            answer = await ask(
-                agent, "What is 1+1+1...?", context=Context(), thread_id="t", max_chars=4000
-            )
-    finally:
-        await models.aclose()
+    async with remote_agent(resources, model, MODEL):
+        agent = compile_agent(InMemorySaver())
+        answer = await ask(
+            agent, "What is 1+1+1...?", context=Context(), thread_id="t", max_chars=4000
+        )
 
     assert answer.answer == "That sum is too long for me to compute."
     second = model.requests[1]["messages"]
