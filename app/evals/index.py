@@ -18,6 +18,7 @@ from app.evals.beir import BeirDataset, BeirDoc
 from app.ingest.ids import content_hash, stable_id
 from app.resources import Resources, build_resources
 from app.retrieval.embedded.index import EmbeddedIndex
+from app.retrieval.passage import indexed_text
 from app.retrieval.retriever import HybridRetriever
 from app.retrieval.types import Chunk, DocumentRecord, Hit, SearchFilter
 from app.settings import Settings
@@ -64,7 +65,11 @@ def corpus_ids(hits: list[Hit]) -> list[str]:
 def _document(
     tenant_id: str, corpus_id: str, doc: BeirDoc, model: str
 ) -> tuple[DocumentRecord, Chunk]:
-    """One BEIR entry becomes one document of one chunk, sourced by its corpus id."""
+    """One BEIR entry becomes one document of one chunk, sourced by its corpus id.
+
+    Its text is the title, then the body; the title is its heading too, keyword-indexed as a
+    section's heading path is in ingestion.
+    """
     text = doc.passage
     digest = content_hash(text)
     doc_id = stable_id(tenant_id, "beir", corpus_id)
@@ -110,7 +115,9 @@ def _index(resources: Resources, dataset: BeirDataset, tenant_id: str, progress:
         documents = [
             _document(tenant_id, cid, doc, model) for cid, doc in items[start : start + batch]
         ]
-        vectors = resources.embedder.embed_documents([chunk.text for _, chunk in documents])
+        vectors = resources.embedder.embed_documents(
+            [indexed_text(chunk) for _, chunk in documents]
+        )
         for i, (record, chunk) in enumerate(documents):
             resources.writer.replace_document(record, [chunk], vectors[i : i + 1])
         progress.advance(task, len(documents))

@@ -5,7 +5,9 @@ A document's elements are grouped into sections (a Title starts one; so does a c
 element too large for one chunk is split by paragraphs, lines, sentences, clauses, then words
 (tables: rows, then words; code: paragraphs, lines, words). Words are never split: a single
 word over ``size`` tokens becomes a chunk of its own. A chunk is always the contiguous slice
-``doc.text()[start:end]``, so a section's title starts its first chunk only.
+``doc.text()[start:end]``, so a section's title starts its first chunk only. Chunks that are
+embedded after their context line (:func:`app.retrieval.passage.indexed_text`) leave room
+for it: their section's heading path takes its tokens from ``size``.
 
 Token counts come from :class:`~app.ingest.token_meter.TokenMeter`: exact for WordPiece
 (BERT, MiniLM). A counter that is not (byte-level BPE, the 4-chars estimate) gets every fit
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from app.ingest.model import Element, LoadedDocument
 from app.ingest.token_meter import TokenMeter
 from app.llm.tokens import TokenCounter
+from app.retrieval.passage import context_line
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -122,8 +125,11 @@ def _pieces(text: str, start: int, end: int, sep: re.Pattern[str]) -> list[tuple
 
 
 class _Chunker:
-    def __init__(self, doc: LoadedDocument, counter: TokenCounter, size: int, overlap: int):
+    def __init__(
+        self, doc: LoadedDocument, counter: TokenCounter, size: int, overlap: int, context: bool
+    ):
         self.doc, self.counter, self.size, self.overlap = doc, counter, size, overlap
+        self.limit, self.context = size, context
         self.text = doc.text()
         self.meter = TokenMeter(self.text, counter)
         self.offsets = doc.offsets()
@@ -132,9 +138,19 @@ class _Chunker:
     def run(self) -> list[DocChunk]:
         chunks: list[DocChunk] = []
         for path, indexes in _sections(self.doc.elements):
+            self.size = self.limit - self._context_tokens(path)
             units = [u for i in indexes for u in self._element_units(i)]
             chunks.extend(self._make(start, end, path) for start, end in self._pack(units))
         return chunks
+
+    def _context_tokens(self, path: tuple[str, ...]) -> int:
+        """Tokens the section's context line takes in the embedder's window (at most size-1)."""
+        line = context_line(" > ".join(path)) if self.context else ""
+        if not line:
+            return 0
+        # One more for the blank line between them, where a counter is not exact.
+        tokens = self.counter.count(line) + (0 if self.meter.exact else 1)
+        return min(tokens, self.limit - 1)
 
     def _element_units(self, i: int) -> Iterator[_Unit]:
         element = self.doc.elements[i]
@@ -258,7 +274,7 @@ def _sections(elements: Sequence[Element]) -> Iterator[tuple[tuple[str, ...], li
 
 
 def chunk_document(
-    doc: LoadedDocument, *, counter: TokenCounter, size: int, overlap: int
+    doc: LoadedDocument, *, counter: TokenCounter, size: int, overlap: int, context: bool = False
 ) -> list[DocChunk]:
     """Split a document into section-aware chunks of at most ``size`` tokens.
 
@@ -268,6 +284,8 @@ def chunk_document(
         size: The most tokens per chunk, special tokens not included.
         overlap: About this many tokens, as whole sentences or words, are repeated between
             neighbouring chunks of one section; none across sections.
+        context: The chunks are embedded after their section's context line: each section's
+            chunks hold ``size`` tokens less the line's (never fewer than one).
 
     Returns:
         The chunks in document order.
@@ -277,4 +295,4 @@ def chunk_document(
     """
     if size < 1 or not 0 <= overlap < size:
         raise ChunkingConfigError(f"need size >= 1 and 0 <= overlap < size, got {size}/{overlap}")
-    return _Chunker(doc, counter, size, overlap).run()
+    return _Chunker(doc, counter, size, overlap, context).run()

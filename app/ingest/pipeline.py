@@ -44,7 +44,8 @@ from app.retrieval.types import Chunk, DocumentRecord
 
 __all__ = ["IngestOptions", "IngestReport", "Ingestor"]
 
-PIPELINE_VERSION = "2"
+# 3: chunks are embedded after their heading path, and leave room for it.
+PIPELINE_VERSION = "3"
 # Documents are cleaned of cross-document boilerplate in groups of this many.
 _BOILERPLATE_BATCH = 32
 
@@ -309,7 +310,11 @@ class Ingestor:
         chunks = []
         signed = [Signed(doc_id, signature)]
         for piece in chunk_document(
-            doc, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
+            doc,
+            counter=self.counter,
+            size=self.chunk_tokens,
+            overlap=self.chunk_overlap,
+            context=True,
         ):
             piece_hash = content_hash(piece.text)
             chunk_id = stable_id(doc_id, piece_hash)
@@ -362,7 +367,11 @@ class Ingestor:
             return
         signed = [Signed(doc_id, signature)]
         for piece in chunk_document(
-            doc, counter=self.counter, size=self.chunk_tokens, overlap=self.chunk_overlap
+            doc,
+            counter=self.counter,
+            size=self.chunk_tokens,
+            overlap=self.chunk_overlap,
+            context=True,
         ):
             chunk_id = stable_id(doc_id, content_hash(piece.text))
             piece_signature = self._chunks.sign(piece.text)

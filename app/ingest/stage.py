@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.retrieval.passage import indexed_text
 from app.retrieval.protocols import DocumentWriter, Embedder
 from app.retrieval.types import Chunk, DocumentRecord
 
@@ -90,7 +91,7 @@ class EmbedStage:
             pass
 
     def _flush(self, documents: list[ReadyDocument]) -> None:
-        texts = [c.text for d in documents for c in d.chunks]
+        texts = [indexed_text(c) for d in documents for c in d.chunks]
         started = time.perf_counter()
         vectors = (
             self._embedder.embed_documents(texts)

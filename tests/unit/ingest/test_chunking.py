@@ -15,6 +15,7 @@ from app.ingest.chunking import (
 )
 from app.ingest.model import Element, LoadedDocument
 from app.llm.tokens import ApproxCounter, TokenCounter, default_counter
+from app.retrieval.passage import context_line
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 SENTENCES = [
@@ -202,3 +203,19 @@ def test_a_100kb_document_chunks_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5  # measured ~15 ms warm, ~40 ms cold; loose for busy CI machines
     assert all(c.tokens <= 254 for c in chunks)
+
+
+@pytest.mark.parametrize("counter", [ApproxCounter(), default_counter()], ids=lambda c: c.name)
+def test_chunks_embedded_after_their_heading_path_leave_room_for_it(
+    counter: TokenCounter,
+) -> None:
+    doc = _doc()
+    size = 60
+    chunks = chunk_document(doc, counter=counter, size=size, overlap=10, context=True)
+    assert any(c.heading_path for c in chunks)
+    for c in chunks:
+        line = context_line(" > ".join(c.heading_path))
+        embedded = f"{line}\n\n{c.text}" if line else c.text
+        assert counter.count(embedded) <= size, (c.heading_path, c.tokens)
+    # Without context the same document packs fuller chunks.
+    assert len(chunk_document(doc, counter=counter, size=size, overlap=10)) < len(chunks)
