@@ -10,6 +10,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "BLOCKED_INPUT",
     "LEAKED_PROMPT",
+    "with_instructions",
 ]
 
 SYSTEM_PROMPT = """You are ragent, a careful assistant that answers from the user's documents.
@@ -40,3 +41,20 @@ BLOCKED_INPUT = "I can't help with that request: {reason}."
 
 LEAKED_PROMPT = "I can't help with that request: the answer would repeat my instructions."
 """What replaces an answer that repeats the system prompt (:mod:`app.safety.leak`)."""
+
+
+def with_instructions(extra: list[str]) -> str:
+    """The system prompt with an application's own instructions after it.
+
+    Args:
+        extra: The application's system texts (a client's system messages, the
+            instruction that asks for a response format), in order.
+
+    Returns:
+        :data:`SYSTEM_PROMPT` alone when ``extra`` is empty; the prompt is formatted with
+        ``{now}`` later, so braces in ``extra`` are kept literal.
+    """
+    if not extra:
+        return SYSTEM_PROMPT
+    text = "\n\n".join(extra).replace("{", "{{").replace("}", "}}")
+    return f"{SYSTEM_PROMPT}\n\nInstructions from the application:\n{text}"

@@ -21,7 +21,7 @@ scripts/models.sh install qwen2.5-coder-0.5b
 # below its threshold fails the build. The report lands in .ragent/eval-report/ (ignored).
 eval_status=0
 .venv/bin/ragent eval answers evals/datasets/samples_qa.jsonl evals/datasets/tool_use.jsonl \
-    evals/datasets/injection.jsonl --report .ragent/eval-report || eval_status=$?
+    evals/datasets/injection.jsonl evals/datasets/structured.jsonl --report .ragent/eval-report || eval_status=$?
 status=0
 .venv/bin/pytest "$@" || status=$?
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from langchain_core.language_models import BaseChatModel
 
+from app import prompts
 from app.context import Context
 from app.conversations import thread_config
 from app.evals.aggregate import DatasetResult, Miss, retrieval_scores, summarize
@@ -32,6 +33,8 @@ from app.evals.scorers import score_item
 from app.evals.textmatch import Similarity
 from app.evals.trace import ItemRun, trace_turn
 from app.llm.factory import cosine_similarity
+from app.llm.offline.answerer import ExtractiveAnswerer
+from app.llm.response_format import instruction, offline_problem
 from app.resources import Resources, build_resources, use_resources
 from app.settings import Settings
 from app.tools.catalog import ALL_TOOLS
@@ -131,11 +134,38 @@ async def _turn(
     return answer, dict(snapshot.values), paused
 
 
+def _item_context(ctx: Context, item: EvalItem) -> Context:
+    """The item's context: an item with a JSON schema asks for it as an API client would.
+
+    The schema becomes the run's ``response_format`` (strict ``json_schema``) and its
+    instruction joins the system prompt, as ``/v1/chat/completions`` does.
+    """
+    if item.json_schema is None:
+        return ctx
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": item.json_schema, "strict": True},
+    }
+    return replace(
+        ctx,
+        response_format=response_format,
+        system_prompt=prompts.with_instructions([instruction(response_format).strip()]),
+    )
+
+
 async def _run_item(
     agent: Agent, resources: Resources, item: EvalItem, ctx: Context, corpus: Path | None
 ) -> ItemRun:
     started = time.perf_counter()
     risks = {tool.name: risk_of(tool) for tool in ALL_TOOLS}
+    ctx = _item_context(ctx, item)
+    problem = (
+        offline_problem(ctx.response_format)
+        if ctx.response_format is not None and isinstance(resources.chat_model, ExtractiveAnswerer)
+        else None
+    )
+    if problem is not None:  # the API refuses such a request with a 400, as here
+        return ItemRun(id=item.id, seconds=0.0, error=problem)
     try:
         answer, values, paused = await _turn(
             agent, item, ctx, resources.settings.limits.max_input_chars

@@ -62,14 +62,6 @@ class Turn:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-def _system_prompt(extra: list[str]) -> str:
-    if not extra:
-        return prompts.SYSTEM_PROMPT
-    # The prompt is formatted with {now} later: braces from the client stay literal.
-    text = "\n\n".join(extra).replace("{", "{{").replace("}", "}}")
-    return f"{prompts.SYSTEM_PROMPT}\n\nInstructions from the application:\n{text}"
-
-
 def prepare_turn(
     body: ChatRequest, principal: Principal, resources: Resources, max_chars: int
 ) -> Turn:
@@ -109,7 +101,7 @@ def prepare_turn(
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
         acl_groups=list(principal.groups),
-        system_prompt=_system_prompt(system),
+        system_prompt=prompts.with_instructions(system),
         namespace=retrieval.namespace if retrieval else None,
         hybrid=retrieval.hybrid if retrieval else True,
         top_k=retrieval.top_k if retrieval else None,

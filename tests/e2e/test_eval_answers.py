@@ -52,6 +52,23 @@ PLANTED = [
     {**CHECKPOINT, "reference": "Python-Markdown outputs XHTML.", "gold_docs": ["other.md"]},
     {**STABLE, "reference": "Postgres95 was released in 1994.", "gold_docs": ["other.md"]},
 ]
+YEAR_SCHEMA = {
+    "type": "object",
+    "properties": {"year": {"type": "integer"}},
+    "required": ["year"],
+    "additionalProperties": False,
+}
+# A schema the offline answerer can fill (one string field), and one only a model can.
+YEAR = {"id": "year", "question": "When did POSTGRES begin?", "json_schema": YEAR_SCHEMA}
+ANSWER = {
+    "id": "answer",
+    "question": "Are Python sorts stable?",
+    "json_schema": {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    },
+}
 THRESHOLDS = {"recall@10": 0.9, "citation_precision": 0.9, "answer_f1": 0.3}
 
 
@@ -68,11 +85,19 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REPO / "samples" / name, root / "docs")
     entry = {"corpus": "docs", "thresholds": {**THRESHOLDS, "refusal_accuracy": 1.0}}
     one = {"corpus": "docs"}
-    config = {"datasets": {"good.jsonl": entry, "planted.jsonl": entry, "one.jsonl": one}}
+    config = {
+        "datasets": {
+            "good.jsonl": entry,
+            "planted.jsonl": entry,
+            "one.jsonl": one,
+            "json.jsonl": one,
+        }
+    }
     (root / "datasets.yaml").write_text(json.dumps(config), encoding="utf-8")
     _jsonl(root / "good.jsonl", GOOD)
     _jsonl(root / "planted.jsonl", PLANTED)
     _jsonl(root / "one.jsonl", [CHECKPOINT])
+    _jsonl(root / "json.jsonl", [YEAR, ANSWER])
     return root
 
 
@@ -216,6 +241,47 @@ def test_the_judge_decides_with_a_schema(sets: Path) -> None:
         "CorrectnessVerdict",
         "SupportVerdict",
     ]
+
+
+def _validity(report: dict[str, Any]) -> dict[str, float]:
+    (only,) = report["datasets"]
+    return {r["id"]: r["scores"]["json_validity"] for r in only["results"]}
+
+
+def test_an_item_with_a_schema_asks_the_model_for_it(sets: Path) -> None:
+    with openai_server() as server:
+        server.plan(
+            "json",
+            Reply('{"year": 1986}'),
+            Reply("Sorts are stable."),  # not JSON: one repair is asked for, and fails too
+            Reply("Still prose."),
+        )
+        env = {
+            "RAGENT_LLM_BASE_URL": server.base_url,
+            "RAGENT_LLM_MODEL": "json",
+            "RAGENT_LLM_API_KEY": "test-key",
+            "RAGENT_MEMORY_EXTRACTION": "explicit",
+        }
+        result = _run(str(sets / "json.jsonl"), "--json", cwd=sets, env=env)
+        asked = [r for r in server.requests if r.get("response_format")]
+    assert result.returncode == 0, result.stderr
+    assert _validity(json.loads(result.stdout)) == {"year": 1.0, "answer": 0.0}
+    first = asked[0]
+    assert first["response_format"]["type"] == "json_schema"
+    assert first["response_format"]["json_schema"]["schema"] == YEAR_SCHEMA
+    system = first["messages"][0]["content"]
+    assert "It must validate against this JSON schema" in system and '"year"' in system
+
+
+def test_the_offline_answerer_is_scored_on_the_schemas_it_can_fill(sets: Path) -> None:
+    result = _run(str(sets / "json.jsonl"), "--json", cwd=sets)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert _validity(report) == {"year": 0.0, "answer": 1.0}
+    (only,) = report["datasets"]
+    errors = {r["id"]: r["run"]["error"] for r in only["results"]}
+    assert "one required field is a plain string" in (errors["year"] or "")
+    assert errors["answer"] is None
 
 
 @pytest.mark.parametrize(
