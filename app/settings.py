@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.config.cache import CacheSettings
 from app.config.ingest import IngestSettings
 from app.config.llm import LLMSettings, ModelEndpoint
 from app.config.mcp import McpServerSettings, McpSettings
@@ -37,6 +38,7 @@ from app.config.tools import LimitSettings, ToolPolicy, ToolSettings
 
 __all__ = [
     "CONFIG_DIR",
+    "CacheSettings",
     "CheckpointSettings",
     "EmbedSettings",
     "IngestSettings",
@@ -114,6 +116,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     mcp: McpSettings = McpSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def settings_customise_sources(

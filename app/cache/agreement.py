@@ -1,0 +1,156 @@
+"""Whether two similar questions ask the same thing: the check that rejects near misses.
+
+Embedding similarity alone rates "Are Python sorts stable?" and "Are Python sorts
+unstable?" at 0.97, and a question about WAL mode close to the same one about rollback
+mode. Two questions agree only when they name the same numbers, quoted strings,
+identifiers and capitalised entities, both or neither are negated, and every content
+word one has and the other lacks has a counterpart in the other that means nearly the
+same (by the embedder's similarity of the two words) and is not its negation
+("stable" / "unstable").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from app.text.terms import STOPWORDS, stem, tokenize
+
+__all__ = ["Agreement", "agree", "key_terms"]
+
+WordSimilarity = Callable[[str, str], float]
+"""Cosine similarity of two single words (the embedder's)."""
+
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_QUOTED = re.compile(r"\"([^\"]+)\"|`([^`]+)`|'([^']+)'|\u201c([^\u201d]+)\u201d")
+_IDENTIFIER = re.compile(r"\b\w+(?:[_./:-]\w+)+\b|\b[a-z]+[A-Z]\w*\b")
+_CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
+_NEGATIONS = frozenset(
+    "not no never without none nothing nobody neither nor cannot cant dont doesnt didnt "
+    "isnt arent wasnt werent wont shouldnt couldnt wouldnt hasnt havent hadnt".split()
+)
+_NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis", "de", "anti", "a")
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """The outcome of :func:`agree`: whether the questions agree, and why not."""
+
+    ok: bool
+    reason: str = ""
+
+
+def key_terms(question: str) -> frozenset[str]:
+    """Return the terms two questions must share exactly to ask the same thing.
+
+    Numbers, quoted strings, identifiers (``max_connections``, ``list.sort``,
+    ``camelCase``) and capitalised words that are not stopwords (``SQLite``,
+    ``POSTGRES``; a capitalised "How" or "Is" at the start is no entity), lower-cased.
+    """
+    found: set[str] = {m.group(0).replace(",", "") for m in _NUMBER.finditer(question)}
+    for match in _QUOTED.finditer(question):
+        found.add("q:" + next(g for g in match.groups() if g).strip().lower())
+    found |= {m.group(0).lower() for m in _IDENTIFIER.finditer(question)}
+    for match in _CAPITALISED.finditer(question):
+        word = match.group(0).lower().replace("'", "")
+        if word not in STOPWORDS and len(word) > 1:
+            found.add(word)
+    return frozenset(found)
+
+
+def _negated(question: str) -> bool:
+    words = tokenize(question)
+    return any(w in _NEGATIONS for w in words) or "n't" in question.lower()
+
+
+@lru_cache(maxsize=4096)
+def _words(question: str) -> dict[str, str]:
+    """Stem -> first surface form of the question's content words (no key terms)."""
+    keys = key_terms(question)
+    out: dict[str, str] = {}
+    for token in tokenize(question):
+        if token in STOPWORDS or token in keys or token.isdigit():
+            continue
+        out.setdefault(stem(token), token)
+    return out
+
+
+def _negates(a: str, b: str) -> bool:
+    """Whether two words are opposites by their form.
+
+    One is the other with a negating prefix (stable / unstable), or they share an
+    ending of four letters or more but start differently (ascending / descending,
+    input / output, maximum / minimum): word embeddings rate such pairs alike.
+    """
+    for prefix in _NEGATING_PREFIXES:
+        if (a == prefix + b or b == prefix + a) and min(len(a), len(b)) >= 3:
+            return True
+    shared = 0
+    while shared < min(len(a), len(b)) and a[-1 - shared] == b[-1 - shared]:
+        shared += 1
+    return a != b and shared >= 3 and shared < min(len(a), len(b))
+
+
+def _uncovered(
+    own: dict[str, str], other: dict[str, str], similar: WordSimilarity, threshold: float
+) -> str | None:
+    """A word of ``own`` absent from ``other`` with no counterpart there, else None."""
+    spare = [word for s, word in other.items() if s not in own]
+    for s, word in own.items():
+        if s in other:
+            continue
+        if not any(not _negates(word, u) and similar(word, u) >= threshold for u in spare):
+            return word
+    return None
+
+
+def _one_block_moved(a: list[str], b: list[str]) -> bool:
+    """Whether ``b`` is ``a`` with at most one run of words moved elsewhere.
+
+    "In WAL mode, can a reader block a writer?" moves "WAL mode" of "Can a reader block
+    a writer in WAL mode?"; "Can a writer block a reader ...?" swaps two words, which no
+    single move does.
+    """
+    if a == b:
+        return True
+    n = len(a)
+    for i in range(n):
+        for j in range(i + 1, n + 1):
+            block, rest = a[i:j], a[:i] + a[j:]
+            for k in range(len(rest) + 1):
+                if rest[:k] + block + rest[k:] == b:
+                    return True
+    return False
+
+
+def agree(a: str, b: str, similar: WordSimilarity, *, term_threshold: float) -> Agreement:
+    """Decide whether question ``b`` asks what question ``a`` asks.
+
+    Args:
+        a: The stored question.
+        b: The new question.
+        similar: Cosine similarity of two words.
+        term_threshold: Lowest similarity of a word to its counterpart.
+
+    Returns:
+        ``ok`` when they agree; otherwise ``reason`` names the kind of difference
+        (never the words, which may be personal data).
+    """
+    if key_terms(a) != key_terms(b):
+        return Agreement(False, "entity")
+    if _negated(a) != _negated(b):
+        return Agreement(False, "negation")
+    wa, wb = _words(a), _words(b)
+    for own, other in ((wa, wb), (wb, wa)):
+        for s, word in own.items():
+            if s not in other and any(_negates(word, u) for u in other.values()):
+                return Agreement(False, "negation")
+        if _uncovered(own, other, similar, term_threshold) is not None:
+            return Agreement(False, "term")
+    shared_a = [s for s in wa if s in wb]
+    shared_b = [s for s in wb if s in wa]
+    if not _one_block_moved(shared_a, shared_b):
+        return Agreement(False, "order")
+    return Agreement(True)
