@@ -38,6 +38,9 @@ class Answer:
     degraded: list[str] = field(default_factory=list)
     """Search engines left out of this turn's retrieval (``vector``, ``keyword``) because
     they failed or timed out; listed in ``as_dict`` only when there are some."""
+    cache: str = ""
+    """``hit`` when the answer came from the answer cache, ``miss`` when the turn looked
+    it up and missed, empty when it did not take part; listed in ``as_dict`` only when set."""
     usage: dict[str, int] = field(default_factory=dict)
     """Model tokens of the turn (``prompt_tokens``, ``completion_tokens``,
     ``total_tokens``), summed over every model call of the turn, as the models reported
@@ -57,6 +60,8 @@ class Answer:
             del out["client_calls"]
         if not self.degraded:
             del out["degraded"]
+        if not self.cache:
+            del out["cache"]
         return out
 
 

@@ -98,6 +98,13 @@ class Context:
         default=None,
         metadata={"description": "Sampling seed, for servers that support it; None uses llm.seed."},
     )
+    cache: bool = field(
+        default=True,
+        metadata={
+            "description": "Use the answer cache when the deployment enables it; false "
+            "bypasses it: the turn neither reads nor writes it."
+        },
+    )
     response_format: dict[str, Any] | None = field(
         default=None,
         metadata={

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
+from app.cache import SemanticCache, build_cache
 from app.llm.factory import build_models
 from app.llm.tiers import ModelSet, Tier, TierModel
 from app.llm.tokens import TokenCounter, default_counter
@@ -59,6 +60,13 @@ class Resources:
     def toolbox(self) -> Toolbox:
         """The enabled tools under policies, rate limits and the audit trail (built once)."""
         return Toolbox(self.settings, self.tools)
+
+    @cached_property
+    def answer_cache(self) -> SemanticCache | None:
+        """The semantic answer cache (opened once), or None when ``cache.enabled`` is off."""
+        if not self.settings.cache.enabled:
+            return None
+        return build_cache(self.settings, self.embedder, self.writer)
 
     def model_for(self, tier: Tier) -> TierModel:
         """Return the chat model of a tier, with its tokenizer and context window."""

@@ -207,6 +207,7 @@ def _answer(state: dict[str, Any], thread_id: str) -> Answer:
         thread_id=thread_id,
         refused=bool(state.get("refused", False)),
         degraded=list(state.get("degraded", [])),
+        cache=str(state.get("cache", "")),
         usage=turn_usage(state["messages"]),
     )
 

@@ -12,6 +12,7 @@ import typer
 from app.answer import QuestionError
 from app.cli.approve import register as register_approval_commands
 from app.cli.ask import register as register_ask_commands
+from app.cli.cache import register as register_cache_commands
 from app.cli.common import CliError, ConfigOpt, settings_for
 from app.cli.eval import register as register_eval_commands
 from app.cli.ingest import register as register_ingest_commands
@@ -116,6 +117,7 @@ cli.command()(serve)
 register_eval_commands(cli)
 register_approval_commands(cli)
 register_memory_commands(cli)
+register_cache_commands(cli)
 register_key_commands(cli)
 register_prune_command(cli)
 

@@ -9,11 +9,12 @@ from langgraph.store.base import BaseStore
 
 from app.context import Context
 from app.graphs.on_loop import on_loop
+from app.nodes.cache import after_lookup, lookup_answer, store_answer
 from app.nodes.guard import after_guard, guard_input, guard_output
 from app.nodes.memory import compress_memory, load_memory
 from app.nodes.respond import respond
 from app.nodes.retrieve import retrieve
-from app.nodes.route import route, select_path
+from app.nodes.route import route
 from app.nodes.tools import after_respond, after_tools, execute_tools
 from app.observability.graph import traced
 from app.state import AgentState, InputState
@@ -24,20 +25,26 @@ builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState
 builder.add_node(traced(guard_input))
 builder.add_node(traced(load_memory))
 builder.add_node(traced(route))
+builder.add_node(traced(lookup_answer))
 builder.add_node(traced(retrieve))
 builder.add_node(traced(respond))
 builder.add_node(traced(execute_tools))
 builder.add_node(traced(guard_output))
+builder.add_node(traced(store_answer))
 builder.add_node(traced(compress_memory))
 
 builder.add_edge(START, "guard_input")
 builder.add_conditional_edges("guard_input", on_loop(after_guard), ["load_memory", END])
 builder.add_edge("load_memory", "route")
-builder.add_conditional_edges("route", on_loop(select_path), ["retrieve", "respond"])
+builder.add_edge("route", "lookup_answer")
+builder.add_conditional_edges(
+    "lookup_answer", on_loop(after_lookup), ["retrieve", "respond", "compress_memory"]
+)
 builder.add_edge("retrieve", "respond")
 builder.add_conditional_edges("respond", on_loop(after_respond), ["execute_tools", "guard_output"])
 builder.add_conditional_edges("execute_tools", on_loop(after_tools), ["respond", "guard_output"])
-builder.add_edge("guard_output", "compress_memory")
+builder.add_edge("guard_output", "store_answer")
+builder.add_edge("store_answer", "compress_memory")
 builder.add_edge("compress_memory", END)
 
 graph = builder.compile(name="ragent")

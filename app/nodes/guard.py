@@ -73,6 +73,7 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
         "blocked": "",
         "degraded": [],
         "query": "",
+        "cache": "",
     }
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, HumanMessage):

@@ -37,8 +37,9 @@ from app.tools.search import cite_results, knowledge_search
 
 __all__ = ["STEPS_AFTER_TOOLS", "after_respond", "after_tools", "execute_tools"]
 
-STEPS_AFTER_TOOLS: Final = 3
-"""Graph steps a run needs after a tool round: respond, guard_output, compress_memory."""
+STEPS_AFTER_TOOLS: Final = 4
+"""Graph steps a run needs after a tool round: respond, guard_output, store_answer,
+compress_memory."""
 
 STEP_LIMIT: Final = "I stopped because this request reached its step limit."
 

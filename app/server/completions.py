@@ -114,6 +114,7 @@ def prepare_turn(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=stops,
         seed=body.seed,
+        cache=body.cache != "bypass",
         response_format=response_format,
     )
     return Turn(
@@ -179,6 +180,8 @@ def _extensions(answer: Answer) -> dict[str, Any]:
         out["approvals"] = answer.approvals
     if answer.degraded:
         out["degraded"] = answer.degraded
+    if answer.cache:
+        out["cache"] = answer.cache
     return out
 
 

@@ -158,6 +158,11 @@ class ChatRequest(BaseModel):
         default=None, pattern=ID_PATTERN, description="Extension: the thread to continue."
     )
     retrieval: RetrievalOptions | None = Field(default=None, description="Extension.")
+    cache: Literal["auto", "bypass"] | None = Field(
+        default=None,
+        description="Extension: 'bypass' answers without the answer cache (neither read "
+        "nor written), as the header X-Ragent-Cache: bypass does.",
+    )
 
     @field_validator("n")
     @classmethod

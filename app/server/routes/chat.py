@@ -61,14 +61,28 @@ async def chat_completions(
     services: ServicesDep,
     principal: ChatUser,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    cache: Annotated[str | None, Header(alias="X-Ragent-Cache")] = None,
 ) -> Response:
     """Run one turn with retrieval, tools and citations; see the README's "HTTP API".
 
     With ``Last-Event-ID`` (``<run id>:<sequence>``), the events of that stream after
-    it are sent again; nothing runs.
+    it are sent again; nothing runs. ``X-Ragent-Cache: bypass`` answers without the
+    answer cache; an answer served from it says ``"cache": "hit"`` in its message (the
+    last chunk's delta when streamed) and, unstreamed, in the header ``X-Ragent-Cache``.
     """
     if last_event_id:
         return await _replay(services, owner_of(principal), last_event_id)
+    if cache is not None:
+        wanted = cache.strip().lower()
+        if wanted not in {"auto", "bypass"}:
+            raise ApiError(
+                400,
+                "X-Ragent-Cache must be 'auto' or 'bypass'",
+                "invalid_header",
+                param="X-Ragent-Cache",
+            )
+        if wanted == "bypass":
+            body = body.model_copy(update={"cache": "bypass"})
     turn = prepare_turn(
         body, principal, services.resources, services.settings.limits.max_input_chars
     )
@@ -77,7 +91,10 @@ async def chat_completions(
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
             return await run_stream(services, principal, turn, include_usage=usage)
-        return JSONResponse(await run_json(services, principal, turn))
+        completion = await run_json(services, principal, turn)
+        marker = completion["choices"][0]["message"].get("cache")
+        headers = {"X-Ragent-Cache": marker} if marker else None
+        return JSONResponse(completion, headers=headers)
 
     return await idempotent(request, services, principal, produce)
 
