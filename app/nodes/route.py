@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage
@@ -23,15 +22,11 @@ from app.text.intents import (
     find_note_request,
     standalone_question,
 )
+from app.text.small_talk import is_small_talk
 
 __all__ = ["answers_directly", "pick_tier", "route", "select_path", "standalone_query"]
 
 log = logging.getLogger(__name__)
-
-_SMALL_TALK = re.compile(
-    r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|bye)\b[\s!.,]*$",
-    re.IGNORECASE,
-)
 
 
 def standalone_query(messages: list[Any]) -> str:
@@ -46,7 +41,7 @@ def answers_directly(question: str) -> bool:
     ``route`` also goes direct when the caller has nothing indexed.
     """
     return bool(
-        _SMALL_TALK.match(question)
+        is_small_talk(question)
         or find_arithmetic(question)
         or find_conversion(question)
         or asks_for_time(question)

@@ -1,25 +1,13 @@
-"""Sentences of a text, and the ones that best answer a question, for extractive answers.
+"""Sentences of a text: paragraphs, headings, list items and sentences.
 
-Splitting into paragraphs, headings, list items and sentences, and ranking sentences by
-the question's content terms (:mod:`app.text.terms`). Deterministic and pure.
+Ranking them against a question is :mod:`app.text.sentence_rank`. Deterministic and pure.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from collections.abc import Callable, Sequence
 
-from app.text.terms import content_terms
-
-__all__ = [
-    "Similarity",
-    "is_heading",
-    "rank_sentences",
-    "split_sentences",
-    "split_units",
-]
+__all__ = ["is_heading", "split_sentences", "split_units"]
 
 # Words that end in "." without ending a sentence. Single letters (initials, "e" of "e.g")
 # are handled separately.
@@ -129,76 +117,3 @@ def split_sentences(text: str) -> list[str]:
         if tail:
             sentences.append(tail)
     return sentences
-
-
-Similarity = Callable[[str, Sequence[str]], Sequence[float]]
-"""Scores how close each sentence is in meaning to a question, from -1 to 1."""
-
-_NEAR_DUPLICATE = 0.8  # Jaccard similarity of content terms from which a sentence repeats
-
-
-def rank_sentences(
-    question: str,
-    sources: Sequence[tuple[str, str]],
-    min_relevance: float = 0.3,
-    max_sentences: int = 3,
-    similarity: Similarity | None = None,
-) -> list[tuple[str, str]]:
-    """Pick the source sentences that best match a question.
-
-    Every sentence is scored by the idf-weighted share of the question's content terms
-    that it contains: ``sum(idf of question terms in the sentence) / sum(idf of all
-    question terms)``, from 0 to 1, with idf smoothed over all sentences of all sources.
-    Headings, sentences under three words and near-duplicates of a sentence already
-    chosen are skipped. Ties keep source order.
-
-    Args:
-        question: The question.
-        sources: ``(label, text)`` pairs.
-        min_relevance: The lowest score a sentence may have to be chosen.
-        max_sentences: The most sentences to choose.
-        similarity: Optional semantic similarity of the question to each sentence
-            (e.g. embedding cosine). Sentences still need ``min_relevance`` lexically,
-            which keeps answers grounded; among those, the order uses the mean of the
-            lexical score and the similarity, so a sentence that answers the question
-            beats one that merely repeats its words.
-
-    Returns:
-        ``(label, sentence)`` pairs, best first; empty when nothing qualifies, when
-        there are no sources or when the question has no content terms.
-    """
-    q_terms = sorted(set(content_terms(question)))  # sorted: float sums in a fixed order
-    units = [
-        (label, sentence, frozenset(content_terms(sentence)))
-        for label, text in sources
-        for sentence in split_sentences(text)
-    ]
-    if not q_terms or not units:
-        return []
-    df = Counter(term for _, _, terms in units for term in terms)
-    idf = {t: math.log((len(units) + 1) / (df[t] + 1)) + 1.0 for t in q_terms}
-    total = sum(idf[t] for t in q_terms)
-    ranked: list[tuple[float, int, str, str, frozenset[str]]] = []
-    for order, (label, sentence, terms) in enumerate(units):
-        if is_heading(sentence) or len(sentence.split()) < 3:
-            continue
-        score = sum(idf[t] for t in q_terms if t in terms) / total
-        if score >= min_relevance:
-            ranked.append((-score, order, label, sentence, terms))
-    if similarity is not None and ranked:
-        sims = similarity(question, [r[3] for r in ranked])
-        ranked = [
-            (round((r[0] - max(0.0, float(sim))) / 2, 9), *r[1:])
-            for r, sim in zip(ranked, sims, strict=True)
-        ]
-    chosen: list[tuple[str, str, frozenset[str]]] = []
-    for _, _, label, sentence, terms in sorted(ranked):
-        if len(chosen) >= max_sentences:
-            break
-        if not any(_similarity(terms, other) >= _NEAR_DUPLICATE for _, _, other in chosen):
-            chosen.append((label, sentence, terms))
-    return [(label, sentence) for label, sentence, _ in chosen]
-
-
-def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a | b else 1.0

@@ -41,7 +41,8 @@ from app.llm.response_format import offline_fill
 from app.llm.usage import record_call
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.text.intents import standalone_question
-from app.text.sentences import Similarity, rank_sentences
+from app.text.sentence_rank import Similarity, rank_sentences
+from app.text.small_talk import small_talk_reply
 
 __all__ = ["MODEL_NAME", "ExtractiveAnswerer", "answer_from_sources", "parse_sources"]
 
@@ -96,14 +97,15 @@ def answer_from_sources(
 ) -> str:
     """Answer a question by quoting the most relevant source sentences with their labels.
 
-    See :func:`app.text.sentences.rank_sentences` for how sentences are chosen.
+    See :func:`app.text.sentence_rank.rank_sentences` for how sentences are chosen.
 
     Args:
         question: The user's question.
         sources: ``(label, text)`` pairs as returned by :func:`parse_sources`.
         min_relevance: The lowest score (0 to 1) a sentence may have to be quoted.
         max_sentences: The most sentences to quote.
-        similarity: Optional semantic scorer used to order qualifying sentences.
+        similarity: Optional semantic scorer (the local embedder): orders the sentences
+            by meaning too, and admits one that says what the question asks in other words.
 
     Returns:
         ``"<sentence> [S<n>] <sentence> [S<m>]"``, best first, or ``DONT_KNOW`` when no
@@ -132,7 +134,7 @@ class ExtractiveAnswerer(BaseChatModel):
         tool_names: Names of the tools bound with :meth:`bind_tools`; empty means the
             model never emits tool calls.
         similarity: Optional semantic scorer (the local embedder) that orders the
-            sentences which pass the lexical threshold.
+            sentences by meaning and admits paraphrases of the question.
     """
 
     min_relevance: float = 0.3
@@ -240,7 +242,10 @@ class ExtractiveAnswerer(BaseChatModel):
         )
 
     def _answer(self, messages: Sequence[BaseMessage], question: str, last_human: int) -> str:
-        """Answer from a recalled memory when the question is about the user, else sources."""
+        """Reply to small talk, else answer from a recalled memory, else from the sources."""
+        greeting = small_talk_reply(question)
+        if greeting is not None:
+            return greeting
         system = [m.text for m in messages if isinstance(m, SystemMessage)]
         memories = [memory for text in system for memory in parse_memories(text)]
         remembered = answer_from_memories(question, memories)
