@@ -2,7 +2,9 @@
 
 Vectors are deterministic: words hashed into ``dim`` buckets, deliberately not unit length,
 and ``data`` comes back in reverse order (each item keeps its ``index``), as a server may
-answer. Rerank scores are the share of query words found in each document.
+answer. Rerank scores are the share of query words found in each document, at
+``/v1/rerank`` (the Jina/Cohere/vLLM shape) and at ``/rerank`` (Text Embeddings
+Inference's shape).
 
 ``state.fail(*modes)`` makes the next requests fail, one mode each:
 
@@ -52,6 +54,8 @@ def overlap_score(query: str, document: str) -> float:
 class ServerState:
     dim: int = 32
     slow_s: float = 1.0
+    tei_max_batch: int = 32
+    """TEI's ``--max-client-batch-size``: more texts in one /rerank are refused with 413."""
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     failures: deque[str] = field(default_factory=deque)
@@ -61,6 +65,7 @@ class ServerState:
 
     def reset(self, *, dim: int = 32) -> None:
         self.dim = dim
+        self.tei_max_batch = 32
         self.requests.clear()
         self.headers.clear()
         self.failures.clear()
@@ -132,5 +137,23 @@ def make_app(state: ServerState) -> FastAPI:
         if mode == "bad-index":
             results[0]["index"] = len(docs)
         return JSONResponse({"model": payload["model"], "results": results, "usage": {}})
+
+    @app.post("/rerank")
+    async def tei_rerank(request: Request) -> Response:
+        # Text Embeddings Inference's contract: {query, texts} in, [{index, score}] out.
+        payload = await record(request, "tei-rerank")
+        mode, failed = await _failure(state)
+        if failed is not None:
+            return failed
+        texts: list[str] = payload["texts"]
+        if len(texts) > state.tei_max_batch:
+            message = f"batch size {len(texts)} > maximum allowed batch size {state.tei_max_batch}"
+            return JSONResponse({"error": message, "error_type": "Validation"}, 413)
+        scores = [overlap_score(payload["query"], t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        results = [{"index": i, "score": scores[i]} for i in order]
+        if mode == "bad-index":
+            results[0]["index"] = len(texts)
+        return JSONResponse(results)
 
     return app

@@ -107,12 +107,17 @@ class RerankSettings(Section):
     """cross-encoder: a local model directory; http: the model name sent to the server."""
     base_url: str | None = None
     """http: an OpenAI-compatible server; ``{base_url}/rerank`` is called."""
+    protocol: Literal["jina", "tei"] = "jina"
+    """http: the request shape. ``jina`` (vLLM, llama.cpp's server, Jina, Cohere):
+    ``{model, query, documents, top_n}``; ``tei`` (Text Embeddings Inference):
+    ``{query, texts}``, at most ``batch_size`` texts a request."""
     api_key: SecretStr | None = None
     depth: int = Field(default=20, gt=0, le=1000)
     """Fused hits reranked (never fewer than ``retrieval.top_n``)."""
     timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     batch_size: int = Field(default=32, gt=0)
+    """cross-encoder: pairs per forward pass; http with ``tei``: texts per request."""
 
     @model_validator(mode="after")
     def _provider_needs(self) -> RerankSettings:

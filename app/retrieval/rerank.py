@@ -8,15 +8,15 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.retrieval.model_http import JsonClient, RemoteServiceError
 from app.retrieval.types import Hit
 from app.settings import RerankSettings, SettingsError
 
-__all__ = ["CrossEncoderReranker", "HttpReranker", "Reranker", "make_reranker"]
+__all__ = ["CrossEncoderReranker", "HttpReranker", "RerankProtocol", "Reranker", "make_reranker"]
 
 
 @runtime_checkable
@@ -88,11 +88,25 @@ class _Answer(BaseModel):
     results: list[_Result]
 
 
-class HttpReranker:
-    """An OpenAI-compatible ``/rerank`` endpoint (vLLM, Jina and Cohere request shape).
+class _TeiResult(BaseModel):
+    index: int
+    score: float
 
-    Sends ``{model, query, documents, top_n}`` and reads ``{results: [{index,
-    relevance_score}]}``. Timeouts and retries are those of :class:`JsonClient`.
+
+_TEI_ANSWER: TypeAdapter[list[_TeiResult]] = TypeAdapter(list[_TeiResult])
+
+RerankProtocol = Literal["jina", "tei"]
+"""``jina``: vLLM, llama.cpp, Jina and Cohere; ``tei``: Text Embeddings Inference."""
+
+
+class HttpReranker:
+    """A ``/rerank`` endpoint, in one of two request shapes.
+
+    ``jina`` (vLLM, llama.cpp's server, Jina, Cohere) sends ``{model, query, documents,
+    top_n}`` and reads ``{results: [{index, relevance_score}]}``. ``tei`` (Hugging Face
+    Text Embeddings Inference) sends ``{query, texts, truncate}`` in batches of at most
+    ``batch_size`` texts (TEI refuses larger ones) and reads ``[{index, score}]``.
+    Timeouts and retries are those of :class:`JsonClient`.
     """
 
     def __init__(
@@ -104,18 +118,24 @@ class HttpReranker:
         timeout_s: float = 10.0,
         max_retries: int = 2,
         backoff_s: float = 0.5,
+        protocol: RerankProtocol = "jina",
+        batch_size: int = 32,
     ) -> None:
         """Configure the reranker; nothing connects until the first call.
 
         Args:
             base_url: The API root; ``{base_url}/rerank`` is called.
-            model: The served reranker's name.
+            model: The served reranker's name (``jina`` only: TEI serves one model).
             api_key: Sent as a bearer token.
             timeout_s: Per-attempt limit.
             max_retries: Retries of a transient failure.
             backoff_s: First backoff between retries.
+            protocol: The request and response shape.
+            batch_size: ``tei``: the most texts in one request.
         """
         self.model = model
+        self.protocol: RerankProtocol = protocol
+        self._batch_size = batch_size
         self._client = JsonClient(
             base_url,
             service="rerank",
@@ -134,6 +154,8 @@ class HttpReranker:
         """
         if not hits:
             return []
+        if self.protocol == "tei":
+            return _ranked(hits, self._tei_scores(query, [h.chunk.text for h in hits]), top_n)
         answer = self._client.post(
             "rerank",
             {
@@ -155,6 +177,29 @@ class HttpReranker:
             raise RemoteServiceError(f"malformed {where}: result indexes out of range or repeated")
         chosen = [hits[r.index] for r in results]
         return _ranked(chosen, [r.relevance_score for r in results], top_n)
+
+    def _tei_scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Score every text, ``batch_size`` texts per request, in the texts' order."""
+        where = f"rerank response from {self._client.base_url}"
+        scores: list[float] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = texts[start : start + self._batch_size]
+            answer = self._client.post(
+                "rerank", {"query": query, "texts": list(batch), "truncate": True}
+            )
+            try:
+                results = _TEI_ANSWER.validate_python(answer)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first["loc"]) or "body"
+                raise RemoteServiceError(f"malformed {where}: {field}: {first['msg']}") from None
+            if sorted(r.index for r in results) != list(range(len(batch))):
+                raise RemoteServiceError(
+                    f"malformed {where}: result indexes out of range, repeated or missing"
+                )
+            by_index = {r.index: r.score for r in results}
+            scores.extend(by_index[i] for i in range(len(batch)))
+        return scores
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -190,4 +235,6 @@ def make_reranker(cfg: RerankSettings) -> Reranker | None:
         api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
+        protocol=cfg.protocol,
+        batch_size=cfg.batch_size,
     )

@@ -126,6 +126,62 @@ def test_http_reranker_retries_transient_failures(
     assert state.count("rerank") == 3
 
 
+@pytest.fixture
+def tei_reranker(base_url: str, state: ServerState) -> Iterator[HttpReranker]:
+    # TEI serves /rerank at its root, not under /v1.
+    root = base_url.removesuffix("/v1")
+    reranker = HttpReranker(
+        root, "ignored", timeout_s=0.3, backoff_s=0.01, protocol="tei", batch_size=4
+    )
+    yield reranker
+    reranker.close()
+
+
+def test_tei_reranker_sends_tei_batches_within_its_limit_and_orders_by_score(
+    tei_reranker: HttpReranker, state: ServerState
+) -> None:
+    state.tei_max_batch = 4
+    hits = [Hit(_chunk(i, t), 1.0 / (i + 1)) for i, t in enumerate(TEXTS)]
+    ranked = tei_reranker.rerank(QUERY, hits, top_n=3)
+    assert [p for p, _ in state.requests] == ["tei-rerank", "tei-rerank"]
+    assert [payload for _, payload in state.requests] == [
+        {"query": QUERY, "texts": TEXTS[:4], "truncate": True},
+        {"query": QUERY, "texts": TEXTS[4:], "truncate": True},
+    ]
+    expected = sorted(range(len(TEXTS)), key=lambda i: -overlap_score(QUERY, TEXTS[i]))[:3]
+    assert _ids(ranked) == [f"c{i}" for i in expected]
+    assert [h.score for h in ranked] == [overlap_score(QUERY, TEXTS[i]) for i in expected]
+
+
+def test_tei_reranker_over_the_servers_batch_limit_is_refused_in_one_line(
+    tei_reranker: HttpReranker, state: ServerState
+) -> None:
+    state.tei_max_batch = 2
+    with pytest.raises(RemoteServiceError, match="refused: HTTP 413"):
+        tei_reranker.rerank(QUERY, [Hit(_chunk(i, t), 0.0) for i, t in enumerate(TEXTS)], 3)
+    assert state.count("tei-rerank") == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"), [("bad-index", "out of range"), ("shape", "malformed")]
+)
+def test_tei_reranker_reports_bad_answers_at_once(
+    tei_reranker: HttpReranker, state: ServerState, mode: str, message: str
+) -> None:
+    state.fail(mode)
+    with pytest.raises(RemoteServiceError, match=message):
+        tei_reranker.rerank(QUERY, [Hit(_chunk(0, TEXTS[0]), 0.0)], top_n=1)
+    assert state.count("tei-rerank") == 1
+
+
+async def test_retriever_reranks_through_tei(
+    filled: EmbeddedIndex, tei_reranker: HttpReranker, state: ServerState
+) -> None:
+    hits = await _retriever(filled, tei_reranker, top_n=2).search(QUERY, FLT)
+    best = sorted(range(len(TEXTS)), key=lambda i: -overlap_score(QUERY, TEXTS[i]))[:2]
+    assert _ids(hits) == [f"c{i}" for i in best]
+
+
 @pytest.mark.parametrize(
     ("mode", "message"),
     [("400", "refused: HTTP 400"), ("bad-index", "out of range"), ("shape", "results")],
@@ -258,8 +314,15 @@ def test_factory_and_settings(tmp_path: Path) -> None:
     http = make_reranker(
         RerankSettings(provider="http", model="m", base_url="http://127.0.0.1:1/v1")
     )
-    assert isinstance(http, HttpReranker)
+    assert isinstance(http, HttpReranker) and http.protocol == "jina"
     http.close()
+    tei = make_reranker(
+        RerankSettings(provider="http", model="m", base_url="http://127.0.0.1:1", protocol="tei")
+    )
+    assert isinstance(tei, HttpReranker) and tei.protocol == "tei"
+    tei.close()
+    with pytest.raises(ValueError, match="protocol"):
+        RerankSettings(provider="http", model="m", base_url="http://x", protocol="cohere")  # type: ignore[arg-type]
     with pytest.raises(SettingsError, match="rerank.model.*not a directory"):
         make_reranker(RerankSettings(provider="cross-encoder", model=str(tmp_path / "nope")))
     with pytest.raises(ValueError, match="base_url is required"):
