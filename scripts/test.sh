@@ -17,6 +17,10 @@ scripts/models.sh install qwen2.5-coder-0.5b
 .venv/bin/mypy
 # Imports run downhill: the layer contracts in pyproject.toml ([tool.importlinter]).
 .venv/bin/lint-imports
+# The deployment files (deploy/, Dockerfile), offline: compose files through compose-go, the
+# Helm chart through helm lint/template and kubeconform, the Dockerfile through hadolint.
+# Pinned tools, cached outside the clone: the first run builds them (a few minutes).
+scripts/deploy_check.sh
 # The fast answer-evaluation sets, offline, gated by evals/datasets/datasets.yaml: a metric
 # below its threshold fails the build. The report lands in .ragent/eval-report/ (ignored).
 eval_status=0
