@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from app.config.oidc import OidcSettings
 from app.config.section import Section
 
 __all__ = ["ServerSettings"]
@@ -16,6 +17,8 @@ class ServerSettings(Section):
 
     auth: bool = True
     """Refuse requests without a valid API key; ``ragent serve --no-auth`` turns it off."""
+    oidc: OidcSettings | None = None
+    """Also accept JWTs of this OpenID Connect provider as bearer tokens; None: keys only."""
     redis_url: str | None = None
     """None: keys and the thread list in ``<data_dir>/server.sqlite``, and rate limits,
     idempotency records, stream events and jobs in this process. Set: all of them in

@@ -1,4 +1,4 @@
-"""Who is calling: an API key in ``Authorization: Bearer``, mapped to a :class:`Principal`.
+"""Who is calling: an API key or an OIDC JWT in ``Authorization: Bearer``, as a :class:`Principal`.
 
 The identity of every request (tenant, user, ACL groups) comes from here and nowhere
 else: never from a request body.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from app.server.api_keys import SCOPES, KeyStore, averify
 from app.server.errors import ApiError
+from app.server.oidc import TokenVerifier, looks_like_jwt
 
 __all__ = ["ANONYMOUS_USER", "Authenticator", "Principal"]
 
@@ -21,7 +22,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ragent"'}
 
 @dataclass(frozen=True, kw_only=True)
 class Principal:
-    """The caller, as its API key says."""
+    """The caller, as its API key (or its identity provider's token) says."""
 
     key_id: str
     tenant_id: str
@@ -45,13 +46,17 @@ class Principal:
 class Authenticator:
     """Turns an ``Authorization`` header into a principal, or a 401."""
 
-    def __init__(self, store: KeyStore | None, *, tenant_id: str) -> None:
+    def __init__(
+        self, store: KeyStore | None, *, tenant_id: str, tokens: TokenVerifier | None = None
+    ) -> None:
         """``store`` None means auth is off: everyone is the anonymous user of ``tenant_id``.
 
         With auth off every scope is granted, ``end_users`` included: a front end on a
-        development server can still keep its users apart.
+        development server can still keep its users apart. ``tokens`` also accepts an
+        identity provider's JWTs (``server.oidc``).
         """
         self.store = store
+        self.tokens = tokens
         self.anonymous = Principal(
             key_id=ANONYMOUS_USER, tenant_id=tenant_id, user_id=ANONYMOUS_USER
         )
@@ -60,7 +65,8 @@ class Authenticator:
         """Return the caller.
 
         Raises:
-            ApiError: 401 when the key is missing, malformed, unknown or revoked.
+            ApiError: 401 when the key or token is missing, malformed, unknown, revoked
+                or invalid; 503 when the identity provider's keys cannot be fetched.
         """
         if self.store is None:
             return self.anonymous
@@ -79,7 +85,17 @@ class Authenticator:
                 "invalid_api_key",
                 headers=_CHALLENGE,
             )
-        record = await averify(self.store, key.strip())
+        key = key.strip()
+        if self.tokens is not None and looks_like_jwt(key):
+            token = await self.tokens.verify(key)
+            return Principal(
+                key_id=f"oidc:{token.tenant_id}/{token.user_id}",
+                tenant_id=token.tenant_id,
+                user_id=token.user_id,
+                groups=token.groups,
+                scopes=token.scopes,
+            )
+        record = await averify(self.store, key)
         if record is None:
             raise ApiError(401, "invalid or revoked API key", "invalid_api_key", headers=_CHALLENGE)
         return Principal(

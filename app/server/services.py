@@ -18,6 +18,7 @@ from app.resources import Resources, get_resources
 from app.server.api_keys import KeyStore, open_key_store
 from app.server.api_metrics import Metrics
 from app.server.auth import Authenticator
+from app.server.oidc import TokenVerifier
 from app.server.runs.records import open_records
 from app.server.runs.streams import RunManager
 from app.server.shared_state import SharedState, open_state
@@ -97,6 +98,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     await asyncio.to_thread(resources.embedder.embed_query, "warm up")
     # SQLite files are created off the event loop (``langgraph dev`` flags blocking calls).
     keys = None
+    tokens = TokenVerifier(server.oidc, tenant_id=settings.tenant_id) if server.oidc else None
     if server.auth:
         keys = await asyncio.to_thread(open_key_store, settings.data_dir, server.redis_url)
     if not server.auth:
@@ -119,7 +121,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 checkpointer=saver,
                 store=store,
                 keys=keys,
-                auth=Authenticator(keys, tenant_id=settings.tenant_id),
+                auth=Authenticator(keys, tenant_id=settings.tenant_id, tokens=tokens),
                 state=state,
                 threads=threads,
                 runs=runs,
@@ -144,5 +146,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await state.close()
         if keys is not None:
             await keys.aclose()
+        if tokens is not None:
+            await tokens.aclose()
         if resources.models is not None:
             await resources.models.aclose()
