@@ -121,12 +121,13 @@ fi
 failed=0
 fail() { log "FAILED: $*"; failed=1; }
 
-# Compose: each file alone, and with each of its profiles. env_file names ragent.env, which
-# users copy from ragent.env.example: the check loads a copy of the folder with the example.
+# Compose: each file alone, and with each of its profiles. env_file names files such as
+# ragent.env, which users copy from ragent.env.example: the check loads a copy of deploy/
+# with each example in place of the file.
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 cp -r deploy "$workdir/deploy"
-for example in "$workdir"/deploy/*/ragent.env.example; do
+for example in "$workdir"/deploy/*/*.env.example; do
     [[ -f "$example" ]] && cp "$example" "${example%.example}"
 done
 while IFS= read -r file; do

@@ -165,12 +165,18 @@ def test_compose_defines_every_service_ragent_calls(
     assert not missing, f"no compose service answers {missing}"
 
 
-def test_the_env_example_parses_as_docker_reads_it() -> None:
-    values = dotenv_values(COMPOSE / "ragent.env.example")
-    assert all(v is not None for v in values.values())
-    assert "GF_SECURITY_ADMIN_PASSWORD" in values
+def test_secrets_stay_with_the_service_that_needs_them() -> None:
+    env_files = {
+        name: service.get("env_file", []) for name, service in _compose()["services"].items()
+    }
+    assert env_files["ragent"] == ["ragent.env"]
+    assert all("ragent.env" not in files for name, files in env_files.items() if name != "ragent")
+    monitoring = dotenv_values(COMPOSE / "monitoring.env.example")
+    assert "GF_SECURITY_ADMIN_PASSWORD" in monitoring
+    assert not [k for k in monitoring if k.startswith("RAGENT_")]
 
 
-def test_ragent_env_is_never_committed() -> None:
+def test_env_files_are_never_committed() -> None:
     ignored = (REPO / ".gitignore").read_text().splitlines()
-    assert "deploy/compose/ragent.env" in ignored
+    for example in COMPOSE.glob("*.env.example"):
+        assert f"deploy/compose/{example.name.removesuffix('.example')}" in ignored
