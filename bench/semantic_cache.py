@@ -43,6 +43,7 @@ from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from app.cache import CachedAnswer, Scope, SemanticCache, scope_key  # noqa: E402
 from app.cache.agreement import agree  # noqa: E402
+from app.cache.semantic import word_similarity  # noqa: E402
 from app.context import Context  # noqa: E402
 from app.graphs.agent import compile_agent  # noqa: E402
 from app.ingest.factory import build_ingestor  # noqa: E402
@@ -119,13 +120,7 @@ def sweep(settings: Settings) -> dict[str, Any]:
     """Embedding similarity alone vs with the agreement check, and a split calibration."""
     resources = build_resources(settings)
     embedder = resources.embedder
-    cache = SemanticCache(
-        store=None,  # type: ignore[arg-type]  # only its word similarity is used
-        embedder=embedder,
-        documents=resources.writer,
-        threshold=0.0,
-        term_threshold=settings.cache.term_threshold,
-    )
+    similar = word_similarity(embedder)
     pairs = _pairs()
     cosines, agreed, labels, halves = [], [], [], []
     for pair in pairs:
@@ -134,7 +129,7 @@ def sweep(settings: Settings) -> dict[str, Any]:
         outcome = agree(
             pair["stored"],
             pair["asked"],
-            cache.similar_words,
+            similar,
             term_threshold=settings.cache.term_threshold,
         )
         agreed.append(outcome.ok)

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from app.text.terms import STOPWORDS, stem, tokenize
 
-__all__ = ["Agreement", "agree", "key_terms"]
+__all__ = ["MAX_UNSHARED", "MAX_WORDS", "Agreement", "WordSimilarity", "agree", "key_terms"]
 
 WordSimilarity = Callable[[str, str], float]
 """Cosine similarity of two single words (the embedder's)."""
@@ -32,6 +32,10 @@ _NEGATIONS = frozenset(
     "isnt arent wasnt werent wont shouldnt couldnt wouldnt hasnt havent hadnt".split()
 )
 _NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis", "de", "anti", "a")
+MAX_WORDS = 40
+"""Content words a question may have to be compared at all: the checks stay cheap."""
+MAX_UNSHARED = 6
+"""Words one question may have that the other lacks: more, and they ask other things."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +140,19 @@ def agree(a: str, b: str, similar: WordSimilarity, *, term_threshold: float) -> 
 
     Returns:
         ``ok`` when they agree; otherwise ``reason`` names the kind of difference
-        (never the words, which may be personal data).
+        (never the words, which may be personal data). Questions of more than
+        :data:`MAX_WORDS` content words never agree, nor do two that differ in more than
+        :data:`MAX_UNSHARED` words: the word comparisons stay bounded.
     """
+    wa, wb = _words(a), _words(b)
+    if max(len(wa), len(wb)) > MAX_WORDS:
+        return Agreement(False, "long")
+    if len(wa.keys() - wb.keys()) > MAX_UNSHARED or len(wb.keys() - wa.keys()) > MAX_UNSHARED:
+        return Agreement(False, "term")
     if key_terms(a) != key_terms(b):
         return Agreement(False, "entity")
     if _negated(a) != _negated(b):
         return Agreement(False, "negation")
-    wa, wb = _words(a), _words(b)
     for own, other in ((wa, wb), (wb, wa)):
         for s, word in own.items():
             if s not in other and any(_negates(word, u) for u in other.values()):

@@ -19,14 +19,14 @@ from typing import Final, Literal
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from app.cache.agreement import agree
+from app.cache.agreement import WordSimilarity, agree
 from app.cache.entry import CachedAnswer, CitedDocument, Scope, scope_key
 from app.cache.store import AnswerStore, Candidate
 from app.observability.metrics import REGISTRY
 from app.retrieval.protocols import DocumentWriter, Embedder
 from app.state import Citation
 
-__all__ = ["LOOKUPS", "Lookup", "SemanticCache"]
+__all__ = ["LOOKUPS", "Lookup", "SemanticCache", "word_similarity"]
 
 Outcome = Literal["hit", "miss", "near_miss", "stale", "error"]
 
@@ -48,6 +48,17 @@ SAVED_TOKENS: Final = Counter(
     "Model tokens the turns served from the answer cache would have used.",
     registry=REGISTRY,
 )
+
+
+def word_similarity(embedder: Embedder) -> WordSimilarity:
+    """Cosine similarity of two words' embeddings (cached by the embedder's query cache)."""
+
+    def similar(a: str, b: str) -> float:
+        va, vb = embedder.embed_query(a), embedder.embed_query(b)
+        norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
+        return float(np.dot(va, vb)) / max(norm, 1e-12)
+
+    return similar
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +91,7 @@ class SemanticCache:
         self.threshold = threshold
         self.term_threshold = term_threshold
         self.candidates = candidates
-
-    def similar_words(self, a: str, b: str) -> float:
-        """Cosine similarity of two words' embeddings (cached by the query cache)."""
-        va, vb = self.embedder.embed_query(a), self.embedder.embed_query(b)
-        norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
-        return float(np.dot(va, vb)) / max(norm, 1e-12)
+        self.similar_words = word_similarity(embedder)
 
     def _valid(self, tenant: str, entry: CachedAnswer) -> bool:
         for cited in entry.documents:

@@ -13,12 +13,13 @@ per user: nothing of the user's own enters a turn that takes part.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
-from app.cache import Scope
+from app.cache import Scope, SemanticCache
 from app.context import Context
 from app.nodes.respond import decoding_kwargs
 from app.nodes.route import select_path
@@ -71,6 +72,15 @@ def cache_scope(state: AgentState, ctx: Context, resources: Resources) -> Scope:
     )
 
 
+async def _answer_cache(resources: Resources) -> SemanticCache | None:
+    """The process's answer cache; opened off the event loop the first time (a file)."""
+    if not resources.settings.cache.enabled:
+        return None
+    if "answer_cache" in vars(resources):
+        return resources.answer_cache
+    return await asyncio.to_thread(lambda: resources.answer_cache)
+
+
 async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Serve a stored answer to the same or a paraphrased question, in the turn's scope.
 
@@ -79,7 +89,7 @@ async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[st
     the turn took part, empty when it did not.
     """
     resources = await aget_resources()
-    cache = resources.answer_cache
+    cache = await _answer_cache(resources)
     if cache is None or not cacheable(state, runtime.context):
         return {"cache": ""}
     found = await cache.lookup(cache_scope(state, runtime.context, resources), state.query)
@@ -127,7 +137,7 @@ async def store_answer(state: AgentState, runtime: Runtime[Context]) -> dict[str
     ):
         return {}
     resources = await aget_resources()
-    cache = resources.answer_cache
+    cache = await _answer_cache(resources)
     if cache is not None:
         scope = cache_scope(state, runtime.context, resources)
         await cache.put(scope, state.query, last.text, list(state.citations), _tokens(state))

@@ -91,3 +91,25 @@ def test_key_terms_are_numbers_identifiers_quotes_and_entities() -> None:
     terms = key_terms('How does SQLite set max_connections to 100 for "wal" in list.sort?')
     assert terms == {"sqlite", "max_connections", "100", "q:wal", "list.sort"}
     assert key_terms("How do I sort a list?") == frozenset()  # "How" starts, it is no entity
+
+
+def test_long_or_far_apart_questions_are_refused_without_comparing_words() -> None:
+    calls: list[tuple[str, str]] = []
+
+    def counting(a: str, b: str) -> float:
+        calls.append((a, b))
+        return 1.0
+
+    words = [
+        f"w{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676 % 26)}" for i in range(3000)
+    ]
+    long = " ".join(words)
+    assert agree(long, " ".join(reversed(words)), counting, term_threshold=0.8).reason == "long"
+    apart = agree(
+        "alpha beta gamma delta",
+        "epsilon zeta eta theta iota kappa lambda mu",
+        counting,
+        term_threshold=0.8,
+    )
+    assert apart.reason == "term"
+    assert calls == []
