@@ -23,7 +23,6 @@ from app.cache import Scope, SemanticCache
 from app.context import Context
 from app.nodes.respond import decoding_kwargs
 from app.nodes.route import select_path
-from app.observability.tracing import annotate
 from app.resources import Resources, aget_resources
 from app.retrieval.types import namespace_tenant
 from app.state import AgentState
@@ -93,7 +92,6 @@ async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[st
     if cache is None or not cacheable(state, runtime.context):
         return {"cache": ""}
     found = await cache.lookup(cache_scope(state, runtime.context, resources), state.query)
-    annotate(cache_hit=found.entry is not None)
     if found.entry is None:
         return {"cache": "miss"}
     reply = AIMessage(content=found.entry.answer, response_metadata={"cache": "hit"})

@@ -59,8 +59,14 @@ def _guard(update: Mapping[str, Any]) -> Summary:
     return {"outcome": "blocked" if update.get("blocked") else None}
 
 
+def _lookup_answer(update: Mapping[str, Any]) -> Summary:
+    outcome = update.get("cache")
+    return {"cache_hit": outcome == "hit" if outcome else None}
+
+
 _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Summary]] = {
     "route": _route,
+    "lookup_answer": _lookup_answer,
     "retrieve": _retrieve,
     "respond": _respond,
     "execute_tools": _execute_tools,
