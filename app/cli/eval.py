@@ -129,13 +129,15 @@ def eval_retrieval(
 def _summary(report: TuneReport, out: Path, note: str | None) -> str:
     lines = [
         f"searched {report.searched} fusion parameter sets",
-        f"{'dataset':<20}{'queries':>8}{'bm25':>8}{'dense':>8}{'default':>9}{'tuned':>8}{'cv':>8}",
+        f"{'dataset':<20}{'queries':>8}{'bm25':>8}{'dense':>8}{'default':>9}{'tuned':>8}{'cv':>8}"
+        "  tuned vs the better engine",
     ]
     for s in report.sets:
         cv = "-" if s.cross_validated is None else f"{s.cross_validated:.3f}"
+        verdict = "within noise" if s.within_noise else "worse beyond noise"
         lines.append(
             f"{s.name:<20}{s.queries:>8}{s.bm25:>8.3f}{s.dense:>8.3f}{s.default:>9.3f}"
-            f"{s.tuned:>8.3f}{cv:>8}"
+            f"{s.tuned:>8.3f}{cv:>8}  {verdict} ({s.best_single})"
         )
     gain = report.tuned_score - report.default_score
     lines += [

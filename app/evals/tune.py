@@ -5,6 +5,12 @@ every parameter set is fused offline with the retriever's own fusion code, so th
 search costs one retrieval per query and engine. With several datasets the objective
 is the mean of their nDCG@10, each dataset counting once.
 
+A parameter set qualifies only if, on every dataset, its hybrid nDCG@10 is not below that of
+the better single engine (BM25 or dense) there by more than noise: :data:`NOISE_SE`
+standard errors of the per-query difference. Defaults chosen on the mean alone could give
+one dataset away for gains on another; this keeps hybrid a safe default everywhere. When no
+set qualifies, the best mean wins.
+
 The parameters are chosen on the very queries they are scored on, so the tuned score
 is optimistic. k-fold cross-validation estimates what they are worth on unseen
 queries: each fold is scored with parameters chosen on the other folds.
@@ -30,6 +36,7 @@ from app.settings import Settings
 
 __all__ = [
     "DEPTHS",
+    "NOISE_SE",
     "RATIOS",
     "RRF_KS",
     "SetResult",
@@ -44,6 +51,9 @@ RRF_KS = (1, 5, 10, 20, 40, 60, 100)
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0)
 """keyword_weight / dense_weight; the larger of the two weights is 1."""
 DEPTHS = (10, 20, 30, 50, 100)
+NOISE_SE = 2.0
+"""How far (in standard errors of the per-query difference) hybrid may fall below the better
+single engine on a dataset and still count as no worse: less is within noise."""
 
 
 def _weights(ratio: float) -> tuple[float, float]:
@@ -93,9 +103,13 @@ class TuneSet:
 
     def single(self, engine: str) -> float:
         """Mean nDCG@10 of one engine alone (``dense`` or ``keyword``)."""
+        return float(np.mean(self.single_scores(engine)))
+
+    def single_scores(self, engine: str) -> list[float]:
+        """Per-query nDCG@10 of one engine alone, in ``judge.queries`` order."""
         lists = self.candidates.dense if engine == "dense" else self.candidates.keyword
-        scores = self.judge.ndcg10({qid: corpus_ids(hits) for qid, hits in lists.items()})
-        return sum(scores.values()) / len(scores)
+        scores = self.judge.ndcg10({qid: corpus_ids(lists[qid]) for qid in self.judge.queries})
+        return [scores[qid] for qid in self.judge.queries]
 
 
 def prepare(settings: Settings, dataset: BeirDataset, *, progress: bool | None = None) -> TuneSet:
@@ -122,6 +136,10 @@ class SetResult:
     default: float
     tuned: float
     cross_validated: float | None
+    best_single: str = "dense"
+    """The better engine alone on this dataset: ``bm25`` or ``dense``."""
+    within_noise: bool = True
+    """Whether the tuned hybrid is no worse than ``best_single`` by more than noise."""
 
 
 @dataclass(frozen=True)
@@ -175,13 +193,34 @@ def _folds(count: int, folds: int, seed: int) -> list[int]:
     return assignment
 
 
+def _within_noise(
+    matrix: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Per parameter set: is its mean over ``mask`` within noise of ``floor``'s, or above?"""
+    diff = matrix[:, mask] - floor[mask]
+    count = diff.shape[1]
+    spread = diff.std(axis=1, ddof=1) / np.sqrt(count) if count > 1 else np.zeros(len(diff))
+    return np.asarray(np.round(diff.mean(axis=1) + NOISE_SE * spread, 9) >= 0)
+
+
 def _best(
-    matrices: Sequence[npt.NDArray[np.float64]], masks: Sequence[npt.NDArray[np.bool_]]
+    matrices: Sequence[npt.NDArray[np.float64]],
+    masks: Sequence[npt.NDArray[np.bool_]],
+    floors: Sequence[npt.NDArray[np.float64]],
 ) -> int:
-    """The index of the parameter set with the best mean over datasets (earliest on ties)."""
+    """The index of the best qualifying parameter set by mean over datasets (earliest on ties).
+
+    ``floors`` holds each dataset's per-query scores of its better single engine.
+    """
     objective = np.mean(
         [m[:, mask].mean(axis=1) for m, mask in zip(matrices, masks, strict=True)], axis=0
     )
+    qualified = np.all(
+        [_within_noise(m, f, mask) for m, f, mask in zip(matrices, floors, masks, strict=True)],
+        axis=0,
+    )
+    if qualified.any():
+        objective = np.where(qualified, objective, -np.inf)
     # Rounding makes sums that differ only by float noise tie, so the earlier set wins.
     return int(np.argmax(np.round(objective, 9)))
 
@@ -195,6 +234,9 @@ def tune(
     on_step: Callable[[], None] | None = None,
 ) -> TuneReport:
     """Search :func:`grid` for the parameters with the best mean hybrid nDCG@10.
+
+    Only parameter sets within noise of the better single engine on every dataset qualify
+    (see :data:`NOISE_SE`); with none, the best mean wins.
 
     Args:
         sets: The datasets, with candidates retrieved at least ``max(DEPTHS)`` deep and at
@@ -215,15 +257,21 @@ def tune(
             matrix[row] = tune_set.ndcg(params)
         if on_step is not None:
             on_step()
+    singles = [(s.single_scores("keyword"), s.single_scores("dense")) for s in sets]
+    better = ["bm25" if np.mean(kw) > np.mean(dense) else "dense" for kw, dense in singles]
+    floors = [
+        np.array(kw if name == "bm25" else dense)
+        for (kw, dense), name in zip(singles, better, strict=True)
+    ]
     everything = [np.ones(m.shape[1], bool) for m in matrices]
-    best = _best(matrices, everything)
+    best = _best(matrices, everything, floors)
     folds = min(folds, *(m.shape[1] for m in matrices))
     held_out: list[npt.NDArray[np.float64] | None] = [None] * len(sets)
     if folds >= 2:
         assignments = [np.array(_folds(m.shape[1], folds, seed)) for m in matrices]
         held = [np.zeros(m.shape[1]) for m in matrices]
         for fold in range(folds):
-            chosen = _best(matrices, [a != fold for a in assignments])
+            chosen = _best(matrices, [a != fold for a in assignments], floors)
             for scores, matrix, assignment in zip(held, matrices, assignments, strict=True):
                 scores[assignment == fold] = matrix[chosen, assignment == fold]
         held_out = list(held)
@@ -236,8 +284,12 @@ def tune(
             default=float(m[0].mean()),
             tuned=float(m[best].mean()),
             cross_validated=None if h is None else float(h.mean()),
+            best_single=name,
+            within_noise=bool(_within_noise(m[best : best + 1], floor, mask)[0]),
         )
-        for s, m, h in zip(sets, matrices, held_out, strict=True)
+        for s, m, h, name, floor, mask in zip(
+            sets, matrices, held_out, better, floors, everything, strict=True
+        )
     ]
     return TuneReport(
         default=default,

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,51 @@ def test_written_config_loads_with_the_tuned_parameters(
     fresh: Settings = load_settings(out)
     assert FusionParams.from_settings(fresh.retrieval) == best
     assert fresh.retrieval.top_n == 7 and fresh.embed.model == settings.embed.model
+
+
+@dataclass(frozen=True)
+class _Scored(TuneSet):
+    """Per-query nDCG@10 as a function of the parameters: conflicts real lists rarely make."""
+
+    hybrid: Callable[[FusionParams], list[float]] = lambda _: []
+    engines: tuple[list[float], list[float]] = ([], [])
+    """Per-query scores of BM25 alone and dense alone."""
+
+    def ndcg(self, params: FusionParams) -> list[float]:
+        return self.hybrid(params)
+
+    def single_scores(self, engine: str) -> list[float]:
+        return self.engines[0] if engine == "keyword" else self.engines[1]
+
+
+def _scored(
+    name: str, hybrid: Callable[[bool], list[float]], bm25: list[float], dense: list[float]
+) -> _Scored:
+    queries = {f"q{i}": {"r": 1} for i in range(len(bm25))}
+    lists = Candidates(dense={}, keyword={})
+    return _Scored(
+        name,
+        Judge(queries),
+        lists,
+        hybrid=lambda p: hybrid(p.keyword_weight > p.dense_weight),
+        engines=(bm25, dense),
+    )
+
+
+def test_defaults_never_give_a_dataset_away_beyond_noise() -> None:
+    # "docs": keyword-led fusion loses a little on every query (beyond noise). "kw": dense-led
+    # fusion loses one query in four, a large but noisy loss. The mean alone picks
+    # keyword-led (0.96 against 0.81); the guard picks dense-led.
+    docs = _scored("docs", lambda kw: [0.92 if kw else 1.0] * 6, [0.5] * 6, [1.0] * 6)
+    kw = _scored("kw", lambda kw: [1.0] * 4 if kw else [0.0, 1.0, 1.0, 0.5], [1.0] * 4, [0.6] * 4)
+    report = tune([docs, kw], DEFAULT, folds=0)
+    by_name = {s.name: s for s in report.sets}
+    assert report.best.keyword_weight <= report.best.dense_weight
+    assert by_name["docs"].tuned == pytest.approx(1.0)
+    assert by_name["kw"].tuned == pytest.approx(0.625) and by_name["kw"].within_noise
+    assert (by_name["docs"].best_single, by_name["kw"].best_single) == ("dense", "bm25")
+    # With no parameters within noise everywhere, the best mean wins.
+    both_lose = _scored("kw", lambda kw: [1.0] * 4 if kw else [0.0] * 4, [1.0] * 4, [0.6] * 4)
+    fallback = tune([docs, both_lose], DEFAULT, folds=0)
+    assert fallback.best.keyword_weight > fallback.best.dense_weight
+    assert [s.within_noise for s in fallback.sets] == [False, True]
