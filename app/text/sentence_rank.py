@@ -34,8 +34,8 @@ cosine: sentences on another subject sit under 0.15, ones that answer in other w
 above 0.4)."""
 
 _VALUE_RANGE: Final = 0.5  # share of the best score from which a sentence with the value leads
-_KEEP_RATIO: Final = 0.85  # a further sentence needs this share of the best one's score
-_MAX_CANDIDATES: Final = 48  # sentences embedded per question (the best lexical ones)
+_KEEP_RATIO: Final = 0.9  # a further sentence needs this share of the best one's score
+_MAX_CANDIDATES: Final = 8  # sentences embedded per question (the best lexical ones)
 _NEAR_DUPLICATE: Final = 0.8  # term overlap from which a sentence repeats a chosen one
 _MAX_ITEMS: Final = 8  # list items quoted after a sentence that ends in ":"
 
