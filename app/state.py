@@ -114,9 +114,10 @@ class AgentState(InputState):
     """Whether the current turn ended in a refusal or an "I don't know"."""
     blocked: str = ""
     """Why the input guard blocked the current turn; empty when it did not."""
-    cache: Literal["", "hit", "miss"] = ""
+    cache: Literal["", "pending", "hit", "miss"] = ""
     """Whether the current turn was served from the answer cache (``hit``), looked it up
-    and missed (``miss``), or did not take part (empty; see :mod:`app.nodes.cache`)."""
+    and missed (``miss``), is about to look it up (``pending``), or does not take part
+    (empty; see :mod:`app.nodes.cache`)."""
     degraded: list[str] = field(default_factory=list)
     """Search engines left out of the current turn's retrieval (``vector``, ``keyword``):
     they failed or timed out, and the sources come from the other engine alone."""

@@ -22,20 +22,29 @@ from langgraph.runtime import Runtime
 from app.cache import Scope, SemanticCache
 from app.context import Context
 from app.nodes.respond import decoding_kwargs
-from app.nodes.route import select_path
 from app.resources import Resources, aget_resources
 from app.retrieval.types import namespace_tenant
 from app.state import AgentState
 
-__all__ = ["after_lookup", "cacheable", "cache_scope", "lookup_answer", "store_answer"]
+__all__ = [
+    "after_answer",
+    "after_lookup",
+    "cache_scope",
+    "cacheable",
+    "lookup_answer",
+    "store_answer",
+]
 
 
 def cacheable(state: AgentState, ctx: Context) -> bool:
-    """Whether a turn may be served from, and stored in, the answer cache."""
+    """Whether a retrieval turn may be served from, and stored in, the answer cache.
+
+    ``route`` asks, for a turn it sends to retrieval when ``cache.enabled`` is on, and
+    marks the turn ``pending``: only such a turn takes the cache's steps.
+    """
     humans = sum(isinstance(m, HumanMessage) for m in state.messages)
     return (
         ctx.cache
-        and state.route == "rag"
         and humans == 1
         and not state.summary
         and not state.memories
@@ -89,7 +98,7 @@ async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[st
     """
     resources = await aget_resources()
     cache = await _answer_cache(resources)
-    if cache is None or not cacheable(state, runtime.context):
+    if cache is None:
         return {"cache": ""}
     found = await cache.lookup(cache_scope(state, runtime.context, resources), state.query)
     if found.entry is None:
@@ -103,9 +112,14 @@ async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[st
     }
 
 
-def after_lookup(state: AgentState) -> Literal["retrieve", "respond", "compress_memory"]:
-    """A hit ends the turn (its answer was guarded when stored); else route as chosen."""
-    return "compress_memory" if state.cache == "hit" else select_path(state)
+def after_lookup(state: AgentState) -> Literal["retrieve", "compress_memory"]:
+    """A hit ends the turn (its answer was guarded when stored); a miss retrieves."""
+    return "compress_memory" if state.cache == "hit" else "retrieve"
+
+
+def after_answer(state: AgentState) -> Literal["store_answer", "compress_memory"]:
+    """Store the answer of a turn that looked the cache up and missed."""
+    return "store_answer" if state.cache == "miss" else "compress_memory"
 
 
 def _tokens(state: AgentState) -> int:

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from app.context import Context
 from app.llm.deadline import current_deadline, deadline_passed
 from app.llm.tiers import Tier, TierRules, classify_tier, rule_tier
+from app.nodes.cache import cacheable
 from app.resources import Resources, aget_resources
 from app.retrieval.types import SearchFilter, namespace_tenant
 from app.state import AgentState
@@ -24,7 +25,14 @@ from app.text.intents import (
 )
 from app.text.small_talk import is_small_talk
 
-__all__ = ["answers_directly", "pick_tier", "route", "select_path", "standalone_query"]
+__all__ = [
+    "after_route",
+    "answers_directly",
+    "pick_tier",
+    "route",
+    "select_path",
+    "standalone_query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +81,9 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Pick ``rag`` or ``direct``, and the model tier, with cheap rules.
 
     Small talk, arithmetic, time questions and an empty index (in the context's
-    ``namespace``) go ``direct``; the tier comes from :func:`pick_tier`.
+    ``namespace``) go ``direct``; the tier comes from :func:`pick_tier`. A ``rag`` turn
+    that may use the answer cache (``cache.enabled`` and :func:`cacheable`) is marked
+    ``pending`` for ``lookup_answer``.
     """
     resources = await aget_resources()
     question = state.messages[-1].text
@@ -84,9 +94,20 @@ async def route(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     flt = SearchFilter(namespace_tenant(ctx.tenant_id, ctx.namespace), frozenset(ctx.acl_groups))
     indexed = await resources.retriever.has_visible(flt)
-    return {"route": "rag" if indexed else "direct", "query": query, "tier": tier}
+    pending = indexed and resources.settings.cache.enabled and cacheable(state, ctx)
+    return {
+        "route": "rag" if indexed else "direct",
+        "query": query,
+        "tier": tier,
+        "cache": "pending" if pending else "",
+    }
 
 
 def select_path(state: AgentState) -> Literal["retrieve", "respond"]:
     """Send ``rag`` turns through retrieval."""
     return "retrieve" if state.route == "rag" else "respond"
+
+
+def after_route(state: AgentState) -> Literal["lookup_answer", "retrieve", "respond"]:
+    """Look the answer cache up first for a turn ``route`` marked ``pending``."""
+    return "lookup_answer" if state.cache == "pending" else select_path(state)

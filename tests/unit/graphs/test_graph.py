@@ -45,8 +45,9 @@ def test_graph_wiring_matches_the_lifecycle() -> None:
         ("guard_input", "__end__"),
         ("load_memory", "route"),
         ("route", "lookup_answer"),
+        ("route", "retrieve"),
+        ("route", "respond"),
         ("lookup_answer", "retrieve"),
-        ("lookup_answer", "respond"),
         ("lookup_answer", "compress_memory"),
         ("retrieve", "respond"),
         ("respond", "execute_tools"),
@@ -54,6 +55,7 @@ def test_graph_wiring_matches_the_lifecycle() -> None:
         ("execute_tools", "guard_output"),
         ("respond", "guard_output"),
         ("guard_output", "store_answer"),
+        ("guard_output", "compress_memory"),
         ("store_answer", "compress_memory"),
         ("compress_memory", "__end__"),
     } == edges

@@ -8,7 +8,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from app.context import Context
-from app.nodes.cache import cacheable
+from app.nodes.cache import after_answer, after_lookup, cacheable
+from app.nodes.route import after_route
 from app.observability.graph import describe
 from app.state import AgentState
 
@@ -25,7 +26,6 @@ def test_a_first_retrieval_turn_takes_part() -> None:
 @pytest.mark.parametrize(
     "state",
     [
-        replace(FIRST, route="direct"),
         replace(FIRST, memories=["the user prefers French"]),
         replace(FIRST, summary="earlier turns"),
         AgentState(
@@ -33,7 +33,7 @@ def test_a_first_retrieval_turn_takes_part() -> None:
             route="rag",
         ),
     ],
-    ids=["direct", "memories", "summary", "history"],
+    ids=["memories", "summary", "history"],
 )
 def test_turns_that_depend_on_the_user_or_the_thread_take_no_part(state: AgentState) -> None:
     assert not cacheable(state, CTX)
@@ -57,3 +57,14 @@ def test_the_lookup_span_says_whether_it_hit() -> None:
     assert describe("lookup_answer", {"cache": "hit"}) == {"cache_hit": True}
     assert describe("lookup_answer", {"cache": "miss"}) == {"cache_hit": False}
     assert describe("lookup_answer", {"cache": ""}) == {"cache_hit": None}
+
+
+def test_only_a_pending_turn_takes_the_cache_steps() -> None:
+    assert after_route(replace(FIRST, cache="pending")) == "lookup_answer"
+    assert after_route(FIRST) == "retrieve"
+    assert after_route(replace(FIRST, route="direct")) == "respond"
+    assert after_lookup(replace(FIRST, cache="hit")) == "compress_memory"
+    assert after_lookup(replace(FIRST, cache="miss")) == "retrieve"
+    assert after_answer(replace(FIRST, cache="miss")) == "store_answer"
+    assert after_answer(replace(FIRST, cache="hit")) == "compress_memory"
+    assert after_answer(FIRST) == "compress_memory"

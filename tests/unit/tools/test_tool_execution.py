@@ -300,9 +300,7 @@ async def test_wall_time_budget(resources: Resources) -> None:
 # -- never a recursion error ----------------------------------------------------------
 
 
-# The shortest run is eight steps (guard_input, load_memory, route, lookup_answer, respond,
-# guard_output, store_answer, compress_memory): a limit of 9 is the least that ends a run.
-@pytest.mark.parametrize("recursion_limit", [9, 10, 11, 12, 13, 15, 25])
+@pytest.mark.parametrize("recursion_limit", [8, 9, 10, 11, 12, 15, 25])
 async def test_the_run_ends_with_a_final_message_at_any_recursion_limit(
     resources: Resources, recursion_limit: int
 ) -> None:
