@@ -180,3 +180,26 @@ def test_env_files_are_never_committed() -> None:
     ignored = (REPO / ".gitignore").read_text().splitlines()
     for example in COMPOSE.glob("*.env.example"):
         assert f"deploy/compose/{example.name.removesuffix('.example')}" in ignored
+
+
+def test_each_hpa_metric_is_one_the_prometheus_adapter_serves() -> None:
+    adapter = yaml.safe_load(
+        (REPO / "deploy" / "helm" / "prometheus-adapter-values.yaml").read_text()
+    )
+    served = {rule["name"]["as"] for rule in adapter["rules"]["custom"]}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    wanted = {
+        values["api"]["autoscaling"]["inFlightMetric"],
+        values["vllm"]["autoscaling"]["queueMetric"],
+    }
+    assert wanted <= served
+
+
+def test_the_alerts_job_is_the_job_both_prometheus_setups_scrape() -> None:
+    alerts = (CHART / "files" / "alerts.yml").read_text()
+    jobs = set(re.findall(r'job="(\w[\w-]*)"', alerts))
+    assert jobs == {"ragent"}
+    scrape = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    assert jobs <= {c["job_name"] for c in scrape["scrape_configs"]}
+    monitor = (CHART / "templates" / "servicemonitor.yaml").read_text()
+    assert jobs <= set(re.findall(r"targetLabel: job, replacement: (\S+)\}", monitor))
