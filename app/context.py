@@ -31,7 +31,9 @@ class Context:
     )
     system_prompt: str = field(
         default=prompts.SYSTEM_PROMPT,
-        metadata={"description": "System prompt; {now} is replaced with the current time."},
+        metadata={
+            "description": "System prompt; {now} is replaced with the current time, to the minute."
+        },
     )
     namespace: str | None = field(
         default=None,

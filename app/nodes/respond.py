@@ -105,7 +105,9 @@ async def respond(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
         tools = list(resources.toolbox.offering(ctx.tools).registry.tools)
         client_specs = ctx.client_tools
     client = client_names(ctx.client_tools)
-    system = ctx.system_prompt.format(now=datetime.now(UTC).isoformat(timespec="seconds"))
+    # To the minute: seconds would change the prompt ahead of the tool schemas and the
+    # conversation on every call, and a model server's prefix cache could not reuse them.
+    system = ctx.system_prompt.format(now=datetime.now(UTC).isoformat(timespec="minutes"))
     answer_budget = ctx.max_tokens or llm.max_tokens
     window = assemble(
         limit=chosen.context_window - answer_budget,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -250,6 +251,17 @@ async def test_respond_sends_sources_and_binds_tools(resources: Resources) -> No
     system = model.calls[0][0].content
     assert "[S1] doc0.md\nCheckpoint at 1000 pages." in system
     assert set(model.bound_tools) == {"calculator", "current_time"}
+
+
+async def test_the_prompts_time_is_to_the_minute(resources: Resources) -> None:
+    """Seconds would change the prompt on every call, ahead of the tool schemas and the
+    conversation: a model server's prefix cache (llama.cpp, vLLM) could never reuse them."""
+    model = ScriptedChatModel(replies=[AIMessage("one"), AIMessage("two")])
+    with use_resources(replace(resources, chat_model=model)):
+        for _ in range(2):
+            await respond(_state(HumanMessage("q")), RT)
+    stamps = [re.findall(r"Current date and time: (\S+)\.", c[0].content) for c in model.calls]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d\+00:00", s) for (s,) in stamps), stamps
 
 
 async def test_respond_unbinds_tools_at_the_step_limit(resources: Resources) -> None:
