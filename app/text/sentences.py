@@ -21,6 +21,15 @@ _ABBREVIATIONS = frozenset(
 # "etc." very often does end a sentence; only keep it joined when lower case follows,
 # which the splitter already does for every word.
 _ABBREVIATIONS = _ABBREVIATIONS - {"etc"}
+# A company's "Inc." or "Ltd." often closes a sentence: it does when a word that opens
+# sentences, not a name, comes next ("... and ESL, Inc. The implementation began ...").
+_CLOSING_ABBREVIATIONS = frozenset({"inc", "ltd", "co", "corp"})
+_OPENERS = frozenset(
+    """
+    the this that these those it its in on at a an we they he she there as but however
+    then since when while after before for from our their his her if
+    """.split()
+)
 
 _TERMINATOR = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
 _STRUCTURAL_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+\u2022]\s|\d{1,3}[.)]\s|>|\|)")
@@ -84,6 +93,8 @@ def _ends_sentence(unit: str, start: int, match: re.Match[str]) -> bool:
     word = word.lstrip("(\"'\u201c\u2018[").lower()
     if len(word) == 1 and word.isalpha():
         return False  # an initial, as in "J. Smith"
+    if word in _CLOSING_ABBREVIATIONS:
+        return rest.split(maxsplit=1)[0].lower() in _OPENERS
     if word in _ABBREVIATIONS:
         return False
     # A list marker such as "1." at the very start of the unit.

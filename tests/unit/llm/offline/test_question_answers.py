@@ -146,3 +146,17 @@ def test_every_quoted_sentence_cites_the_source_it_came_from(similarity: Similar
         sentence, label = piece.rsplit(" [", 1)
         text = dict(sources)[label]
         assert " ".join(sentence.split()) in " ".join(text.split())
+
+
+def test_a_sentence_that_ends_with_a_company_suffix_is_quoted_alone() -> None:
+    sources = [
+        (
+            "S1",
+            "The project was sponsored by the Army Research Office and ESL, Inc. The "
+            "implementation of the system began in 1986. Products of Acme Inc. are sold widely.",
+        )
+    ]
+    answer = answer_from_sources("When did the implementation of the system begin?", sources)
+    assert answer == "The implementation of the system began in 1986. [S1]"
+    sold = answer_from_sources("Where are Acme's products sold?", sources)
+    assert sold == "Products of Acme Inc. are sold widely. [S1]"
