@@ -24,7 +24,11 @@ WordSimilarity = Callable[[str, str], float]
 """Cosine similarity of two single words (the embedder's)."""
 
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_QUOTED = re.compile(r"\"([^\"]+)\"|`([^`]+)`|'([^']+)'|\u201c([^\u201d]+)\u201d")
+# Single quotes only around words, never an apostrophe ("What's", "Python's").
+_QUOTED = re.compile(
+    r"\"([^\"]+)\"|`([^`]+)`|\u201c([^\u201d]+)\u201d"
+    r"|(?<!\w)'([^']+)'(?!\w)|(?<!\w)\u2018([^\u2019]+)\u2019(?!\w)"
+)
 _IDENTIFIER = re.compile(r"\b\w+(?:[_./:-]\w+)+\b|\b[a-z]+[A-Z]\w*\b")
 _CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
 _NEGATIONS = frozenset(
@@ -58,7 +62,7 @@ def key_terms(question: str) -> frozenset[str]:
         found.add("q:" + next(g for g in match.groups() if g).strip().lower())
     found |= {m.group(0).lower() for m in _IDENTIFIER.finditer(question)}
     for match in _CAPITALISED.finditer(question):
-        word = match.group(0).lower().replace("'", "")
+        word = match.group(0).lower()
         if word not in STOPWORDS and len(word) > 1:
             found.add(word)
     return frozenset(found)
@@ -72,11 +76,11 @@ def _negated(question: str) -> bool:
 @lru_cache(maxsize=4096)
 def _words(question: str) -> dict[str, str]:
     """Stem -> first surface form of the question's content words (no key terms)."""
-    keys = key_terms(question)
+    keys = {stem(key) for key in key_terms(question)}
     out: dict[str, str] = {}
     for token in tokenize(question):
-        if token in STOPWORDS or token in keys or token.isdigit():
-            continue
+        if token in STOPWORDS or stem(token) in keys or token.isdigit():
+            continue  # "pythons" of "Python's" is the entity Python
         out.setdefault(stem(token), token)
     return out
 

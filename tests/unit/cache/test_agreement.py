@@ -43,6 +43,7 @@ def agrees(a: str, b: str) -> bool:
         ),
         ("What's the default of autovacuum_naptime?", "What is the default of autovacuum_naptime?"),
         ("How do I reset my password?", "How can I reset my password?"),
+        ("Is Python's sort stable?", "Are Python sorts stable?"),
     ],
 )
 def test_paraphrases_agree(stored: str, asked: str) -> None:
@@ -91,6 +92,8 @@ def test_key_terms_are_numbers_identifiers_quotes_and_entities() -> None:
     terms = key_terms('How does SQLite set max_connections to 100 for "wal" in list.sort?')
     assert terms == {"sqlite", "max_connections", "100", "q:wal", "list.sort"}
     assert key_terms("How do I sort a list?") == frozenset()  # "How" starts, it is no entity
+    # An apostrophe opens no quote; a possessive names the entity itself.
+    assert key_terms("What's the 'wal' of Python's sort?") == {"python", "q:wal"}
 
 
 def test_long_or_far_apart_questions_are_refused_without_comparing_words() -> None:
