@@ -36,6 +36,9 @@ above 0.4)."""
 _VALUE_RANGE: Final = 0.5  # share of the best score from which a sentence with the value leads
 _KEEP_RATIO: Final = 0.9  # a further sentence needs this share of the best one's score
 _MAX_CANDIDATES: Final = 8  # sentences embedded per question (the best lexical ones)
+# Words of a sentence that are embedded: a long sentence's main clause comes first, its mean
+# vector drifts with every clause after it, and a batch costs its longest member's length.
+_SIMILARITY_WORDS: Final = 32
 _NEAR_DUPLICATE: Final = 0.8  # term overlap from which a sentence repeats a chosen one
 _MAX_ITEMS: Final = 8  # list items quoted after a sentence that ends in ":"
 
@@ -172,7 +175,8 @@ def rank_sentences(
 
     The lexical score of a sentence is the idf-weighted share of the question's content
     terms that it holds, from 0 to 1, with idf smoothed over all sentences of all sources.
-    With ``similarity``, the score is the mean of the lexical score and the similarity.
+    With ``similarity``, the score is the mean of the lexical score and the similarity of
+    the sentence's first 32 words, for the 8 sentences with the best lexical scores.
     A sentence qualifies when its lexical score reaches ``min_relevance``, or, with
     ``similarity``, when it shares a content term with the question and its similarity
     reaches :data:`SEMANTIC_ADMIT`. Sentences that hold the kind of value the question
@@ -202,7 +206,8 @@ def rank_sentences(
         sims = [0.0] * len(candidates)
     else:
         candidates = sorted(candidates, key=lambda c: (-c.lexical, c.order))[:_MAX_CANDIDATES]
-        sims = [float(s) for s in similarity(question, [c.sentence for c in candidates])]
+        heads = [" ".join(c.sentence.split()[:_SIMILARITY_WORDS]) for c in candidates]
+        sims = [float(s) for s in similarity(question, heads)]
     scored: list[tuple[float, _Candidate]] = []
     for cand, sim in zip(candidates, sims, strict=True):
         if cand.lexical >= min_relevance or sim >= SEMANTIC_ADMIT:
