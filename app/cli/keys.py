@@ -52,7 +52,8 @@ def create_command(
         typer.Option(
             help="Comma-separated: chat (chat, threads, memories), ingest, end_users (a "
             "front end: the request's `user` field or X-Ragent-User header picks the end user "
-            "whose memories, threads and rate limit it uses)."
+            "whose memories, threads and rate limit it uses), admin (see and reset the "
+            "tenant's quota usage: /v1/quota)."
         ),
     ] = "chat,ingest",
     name: Annotated[str, typer.Option(help="A label shown by `keys list`.")] = "",

@@ -37,7 +37,7 @@ class OidcSettings(Section):
     Set as ``RAGENT_SERVER_OIDC='{"issuer": "...", "audience": "..."}'`` or under
     ``server.oidc`` in the settings file. A token's tenant, user and groups come from its
     verified claims only; its scopes are ragent's key scopes (``chat``, ``ingest``,
-    ``end_users``), mapped from the provider's through ``scope_map``.
+    ``end_users``, ``admin``), mapped from the provider's through ``scope_map``.
     """
 
     issuer: str
@@ -95,9 +95,10 @@ class OidcSettings(Section):
                 f"algorithms: {', '.join(refused)} not allowed; use public-key algorithms "
                 f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})"
             )
-        unknown = sorted(set(self.scope_map.values()) - {"chat", "ingest", "end_users"})
+        unknown = sorted(set(self.scope_map.values()) - {"chat", "ingest", "end_users", "admin"})
         if unknown:
             raise ValueError(
-                f"scope_map: {', '.join(unknown)} are not ragent scopes (chat, ingest, end_users)"
+                f"scope_map: {', '.join(unknown)} are not ragent scopes "
+                "(chat, ingest, end_users, admin)"
             )
         return self

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from app.config.billing import ModelPrice, QuotaSettings
 from app.config.oidc import OidcSettings
 from app.config.section import Section
 
@@ -19,6 +20,11 @@ class ServerSettings(Section):
     """Refuse requests without a valid API key; ``ragent serve --no-auth`` turns it off."""
     oidc: OidcSettings | None = None
     """Also accept JWTs of this OpenID Connect provider as bearer tokens; None: keys only."""
+    quota: QuotaSettings = QuotaSettings()
+    """Per-tenant and per-user limits on model tokens and requests per period."""
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, max_length=1000)
+    """Model name -> price per million input and output tokens; a turn's cost is
+    reported as ``usage.cost`` and counted in ``ragent_cost_total``. Empty: no cost."""
     redis_url: str | None = None
     """None: keys and the thread list in ``<data_dir>/server.sqlite``, and rate limits,
     idempotency records, stream events and jobs in this process. Set: all of them in

@@ -56,6 +56,7 @@ ATTRIBUTES: Final[dict[str, str]] = {
     "served_by": "gen_ai.response.model",
     "tokens_in": "gen_ai.usage.input_tokens",
     "tokens_out": "gen_ai.usage.output_tokens",
+    "cost": "ragent.cost",
     "ttft_ms": "ragent.ttft_ms",
     "attempt": "ragent.attempt",
     "fallbacks": "ragent.fallbacks",

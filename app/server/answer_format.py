@@ -146,6 +146,13 @@ def url_citations(content: str, answer: Answer) -> list[dict[str, Any]]:
 
 
 def usage(answer: Answer) -> dict[str, Any]:
-    """OpenAI's ``usage`` summed over the turn's model calls, with ``calls``, one per call."""
+    """OpenAI's ``usage`` summed over the turn's model calls, with ``calls``, one per call.
+
+    With a price table (``server.prices``) each call carries its ``cost`` and ``cost`` is
+    the turn's, every call summed.
+    """
     totals = answer.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {**totals, "calls": list(answer.model_calls)}
+    out: dict[str, Any] = {**totals, "calls": list(answer.model_calls)}
+    if any("cost" in c for c in answer.model_calls):
+        out["cost"] = round(sum(float(c.get("cost", 0)) for c in answer.model_calls), 10)
+    return out

@@ -45,10 +45,11 @@ __all__ = [
     "validate_identity",
 ]
 
-Scope = Literal["chat", "ingest", "end_users"]
-SCOPES: tuple[Scope, ...] = ("chat", "ingest", "end_users")
+Scope = Literal["chat", "ingest", "end_users", "admin"]
+SCOPES: tuple[Scope, ...] = ("chat", "ingest", "end_users", "admin")
 """``chat``: chat, threads, runs, memories; ``ingest``: ingestion and its jobs;
-``end_users``: the request may name an end user to act for (:mod:`app.server.end_users`)."""
+``end_users``: the request may name an end user to act for (:mod:`app.server.end_users`);
+``admin``: see and reset the quota usage of the key's tenant (``/v1/quota``)."""
 DEFAULT_SCOPES: tuple[Scope, ...] = ("chat", "ingest")
 """What a key gets unless told otherwise: acting for end users is asked for explicitly."""
 

@@ -70,6 +70,25 @@ class Metrics:
         self.rate_limited = Counter(
             "ragent_rate_limited_total", "Requests refused with 429.", registry=self.registry
         )
+        self.quota_refusals = Counter(
+            "ragent_quota_refusals_total",
+            "Turns refused with 429 insufficient_quota, by scope (tenant, user) and limit "
+            "(tokens, requests).",
+            ["scope", "limit"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "ragent_cost_total",
+            "Cost of model calls (server.prices), by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.request_cost = Histogram(
+            "ragent_request_cost",
+            "Cost of each turn (every model call of it), in the price table's currency.",
+            buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+            registry=self.registry,
+        )
         self.replays = Counter(
             "ragent_replays_total",
             "Responses served again without a run, by cause (idempotency, last_event_id).",

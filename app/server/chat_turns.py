@@ -22,6 +22,7 @@ from app.server.client_tools import check_results
 from app.server.completions import Turn, completion, stream_chunks
 from app.server.deps import owner_of
 from app.server.errors import ApiError
+from app.server.quotas import count_cost, price_calls
 from app.server.runs.recovery import close_interrupted
 from app.server.services import Services
 from app.server.shared_state import Claim
@@ -147,6 +148,8 @@ async def _record(
     services: Services, principal: Principal, turn: Turn, answer: Answer, mode: str
 ) -> None:
     services.metrics.runs.labels(mode, _outcome(answer)).inc()
+    await services.quotas.charge(principal, answer.model_calls)
+    count_cost(services.metrics, answer.model_calls)
     services.metrics.tokens.labels("prompt").inc(answer.usage.get("prompt_tokens", 0))
     services.metrics.tokens.labels("completion").inc(answer.usage.get("completion_tokens", 0))
 
@@ -167,6 +170,7 @@ async def run_json(
     new = not turn.continues and decision is None
     async with nullcontext() if new else busy(services, principal, turn.thread_id):
         decision = await _decision(services, turn, decision)
+        await services.quotas.admit(principal)
         await _listed(services, principal, turn)
         if decision is None:
             answer = await ask(
@@ -180,6 +184,7 @@ async def run_json(
             answer = await resume(
                 services.agent, decision, context=turn.context, thread_id=turn.thread_id
             )
+    price_calls(answer.model_calls, services.settings.server.prices)
     await _record(services, principal, turn, answer, "json")
     return completion(turn, answer)
 
@@ -203,8 +208,9 @@ async def run_stream(
 
     try:
         decision = await _decision(services, turn, decision)
+        await services.quotas.admit(principal)
         await _listed(services, principal, turn)
-        events = _events(services, turn, decision)
+        events = _priced(services, _events(services, turn, decision))
 
         async def finished(answer: Answer) -> None:
             await _record(services, principal, turn, answer, "stream")
@@ -242,6 +248,16 @@ async def run_stream(
         media_type="text/event-stream",
         headers={"X-Run-Id": run_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _priced(
+    services: Services, events: AsyncIterator[Token | Answer]
+) -> AsyncIterator[Token | Answer]:
+    """The events, with the answer's model calls priced before its usage chunk is sent."""
+    async for event in events:
+        if isinstance(event, Answer):
+            price_calls(event.model_calls, services.settings.server.prices)
+        yield event
 
 
 def _events(services: Services, turn: Turn, decision: Any) -> AsyncIterator[Token | Answer]:

@@ -16,7 +16,7 @@ from app.server.errors import ApiError
 from app.server.middleware import throttle
 from app.server.services import Services
 
-__all__ = ["ChatUser", "IngestUser", "ServicesDep", "caller", "owner_of"]
+__all__ = ["AdminUser", "ChatUser", "IngestUser", "ServicesDep", "caller", "owner_of"]
 
 
 async def _services(request: Request) -> Services:
@@ -63,11 +63,18 @@ async def _ingest_user(principal: Annotated[Principal, Depends(_principal)]) -> 
     return principal
 
 
+async def _admin_user(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("admin")
+    return principal
+
+
 ServicesDep = Annotated[Services, Depends(_services)]
 ChatUser = Annotated[Principal, Depends(_chat_user)]
 """The caller, with the ``chat`` scope (else 403)."""
 IngestUser = Annotated[Principal, Depends(_ingest_user)]
 """The caller, with the ``ingest`` scope (else 403)."""
+AdminUser = Annotated[Principal, Depends(_admin_user)]
+"""The caller, with the ``admin`` scope (else 403)."""
 
 
 def owner_of(principal: Principal) -> str:

@@ -108,10 +108,12 @@ async def _ask(
                         f"/v1/threads/{thread}/resume first"
                     )
                 await close_interrupted(services.agent, thread_config(context, thread))
+            await services.quotas.admit(principal)
             await services.threads.touch(owner_of(principal), thread, question)
             answer = await ask_turn(
                 services.agent, question, context=context, thread_id=thread, max_chars=limit
             )
+        await services.quotas.charge(principal, answer.model_calls)
     except (ApiError, QuestionError) as exc:
         raise ToolError(exc.message if isinstance(exc, ApiError) else str(exc)) from None
     return AskResult(

@@ -19,6 +19,8 @@ from app.server.api_keys import KeyStore, open_key_store
 from app.server.api_metrics import Metrics
 from app.server.auth import Authenticator
 from app.server.oidc import TokenVerifier
+from app.server.quota_store import open_usage_store
+from app.server.quotas import Quotas
 from app.server.runs.records import open_records
 from app.server.runs.streams import RunManager
 from app.server.shared_state import SharedState, open_state
@@ -53,6 +55,7 @@ class Services:
     runs: RunManager
     jobs: JobManager
     metrics: Metrics
+    quotas: Quotas
     interval_s: float
     """Seconds between two tokens of a key's bucket."""
     burst: int
@@ -107,6 +110,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     threads = await asyncio.to_thread(open_index, settings.data_dir, server.redis_url)
     rate = parse(server.rate_limit)
     metrics = Metrics()
+    usage = await asyncio.to_thread(open_usage_store, settings.data_dir, server.redis_url)
+    quotas = Quotas(server.quota, usage, refusals=metrics.quota_refusals)
     records = await asyncio.to_thread(open_records, settings.data_dir, state, server.redis_url)
     runs = RunManager(
         state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s, records=records
@@ -127,6 +132,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 runs=runs,
                 jobs=jobs,
                 metrics=metrics,
+                quotas=quotas,
                 interval_s=rate.get_expiry() / rate.amount,
                 burst=server.rate_burst or rate.amount,
             )
@@ -144,6 +150,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await threads.close()
         await records.close()
         await state.close()
+        await usage.aclose()
         if keys is not None:
             await keys.aclose()
         if tokens is not None:

@@ -25,9 +25,11 @@ from langchain_core.runnables import RunnableConfig
 from app.answer import Token
 from app.context import Context
 from app.llm.deadline import turn_deadline
+from app.llm.usage import metered
 from app.safety.reply import TokenGuard
 from app.server.platform.encoding import dumps, jsonable
 from app.server.platform.run_records import PlatformRun, RunBook, RunStatus
+from app.server.quotas import count_cost, price_calls
 from app.server.services import Services
 
 __all__ = ["CANCEL_POLL_S", "GraphRun", "run_events"]
@@ -152,31 +154,57 @@ async def _stream(services: Services, run: GraphRun, into: asyncio.Queue[str | N
         graph_modes.append("messages")
     graph_modes += sorted(modes & {"custom", *_TRACE_MODES})
     scoped = str(run.config.get("configurable", {}).get("thread_id", ""))
-    with turn_deadline(settings.llm.deadline_s or settings.llm.timeout_s):
-        async for mode, chunk in services.agent.astream(
-            run.graph_input,
-            run.config,
-            context=run.context,
-            stream_mode=cast(Any, graph_modes),
-            durability=settings.checkpoint.durability,
-        ):
-            if mode == "messages":
-                message, meta = cast(tuple[BaseMessage, dict[str, Any]], chunk)
-                for event in messages.feed(message, meta):
-                    await into.put(event)
-                continue
-            for event in messages.close() if mode != "custom" else ():
-                await into.put(event)  # a step ended: the rest of its reply goes first
-            if mode == "updates" and _INTERRUPT in cast(dict[str, Any], chunk):
-                interrupts = jsonable(cast(dict[str, Any], chunk)[_INTERRUPT])
-                name = "updates" if "updates" in modes else "values"
-                await into.put(envelope(name, {_INTERRUPT: interrupts}))
-            elif mode in _TRACE_MODES:
-                await into.put(envelope(mode, _traced(chunk, scoped, run.record.thread_id)))
-            elif mode in modes:
-                await into.put(envelope(mode, chunk))
+    with metered() as ledger:
+        try:
+            with turn_deadline(settings.llm.deadline_s or settings.llm.timeout_s):
+                await _graph(services, run, into, graph_modes, messages, scoped)
+        finally:  # a run cancelled or failed midway used its models' tokens all the same
+            calls: list[dict[str, Any]] = [dict(c) for c in ledger.calls]
+            price_calls(calls, settings.server.prices)
+            count_cost(services.metrics, calls)
+            try:
+                await services.quotas.charge(run.context, calls)
+            except Exception as exc:  # noqa: BLE001 - the run's own outcome comes first
+                log.warning(
+                    "could not count run %s's tokens: %s", run.record.run_id, type(exc).__name__
+                )
     for event in messages.close():
         await into.put(event)
+
+
+async def _graph(
+    services: Services,
+    run: GraphRun,
+    into: asyncio.Queue[str | None],
+    graph_modes: list[str],
+    messages: _Messages,
+    scoped: str,
+) -> None:
+    """Stream the graph's chunks as the run's events."""
+    modes = set(run.modes)
+    settings = services.settings
+    async for mode, chunk in services.agent.astream(
+        run.graph_input,
+        run.config,
+        context=run.context,
+        stream_mode=cast(Any, graph_modes),
+        durability=settings.checkpoint.durability,
+    ):
+        if mode == "messages":
+            message, meta = cast(tuple[BaseMessage, dict[str, Any]], chunk)
+            for event in messages.feed(message, meta):
+                await into.put(event)
+            continue
+        for event in messages.close() if mode != "custom" else ():
+            await into.put(event)  # a step ended: the rest of its reply goes first
+        if mode == "updates" and _INTERRUPT in cast(dict[str, Any], chunk):
+            interrupts = jsonable(cast(dict[str, Any], chunk)[_INTERRUPT])
+            name = "updates" if "updates" in modes else "values"
+            await into.put(envelope(name, {_INTERRUPT: interrupts}))
+        elif mode in _TRACE_MODES:
+            await into.put(envelope(mode, _traced(chunk, scoped, run.record.thread_id)))
+        elif mode in modes:
+            await into.put(envelope(mode, chunk))
 
 
 async def _watch(book: RunBook, run_id: str, task: asyncio.Task[None]) -> None:

@@ -83,6 +83,7 @@ async def _start(
             param="assistant_id",
         )
     context = run_context(principal, body.context, body.config)
+    await services.quotas.admit(principal)
     if len(json.dumps(body.metadata or {})) > _MAX_METADATA_CHARS:
         raise ApiError(400, "metadata: larger than 16 KiB", "invalid_request", param="metadata")
     owner = owner_of(principal)

@@ -182,12 +182,14 @@ async def ask_route(
                 if body.thread_id:
                     config = thread_config(context, thread_id)
                     await close_interrupted(services.agent, config)
+                await services.quotas.admit(principal)
                 if body.question.strip():  # listed before the run, which may die
                     await services.threads.touch(owner_of(principal), thread_id, body.question)
                 answer = await ask(
                     services.agent, body.question, context=context, thread_id=thread_id,
                     max_chars=limit,
                 )  # fmt: skip
+            await services.quotas.charge(principal, answer.model_calls)
         except QuestionError as exc:
             raise ApiError(400, str(exc), "invalid_question", param="question") from None
         return JSONResponse(answer.as_dict())

@@ -55,7 +55,7 @@ def test_identities_that_could_forge_a_thread_key_are_refused(
 
 def test_unknown_scopes_are_refused(store: api_keys.SqliteKeyStore) -> None:
     with pytest.raises(ValueError, match="scopes"):
-        api_keys.create(store, tenant_id="t", user_id="u", scopes=["admin"])
+        api_keys.create(store, tenant_id="t", user_id="u", scopes=["root"])
 
 
 async def test_authenticator(store: api_keys.SqliteKeyStore) -> None:
