@@ -36,6 +36,7 @@ __all__ = [
     "error_response",
     "install",
     "owns",
+    "route_of",
 ]
 
 log = logging.getLogger("ragent.server")
@@ -170,6 +171,14 @@ def _routes(routes: Iterable[Any]) -> Iterator[Route]:
             yield route
         elif (included := getattr(route, "original_router", None)) is not None:
             yield from _routes(getattr(included, "routes", ()))
+
+
+def route_of(scope: Any) -> str | None:
+    """The template of the route a request matches (for requests refused before routing)."""
+    for route in _routes(scope["app"].routes):
+        if route.matches(dict(scope))[0] == Match.FULL:
+            return str(route.path)
+    return None
 
 
 def _allowed(request: Request, headers: dict[str, str] | None) -> str:

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.tracing import span
 from app.safety.identity import safe_identity
-from app.server.errors import ApiError, error_response, owns
+from app.server.errors import ApiError, error_response, owns, route_of
 from app.server.services import Services
 
 __all__ = ["ApiGuard", "request_id", "throttle"]
@@ -137,7 +137,8 @@ class ApiGuard:
                 await self._serve(services, scope, receive, send, status)
             finally:
                 metrics.in_flight.dec()
-                route = getattr(scope.get("route"), "path", "unmatched")
+                # A request refused before routing (401, 429, 413) counts under its route.
+                route = getattr(scope.get("route"), "path", None) or route_of(scope) or "unmatched"
                 method = scope["method"]
                 metrics.requests.labels(route, method, str(status[0])).inc()
                 metrics.latency.labels(route, method).observe(time.perf_counter() - started_at)

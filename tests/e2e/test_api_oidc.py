@@ -120,6 +120,11 @@ def test_every_invalid_token_is_refused_with_401_on_every_surface(served: Served
             assert response.status_code == 401, (case, path)
             assert response.json()["error"]["code"] == "invalid_token", (case, path)
             assert 'error="invalid_token"' in response.headers["www-authenticate"], case
+    metrics = httpx.get(f"{served.url}/metrics", timeout=30).text
+    counts = [m for m in metrics.splitlines() if m.startswith("ragent_http_requests_total{")]
+    counted = 'ragent_http_requests_total{method="POST",route="/v1/chat/completions",status="401"}'
+    assert f"{counted} {len(_invalid(served.issuer))}.0" in counts, counts  # under its route
+    assert not [m for m in counts if 'route="unmatched"' in m], counts
 
 
 def test_a_rotated_key_is_picked_up(served: Served) -> None:
