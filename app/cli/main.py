@@ -17,9 +17,10 @@ from app.cli.common import CliError, ConfigOpt, settings_for
 from app.cli.eval import register as register_eval_commands
 from app.cli.ingest import register as register_ingest_commands
 from app.cli.keys import register as register_key_commands
-from app.cli.quota import register as register_quota_commands
 from app.cli.memory import register as register_memory_commands
 from app.cli.prune import register as register_prune_command
+from app.cli.quota import register as register_quota_commands
+from app.cli.worker import register as register_worker_command
 from app.llm.local.process import LocalModelError, local_model
 from app.server.workers.shared_metrics import shared_metrics
 from app.settings import SettingsError
@@ -122,6 +123,7 @@ register_cache_commands(cli)
 register_key_commands(cli)
 register_quota_commands(cli)
 register_prune_command(cli)
+register_worker_command(cli)
 
 
 def main() -> None:

@@ -47,6 +47,16 @@ class ServerSettings(Section):
     """How long a stream's events stay after its last one, for ``Last-Event-ID`` replay
     (and streamed idempotent retries); in this process they take memory meanwhile."""
     jobs_ttl_s: int = Field(default=7 * 86_400, ge=1)
+    ingest_queue: bool = False
+    """Run ``POST /v1/ingest`` jobs in ``ragent worker`` processes fed by a Redis stream
+    (needs ``redis_url``): the uploaded bytes travel through Redis and no file is kept on
+    the API's disk. False: each API process runs its own jobs, one at a time."""
+    ingest_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Deliveries of a queued job (a worker that fails or dies on it counts one) before
+    it goes to the dead-letter stream and fails."""
+    ingest_claim_idle_s: float = Field(default=60.0, ge=1, le=3600)
+    """A queued job whose worker has not renewed its hold for this long (it died or gave
+    up) is taken by another worker; a live worker renews every third of it."""
     ingest_url_allowlist: list[str] = Field(default_factory=list)
     """Hosts (``host`` or ``host:port``) ``POST /v1/ingest`` may fetch; empty refuses URLs."""
     end_user_headers: list[str] = Field(
@@ -83,6 +93,8 @@ class ServerSettings(Section):
             ("redis://", "rediss://", "unix://")
         ):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if self.ingest_queue and self.redis_url is None:
+            raise ValueError("ingest_queue needs redis_url (RAGENT_SERVER_REDIS_URL)")
         if self.workers > 1 and self.redis_url is None:
             raise ValueError(
                 f"workers: {self.workers} workers need redis_url (RAGENT_SERVER_REDIS_URL): "

@@ -63,6 +63,11 @@ class ToolSettings(Section):
     audit_path: Path | None = None
     """JSON-lines file of audit records (None: ``<data_dir>/audit.jsonl``); they are also
     logged to ``ragent.audit``."""
+    audit_redis_url: str | None = None
+    """Set: audit records go to the Redis stream ``ragent:audit`` here instead of the file
+    (every replica's records in one place, none on a pod's disk), and to the log."""
+    audit_max_records: int = Field(default=1_000_000, ge=1000)
+    """The Redis stream keeps about this many records, the oldest trimmed first."""
 
     @model_validator(mode="after")
     def _valid_limits(self) -> ToolSettings:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from app.context import Context
     from app.server.ingestion.jobs import JobManager
+    from app.server.ingestion.queued import QueuedJobs
     from app.state import AgentState, InputState
 
 __all__ = ["Services", "open_services"]
@@ -53,7 +54,8 @@ class Services:
     state: SharedState
     threads: ThreadIndex
     runs: RunManager
-    jobs: JobManager
+    jobs: JobManager | QueuedJobs
+    """Runs ingestion jobs in this process, or queues them for ``ragent worker``."""
     metrics: Metrics
     quotas: Quotas
     interval_s: float
@@ -81,13 +83,31 @@ async def _retain(services: Services) -> None:
     )
 
 
+def _jobs(
+    settings: Settings, resources: Resources, state: SharedState, metrics: Metrics
+) -> JobManager | QueuedJobs:
+    from app.server.ingestion.jobs import JobManager
+
+    server = settings.server
+    if not server.ingest_queue or server.redis_url is None:
+        return JobManager(settings, resources, state, metrics)
+    from app.server.ingestion.queue import IngestQueue
+    from app.server.ingestion.queued import QueuedJobs
+
+    queue = IngestQueue(
+        server.redis_url,
+        claim_idle_s=server.ingest_claim_idle_s,
+        max_attempts=server.ingest_max_attempts,
+    )
+    return QueuedJobs(settings, state, queue)
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the checkpointer, the long-term store and the API's own state."""
     from app.graphs.agent import compile_agent
     from app.memory.checkpoint import open_checkpointer
     from app.memory.store import open_store
-    from app.server.ingestion.jobs import JobManager
     from app.startup_gc import freeze_startup_heap
 
     server = settings.server
@@ -116,7 +136,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     runs = RunManager(
         state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s, records=records
     )
-    jobs = JobManager(settings, resources, state, metrics)
+    jobs = _jobs(settings, resources, state, metrics)
     try:
         async with stack:
             services = Services(

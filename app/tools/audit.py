@@ -1,7 +1,9 @@
 """One audit record per tool call, with personal data and secrets redacted.
 
-Records go to the ``ragent.audit`` logger as one JSON object per line and are appended to
-a JSON-lines file from a worker thread, so a run never blocks the event loop on disk.
+Records go to the ``ragent.audit`` logger as one JSON object per line and are appended,
+from a worker thread so that a run never blocks its event loop, to a JSON-lines file or,
+where replicas come and go (``tools.audit_redis_url``), to the Redis stream
+:data:`AUDIT_STREAM`, trimmed to about ``tools.audit_max_records``.
 Argument strings are redacted (``app.safety``) and cut short, so no document text,
 personal data or secret reaches the audit trail.
 """
@@ -21,10 +23,11 @@ from typing import Any, Final
 from app.observability.metrics import TOOL_CALLS
 from app.safety import redact
 
-__all__ = ["AuditRecord", "AuditSink", "redact_args"]
+__all__ = ["AUDIT_STREAM", "AuditRecord", "AuditSink", "redact_args"]
 
 logger = logging.getLogger("ragent.audit")
 
+AUDIT_STREAM: Final = "ragent:audit"
 MAX_ARG_CHARS: Final = 200
 """Longest argument string kept in a record."""
 
@@ -83,12 +86,23 @@ class AuditRecord:
 
 
 class AuditSink:
-    """Writes audit records to the log and, when a path is set, to a JSON-lines file."""
+    """Writes audit records to the log and to a JSON-lines file or a Redis stream."""
 
-    def __init__(self, path: Path | None) -> None:
-        """Append to ``path`` (created with its folder on first write), if given."""
+    def __init__(
+        self, path: Path | None, *, redis_url: str | None = None, max_records: int = 1_000_000
+    ) -> None:
+        """Append to ``path`` (created with its folder on first write) and/or to Redis.
+
+        Args:
+            path: The JSON-lines file; None: none.
+            redis_url: Also append to the stream :data:`AUDIT_STREAM` there; None: no stream.
+            max_records: About how many records the stream keeps.
+        """
         self.path = path
+        self.redis_url = redis_url
+        self.max_records = max_records
         self._lock = threading.Lock()
+        self._redis: Any = None
 
     async def write(self, record: AuditRecord) -> None:
         """Emit one record; a file that cannot be written is reported, never raised."""
@@ -100,6 +114,21 @@ class AuditSink:
         logger.info(line)
         if self.path is not None:
             await asyncio.to_thread(self._append, self.path, line)
+        if self.redis_url is not None:
+            await asyncio.to_thread(self._publish, line)
+
+    def _publish(self, line: str) -> None:
+        # The blocking client, in a thread: it serves whichever event loop a run is on.
+        try:
+            with self._lock:
+                if self._redis is None:
+                    from redis import Redis
+
+                    self._redis = Redis.from_url(str(self.redis_url))
+                client = self._redis
+            client.xadd(AUDIT_STREAM, {"r": line}, maxlen=self.max_records, approximate=True)
+        except Exception as exc:  # noqa: BLE001 - the audit log never fails a tool call
+            logger.error("cannot append to the audit stream: %s", type(exc).__name__)
 
     def _append(self, path: Path, line: str) -> None:
         try:

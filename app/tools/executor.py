@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 
@@ -42,7 +41,11 @@ class Toolbox:
         self.risks = known
         self.policies = resolve_policies(known, cfg.policies)
         self.limiter = RateLimiter(cfg.rate_limit_storage, cfg.rate_limit_per_user, cfg.rate_limits)
-        self.audit = AuditSink(cfg.audit_path or Path(settings.data_dir) / "audit.jsonl")
+        self.audit = AuditSink(
+            None if cfg.audit_redis_url else cfg.audit_path or settings.data_dir / "audit.jsonl",
+            redis_url=cfg.audit_redis_url,
+            max_records=cfg.audit_max_records,
+        )
         self._offered: dict[frozenset[str], Toolbox] = {}
 
     def offering(self, names: Collection[str] | None) -> Toolbox:

@@ -169,8 +169,9 @@ def test_secrets_stay_with_the_service_that_needs_them() -> None:
     env_files = {
         name: service.get("env_file", []) for name, service in _compose()["services"].items()
     }
-    assert env_files["ragent"] == ["ragent.env"]
-    assert all("ragent.env" not in files for name, files in env_files.items() if name != "ragent")
+    ragent = {"ragent", "ingest-worker"}  # the API and the ingestion workers
+    assert all(env_files[name] == ["ragent.env"] for name in ragent)
+    assert all("ragent.env" not in files for name, files in env_files.items() if name not in ragent)
     monitoring = dotenv_values(COMPOSE / "monitoring.env.example")
     assert "GF_SECURITY_ADMIN_PASSWORD" in monitoring
     assert not [k for k in monitoring if k.startswith("RAGENT_")]
@@ -203,3 +204,28 @@ def test_the_alerts_job_is_the_job_both_prometheus_setups_scrape() -> None:
     assert jobs <= {c["job_name"] for c in scrape["scrape_configs"]}
     monitor = (CHART / "templates" / "servicemonitor.yaml").read_text()
     assert jobs <= set(re.findall(r"targetLabel: job, replacement: (\S+)\}", monitor))
+
+
+@pytest.mark.parametrize("source", ["compose", "helm"])
+def test_ingestion_workers_run_the_queue_the_api_fills(
+    source: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    from typer.main import get_command
+
+    from app.cli.main import cli
+
+    if source == "compose":
+        services = _compose()["services"]
+        command = services["ingest-worker"]["command"]
+        profile = services["ingest-worker"]["environment"]["RAGENT_PROFILE"]
+        assert profile == services["ragent"]["environment"]["RAGENT_PROFILE"]
+    else:
+        workers = yaml.safe_load((CHART / "values.yaml").read_text())["ingestWorker"]
+        assert workers["enabled"]
+        command = workers["command"]
+    assert command[:2] == ["ragent", "worker"]
+    assert "worker" in get_command(cli).commands  # type: ignore[attr-defined]
+    env = compose_settings() if source == "compose" else helm_settings()
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    assert load_settings().server.ingest_queue  # the API queues; nothing else runs jobs

@@ -32,11 +32,11 @@ from app.retrieval.types import Chunk, DocumentRecord
 from app.server.api_metrics import Metrics
 from app.server.ingestion.fetch import fetch_url
 from app.server.ingestion.upload_checks import discard, refused_paths
-from app.server.ingestion.uploads import Author, Upload
+from app.server.ingestion.uploads import Author, Upload, keep
 from app.server.shared_state import SharedState
 from app.settings import Settings
 
-__all__ = ["BATCH_FILES", "JobManager"]
+__all__ = ["BATCH_FILES", "JobManager", "new_job"]
 
 log = logging.getLogger("ragent.server")
 
@@ -96,6 +96,14 @@ class JobManager:
         job["updated_at"] = int(time.time())
         await self.state.set(f"job:{job['id']}", json.dumps(job), self.settings.server.jobs_ttl_s)
 
+    async def keep(self, tenant: str, name: str, data: bytes, *, author: Author) -> Upload:
+        """Keep an uploaded file for a job about to be submitted (on this process's disk)."""
+        return await asyncio.to_thread(keep, self.settings, tenant, name, name, data, author=author)
+
+    async def discard(self, uploads: Sequence[Upload]) -> None:
+        """Remove kept files that no job will own (the request failed before submitting)."""
+        discard(uploads)
+
     async def submit(
         self,
         *,
@@ -114,22 +122,7 @@ class JobManager:
         before it starts) is deleted when it ends. ``refused`` are files refused before
         they were kept: they count as done, with their errors.
         """
-        job: dict[str, Any] = {
-            "id": f"job_{uuid.uuid4().hex}",
-            "object": "ingest.job",
-            "owner": owner,
-            "status": "queued",
-            "namespace": namespace,
-            "created_at": int(time.time()),
-            "progress": {
-                "files_total": len(uploads) + len(urls) + len(refused),
-                "files_done": len(refused),
-                "documents": 0,
-                "chunks": 0,
-                "unchanged": 0,
-            },
-            "errors": list(refused),
-        }
+        job = new_job(owner, namespace, len(uploads) + len(urls), refused)
         await self._save(job)
         leftover = list(uploads)  # what the job has not indexed (yet)
         task = asyncio.create_task(self._run(job, tenant, leftover, urls, tuple(acl)))
@@ -154,28 +147,49 @@ class JobManager:
     ) -> None:
         """Run a job; ``uploads`` is left holding the kept files that were not indexed."""
         async with self._one_at_a_time:
-            job["status"] = "running"
-            await self._save(job)
             try:
-                files = list(uploads)
-                author = Author.of(job["owner"], acl)
-                for url in urls:
-                    fetched = await fetch_url(self.settings, tenant, url, author=author)
-                    if isinstance(fetched, str):
-                        job["errors"].append({"source": url, "reason": fetched})
-                        job["progress"]["files_done"] += 1
-                    else:
-                        files.append(fetched)
-                        uploads.append(fetched)
-                    await self._save(job)
-                await self._ingest(job, tenant, files, acl, leftover=uploads)
-                job["status"] = "succeeded"
+                await self.work(job, tenant, uploads, urls, acl)
             except Exception as exc:  # noqa: BLE001 - a job fails alone, with a reason
-                log.error("ingest job %s failed: %s", job["id"], type(exc).__name__)
-                job["status"] = "failed"
-                job["errors"].append({"source": "", "reason": f"job failed: {type(exc).__name__}"})
-            self.metrics.jobs.labels(job["status"]).inc()
+                await self.fail(job, f"job failed: {type(exc).__name__}")
+
+    async def fail(self, job: dict[str, Any], reason: str) -> None:
+        """Record a job as failed, with ``reason``."""
+        log.error("ingest job %s failed: %s", job["id"], reason)
+        job["status"] = "failed"
+        job["errors"].append({"source": "", "reason": reason})
+        self.metrics.jobs.labels(job["status"]).inc()
+        await self._save(job)
+
+    async def work(
+        self,
+        job: dict[str, Any],
+        tenant: str,
+        uploads: list[Upload],
+        urls: list[str],
+        acl: tuple[str, ...],
+    ) -> None:
+        """Fetch the URLs and ingest every file of ``job``; it ends ``succeeded``.
+
+        ``uploads`` is left holding the kept files that were not indexed. An exception
+        (an engine down) leaves the job ``running``: the caller records it or retries.
+        """
+        job["status"] = "running"
+        await self._save(job)
+        files = list(uploads)
+        author = Author.of(job["owner"], acl)
+        for url in urls:
+            fetched = await fetch_url(self.settings, tenant, url, author=author)
+            if isinstance(fetched, str):
+                job["errors"].append({"source": url, "reason": fetched})
+                job["progress"]["files_done"] += 1
+            else:
+                files.append(fetched)
+                uploads.append(fetched)
             await self._save(job)
+        await self._ingest(job, tenant, files, acl, leftover=uploads)
+        job["status"] = "succeeded"
+        self.metrics.jobs.labels(job["status"]).inc()
+        await self._save(job)
 
     async def _ingest(
         self,
@@ -214,3 +228,25 @@ class JobManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._parsers.close)
+
+
+def new_job(
+    owner: str, namespace: str | None, files: int, refused: Sequence[dict[str, str]]
+) -> dict[str, Any]:
+    """A job record as first saved: ``queued``, with ``refused`` files done and in error."""
+    return {
+        "id": f"job_{uuid.uuid4().hex}",
+        "object": "ingest.job",
+        "owner": owner,
+        "status": "queued",
+        "namespace": namespace,
+        "created_at": int(time.time()),
+        "progress": {
+            "files_total": files + len(refused),
+            "files_done": len(refused),
+            "documents": 0,
+            "chunks": 0,
+            "unchanged": 0,
+        },
+        "errors": list(refused),
+    }

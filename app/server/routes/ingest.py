@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
@@ -14,8 +13,8 @@ from app.server.deps import IngestUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.ingestion.fetch import allowed
-from app.server.ingestion.upload_checks import discard, refusal
-from app.server.ingestion.uploads import Author, Upload, keep, safe_name
+from app.server.ingestion.upload_checks import refusal
+from app.server.ingestion.uploads import Author, safe_name
 from app.server.schemas import NAMESPACE_PATTERN
 
 __all__ = ["router"]
@@ -90,7 +89,7 @@ async def ingest(
     async def produce() -> Response:
         # Refused files are never written; kept ones go again if the request fails before
         # its job owns them; the spooled copies are closed (and so deleted) either way.
-        uploads: list[Upload] = []
+        uploads: list[Any] = []  # kept by the job manager: on disk, or queued in Redis
         refused: list[dict[str, str]] = []
         max_bytes = services.settings.ingest.max_file_bytes
         try:
@@ -106,11 +105,7 @@ async def ingest(
                         {"source": name, "reason": refusal(name, len(data), max_bytes) or ""}
                     )
                     continue
-                uploads.append(
-                    await asyncio.to_thread(
-                        keep, services.settings, tenant, name, name, data, author=author
-                    )
-                )
+                uploads.append(await services.jobs.keep(tenant, name, data, author=author))
             job = await services.jobs.submit(
                 owner=owner_of(principal),
                 tenant=tenant,
@@ -121,7 +116,7 @@ async def ingest(
                 refused=refused,
             )
         except BaseException:
-            discard(uploads)
+            await services.jobs.discard(uploads)
             raise
         finally:
             for upload in files:
