@@ -293,7 +293,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sizes: each size must be at least 100 chunks")
     if args.rounds <= 0 or args.updates <= 0:
         parser.error("--rounds and --updates must be positive")
-    args.datasets = [d for d in args.datasets.split(",") if d and d != "none"]
+    # Absolute: the peers run in a child process with a working directory of their own.
+    args.datasets = [str(Path(d).resolve()) for d in args.datasets.split(",") if d and d != "none"]
     peers = [p for p in args.peers.split(",") if p and p != "none"]
     if unknown := sorted(set(peers) - set(PEERS)):
         parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)})")
