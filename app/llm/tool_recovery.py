@@ -15,10 +15,12 @@ formats seen in the wild, all read here:
 - Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": ...}]`` and the newer
   ``[TOOL_CALLS]name[ARGS]{...}``.
 
-A recovered call must name a tool bound for that reply and its arguments must validate
-against the tool's JSON schema, with no undeclared argument; otherwise nothing is
-recovered and the reply stays text, so a recovered call that fails validation never runs.
-Schema keywords a small model copies into its arguments (``"type": "object"``,
+A recovered call must name a tool bound for that reply, with an object of arguments;
+otherwise nothing is recovered and the reply stays text. Its arguments are then checked
+like those of any call: the tool registry validates them against the tool's JSON schema
+(no undeclared argument) before anything runs, and answers a call that fails with the
+validation error, so the model can correct it, and the call never reaches the user as
+text. Schema keywords a small model copies into its arguments (``"type": "object"``,
 ``"required": [...]``) are dropped first, unless the tool declares such an argument.
 
 While a reply streams, :class:`StreamGuard` holds back text that may be the start of such
@@ -31,14 +33,13 @@ and vLLM each parse one format per model family, inside the server.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import jsonschema
 from langchain_core.messages import ToolCall
 
 __all__ = ["RECOVERED_TOOL_CALLS", "Recovered", "StreamGuard", "recover_tool_calls"]
@@ -81,9 +82,8 @@ def _schema_of(tool: dict[str, Any]) -> dict[str, Any]:
     return schema if isinstance(schema, dict) else {"type": "object"}
 
 
-def _call_id(name: str, args: dict[str, Any], index: int) -> str:
-    digest = hashlib.sha1(f"{index}:{name}:{json.dumps(args, sort_keys=True)}".encode())
-    return f"call_{digest.hexdigest()[:24]}"
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _as_calls(payload: Any) -> list[tuple[str, Any]] | None:
@@ -132,26 +132,25 @@ def _without_echoed_schema(args: dict[str, Any], schema: dict[str, Any]) -> dict
     return {k: v for k, v in args.items() if k in names or k not in _SCHEMA_KEYWORDS}
 
 
-def _validated(
+def _as_tool_calls(
     pairs: Sequence[tuple[str, Any]], tools: Sequence[dict[str, Any]]
 ) -> list[ToolCall] | None:
+    """The pairs as calls when each names a bound tool with an object of arguments.
+
+    Arguments are not validated here: the tool registry validates every call, recovered
+    or native, before it runs, and answers one that fails with the validation error, so
+    the model may correct it instead of its call reaching the user as text.
+    """
     by_name = {_name_of(t): t for t in tools}
     calls: list[ToolCall] = []
-    for index, (name, args) in enumerate(pairs):
+    for name, args in pairs:
         tool = by_name.get(name)
         if tool is None or not isinstance(args, dict):
             return None
-        schema = _schema_of(tool)
-        args = _without_echoed_schema(args, schema)
-        try:
-            jsonschema.validate(args, {"additionalProperties": False, **schema})
-        except jsonschema.ValidationError:
-            return None
-        except jsonschema.SchemaError:
-            return None  # a schema the validator cannot use: nothing can be checked
-        calls.append(
-            ToolCall(name=name, args=args, id=_call_id(name, args, index), type="tool_call")
-        )
+        args = _without_echoed_schema(args, _schema_of(tool))
+        # A fresh id per call, as a model server gives: a model that asks for the same
+        # call again in a later round must not reuse the first call's id.
+        calls.append(ToolCall(name=name, args=args, id=_call_id(), type="tool_call"))
     return calls
 
 
@@ -238,8 +237,7 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovered 
         tools: The tools bound for the reply, as OpenAI tool specs.
 
     Returns:
-        The calls, or None when the text holds none, names a tool that was not bound,
-        or has arguments that fail the tool's schema.
+        The calls, or None when the text holds none or names a tool that was not bound.
     """
     if not tools or not text:
         return None
@@ -247,7 +245,7 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovered 
     if parsed is None:
         return None
     pairs, before, fmt = parsed
-    calls = _validated(pairs, tools)
+    calls = _as_tool_calls(pairs, tools)
     return Recovered(calls, before, fmt) if calls else None
 
 

@@ -103,9 +103,6 @@ def test_several_hermes_calls_after_some_text() -> None:
         "The answer is 391 [S1].",
         '{"answer": "391"}',  # JSON, but not a call
         '{"name": "rm_rf", "arguments": {}}',  # a tool that was not bound
-        '{"name": "calculator", "arguments": {"expr": "1+1"}}',  # fails the schema
-        '{"name": "calculator", "arguments": {"expression": "' + "9" * 200 + '"}}',
-        '{"name": "calculator", "arguments": {"expression": 17}}',  # wrong type
         '{"name": "calculator", "arguments": {"expression": "1"}, "extra": 1}',
         '{"name": "calculator", "arguments": {"expression": "1"',  # truncated
         '<tool_call>{"name": "calculator", "arguments": {"expression": "1"}}</tool_call>'
@@ -116,6 +113,27 @@ def test_several_hermes_calls_after_some_text() -> None:
 )
 def test_what_is_not_a_valid_call_stays_text(text: str) -> None:
     assert _calls(text) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"expr": "1+1"}, {"expression": 17}, {"expression": "1", "from_unit": "kg"}],
+    ids=["missing", "wrong-type", "undeclared"],
+)
+def test_a_call_whose_arguments_fail_the_schema_is_still_a_call(args: dict[str, object]) -> None:
+    # The registry validates it like any call and answers the model with the error; shown
+    # as text, the user would get the model's JSON instead of an answer.
+    text = json.dumps({"name": "calculator", "arguments": args})
+    assert _calls(text) == [("calculator", args)]
+
+
+def test_every_recovered_call_has_its_own_id() -> None:
+    first, second = (
+        recover_tool_calls(json.dumps({"name": "calculator", "arguments": ARGS}), TOOLS)
+        for _ in range(2)
+    )
+    assert first is not None and second is not None
+    assert first.calls[0]["id"] != second.calls[0]["id"]
 
 
 def test_nothing_is_recovered_without_bound_tools() -> None:
@@ -190,8 +208,10 @@ def test_schema_keywords_copied_into_the_arguments_are_dropped() -> None:
         '"required": ["expression"]}}'
     )
     assert _calls(text) == [("calculator", ARGS)]
-    # Any other undeclared argument still spoils the call.
-    assert _calls('{"name": "calculator", "arguments": {"expression": "1", "unit": "m"}}') is None
+    # Any other undeclared argument stays, for the tool registry to refuse.
+    assert _calls('{"name": "calculator", "arguments": {"expression": "1", "unit": "m"}}') == [
+        ("calculator", {"expression": "1", "unit": "m"})
+    ]
 
 
 def test_a_json_block_after_prose_is_a_call_and_the_prose_stays() -> None:

@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from app.answer import Answer
 from app.context import Context
+from app.conversations import thread_config
 from app.graphs.agent import compile_agent
 from app.llm.factory import build_models
 from app.llm.tool_recovery import RECOVERED_TOOL_CALLS
@@ -101,12 +102,12 @@ async def test_recovery_is_off_when_configured_and_for_openai(model: OpenAIServe
     assert [b.recover_chars > 0 for b in backends] == [False, True]
 
 
-async def test_a_call_that_fails_its_schema_stays_text(model: OpenAIServer) -> None:
-    bad = '{"name": "calculator", "arguments": {"expr": "17*23"}}'
-    model.plan(MODEL, Reply(bad))
+async def test_a_call_to_a_tool_not_bound_stays_text(model: OpenAIServer) -> None:
+    other = '{"name": "rm_rf", "arguments": {"path": "/"}}'
+    model.plan(MODEL, Reply(other))
     async with _chain(model) as chain:
         reply = await chain.bind_tools([CALC]).ainvoke([HumanMessage("What is 17*23?")])
-    assert reply.tool_calls == [] and reply.text == bad
+    assert reply.tool_calls == [] and reply.text == other
 
 
 def _agent_resources(
@@ -148,6 +149,43 @@ async def test_the_agent_runs_a_recovered_call_and_never_streams_it(
     [record] = audit(resources.settings)
     assert (record["tool"], record["outcome"]) == ("calculator", "ok")
     assert record["recovered_from_text"] == ("json" if text == AS_TEXT else "hermes")
+
+
+async def test_a_recovered_call_that_fails_its_schema_goes_back_to_the_model(
+    resources: Resources, model: OpenAIServer
+) -> None:
+    # As Qwen2.5-Coder-0.5B wrote it: the unit converter's arguments given to the calculator.
+    wrong = '{"name": "calculator", "arguments": {"expression": "3 * 1000", "from_unit": "kg"}}'
+    model.plan(MODEL, Reply(wrong), Reply(AS_TEXT), Reply("17 times 23 is 391."))
+    async with _agent_resources(resources, model):
+        agent = compile_agent(InMemorySaver())
+        answer = await ask(
+            agent, "What is 17*23?", context=Context(), thread_id="t", max_chars=4000
+        )
+    assert answer.answer == "17 times 23 is 391."
+    # The wrong call never ran: the model got the validation error and called again.
+    second = model.requests[1]["messages"]
+    [refusal] = [m for m in second if m["role"] == "tool"]
+    assert "from_unit" in refusal["content"]
+    third = model.requests[2]["messages"]
+    assert [m["content"].strip() for m in third if m["role"] == "tool"][-1] == "391"
+    outcomes = [(r["tool"], r["outcome"]) for r in audit(resources.settings)]
+    assert outcomes[-1] == ("calculator", "ok") and len(outcomes) == 2
+    assert outcomes[0][1] != "ok"
+
+
+async def test_a_call_asked_for_again_gets_its_own_id(
+    resources: Resources, model: OpenAIServer
+) -> None:
+    model.plan(MODEL, Reply(AS_TEXT), Reply(AS_TEXT))
+    async with _agent_resources(resources, model):
+        agent = compile_agent(InMemorySaver())
+        await ask(agent, "What is 17*23?", context=Context(), thread_id="t", max_chars=4000)
+        state = await agent.aget_state(thread_config(Context(), "t"))
+    ids = [
+        c["id"] for m in state.values["messages"] if isinstance(m, AIMessage) for c in m.tool_calls
+    ]
+    assert len(ids) == 2 and len(set(ids)) == 2
 
 
 async def test_a_reply_that_only_looks_like_a_call_is_answered_as_text(
