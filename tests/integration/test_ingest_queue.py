@@ -251,3 +251,54 @@ async def _depth(url: str) -> tuple[int, int]:
         return await queue.depth()
     finally:
         await queue.close()
+
+
+async def _failing_engine(url: str) -> list[dict[str, Any]]:
+    from app.resources import build_resources
+    from app.server.ingestion.consumer import IngestWorker
+
+    settings = load_settings()
+    state = RedisState(url)
+    queue = IngestQueue(url, claim_idle_s=1, max_attempts=2)
+    jobs = QueuedJobs(settings, state, queue)
+    kept = await jobs.keep(
+        "t", "a.md", b"# A\n\nsome text to index here", author=Author.of("t/u", ())
+    )
+    record = await jobs.submit(
+        owner="t/u", tenant="t", uploads=[kept], urls=[], acl=[], namespace=None
+    )
+    resources = build_resources(settings)
+    resources.writer.close()  # type: ignore[attr-defined]  # every write now fails
+    worker = IngestWorker(settings, resources, state, queue, consumer="w")
+    seen = []
+    for _ in range(2):
+        delivery = await queue.next("w", block_s=0.1)
+        while delivery is None:  # the failed attempt is retried after the claim time
+            await asyncio.sleep(0.2)
+            delivery = await queue.next("w", block_s=0.1)
+        await worker.handle(delivery)
+        job = await jobs.get("t/u", record["id"])
+        assert job is not None
+        seen.append({**job, "pending": await queue.depth(), "file": await queue.get_file(kept)})
+    await worker.close()
+    await jobs.close()
+    await state.close()
+    return seen
+
+
+def test_a_job_that_raises_is_retried_then_dead_lettered(
+    redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("RAGENT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RAGENT_DATA_DIR", str(tmp_path))
+    first, second = asyncio.run(_failing_engine(redis.url))
+    # Attempt 1 failed: the job waits for a retry, its upload still in Redis.
+    assert first["status"] == "queued" and first["attempts"] == 1, first
+    assert "attempt 1 failed" in first["errors"][-1]["reason"]
+    assert first["pending"] == (1, 0) and first["file"] is not None
+    # Attempt 2 (the last) failed: the job fails, moves to the dead letters, upload gone.
+    assert second["status"] == "failed" and second["attempts"] == 2, second
+    assert [e["reason"] for e in second["errors"]][-1].startswith("job failed: ")
+    assert second["pending"] == (0, 1) and second["file"] is None
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]

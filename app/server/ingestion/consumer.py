@@ -61,8 +61,15 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event, *, block_s: float = 2.0) -> None:
         """Take and run jobs until ``stop`` is set (the job in hand is finished first)."""
+        from redis.exceptions import ConnectionError, TimeoutError
+
         while not stop.is_set():
-            delivery = await self.queue.next(self.consumer, block_s)
+            try:
+                delivery = await self.queue.next(self.consumer, block_s)
+            except (ConnectionError, TimeoutError) as exc:  # Redis restarting: wait for it
+                log.warning("ingestion queue unreachable: %s", type(exc).__name__)
+                await asyncio.sleep(block_s)
+                continue
             if delivery is not None:
                 await self.handle(delivery)
 
@@ -145,7 +152,14 @@ class IngestWorker:
         interval = self.queue.claim_idle_ms / 3000
         while True:
             await asyncio.sleep(interval)
-            if not await self.queue.renew(delivery, self.consumer):
+            try:
+                held = await self.queue.renew(delivery, self.consumer)
+            except Exception as exc:  # noqa: BLE001 - a missed renewal is retried next time
+                log.warning(
+                    "cannot renew ingest job %s: %s", delivery.message_id, type(exc).__name__
+                )
+                continue
+            if not held:
                 log.warning("ingest job %s was taken by another worker", delivery.message_id)
                 return
 
