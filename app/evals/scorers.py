@@ -86,11 +86,13 @@ def score_tools(item: EvalItem, run: ItemRun) -> Scores:
     """``tool_name_accuracy`` and ``tool_args_accuracy``: the run made exactly the calls.
 
     Names compare as multisets (order is free); arguments after :func:`normalize_args`.
+    A call the model asked for again once it had the result, which the agent answered
+    with that result instead of running it again (outcome ``duplicate``), is not counted.
     """
     if item.expected_tools is None:
         return {}
     want: list[ExpectedCall] = item.expected_tools
-    got: list[ToolRun] = run.tools
+    got: list[ToolRun] = [c for c in run.tools if c.outcome != "duplicate"]
     names = Counter(c.name for c in got) == Counter(c.name for c in want)
     calls = Counter(_key(c.name, c.args) for c in got) == Counter(
         _key(c.name, c.args) for c in want

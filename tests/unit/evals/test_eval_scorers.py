@@ -105,6 +105,12 @@ def test_tool_calls_compare_names_and_normalised_args() -> None:
     assert (scores["tool_name_accuracy"], scores["tool_args_accuracy"]) == (1.0, 0.0)
     extra = [*same.tools, ToolRun("current_time", {"timezone": "UTC"}, "ok", "read")]
     assert _score(item, _run("", tools=extra))["tool_name_accuracy"] == 0.0
+    # Asked for again after its result, and answered with it, not run again: not a call.
+    again = ToolRun("calculator", {"expression": "17*23"}, "duplicate", "compute")
+    assert _score(item, _run("391", tools=[*same.tools, again]))["tool_args_accuracy"] == 1.0
+    # Another call with the same name that did run still counts.
+    twice = [*same.tools, ToolRun("calculator", {"expression": "391"}, "ok", "compute")]
+    assert _score(item, _run("391", tools=twice))["tool_name_accuracy"] == 0.0
     none_expected = _item(expected_tools=[])
     assert _score(none_expected, _run("text"))["tool_name_accuracy"] == 1.0
     assert _score(none_expected, same)["tool_name_accuracy"] == 0.0
