@@ -15,8 +15,9 @@ class CacheSettings(Section):
     """Reuse a stored answer for the same or a paraphrased question, within one scope.
 
     Off by default: a hit shares one user's answer with every user of the same tenant,
-    ACL groups and settings, a choice each deployment makes for itself, and with the
-    offline answerer (the default model) a full turn costs about as little as a hit.
+    ACL groups and settings, a choice each deployment makes for itself; and with the
+    offline answerer (the default model) a full turn takes a fraction of a second, so a
+    hit saves little.
     """
 
     enabled: bool = False
