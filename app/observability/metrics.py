@@ -18,6 +18,8 @@ __all__ = [
     "CACHE",
     "ERRORS",
     "FALLBACKS",
+    "MODEL_OUTPUT_RATE",
+    "MODEL_PROMPT_TOKENS",
     "MODEL_SECONDS",
     "MODEL_TOKENS",
     "MODEL_TTFT",
@@ -27,6 +29,7 @@ __all__ = [
     "RETRIEVAL_SECONDS",
     "TOOL_CALLS",
     "model_label",
+    "model_name",
     "record_error",
 ]
 
@@ -74,6 +77,20 @@ MODEL_TOKENS: Final = Counter(
     "ragent_model_tokens_total",
     "Tokens the chat models reported, by model and direction (in: prompt, out: reply).",
     ["model", "direction"],
+    registry=REGISTRY,
+)
+MODEL_OUTPUT_RATE: Final = Histogram(
+    "ragent_model_output_tokens_per_second",
+    "Output tokens per second of each model reply (its output tokens over the call's time).",
+    ["model"],
+    buckets=(1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1280),
+    registry=REGISTRY,
+)
+MODEL_PROMPT_TOKENS: Final = Histogram(
+    "ragent_model_prompt_tokens",
+    "Context length of each model call: the prompt tokens the model reported.",
+    ["model"],
+    buckets=(64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072),
     registry=REGISTRY,
 )
 FALLBACKS: Final = Counter(
@@ -124,3 +141,15 @@ def model_label(name: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return f"{model}@{urlunsplit(parts._replace(netloc=netloc))}"
+
+
+def model_name(name: str) -> str:
+    """Return the model of a ``model@base_url`` name, without its URL (for span attributes).
+
+    Args:
+        name: The model's name, as the fallback chain records it.
+
+    Returns:
+        The part before ``@``.
+    """
+    return name.partition("@")[0]

@@ -7,16 +7,35 @@ from typing import Any
 
 from app.observability.metrics import (
     FALLBACKS,
+    MODEL_OUTPUT_RATE,
+    MODEL_PROMPT_TOKENS,
     MODEL_SECONDS,
     MODEL_TOKENS,
     MODEL_TTFT,
     RECOVERED_TOOL_CALLS,
     model_label,
+    model_name,
     record_error,
 )
 from app.observability.tracing import annotate
 
-__all__ = ["attempt_failed", "first_token", "moved_on", "replied", "tool_calls_recovered"]
+__all__ = [
+    "OFFLINE_PROVIDER",
+    "attempt_failed",
+    "first_token",
+    "moved_on",
+    "provider_of",
+    "replied",
+    "tool_calls_recovered",
+]
+
+OFFLINE_PROVIDER = "ragent.offline"
+"""``gen_ai.provider.name`` of the offline answerer (every remote model speaks OpenAI's API)."""
+
+
+def provider_of(model: str) -> str:
+    """Return the GenAI provider name of a model of the chain (``model@base_url`` or offline)."""
+    return "openai" if "@" in model else OFFLINE_PROVIDER
 
 
 def first_token(model: str, seconds: float) -> None:
@@ -28,7 +47,10 @@ def first_token(model: str, seconds: float) -> None:
 def replied(
     served_by: str, usage: Mapping[str, Any] | None, fallbacks: int, seconds: float
 ) -> None:
-    """Record a chain's answer: who served it, its tokens, failed attempts, duration.
+    """Record a chain's answer: who served it, its tokens, rate, failed attempts, duration.
+
+    The current span (``model.call``) gets the OpenTelemetry GenAI attributes; the
+    model attributes carry the model's name, never its URL.
 
     Args:
         served_by: The model that answered (``model@base_url`` or ``offline``).
@@ -42,7 +64,17 @@ def replied(
     MODEL_TOKENS.labels(label, "in").inc(tokens_in)
     MODEL_TOKENS.labels(label, "out").inc(tokens_out)
     MODEL_SECONDS.labels(label).observe(seconds)
-    annotate(served_by=label, tokens_in=tokens_in, tokens_out=tokens_out, fallbacks=fallbacks)
+    if usage is not None:  # a model that reports no usage has no context length or rate
+        MODEL_PROMPT_TOKENS.labels(label).observe(tokens_in)
+        if tokens_out and seconds > 0:
+            MODEL_OUTPUT_RATE.labels(label).observe(tokens_out / seconds)
+    annotate(
+        provider=provider_of(served_by),
+        served_by=model_name(served_by),
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        fallbacks=fallbacks,
+    )
 
 
 def moved_on(failed: tuple[str, str] | None, to: str) -> None:

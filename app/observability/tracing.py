@@ -52,6 +52,8 @@ ATTRIBUTES: Final[dict[str, str]] = {
     "depth": "ragent.depth",
     "engine": "ragent.engine",
     "cache_hit": "ragent.cache_hit",
+    "operation": "gen_ai.operation.name",
+    "provider": "gen_ai.provider.name",
     "model": "gen_ai.request.model",
     "served_by": "gen_ai.response.model",
     "tokens_in": "gen_ai.usage.input_tokens",

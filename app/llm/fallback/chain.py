@@ -52,7 +52,7 @@ from app.llm.fallback.attempt import TokenSink, stream_attempt
 from app.llm.fallback.resilience import ModelCallError, classify
 from app.llm.usage import record_call
 from app.observability import models as observed
-from app.observability.metrics import model_label
+from app.observability.metrics import model_name
 from app.observability.tracing import span
 
 __all__ = ["OFFLINE", "Backend", "FallbackChatModel"]
@@ -197,7 +197,13 @@ class FallbackChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         first = self.backends[0].name if self.backends else OFFLINE
-        with span("model.call", model=model_label(first)):
+        # OpenTelemetry GenAI conventions: the model's name only, no URL.
+        with span(
+            "model.call",
+            operation="chat",
+            provider=observed.provider_of(first),
+            model=model_name(first),
+        ):
             return await self._chain(messages, stop, run_manager, kwargs)
 
     async def _chain(
@@ -289,7 +295,7 @@ class FallbackChatModel(BaseChatModel):
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt, span("model.attempt", model=model_label(backend.name)) as traced:
+            with attempt, span("model.attempt", model=model_name(backend.name)) as traced:
                 number = attempt.retry_state.attempt_number
                 traced.set(attempt=number)
                 first = max(0.0, min(backend.timeout_s, deadline - time.monotonic()))
