@@ -1,0 +1,38 @@
+"""The SQL source against a real SQLite database file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.resources import Resources
+from app.sources.sql import SqlSource, SqlSourceError
+from tests.sources import crash_scenario, scenario
+
+
+def test_insert_update_delete_and_acl_reach_retrieval(resources: Resources, tmp_path: Path) -> None:
+    scenario(resources, f"sqlite:///{tmp_path / 'kb.sqlite'}")
+
+
+def test_a_sync_killed_mid_way_is_finished_by_the_next(
+    resources: Resources, tmp_path: Path
+) -> None:
+    crash_scenario(resources, f"sqlite:///{tmp_path / 'kb.sqlite'}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("id_column", "id; DROP TABLE articles"), ("text_columns", ["body", "x y"]), ("name", "a/b")],
+)
+def test_names_that_are_not_identifiers_are_refused(field: str, value: object) -> None:
+    config: dict[str, object] = {
+        "name": "kb",
+        "url": "sqlite://",
+        "query": "SELECT 1",
+        "id_column": "id",
+        "text_columns": ["body"],
+    }
+    config[field] = value
+    with pytest.raises(SqlSourceError):
+        SqlSource(**config)  # type: ignore[arg-type]
