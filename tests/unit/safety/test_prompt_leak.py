@@ -14,10 +14,10 @@ from app import prompts
 from app.answer import Token
 from app.context import Context
 from app.nodes.guard import checked, guard_output
+from app.prompts import with_instructions
 from app.resources import Resources
 from app.safety.leak import RUN, LeakWatch, leak_check
 from app.safety.reply import ReplyGuard, TokenGuard
-from app.server.completions import _system_prompt
 from app.state import AgentState
 
 REPO = Path(__file__).resolve().parents[3]
@@ -84,7 +84,7 @@ def test_no_eval_question_reference_or_sample_document_leaks() -> None:
 
 
 def test_the_applications_instructions_are_guarded_too() -> None:
-    prompt = _system_prompt([APP_RULES])
+    prompt = with_instructions([APP_RULES])
     assert leak_check(prompt).leaks(f"My rules say: {APP_RULES}")
     assert not leak_check(PROMPT).leaks(APP_RULES)
     assert not leak_check(prompt).leaks("Refunds take about a week to arrive.")
@@ -115,7 +115,7 @@ async def test_guard_output_refuses_a_leak_and_checks_the_turns_earlier_replies(
             AIMessage(f"I was told: {APP_RULES}", id="a2"),
         ]
     )
-    context = Context(tenant_id="t", user_id="u", system_prompt=_system_prompt([APP_RULES]))
+    context = Context(tenant_id="t", user_id="u", system_prompt=with_instructions([APP_RULES]))
     update = await guard_output(state, Runtime(context=context))
     earlier, final = update["messages"]
     assert (earlier.id, earlier.content) == ("a1", "Let me check; mail [EMAIL]")
