@@ -12,6 +12,7 @@ With the ``none`` exporter no tracer is kept at all: a span costs two clock read
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from time import perf_counter
@@ -21,9 +22,11 @@ from typing import TYPE_CHECKING, Final
 from langgraph.errors import GraphBubbleUp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.config.observability import ObservabilitySettings
+from app.observability import otel_env
 from app.observability.metrics import RETRIEVAL_SECONDS
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ __all__ = [
     "Span",
     "annotate",
     "engine_span",
+    "server_span",
     "setup_tracing",
     "span",
     "tracing_enabled",
@@ -111,13 +115,30 @@ def _otel(attributes: dict[str, AttributeValue | None]) -> dict[str, AttributeVa
 class Span:
     """A timed block; a recording OpenTelemetry span inside it when tracing is on."""
 
-    __slots__ = ("_attributes", "_name", "_observe", "_otel", "_started", "_token")
+    __slots__ = (
+        "_attributes",
+        "_headers",
+        "_kind",
+        "_name",
+        "_observe",
+        "_otel",
+        "_started",
+        "_token",
+    )
 
     def __init__(
-        self, name: str, observe: Histogram | None, attributes: dict[str, AttributeValue | None]
+        self,
+        name: str,
+        observe: Histogram | None,
+        attributes: dict[str, AttributeValue | None],
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
-        """Prepare the block; see :func:`span`."""
+        """Prepare the block; see :func:`span` and :func:`server_span`."""
         _check(attributes)
+        self._kind = kind
+        self._headers = headers
         self._name = name
         self._observe = observe
         self._attributes = attributes
@@ -140,7 +161,12 @@ class Span:
         """Start the clock and, when tracing is on, the span (made current)."""
         tracer = _STATE.tracer
         if tracer is not None:
-            self._otel = tracer.start_span(self._name, attributes=_otel(self._attributes))
+            self._otel = tracer.start_span(
+                self._name,
+                context=_caller(self._headers),
+                kind=self._kind,
+                attributes=_otel(self._attributes),
+            )
             self._token = otel_context.attach(trace.set_span_in_context(self._otel))
         self._started = perf_counter()
         return self
@@ -189,6 +215,37 @@ def span(
     return Span(name, observe, attributes)
 
 
+def server_span(
+    name: str, headers: Iterable[tuple[bytes, bytes]], **attributes: AttributeValue | None
+) -> Span:
+    """Time a request as a SERVER span that continues the caller's W3C trace, if any.
+
+    Args:
+        name: The span name.
+        headers: The request's raw headers (ASGI's ``scope["headers"]``); a valid
+            ``traceparent`` (and its ``tracestate``) makes the span its child.
+        **attributes: Allowlisted attributes (:data:`ATTRIBUTES`).
+
+    Returns:
+        A :class:`Span` of kind SERVER.
+    """
+    return Span(name, None, attributes, kind=SpanKind.SERVER, headers=headers)
+
+
+_TRACE_HEADERS: Final = frozenset({b"traceparent", b"tracestate"})
+_W3C: Final = TraceContextTextMapPropagator()
+
+
+def _caller(headers: Iterable[tuple[bytes, bytes]]) -> otel_context.Context | None:
+    # W3C trace context only, not the global propagators: baggage may carry user data.
+    carrier = {
+        k.lower().decode("latin-1"): v.decode("latin-1")
+        for k, v in headers
+        if k.lower() in _TRACE_HEADERS
+    }
+    return _W3C.extract(carrier) if carrier else None
+
+
 def annotate(**attributes: AttributeValue | None) -> None:
     """Add allowlisted attributes to the current span, if one is recording.
 
@@ -204,7 +261,7 @@ def annotate(**attributes: AttributeValue | None) -> None:
 
 
 def _exporter(settings: ObservabilitySettings) -> SpanExporter:
-    if settings.exporter == "console":
+    if otel_env.exporter_kind(settings) == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         # One line per span on stderr: stdout belongs to the CLI's answers.
@@ -221,6 +278,9 @@ def setup_tracing(
 ) -> TracerProvider | None:
     """Set up spans from settings, replacing any earlier set-up of this process.
 
+    Keys the settings leave unset follow the standard ``OTEL_*`` variables
+    (:mod:`app.observability.otel_env`).
+
     Args:
         settings: The ``observability`` section.
         exporter: Use this exporter instead of the configured one (tests pass an
@@ -233,21 +293,21 @@ def setup_tracing(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     previous = _STATE.provider
     _STATE.tracer, _STATE.provider = None, None
     if previous is not None:
         previous.shutdown()
-    if exporter is None and settings.exporter == "none":
+    kind = otel_env.exporter_kind(settings)
+    if exporter is None and kind == "none":
         return None
     provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.service_name}),
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        resource=Resource.create({"service.name": otel_env.service_name(settings)}),
+        sampler=otel_env.sampler(settings),
         shutdown_on_exit=True,
     )
     chosen = exporter or _exporter(settings)
-    if batch or (exporter is None and settings.exporter == "otlp"):
+    if batch or (exporter is None and kind == "otlp"):
         provider.add_span_processor(BatchSpanProcessor(chosen))
     else:
         provider.add_span_processor(SimpleSpanProcessor(chosen))

@@ -23,7 +23,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.tracing import span
+from app.observability.tracing import server_span
 from app.safety.identity import safe_identity
 from app.server.errors import ApiError, error_response, owns, route_of
 from app.server.services import Services
@@ -132,7 +132,12 @@ class ApiGuard:
         started_at = time.perf_counter()
         status = [500]
         metrics.in_flight.inc()
-        with span("http.request", method=scope["method"]) as traced:  # the run's root span
+        # The run's root span, or the child of the caller's (traceparent). Hand-written, not
+        # opentelemetry-instrumentation-asgi: that one records the full URL with its query,
+        # the client's address and user agent, which the attribute allowlist keeps out.
+        with server_span(
+            "http.request", scope.get("headers", ()), method=scope["method"]
+        ) as traced:
             try:
                 await self._serve(services, scope, receive, send, status)
             finally:
