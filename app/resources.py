@@ -23,6 +23,7 @@ from app.retrieval.embedded.views import EmbeddedKeywordIndex, EmbeddedVectorInd
 from app.retrieval.embedding.embedder import make_embedder
 from app.retrieval.protocols import DocumentWriter, Embedder, KeywordIndex, VectorIndex
 from app.retrieval.remote.fanout import FanOutWriter
+from app.retrieval.remote.records import DocumentRecords, RedisRecords
 from app.retrieval.rerank import make_reranker
 from app.retrieval.retriever import HybridRetriever
 from app.settings import Settings, SettingsError, get_settings
@@ -33,7 +34,14 @@ from app.tools.executor import Toolbox
 if TYPE_CHECKING:
     from app.retrieval.remote.deferred import DeferredKeywordIndex, DeferredVectorIndex
 
-__all__ = ["Resources", "aget_resources", "build_resources", "get_resources", "use_resources"]
+__all__ = [
+    "Resources",
+    "aget_resources",
+    "build_resources",
+    "get_resources",
+    "ingest_state_url",
+    "use_resources",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +115,18 @@ def _remote_indexes(
     return vectors, keywords
 
 
+def ingest_state_url(settings: Settings) -> str | None:
+    """The Redis that holds the ingestion state every worker shares, or None (on this host).
+
+    Raises:
+        SettingsError: ``ingest.state_backend`` is ``redis`` without a Redis to use.
+    """
+    try:
+        return settings.ingest.state_url(settings.server.redis_url)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def build_resources(settings: Settings) -> Resources:
     """Build engines for ``settings``; models load lazily on first use.
 
@@ -134,7 +154,12 @@ def build_resources(settings: Settings) -> Resources:
     if all(remote):
         remote_vectors, remote_keywords = _remote_indexes(settings, embedder.dim)
         vectors, keywords = remote_vectors, remote_keywords
-        writer = FanOutWriter(records=index, vectors=remote_vectors, keywords=remote_keywords)
+        records: DocumentRecords = index
+        if (state_url := ingest_state_url(settings)) is not None:  # shared by every worker
+            redis_records = RedisRecords(state_url)
+            atexit.register(redis_records.close)
+            records = redis_records
+        writer = FanOutWriter(records=records, vectors=remote_vectors, keywords=remote_keywords)
     else:
         vectors, keywords, writer = EmbeddedVectorIndex(index), EmbeddedKeywordIndex(index), index
     retriever = HybridRetriever(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from app.config.section import Section
@@ -35,6 +37,34 @@ class IngestSettings(Section):
     workers: int = Field(default=1, ge=0, le=64)
     """Parser processes; 0 counts as 1 (files are always parsed in worker processes)."""
     embed_batch: int = Field(default=256, gt=0)
+    state_backend: Literal["sqlite", "redis"] = "sqlite"
+    """Where the ingestion state lives: the near-duplicate signatures and, with remote
+    engines, the document records that skip unchanged documents. ``sqlite``: this host's
+    disk (``dedup.sqlite``, ``index.sqlite``); ``redis``: shared by every worker."""
+    state_redis_url: str | None = None
+    """None: ``server.redis_url``."""
+
+    @model_validator(mode="after")
+    def _redis_scheme(self) -> IngestSettings:
+        url = self.state_redis_url
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("state_redis_url must start with redis://, rediss:// or unix://")
+        return self
+
+    def state_url(self, server_redis_url: str | None) -> str | None:
+        """The Redis of the ingestion state, or None when it stays on this host.
+
+        Raises:
+            ValueError: ``state_backend`` is ``redis`` but no Redis is configured.
+        """
+        if self.state_backend == "sqlite":
+            return None
+        url = self.state_redis_url or server_redis_url
+        if url is None:
+            raise ValueError(
+                "ingest.state_backend 'redis' needs ingest.state_redis_url or server.redis_url"
+            )
+        return url
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IngestSettings:

@@ -10,9 +10,10 @@ from app.ingest.chunking import (
 )
 from app.ingest.loaders import ExpansionLimits
 from app.ingest.pipeline import Ingestor
+from app.ingest.redis_signatures import RedisSignatureStore
 from app.ingest.sandbox import ParseSandbox, SandboxLimits
-from app.ingest.signatures import SignatureStore
-from app.resources import Resources
+from app.ingest.signatures import SignatureSource, SignatureStore
+from app.resources import Resources, ingest_state_url
 from app.settings import SettingsError
 
 __all__ = ["build_ingestor", "sandbox_limits"]
@@ -30,9 +31,12 @@ def build_ingestor(resources: Resources, *, parsers: ParseSandbox | None = None)
     Files are parsed in worker processes capped by the ``ingest`` settings: ``parsers`` if
     given (kept by the caller across runs), else processes started for each run.
 
+    Duplicate signatures are kept in ``<data_dir>/dedup.sqlite``, or in Redis with
+    ``ingest.state_backend: redis`` (shared by every worker).
+
     Raises:
-        SettingsError: ``ingest.chunk_tokens`` is larger than the embedder reads, or the
-            overlap does not fit the chunk size.
+        SettingsError: ``ingest.chunk_tokens`` is larger than the embedder reads, the
+            overlap does not fit the chunk size, or the state's Redis is not configured.
     """
     cfg = resources.settings.ingest
     window = resources.embedder.max_tokens
@@ -42,6 +46,12 @@ def build_ingestor(resources: Resources, *, parsers: ParseSandbox | None = None)
         validate_chunking(size, overlap, window=window)
     except ChunkingConfigError as exc:
         raise SettingsError(f"invalid setting 'ingest.chunk_tokens': {exc}") from None
+    state_url = ingest_state_url(resources.settings)
+    signatures: SignatureSource = (
+        SignatureStore(resources.settings.data_dir / "dedup.sqlite")
+        if state_url is None
+        else RedisSignatureStore(state_url)
+    )
     return Ingestor(
         writer=resources.writer,
         embedder=resources.embedder,
@@ -51,7 +61,7 @@ def build_ingestor(resources: Resources, *, parsers: ParseSandbox | None = None)
         max_file_bytes=cfg.max_file_bytes,
         near_duplicate_threshold=cfg.near_duplicate_threshold,
         embed_batch=cfg.embed_batch,
-        signatures=SignatureStore(resources.settings.data_dir / "dedup.sqlite"),
+        signatures=signatures,
         expansion=ExpansionLimits(
             max_expanded_bytes=cfg.max_expanded_bytes,
             max_ratio=cfg.max_expansion_ratio,

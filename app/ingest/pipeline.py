@@ -35,7 +35,7 @@ from app.ingest.progress import IngestProgress
 from app.ingest.report import IngestReport
 from app.ingest.sandbox import ParseSandbox, SandboxLimits
 from app.ingest.scheduling import Discovery, batches, discover, within
-from app.ingest.signatures import SignatureStore, SignatureTable, Signed
+from app.ingest.signatures import Signatures, SignatureSource, Signed
 from app.ingest.stage import EmbedStage, ReadyDocument
 from app.ingest.worker import ParseJob, ParseResult, parse_file
 from app.llm.tokens import TokenCounter
@@ -78,7 +78,7 @@ class Ingestor:
     max_file_bytes: int
     near_duplicate_threshold: float = 0.9
     embed_batch: int = 256
-    signatures: SignatureStore | None = None
+    signatures: SignatureSource | None = None
     """Where the duplicate signatures of indexed documents are kept between runs; without
     one, an unchanged file is parsed (not embedded) to sign it whenever a run has others
     to check."""
@@ -97,7 +97,7 @@ class Ingestor:
     _boilerplate: set[str] = field(default_factory=set, init=False)
     _parsed_ok: set[Path] = field(default_factory=set, init=False)
     _unchanged: list[ParseJob] = field(default_factory=list, init=False)
-    _table: SignatureTable | None = field(default=None, init=False)
+    _table: Signatures | None = field(default=None, init=False)
 
     def _reset(self) -> IngestReport:
         # Duplicates are found within one run of one tenant; the documents it skips as

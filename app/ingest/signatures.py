@@ -8,8 +8,9 @@ and seeds the run's duplicate filters with those of the documents it skips as un
 the verdicts of a run do not depend on which files happened to change.
 
 The signatures live in ``<data_dir>/dedup.sqlite`` (about 0.6 KB a chunk), next to the
-index they describe; with a remote index they are a cache of this host's runs, and a
-document whose signature is missing here is simply not compared again. A signature is
+index they describe, or in Redis shared by every worker (:mod:`app.ingest.redis_signatures`,
+``ingest.state_backend: redis``); a document whose signature is missing is simply not
+compared again. A signature is
 only used while it belongs to the document's current content hash and the filter's scheme.
 """
 
@@ -17,15 +18,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from app.ingest.dedup import Signature
 
-__all__ = ["SignatureStore", "SignatureTable", "Signed"]
+__all__ = ["SignatureStore", "SignatureTable", "Signatures", "SignatureSource", "Signed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signatures (
@@ -47,6 +49,32 @@ class Signed:
 
     item_id: str
     signature: Signature
+
+
+class Signatures(Protocol):
+    """An open signature store, used by one thread for one run."""
+
+    def put(
+        self, tenant: str, doc_id: str, content_hash: str, scheme: str, items: Sequence[Signed]
+    ) -> None:
+        """Replace the signatures of one document (its own and its chunks')."""
+        ...
+
+    def get(self, tenant: str, doc_id: str, content_hash: str, scheme: str) -> list[Signed]:
+        """The signatures of a document at ``content_hash``, document first; [] if none."""
+        ...
+
+    def delete(self, tenant: str, doc_ids: Iterable[str]) -> None:
+        """Forget the signatures of documents that left the index."""
+        ...
+
+
+class SignatureSource(Protocol):
+    """Where signatures are kept: opened once per ingest run."""
+
+    def open(self) -> AbstractContextManager[Signatures]:
+        """Open the store for one run."""
+        ...
 
 
 def _values(blob: bytes | None) -> np.ndarray[tuple[int], np.dtype[np.uint32]] | None:

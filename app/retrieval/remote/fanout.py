@@ -1,4 +1,4 @@
-"""Writing documents to remote engines (Weaviate + Elasticsearch), recorded locally.
+"""Writing documents to remote engines (Weaviate + Elasticsearch), with records (SQLite or Redis).
 
 The two engines share no transaction, with each other or within themselves. Each keeps a
 commit marker per document (:mod:`app.retrieval.remote.commits`) that lists the chunks readers
@@ -25,8 +25,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.protocols import Vector
+from app.retrieval.remote.records import DocumentRecords
 from app.retrieval.types import Chunk, DocumentRecord
 
 __all__ = ["FanOutWriter", "RemoteKeywordWriter", "RemoteVectorWriter"]
@@ -80,7 +80,7 @@ class FanOutWriter:
     def __init__(
         self,
         *,
-        records: EmbeddedIndex,
+        records: DocumentRecords,
         vectors: RemoteVectorWriter,
         keywords: RemoteKeywordWriter,
     ) -> None:
