@@ -20,6 +20,7 @@ from app.cli.keys import register as register_key_commands
 from app.cli.memory import register as register_memory_commands
 from app.cli.prune import register as register_prune_command
 from app.cli.quota import register as register_quota_commands
+from app.cli.sources import register as register_source_commands
 from app.cli.worker import register as register_worker_command
 from app.llm.local.process import LocalModelError, local_model
 from app.server.workers.shared_metrics import shared_metrics
@@ -120,6 +121,7 @@ register_eval_commands(cli)
 register_approval_commands(cli)
 register_memory_commands(cli)
 register_cache_commands(cli)
+register_source_commands(cli)
 register_key_commands(cli)
 register_quota_commands(cli)
 register_prune_command(cli)

@@ -39,6 +39,8 @@ class CursorStore:
         """Open (and create) the store at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self.folder = path.parent
+        """Where the store lives (the syncs' lock files sit beside it)."""
         with closing(self._connect()) as db:
             db.execute(_SCHEMA)
 

@@ -16,6 +16,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from filelock import FileLock, Timeout
+
 from app.ingest.chunking import chunk_document
 from app.ingest.ids import content_hash, stable_id
 from app.ingest.model import Element, LoadedDocument
@@ -27,7 +29,11 @@ from app.retrieval.types import Chunk, DocumentRecord
 from app.sources.connector import Connector, SourceItem
 from app.sources.cursors import CursorStore
 
-__all__ = ["SourceSync", "SyncReport", "item_source"]
+__all__ = ["SourceSync", "SyncBusyError", "SyncReport", "item_source"]
+
+
+class SyncBusyError(RuntimeError):
+    """Another sync of the same source is running."""
 
 
 def item_source(source: str, item_id: str) -> str:
@@ -91,7 +97,23 @@ class SourceSync:
 
         Returns:
             The sync's report (also recorded with the new cursor).
+
+        Raises:
+            SyncBusyError: Another sync of this source (in any process on this data folder)
+                is running.
         """
+        name = connector.name
+        lock = FileLock(self.cursors.folder / f"sync-{stable_id(tenant_id, name)}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise SyncBusyError(f"a sync of source {name!r} is already running") from None
+        try:
+            return self._sync(connector, tenant_id, full)
+        finally:
+            lock.release()
+
+    def _sync(self, connector: Connector, tenant_id: str, full: bool) -> SyncReport:
         started = time.perf_counter()
         name = connector.name
         state = None if full else self.cursors.get(tenant_id, name)

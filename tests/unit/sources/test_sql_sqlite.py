@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
+from app.ingest.ids import stable_id
 from app.resources import Resources
 from app.sources.sql import SqlSource, SqlSourceError
-from tests.sources import crash_scenario, scenario
+from app.sources.sync import SyncBusyError
+from tests.sources import TENANT, articles, crash_scenario, make_sync, scenario
 
 
 def test_insert_update_delete_and_acl_reach_retrieval(resources: Resources, tmp_path: Path) -> None:
@@ -36,3 +39,13 @@ def test_names_that_are_not_identifiers_are_refused(field: str, value: object) -
     config[field] = value
     with pytest.raises(SqlSourceError):
         SqlSource(**config)  # type: ignore[arg-type]
+
+
+def test_a_second_sync_of_a_source_is_refused_while_one_runs(
+    resources: Resources, tmp_path: Path
+) -> None:
+    sync = make_sync(resources)
+    source = articles(f"sqlite:///{tmp_path / 'kb.sqlite'}")
+    running = FileLock(sync.cursors.folder / f"sync-{stable_id(TENANT, 'kb')}.lock")
+    with running, pytest.raises(SyncBusyError, match="'kb' is already running"):
+        sync.sync(source, tenant_id=TENANT)
