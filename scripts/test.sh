@@ -10,6 +10,12 @@ scripts/setup.sh --dev
 # (from Maven Central, needs a JDK >= 21 and mvn) and Weaviate (built with Go >= 1.26), cached
 # outside the clone. The first run builds them (about 5 minutes); later runs reuse them.
 scripts/engines.sh install
+# The SQL source's tests start a real PostgreSQL server: Debian's package.
+if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    echo "Installing PostgreSQL (Debian's postgresql package) for the SQL source's tests"
+    sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo -n"
+    $sudo apt-get install -y -q postgresql >/dev/null
+fi
 # The local GGUF model of the real-model tier (a verified test fixture, ~0.5 GB, cached).
 scripts/models.sh install qwen2.5-coder-0.5b
 .venv/bin/ruff check .
