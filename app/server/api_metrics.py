@@ -6,7 +6,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
@@ -23,6 +32,11 @@ class Metrics:
     def __init__(self) -> None:
         """Create the metrics in a fresh registry."""
         self.registry = CollectorRegistry()
+        # prometheus_client's defaults: process_* (CPU, memory, open files), python_info and
+        # python_gc_*. One process only: with several workers, prometheus_client's
+        # multiprocess mode has no way to merge them (render_all serves the shared files).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
         self.requests = Counter(
             "ragent_http_requests_total",
             "HTTP requests by route template, method and status.",
