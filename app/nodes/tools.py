@@ -264,7 +264,7 @@ async def _not_again(
         content=f"Already done earlier in this request, not run again: {earlier.text}",
         tool_call_id=call.get("id") or "",
         name=call["name"],
-        response_metadata={"outcome": "duplicate"},
+        response_metadata={"outcome": "duplicate", "result": earlier.text},
     )
 
 

@@ -51,7 +51,8 @@ def tool_name(message: ToolMessage, messages: Sequence[BaseMessage]) -> str:
 
 def _describe(name: str, message: ToolMessage) -> str:
     readable = _READABLE.get(name, name.replace("_", " "))
-    result = " ".join(message.text.split())
+    # A call asked for again is answered with the earlier result, which is what it returned.
+    result = " ".join(str(message.response_metadata.get("result", message.text)).split())
     if message.status == "error":
         return f"The {readable} tool failed: {result.rstrip('.') or 'no details'}."
     if not result:

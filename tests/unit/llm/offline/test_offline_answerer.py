@@ -17,6 +17,7 @@ from langchain_core.messages import (
 from langchain_core.tools import tool
 
 from app.llm.offline.answerer import ExtractiveAnswerer, answer_from_sources, parse_sources
+from app.llm.offline.tool_use import describe_tool_results
 from app.prompts import DONT_KNOW, SOURCES_CLOSE, SOURCES_OPEN
 from app.text.intents import find_arithmetic
 from app.text.sentences import split_sentences
@@ -526,3 +527,27 @@ def test_similarity_orders_grounded_sentences_but_never_admits_ungrounded_ones()
     assert plain.startswith("Checkpoints run often")
     assert ordered.startswith("The WAL checkpoint runs at 1000 pages. [S1]")
     assert "Bananas" not in ordered
+
+
+def test_a_call_asked_for_again_is_restated_by_its_earlier_result() -> None:
+    # As the tool node answers a repeated call; the offline answerer then ends the turn
+    # (the model's deadline spent) and must not quote the agent's own note to the model.
+    first = {"name": "convert_units", "args": {"value": 2}, "id": "a", "type": "tool_call"}
+    again = {**first, "id": "b"}
+    other = {"name": "calculator", "args": {"expression": "2*2"}, "id": "c", "type": "tool_call"}
+    messages = [
+        HumanMessage("How many MB are 2 GiB?"),
+        AIMessage("", tool_calls=[first]),
+        ToolMessage("2 GiB = 2147.48 MB", tool_call_id="a", name="convert_units"),
+        AIMessage("", tool_calls=[again, other]),
+        ToolMessage(
+            "Already done earlier in this request, not run again: 2 GiB = 2147.48 MB",
+            tool_call_id="b",
+            name="convert_units",
+            response_metadata={"outcome": "duplicate", "result": "2 GiB = 2147.48 MB"},
+        ),
+        ToolMessage("4", tool_call_id="c", name="calculator"),
+    ]
+    text = describe_tool_results(messages)
+    assert "Already done" not in text
+    assert text == "The unit converter returned 2 GiB = 2147.48 MB. The calculator returned 4."
