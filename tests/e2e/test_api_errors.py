@@ -374,6 +374,10 @@ def _cases(conversation: str) -> list[Case]:
             kwargs={"json": {"question": "again"}, "headers": {"Idempotency-Key": "k-ask"}},
         ),  # fmt: skip
         Case("POST", "/v1/ask", 400, kwargs={"json": {"question": ""}}),
+        Case("GET", "/v1/quota", 401, key="none"),
+        Case("GET", "/v1/quota", 403),  # the chat key has no admin scope
+        Case("DELETE", "/v1/quota", 401, key="none"),
+        Case("DELETE", "/v1/quota", 403),
         Case("GET", "/v1/threads", 200),
         Case("GET", "/v1/threads", 400, url="/v1/threads?limit=0"),
         Case("GET", "/v1/threads/{thread_id}", 200, url=thread),
