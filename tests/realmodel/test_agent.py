@@ -86,10 +86,21 @@ def test_the_model_extracts_memories(
     assert any("Ada" in m["text"] for m in memories), memories
 
 
+_SETTING = (
+    "I keep the SQLite database of a small note-taking application in my home folder on a"
+    " laptop; it holds about two thousand notes, one process writes while several others"
+    " read, and a nightly job copies the file to a backup disk before the laptop sleeps."
+    " Sometimes the laptop loses power in the middle of a write, and I worry about what"
+    " happens to the journal, the readers and the backup copy when it starts again."
+)
+
+
 def test_the_model_summarises_a_history_past_its_budget(
     llama: LocalModelServer, corpus: Corpus, tmp_path: Path
 ) -> None:
-    # A 256-token history budget: the third turn passes 70 % of it and is folded.
+    # A 256-token history budget, folded past 70 % of it (179 tokens). The questions alone
+    # pass that by the third turn, whatever the model answers: a run of short answers
+    # ("I don't know") once left the history under it, and nothing was folded.
     served_iter = serve(
         llama,
         tmp_path,
@@ -103,9 +114,9 @@ def test_the_model_summarises_a_history_past_its_budget(
     try:
         conversation = None
         for question in (
-            "What is a WAL file in SQLite?",
-            "Does WAL mode work over a network filesystem?",
-            "How often does SQLite run a checkpoint in WAL mode?",
+            f"{_SETTING} What is a WAL file in SQLite?",
+            f"{_SETTING} Does WAL mode work over a network filesystem?",
+            f"{_SETTING} How often does SQLite run a checkpoint in WAL mode?",
         ):
             extra = {"conversation_id": conversation} if conversation else {}
             payload = _ask(served, question, tool_choice="none", **extra)
