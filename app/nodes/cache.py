@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from app.cache import Scope, SemanticCache
 from app.context import Context
 from app.nodes.respond import decoding_kwargs
+from app.observability.metrics import count_rag_answer
 from app.resources import Resources, aget_resources
 from app.retrieval.types import namespace_tenant
 from app.state import AgentState
@@ -104,6 +105,8 @@ async def lookup_answer(state: AgentState, runtime: Runtime[Context]) -> dict[st
     if found.entry is None:
         return {"cache": "miss"}
     reply = AIMessage(content=found.entry.answer, response_metadata={"cache": "hit"})
+    # The hit ends the turn here, before guard_output: its one count in ragent_rag_answers_total.
+    count_rag_answer(cited=bool(found.entry.citations), refused=False, cache_hit=True)
     return {
         "cache": "hit",
         "messages": [reply],

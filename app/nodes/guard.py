@@ -13,6 +13,7 @@ from app.context import Context
 from app.llm.response_format import is_json, repaired
 from app.nodes.respond import decoding_kwargs
 from app.nodes.route import answers_directly, standalone_query
+from app.observability.metrics import count_rag_answer, count_redactions, count_safety_block
 from app.resources import aget_resources
 from app.safety import detect_injection, redact
 from app.safety.leak import leak_check
@@ -84,11 +85,15 @@ async def guard_input(state: AgentState, runtime: Runtime[Context]) -> dict[str,
             reason = "the message is empty"
         elif len(text) > limits.max_input_chars:
             reason = f"the message is longer than {limits.max_input_chars} characters"
+            count_safety_block("input_too_long")
         else:
             reason = detect_injection(text) or ""
+            if reason:
+                count_safety_block("input_injection")
         if not reason:
             clean, kinds = redact(text)
             if kinds:
+                count_redactions("input", kinds)
                 update["messages"] = [HumanMessage(content=clean, id=last.id)]
             if not answers_directly(clean):
                 # Start the query embedding now: it overlaps memory recall, routing and
@@ -149,11 +154,27 @@ def checked(text: str, prompt: str) -> str:
         text: The model's reply.
         prompt: The run's system prompt, which the reply must not repeat.
     """
-    text, _ = redact(text)
-    return prompts.LEAKED_PROMPT if leak_check(prompt).leaks(text) else text
+    return _checked(text, prompt, set())
 
 
-def _earlier_replies(state: AgentState, prompt: str) -> list[AIMessage]:
+def _checked(text: str, prompt: str, found: set[str]) -> str:
+    """:func:`checked`, adding what it redacted (PII kinds) or refused (``leak``) to ``found``."""
+    text, kinds = redact(text)
+    found.update(kinds)
+    if leak_check(prompt).leaks(text):
+        found.add("leak")
+        return prompts.LEAKED_PROMPT
+    return text
+
+
+def _count_output_blocks(found: set[str]) -> None:
+    """Count a turn's output-guard actions once per class (a reply may hold many)."""
+    count_redactions("output", found - {"leak"})
+    if "leak" in found:
+        count_safety_block("output_prompt_leak")
+
+
+def _earlier_replies(state: AgentState, prompt: str, found: set[str]) -> list[AIMessage]:
     """This turn's replies before the last (those that called tools), checked like it.
 
     They were streamed and stay in the thread's history, which the API shows.
@@ -163,7 +184,7 @@ def _earlier_replies(state: AgentState, prompt: str) -> list[AIMessage]:
         if isinstance(message, HumanMessage):
             break
         if isinstance(message, AIMessage) and message.text:
-            text = checked(message.text, prompt)
+            text = _checked(message.text, prompt, found)
             if text != message.text:
                 checked_replies.append(message.model_copy(update={"content": text}))
     return checked_replies
@@ -196,10 +217,15 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
     (:func:`~app.llm.response_format.repaired`). An answer that repeats the system
     prompt becomes a refusal. A streamed answer went through the same checks piece by
     piece (:mod:`app.safety.reply`).
+
+    Counts, once per turn, what the guard redacted or refused (``ragent_safety_blocks_total``)
+    and, for a retrieval turn, whether its answer cites a source (``ragent_rag_answers_total``;
+    a turn the answer cache serves is counted by :func:`~app.nodes.cache.lookup_answer`).
     """
     resources = await aget_resources()
     limits = resources.settings.limits
     prompt = runtime.context.system_prompt
+    found: set[str] = set()
     last = state.messages[-1]
     if isinstance(last, AIMessage) and not last.tool_calls:
         last = await _conformed(state, runtime.context, last)
@@ -209,7 +235,7 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
             "before reaching an answer."
         )
     else:
-        text = checked(last.text, prompt)
+        text = _checked(last.text, prompt, found)
         if state.sources and cites_by_support(resources.settings.llm, runtime.context):
             sources = [(s["label"], s["text"]) for s in state.sources]
             text = attribute(text, sources).text or prompts.DONT_KNOW
@@ -222,5 +248,9 @@ async def guard_output(state: AgentState, runtime: Runtime[Context]) -> dict[str
         response_metadata=getattr(last, "response_metadata", {}),
         usage_metadata=getattr(last, "usage_metadata", None),
     )
-    messages = [*_earlier_replies(state, prompt), final]
-    return {"messages": messages, "citations": citations, "refused": is_refusal(text)}
+    messages = [*_earlier_replies(state, prompt, found), final]
+    refused = is_refusal(text)
+    _count_output_blocks(found)
+    if state.route == "rag":
+        count_rag_answer(cited=bool(citations), refused=refused, cache_hit=False)
+    return {"messages": messages, "citations": citations, "refused": refused}

@@ -8,8 +8,9 @@ outcomes and error kinds. Never a tenant, a user or any text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -26,8 +27,16 @@ __all__ = [
     "NODE_SECONDS",
     "REGISTRY",
     "RECOVERED_TOOL_CALLS",
+    "RAG_ANSWERS",
     "RETRIEVAL_SECONDS",
+    "SAFETY_BLOCKS",
     "TOOL_CALLS",
+    "RagOutcome",
+    "SafetyKind",
+    "count_rag_answer",
+    "count_redactions",
+    "count_safety_block",
+    "count_tool_block",
     "model_label",
     "model_name",
     "record_error",
@@ -117,6 +126,87 @@ ERRORS: Final = Counter(
     ["component", "type"],
     registry=REGISTRY,
 )
+
+RagOutcome = Literal["cited", "uncited", "refused"]
+"""How a retrieval turn's answer ended: it cites a retrieved source, cites none, or
+declines ("I don't know", a refusal)."""
+RAG_ANSWERS: Final = Counter(
+    "ragent_rag_answers_total",
+    "Retrieval turns by their answer's outcome (cited, uncited, refused) and by what served "
+    "it (model, cache), once per turn.",
+    ["outcome", "served"],
+    registry=REGISTRY,
+)
+SafetyKind = Literal[
+    "input_injection",
+    "input_too_long",
+    "input_pii",
+    "input_secret",
+    "output_pii",
+    "output_secret",
+    "output_prompt_leak",
+    "tool_denied",
+    "tool_not_approved",
+    "tool_invalid_arguments",
+    "tool_runaway",
+]
+"""Every kind of ``ragent_safety_blocks_total``: the input guard's blocks and redactions,
+the output guard's redactions and prompt-leak refusals, and tool calls a policy, the user,
+argument validation or the runaway checks stopped."""
+SAFETY_BLOCKS: Final = Counter(
+    "ragent_safety_blocks_total",
+    "Guard actions by kind: input blocked or redacted, output redacted or refused, tool "
+    "calls not run.",
+    ["kind"],
+    registry=REGISTRY,
+)
+for _outcome in get_args(RagOutcome):  # every series exists from the start, at 0
+    for _served in ("model", "cache"):
+        RAG_ANSWERS.labels(_outcome, _served)
+for _kind in get_args(SafetyKind):
+    SAFETY_BLOCKS.labels(_kind)
+
+_TOOL_BLOCKS: Final[dict[str, SafetyKind]] = {
+    "denied": "tool_denied",
+    "rejected": "tool_not_approved",
+    "invalid_arguments": "tool_invalid_arguments",
+    "stopped": "tool_runaway",
+}
+
+
+def count_safety_block(kind: SafetyKind) -> None:
+    """Count one guard action of ``kind``."""
+    SAFETY_BLOCKS.labels(kind).inc()
+
+
+def count_redactions(where: Literal["input", "output"], kinds: Iterable[str]) -> None:
+    """Count a redaction of ``where`` once per class: ``secret``, or personal data.
+
+    Args:
+        where: The input guard's redaction of a question, or the output guard's of a reply.
+        kinds: The redacted kinds (:data:`app.safety.KINDS`), repeats allowed.
+    """
+    for cls in {"secret" if kind == "secret" else "pii" for kind in kinds}:
+        SAFETY_BLOCKS.labels(f"{where}_{cls}").inc()
+
+
+def count_tool_block(outcome: str) -> None:
+    """Count a tool call that a guard stopped, by its outcome (others are not blocks)."""
+    kind = _TOOL_BLOCKS.get(outcome)
+    if kind is not None:
+        SAFETY_BLOCKS.labels(kind).inc()
+
+
+def count_rag_answer(*, cited: bool, refused: bool, cache_hit: bool) -> None:
+    """Count one finished retrieval turn: a refusal, else cited or uncited.
+
+    Args:
+        cited: The answer cites at least one of the turn's retrieved sources.
+        refused: The answer declines (a refusal or "I don't know").
+        cache_hit: The answer cache served it (a stored answer, cited when stored).
+    """
+    outcome: RagOutcome = "refused" if refused else "cited" if cited else "uncited"
+    RAG_ANSWERS.labels(outcome, "cache" if cache_hit else "model").inc()
 
 
 def record_error(component: str, kind: str) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from app.observability.metrics import TOOL_CALLS
+from app.observability.metrics import TOOL_CALLS, count_tool_block
 from app.safety import redact
 
 __all__ = ["AUDIT_STREAM", "AuditRecord", "AuditSink", "redact_args"]
@@ -109,6 +109,7 @@ class AuditSink:
         TOOL_CALLS.labels(
             record.tool if record.risk != "unknown" else "unknown", record.outcome
         ).inc()
+        count_tool_block(record.outcome)  # denied, not approved, invalid arguments, runaway
         stamped = record if record.at else _stamp(record)
         line = json.dumps(stamped.as_dict(), ensure_ascii=False, sort_keys=True)
         logger.info(line)
