@@ -34,7 +34,7 @@ from app.config.memory import CheckpointSettings, MemorySettings
 from app.config.observability import ObservabilitySettings
 from app.config.retrieval import EmbedSettings, RerankSettings, RetrievalSettings
 from app.config.server import ServerSettings
-from app.config.sources import SqlSourceSettings
+from app.config.sources import SourceSettings
 from app.config.tools import LimitSettings, ToolPolicy, ToolSettings
 
 __all__ = [
@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     mcp: McpSettings = McpSettings()
     cache: CacheSettings = CacheSettings()
-    sources: list[SqlSourceSettings] = []
+    sources: list[SourceSettings] = []
 
     @classmethod
     def settings_customise_sources(

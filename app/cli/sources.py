@@ -11,7 +11,9 @@ from app.cli.common import CliError, ConfigOpt, JsonOpt, print_json, settings_fo
 
 __all__ = ["register"]
 
-sources_cli = typer.Typer(help="Sources beyond files: databases.", no_args_is_help=True)
+sources_cli = typer.Typer(
+    help="Sources beyond files: databases and web sites.", no_args_is_help=True
+)
 
 NameArg = Annotated[str, typer.Argument(help="The source's name in the settings' 'sources'.")]
 
@@ -21,12 +23,18 @@ def list_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Print the configured sources (their URLs' passwords hidden)."""
     from sqlalchemy.engine import make_url
 
+    from app.config.sources import SqlSourceSettings
+
     settings = settings_for(config)
     rows = [
         {
             "name": cfg.name,
             "kind": cfg.kind,
-            "url": make_url(cfg.url).render_as_string(hide_password=True),
+            "url": (
+                make_url(cfg.url).render_as_string(hide_password=True)
+                if isinstance(cfg, SqlSourceSettings)
+                else cfg.sitemap or ", ".join(cfg.seeds)
+            ),
             "tenant_id": cfg.tenant_id or settings.tenant_id,
         }
         for cfg in settings.sources
@@ -57,7 +65,7 @@ def sync_command(
 
     settings = settings_for(config)
     cfg = source_settings(settings, name)
-    connector = configured_source(cfg)
+    connector = configured_source(cfg, data_dir=settings.data_dir)
     sync = build_source_sync(build_resources(settings))
     try:
         report = sync.sync(connector, tenant_id=cfg.tenant_id or settings.tenant_id, full=full)

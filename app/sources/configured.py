@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from app.config.sources import SqlSourceSettings
+from pathlib import Path
+
+from app.config.sources import SourceSettings, WebSourceSettings
 from app.settings import Settings, SettingsError
+from app.sources.connector import Connector
 from app.sources.sql import SqlSource, SqlSourceError
+from app.sources.web import WebSource, WebSourceError
+from app.sources.web_pages import PageStore
 
 __all__ = ["configured_source", "source_settings"]
 
 
-def source_settings(settings: Settings, name: str) -> SqlSourceSettings:
+def source_settings(settings: Settings, name: str) -> SourceSettings:
     """Return the configured source called ``name``.
 
     Raises:
@@ -22,12 +27,20 @@ def source_settings(settings: Settings, name: str) -> SqlSourceSettings:
     raise SettingsError(f"no source named {name!r} in 'sources' (configured: {known})")
 
 
-def configured_source(cfg: SqlSourceSettings) -> SqlSource:
+def configured_source(cfg: SourceSettings, *, data_dir: Path | None = None) -> Connector:
     """Return the connector of a configured source.
 
+    Args:
+        cfg: The source's settings.
+        data_dir: The data folder (``settings.data_dir``); a web source keeps its pages'
+            validators there, in ``sources.sqlite``.
+
     Raises:
-        SettingsError: A column named in it is not a plain identifier.
+        SettingsError: A column named in it is not a plain identifier, a web source's URLs
+            are not http(s), or a web source is built without ``data_dir``.
     """
+    if isinstance(cfg, WebSourceSettings):
+        return _web_source(cfg, data_dir)
     try:
         return SqlSource(
             name=cfg.name,
@@ -42,4 +55,28 @@ def configured_source(cfg: SqlSourceSettings) -> SqlSource:
             timeout_s=cfg.timeout_s,
         )
     except SqlSourceError as exc:
+        raise SettingsError(f"invalid setting 'sources': {exc}") from None
+
+
+def _web_source(cfg: WebSourceSettings, data_dir: Path | None) -> WebSource:
+    if data_dir is None:
+        raise SettingsError(f"source {cfg.name!r}: a web source needs the data folder")
+    try:
+        return WebSource(
+            name=cfg.name,
+            store=PageStore(data_dir / "sources.sqlite"),
+            sitemap=cfg.sitemap,
+            seeds=tuple(cfg.seeds),
+            hosts=tuple(cfg.hosts),
+            private_hosts=tuple(cfg.private_hosts),
+            acl=tuple(cfg.acl),
+            max_pages=cfg.max_pages,
+            max_depth=cfg.max_depth,
+            user_agent=cfg.user_agent,
+            max_crawl_delay_s=cfg.max_crawl_delay_s,
+            max_page_bytes=cfg.max_page_bytes,
+            request_timeout_s=cfg.request_timeout_s,
+            crawl_timeout_s=cfg.crawl_timeout_s,
+        )
+    except WebSourceError as exc:
         raise SettingsError(f"invalid setting 'sources': {exc}") from None

@@ -28,6 +28,12 @@ class SourceItem:
     """Extra fields, indexed with the text; a change re-indexes the item."""
     acl: tuple[str, ...] = ()
     """Groups allowed to read the item; empty means every user of the tenant."""
+    unchanged: bool = False
+    """The source knows the item has not changed since the last finished sync (a web
+    page's 304): its document stays as it is and ``text`` is not read."""
+    failure: str = ""
+    """Why the item could not be read now (it is reported; its document, if any, stays
+    unless the item is also missing from :meth:`Connector.ids`)."""
 
 
 class Connector(Protocol):

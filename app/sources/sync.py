@@ -144,6 +144,21 @@ class SourceSync:
         self, item: SourceItem, name: str, tenant: str, report: SyncReport
     ) -> ReadyDocument | None:
         source = item_source(name, item.item_id)
+        if item.failure:
+            report.failed.append({"source": source, "reason": item.failure})
+            return None
+        if item.unchanged:
+            if self.writer.document(tenant, stable_id(tenant, source)) is None:
+                report.failed.append(
+                    {
+                        "source": source,
+                        "reason": "unchanged at the source but not in the index"
+                        " (a sync with --full reads it again)",
+                    }
+                )
+            else:
+                report.unchanged += 1
+            return None
         if len(item.text) > self.max_item_chars:
             report.failed.append(
                 {"source": source, "reason": f"more than {self.max_item_chars} characters"}

@@ -7,11 +7,13 @@ request-level ``citation_format`` options, streamed and not.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.e2e
 ANSWER = "By default SQLite runs a checkpoint when the WAL file reaches 1000 pages. [S1]"
 ROUTED = '{"tier": "small", "reason": "a lookup"}'
 NO_FACTS = '{"facts": []}'
+PRICES = {MODEL: {"input_per_1m": 3.0, "output_per_1m": 15.0}}
 
 
 def ask(question: str = QUESTION) -> list[dict[str, str]]:
@@ -65,6 +68,7 @@ def metered(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "RAGENT_MEMORY_SUMMARIZER": "extractive",
             "RAGENT_SERVER_RATE_LIMIT": "600/minute",
             "RAGENT_SERVER_CITATION_FORMAT": "footer",
+            "RAGENT_SERVER_PRICES": json.dumps(PRICES),
         }
         args = [str(BIN / "ragent"), "serve", "--port", str(port)]
         with running(args, health_url=f"{url}/healthz", env=env, cwd=root):
@@ -95,6 +99,47 @@ def test_usage_counts_the_router_the_answer_and_memory(metered: Metered) -> None
     assert [c["role"] for c in calls] == ["router", "answer", "memory"]
     assert {c["model"] for c in calls} == {MODEL}  # never the model server's address
     assert [c["prompt_tokens"] for c in calls] == [s.prompt_tokens for s in model.streams]
+
+
+def _scraped(url: str) -> dict[str, float]:
+    """The unlabelled and single-label samples of ``/metrics`` that the cost test reads."""
+    wanted = (
+        "ragent_request_cost_sum",
+        "ragent_request_cost_count",
+        'ragent_rag_answers_total{outcome="cited",served="model"}',
+    )
+    out = {}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            out[name] = float(value)
+    return out
+
+
+def test_a_turns_cost_is_the_sum_of_its_router_answer_and_memory_calls(metered: Metered) -> None:
+    model = metered.model
+    model.reset()
+    model.plan(MODEL, Reply(ROUTED), Reply(ANSWER), Reply(NO_FACTS))
+    before = _scraped(metered.url)
+
+    with metered.openai() as client:
+        done = client.chat.completions.create(model="ragent", messages=ask())
+
+    assert done.usage is not None
+    extra = done.usage.model_extra or {}
+    calls = extra["calls"]
+    assert [c["role"] for c in calls] == ["router", "answer", "memory"]
+    priced = [(c["prompt_tokens"] * 3.0 + c["completion_tokens"] * 15.0) / 1e6 for c in calls]
+    assert all(p > 0 for p in priced)
+    assert [c["cost"] for c in calls] == pytest.approx(priced)
+    assert extra["cost"] == pytest.approx(sum(priced))
+    after = _scraped(metered.url)
+    # One observation of ragent_request_cost per turn, whose value is the three calls' sum.
+    assert after["ragent_request_cost_count"] - before["ragent_request_cost_count"] == 1
+    spent = after["ragent_request_cost_sum"] - before["ragent_request_cost_sum"]
+    assert spent == pytest.approx(sum(priced))
+    cited = 'ragent_rag_answers_total{outcome="cited",served="model"}'
+    assert after[cited] - before[cited] == 1  # one retrieval turn, whatever its model calls
 
 
 def test_streamed_usage_counts_every_call_and_ends_with_the_footer(metered: Metered) -> None:
