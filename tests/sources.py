@@ -165,3 +165,32 @@ def crash_scenario(resources: Resources, url: str) -> None:
     assert len(writer.documents(TENANT)) == 6
     for n in range(1, 7):
         assert visible(resources, f"number{n}") == [f"source:kb/{n}"]
+
+
+def late_commit_scenario(resources: Resources, url: str) -> None:
+    """A row committed after a sync with an older updated-at, within the look-back, is found.
+
+    The cursor alone (``updated_at >= cursor``) misses it: its transaction began, and
+    took its timestamp, before the row the cursor was read from was committed.
+    """
+    execute(
+        url,
+        CREATE,
+        "INSERT INTO articles VALUES (1, 'Kettles', 'descale the kettle monthly', 'home',"
+        " NULL, '2026-01-01 10:00:00')",
+    )
+    sync = make_sync(resources)
+    source = articles(url)  # lookback_s: 60 s by default
+    assert sync.sync(source, tenant_id=TENANT).indexed == 1
+    execute(
+        url,
+        "INSERT INTO articles VALUES (2, 'Bikes', 'oil the bicycle chain', 'home', NULL,"
+        " '2026-01-01 09:59:30')",  # 30 s before the cursor: committed late
+        "INSERT INTO articles VALUES (3, 'Plants', 'water the ficus', 'home', NULL,"
+        " '2026-01-01 09:58:00')",  # 2 minutes before: past the window
+    )
+    again = sync.sync(source, tenant_id=TENANT)
+    assert (again.indexed, again.unchanged) == (1, 1)  # the row read again costs no embedding
+    assert visible(resources, "bicycle") == ["source:kb/2"]
+    assert visible(resources, "ficus") == []
+    assert sync.cursors.get(TENANT, "kb").cursor in ("2026-01-01 10:00:00", "2026-01-01T10:00:00")

@@ -28,6 +28,10 @@ class SqlSourceSettings(Section):
     tenant_id: str | None = None
     """Whose index it feeds; None: the settings' ``tenant_id``."""
     timeout_s: float = Field(default=30.0, gt=0)
+    lookback_s: float = Field(default=60.0, ge=0)
+    """An incremental sync also reads the rows updated up to this long before the last
+    sync's cursor: a row committed late with an older ``updated_at`` is still found (the
+    hash skip keeps the rows read again cheap). Applies to date and time cursors."""
 
 
 class WebSourceSettings(Section):

@@ -53,6 +53,7 @@ def configured_source(cfg: SourceSettings, *, data_dir: Path | None = None) -> C
             acl_column=cfg.acl_column,
             updated_at_column=cfg.updated_at_column,
             timeout_s=cfg.timeout_s,
+            lookback_s=cfg.lookback_s,
         )
     except SqlSourceError as exc:
         raise SettingsError(f"invalid setting 'sources': {exc}") from None

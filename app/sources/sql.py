@@ -2,8 +2,9 @@
 
 The configured query is wrapped, never edited: incremental syncs read
 ``SELECT * FROM (<query>) AS src WHERE src.<updated_at> >= :cursor ORDER BY src.<updated_at>``
-and deletions are found from ``SELECT src.<id> FROM (<query>) AS src``. Column names are
-checked as plain identifiers and quoted by the dialect; the cursor is a bound parameter.
+(the cursor moved ``lookback_s`` back, for rows committed late) and deletions are found
+from ``SELECT src.<id> FROM (<query>) AS src``. Column names are checked as plain
+identifiers and quoted by the dialect; the cursor is a bound parameter.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import re
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.sources.connector import SourceItem
 
-__all__ = ["SqlSource", "SqlSourceError"]
+__all__ = ["SqlSource", "SqlSourceError", "looked_back"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -35,6 +36,26 @@ def _text(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def looked_back(cursor: str, seconds: float) -> str:
+    """``cursor`` moved ``seconds`` earlier, written as it was (a date, a date and time).
+
+    A cursor that is not an ISO date or date and time (a version number) is returned as
+    it is.
+    """
+    if seconds <= 0:
+        return cursor
+    try:
+        moment = datetime.fromisoformat(cursor)
+    except ValueError:
+        return cursor
+    if len(cursor) == 10:  # a date: the day before
+        return (moment.date() - timedelta(days=max(1, int(seconds // 86400)))).isoformat()
+    sep = cursor[10] if len(cursor) > 10 else "T"
+    spec = "microseconds" if "." in cursor[10:] else "seconds"
+    # Whole seconds are dropped when the cursor has none: the window only grows.
+    return (moment - timedelta(seconds=seconds)).isoformat(sep=sep, timespec=spec)
 
 
 def _groups(value: object) -> tuple[str, ...]:
@@ -64,6 +85,9 @@ class SqlSource:
     batch_rows: int = 500
     timeout_s: float = 30.0
     """How long a connection attempt may take."""
+    lookback_s: float = 60.0
+    """Read the rows updated up to this long before the cursor too (rows committed late
+    with an older updated-at); the sync's hash skip leaves those already indexed alone."""
 
     def __post_init__(self) -> None:
         """Check names before any query is built from them.
@@ -94,7 +118,10 @@ class SqlSource:
         return f"src.{engine.dialect.identifier_preparer.quote(name)}"
 
     def changed(self, cursor: str | None) -> Generator[SourceItem, None, None]:
-        """Yield the rows updated at or after ``cursor``, oldest first (every row if None)."""
+        """Yield the rows updated at or after ``cursor``, oldest first (every row if None).
+
+        The cursor is moved ``lookback_s`` earlier first.
+        """
         engine = self._engine()
         sql = f"SELECT * FROM ({self.query}) AS src"  # noqa: S608 - the operator's query
         params: dict[str, object] = {}
@@ -102,7 +129,7 @@ class SqlSource:
             column = self._column(engine, self.updated_at_column)
             if cursor is not None:
                 sql += f" WHERE {column} >= :cursor"
-                params["cursor"] = cursor
+                params["cursor"] = looked_back(cursor, self.lookback_s)
             sql += f" ORDER BY {column}"
         try:
             with (

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app.resources import Resources
 from tests.postgres import pg_bin, postgres_server
-from tests.sources import crash_scenario, scenario
+from tests.sources import crash_scenario, late_commit_scenario, scenario
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,3 +45,9 @@ def test_insert_update_delete_and_acl_reach_retrieval(resources: Resources, data
 
 def test_a_sync_killed_mid_way_is_finished_by_the_next(resources: Resources, database: str) -> None:
     crash_scenario(resources, database)
+
+
+def test_a_row_committed_late_with_an_older_updated_at_is_found(
+    resources: Resources, database: str
+) -> None:
+    late_commit_scenario(resources, database)

@@ -11,7 +11,14 @@ from app.ingest.ids import stable_id
 from app.resources import Resources
 from app.sources.sql import SqlSource, SqlSourceError
 from app.sources.sync import SyncBusyError
-from tests.sources import TENANT, articles, crash_scenario, make_sync, scenario
+from tests.sources import (
+    TENANT,
+    articles,
+    crash_scenario,
+    late_commit_scenario,
+    make_sync,
+    scenario,
+)
 
 
 def test_insert_update_delete_and_acl_reach_retrieval(resources: Resources, tmp_path: Path) -> None:
@@ -22,6 +29,12 @@ def test_a_sync_killed_mid_way_is_finished_by_the_next(
     resources: Resources, tmp_path: Path
 ) -> None:
     crash_scenario(resources, f"sqlite:///{tmp_path / 'kb.sqlite'}")
+
+
+def test_a_row_committed_late_with_an_older_updated_at_is_found(
+    resources: Resources, tmp_path: Path
+) -> None:
+    late_commit_scenario(resources, f"sqlite:///{tmp_path / 'kb.sqlite'}")
 
 
 @pytest.mark.parametrize(
