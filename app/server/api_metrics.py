@@ -19,6 +19,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
+from app.server.workers.process_metrics import WorkerProcessMetrics
 from app.server.workers.shared_metrics import multiprocess, render_all
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -33,10 +34,15 @@ class Metrics:
         """Create the metrics in a fresh registry."""
         self.registry = CollectorRegistry()
         # prometheus_client's defaults: process_* (CPU, memory, open files), python_info and
-        # python_gc_*. One process only: with several workers, prometheus_client's
-        # multiprocess mode has no way to merge them (render_all serves the shared files).
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self.registry.register(collector)
+        # python_gc_*. With several workers its multiprocess mode cannot merge collectors
+        # (render_all serves the shared files): each worker writes its process_* figures
+        # there itself, by pid; python_info and python_gc_* are left out.
+        self.process: WorkerProcessMetrics | None = None
+        if multiprocess():
+            self.process = WorkerProcessMetrics(self.registry)
+        else:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
         self.requests = Counter(
             "ragent_http_requests_total",
             "HTTP requests by route template, method and status.",
@@ -128,5 +134,7 @@ class Metrics:
         With several workers, every worker's metrics, summed.
         """
         if multiprocess():
+            if self.process is not None:
+                self.process.refresh()  # this worker's figures as of now
             return render_all()
         return generate_latest(self.registry) + generate_latest(ENGINE_REGISTRY)

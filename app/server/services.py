@@ -159,11 +159,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             # Last, once everything is loaded: later full collections skip the start-up heap.
             metrics.frozen_objects.set(freeze_startup_heap())
             retention = asyncio.create_task(_retain(services), name="retention")
+            tasks = [retention]
+            if metrics.process is not None:  # several workers: each writes its own figures
+                tasks.append(asyncio.create_task(metrics.process.run(), name="process-metrics"))
             try:
                 yield services
             finally:
-                retention.cancel()
-                await asyncio.gather(retention, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await runs.close()
                 await jobs.close()
     finally:

@@ -88,6 +88,30 @@ def test_every_worker_starts_and_metrics_sum_all_of_them(workers: Workers) -> No
         assert _requests_to(text, "/v1/threads") == sent
 
 
+def _by_pid(text: str, name: str) -> dict[int, float]:
+    found = re.findall(rf'^{name}\{{pid="(\d+)"\}} (\S+)$', text, re.M)
+    return {int(pid): float(value) for pid, value in found}
+
+
+def test_each_worker_reports_its_process_metrics_by_pid(workers: Workers) -> None:
+    text = httpx.get(f"{workers.url}/metrics", timeout=30).text
+    pids = {int(p) for p in _frozen_pids(workers.url)}
+    procs = {pid: psutil.Process(pid) for pid in pids}
+    rss = _by_pid(text, "process_resident_memory_bytes")
+    assert set(rss) == pids
+    for pid, proc in procs.items():  # written at most INTERVAL_S (5 s) ago
+        assert 0.5 < rss[pid] / proc.memory_info().rss < 2, (pid, rss[pid])
+    started = _by_pid(text, "process_start_time_seconds")
+    assert all(abs(started[pid] - proc.create_time()) < 2 for pid, proc in procs.items())
+    assert set(_by_pid(text, "process_open_fds")) == pids
+    assert all(v > 0 for v in _by_pid(text, "process_open_fds").values())
+    # CPU time is summed over the workers (a counter); each has spent some on start-up.
+    (cpu,) = re.findall(r"^process_cpu_seconds_total (\S+)$", text, re.M)
+    spent = sum(sum(p.cpu_times()[:2]) for p in procs.values())
+    assert 0 < float(cpu) <= spent + 0.5
+    assert "python_gc_objects_collected_total" not in text  # one process's: not merged
+
+
 def test_turns_on_several_workers_share_one_store(workers: Workers) -> None:
     def ask(i: int) -> httpx.Response:
         body = {"question": QUESTION, "thread_id": f"shared-{i}"}
