@@ -200,10 +200,13 @@ class WebSource:
         """Fetch (or keep) one page: the item to yield and the links to follow."""
         prev = crawl.old.get(url)
         robots = self._robots(fetcher, crawl, url)
-        if robots.rules is None:  # robots.txt unreadable for now: the page stays as it was
-            if prev is not None:
-                crawl.keep(url, lastmod)
-            return self._failed(url, "robots.txt answered an error (kept)", generation), ()
+        # A page that cannot be read for now stays as it was, and so do the pages found
+        # through it (its links from the last crawl are followed).
+        if robots.rules is None:
+            if prev is None:
+                return self._failed(url, "robots.txt answered an error", generation), ()
+            crawl.keep(url, lastmod)
+            return self._failed(url, "robots.txt answered an error (kept)", generation), prev.links
         if not robots.rules.can_fetch(self.user_agent, url):
             return None, ()
         if prev is not None and lastmod and lastmod == prev.lastmod:
@@ -224,7 +227,7 @@ class WebSource:
             return None, ()
         if got.outcome == "transient" and prev is not None:
             crawl.keep(url, lastmod)
-            return self._failed(url, f"{got.reason} (kept)", generation), ()
+            return self._failed(url, f"{got.reason} (kept)", generation), prev.links
         if got.outcome != "ok":
             return self._failed(url, got.reason or got.outcome, generation), ()
         return self._page(crawl, url, got, lastmod, generation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -92,6 +93,38 @@ def test_a_change_a_removal_and_a_failing_page_after_one_sync(
     assert visible(resources, "kettle", "staff") == [src(site, "/kettle.html")]
     gone = site.seen("/plants.html")[-1]
     assert gone.status == 404
+
+
+def test_a_failing_home_page_or_robots_txt_keeps_the_pages_behind_it(
+    resources: Resources, site: Site, tmp_path: Path
+) -> None:
+    sync = make_sync(resources)
+    source = web(site, tmp_path)
+    assert sync.sync(source, tenant_id=TENANT).indexed == 4
+    home = site.pages["/"]
+    site.pages["/"] = Served(b"down", status=502)
+    report = sync.sync(source, tenant_id=TENANT)
+    assert (report.deleted, report.unchanged) == (0, 3)  # its links from the last crawl
+    assert reasons(report)[src(site, "/")] == "HTTP 502 (kept)"
+    site.pages["/"] = home
+    site.pages["/robots.txt"] = Served(b"down", status=503)
+    report = sync.sync(source, tenant_id=TENANT)
+    assert report.deleted == 0
+    assert reasons(report)[src(site, "/plants.html")] == "robots.txt answered an error (kept)"
+    assert visible(resources, "ficus", "staff") == [src(site, "/plants.html")]
+
+
+def test_crawl_delay_is_honoured_up_to_the_bound(
+    resources: Resources, site: Site, tmp_path: Path
+) -> None:
+    site.pages["/robots.txt"] = Served(
+        b"User-agent: *\nCrawl-delay: 30\nDisallow: /private/\n", content_type="text/plain"
+    )
+    started = time.monotonic()
+    make_sync(resources).sync(web(site, tmp_path, max_crawl_delay_s=0.3), tenant_id=TENANT)
+    pages = [r for r in site.requests if r.path != "/robots.txt"]
+    assert len(pages) == 6  # home, three pages, the large one and the redirect
+    assert time.monotonic() - started >= 5 * 0.3
 
 
 def test_a_sitemap_lists_the_pages_and_its_lastmod_spares_the_request(
