@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class Served:
     modified: float = 1_767_225_600.0  # 2026-01-01
     status: int = 200
     location: str = ""
+    delay_s: float = 0.0
+    """Wait this long before answering (a slow server)."""
 
     @property
     def etag(self) -> str:
@@ -95,6 +98,8 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             with site.lock:
                 page = site.pages.get(self.path)
+            if page is not None and page.delay_s:
+                time.sleep(page.delay_s)
             status = self._answer(page)
             with site.lock:
                 site.requests.append(

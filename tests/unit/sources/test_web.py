@@ -209,3 +209,25 @@ def test_a_crawl_killed_mid_way_is_finished_by_the_next(
     assert finished.unchanged == len(written)
     for n in range(6):
         assert visible(resources, f"number{n}", "staff") == [src(site, f"/note{n}.html")]
+
+
+def test_a_sitemap_index_is_followed_and_a_slow_page_is_kept(
+    resources: Resources, site: Site, tmp_path: Path
+) -> None:
+    site.sitemap("/kettle.html", "/bikes.html")
+    site.pages["/pages.xml"] = site.pages.pop("/sitemap.xml")
+    site.pages["/index.xml"] = Served(
+        (
+            '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<sitemap><loc>{site.url('/pages.xml')}</loc></sitemap></sitemapindex>"
+        ).encode(),
+        content_type="text/xml",
+    )
+    sync = make_sync(resources)
+    source = web(site, tmp_path, seeds=[], sitemap=site.url("/index.xml"), request_timeout_s=0.5)
+    assert sync.sync(source, tenant_id=TENANT).indexed == 2
+    site.pages["/kettle.html"] = Served(html("Kettles", "Descale it."), delay_s=2)
+    report = sync.sync(source, tenant_id=TENANT)
+    assert (report.deleted, report.unchanged) == (0, 1)
+    assert reasons(report)[src(site, "/kettle.html")] == "timed out (kept)"
+    assert visible(resources, "monthly", "staff") == [src(site, "/kettle.html")]
