@@ -54,49 +54,71 @@ def sync_command(
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Sync one source now and print its report (one JSON object)."""
-    import sqlalchemy.exc
+    """Sync one source now and print its report (one JSON object).
 
+    It takes the same lock as the scheduled syncs (Redis with ``server.redis_url``) and
+    records its run where ``sources status`` and ``GET /v1/sources`` read it.
+    """
     from app.resources import build_resources
     from app.sources.configured import configured_source, source_settings
-    from app.sources.factory import build_source_sync
-    from app.sources.sql import SqlSourceError
-    from app.sources.sync import SyncBusyError
+    from app.sources.factory import build_runner
 
     settings = settings_for(config)
     cfg = source_settings(settings, name)
     connector = configured_source(cfg, data_dir=settings.data_dir)
-    sync = build_source_sync(build_resources(settings))
-    try:
-        report = sync.sync(connector, tenant_id=cfg.tenant_id or settings.tenant_id, full=full)
-    except SyncBusyError as exc:
-        raise CliError(str(exc)) from None
-    except (sqlalchemy.exc.SQLAlchemyError, SqlSourceError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CliError(f"source {name!r}: {type(exc).__name__}: {reason}") from None
-    print_json(report.as_dict())
+    runner = build_runner(build_resources(settings))
+    tenant = cfg.tenant_id or settings.tenant_id
+    lock = runner.claim(tenant, name)
+    if lock is None:
+        raise CliError(f"a sync of source {name!r} is already running")
+    run = runner.run(
+        connector, tenant_id=tenant, lock=lock, full=full, trigger="cli", every_s=cfg.every_s
+    )
+    if run["error"]:
+        raise CliError(f"source {name!r}: {run['error']}")
+    print_json({k: v for k, v in run.items() if k in _REPORT})
+
+
+_REPORT = ("source", "indexed", "unchanged", "deleted", "chunks", "failed", "cursor", "seconds")
+
+
+def _when(moment: object) -> str | None:
+    if not isinstance(moment, int | float):
+        return None
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat()
 
 
 @sources_cli.command("status")
 def status_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Print each source's last finished sync and its cursor."""
+    """Print each source's state, last sync (counts, error), next scheduled sync and cursor."""
     from app.sources.cursors import CursorStore
+    from app.sources.factory import status_store
+    from app.sources.locks import file_locks, redis_locks
 
     settings = settings_for(config)
-    store = CursorStore(settings.data_dir / "sources.sqlite")
+    cursors = CursorStore(settings.data_dir / "sources.sqlite")
+    statuses = status_store(settings)
+    if settings.server.redis_url:
+        import redis
+
+        locks = redis_locks(redis.Redis.from_url(settings.server.redis_url))
+    else:
+        locks = file_locks(settings.data_dir)
     rows: list[dict[str, object]] = []
     for cfg in settings.sources:
-        state = store.get(cfg.tenant_id or settings.tenant_id, cfg.name)
+        tenant = cfg.tenant_id or settings.tenant_id
+        state = cursors.get(tenant, cfg.name)
+        status = statuses.get(tenant, cfg.name) or {}
+        running = locks(tenant, cfg.name).held()
         rows.append(
             {
                 "name": cfg.name,
-                "synced_at": (
-                    dt.datetime.fromtimestamp(state.updated_at, dt.UTC).isoformat()
-                    if state
-                    else None
-                ),
+                "state": "running" if running else status.get("state", "never"),
+                "synced_at": _when(status.get("finished_at") or (state and state.updated_at)),
+                "next_run_at": _when(status.get("next_run_at")),
                 "cursor": state.cursor if state else None,
-                "last_result": state.last_result if state else None,
+                "progress": status.get("progress") if running else None,
+                "last_result": status.get("last_result") or (state and state.last_result),
             }
         )
     if as_json:
@@ -105,9 +127,11 @@ def status_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     for row in rows:
         result = row["last_result"] or {}
         assert isinstance(result, dict)
+        error = f"\terror {result['error']}" if result.get("error") else ""
         typer.echo(
-            f"{row['name']}\tsynced {row['synced_at'] or 'never'}\tcursor {row['cursor']}"
-            f"\tindexed {result.get('indexed', '-')} deleted {result.get('deleted', '-')}"
+            f"{row['name']}\t{row['state']}\tsynced {row['synced_at'] or 'never'}"
+            f"\tnext {row['next_run_at'] or '-'}\tcursor {row['cursor']}"
+            f"\tindexed {result.get('indexed', '-')} deleted {result.get('deleted', '-')}{error}"
         )
 
 

@@ -1,4 +1,4 @@
-"""``ragent worker``: run queued ingestion jobs (``server.ingest_queue``) until stopped."""
+"""``ragent worker``: queued ingestion jobs (``server.ingest_queue``), scheduled source syncs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ async def _work(settings: Settings) -> None:
     from app.server.ingestion.consumer import IngestWorker
     from app.server.ingestion.queue import IngestQueue
     from app.server.shared_state import open_state
+    from app.sources.schedule import SourceSyncs
 
     server = settings.server
     assert server.redis_url is not None  # checked by the caller
@@ -34,9 +35,12 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):  # finish the job in hand, then stop
         loop.add_signal_handler(signum, stop.set)
     typer.echo(f"ragent worker {runner.consumer}: waiting for ingestion jobs", err=True)
+    sources = SourceSyncs.of(resources)
+    sources.start()  # the scheduled source syncs, one at a time per source across processes
     try:
         await runner.run(stop)
     finally:
+        await sources.close()
         await runner.close()
         await queue.close()
         await state.close()

@@ -32,6 +32,9 @@ class SqlSourceSettings(Section):
     """An incremental sync also reads the rows updated up to this long before the last
     sync's cursor: a row committed late with an older ``updated_at`` is still found (the
     hash skip keeps the rows read again cheap). Applies to date and time cursors."""
+    every_s: float | None = Field(default=None, ge=1)
+    """Sync every this many seconds in ``ragent serve`` and ``ragent worker`` (one sync of
+    the source at a time across them); None: only when asked (CLI or HTTP)."""
 
 
 class WebSourceSettings(Section):

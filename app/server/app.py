@@ -28,7 +28,7 @@ from app.server.mcp_endpoint import PATH as MCP_PATH
 from app.server.mcp_endpoint import McpEndpoint, build_mcp
 from app.server.middleware import ApiGuard
 from app.server.platform import KEY_PATHS, OPEN_PATHS, ROUTERS, BrowserCors
-from app.server.routes import chat, health, ingest, memories, quota, threads
+from app.server.routes import chat, health, ingest, memories, quota, sources, threads
 from app.server.services import open_services
 from app.server.text import check_text
 from app.server.workers.shared_metrics import retire_worker
@@ -73,7 +73,7 @@ def create_app(*, platform: bool = True) -> FastAPI:
         api.add_middleware(ApiGuard, open_paths=OPEN_PATHS, key_paths=(MCP_PATH, *KEY_PATHS))
     else:
         api.add_middleware(ApiGuard)
-    for module in (chat, threads, memories, ingest, quota, health):
+    for module in (chat, threads, memories, ingest, quota, sources, health):
         api.include_router(module.router)
     for router in ROUTERS if platform else ():
         api.include_router(router)

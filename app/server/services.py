@@ -26,6 +26,7 @@ from app.server.runs.streams import RunManager
 from app.server.shared_state import SharedState, open_state
 from app.server.thread_index import ThreadIndex, forget_key, open_index
 from app.settings import Settings
+from app.sources.schedule import SourceSyncs
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -58,6 +59,8 @@ class Services:
     """Runs ingestion jobs in this process, or queues them for ``ragent worker``."""
     metrics: Metrics
     quotas: Quotas
+    sources: SourceSyncs
+    """The configured sources' scheduled and triggered syncs."""
     interval_s: float
     """Seconds between two tokens of a key's bucket."""
     burst: int
@@ -137,6 +140,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         state, ttl_s=server.events_ttl_s, silence_s=server.request_timeout_s, records=records
     )
     jobs = _jobs(settings, resources, state, metrics)
+    sources = SourceSyncs.of(resources)
     try:
         async with stack:
             services = Services(
@@ -153,6 +157,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 jobs=jobs,
                 metrics=metrics,
                 quotas=quotas,
+                sources=sources,
                 interval_s=rate.get_expiry() / rate.amount,
                 burst=server.rate_burst or rate.amount,
             )
@@ -162,12 +167,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             tasks = [retention]
             if metrics.process is not None:  # several workers: each writes its own figures
                 tasks.append(asyncio.create_task(metrics.process.run(), name="process-metrics"))
+            sources.start()
             try:
                 yield services
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await sources.close()
                 await runs.close()
                 await jobs.close()
     finally:

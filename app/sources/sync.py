@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from filelock import FileLock, Timeout
 
 from app.ingest.chunking import chunk_document
 from app.ingest.ids import content_hash, stable_id
@@ -28,8 +27,9 @@ from app.retrieval.protocols import DocumentWriter, Embedder
 from app.retrieval.types import Chunk, DocumentRecord
 from app.sources.connector import Connector, SourceItem
 from app.sources.cursors import CursorStore
+from app.sources.locks import LockFactory, SourceLock, file_locks
 
-__all__ = ["SourceSync", "SyncBusyError", "SyncReport", "item_source"]
+__all__ = ["Progress", "SourceSync", "SyncBusyError", "SyncReport", "item_source"]
 
 
 class SyncBusyError(RuntimeError):
@@ -68,6 +68,11 @@ class SyncReport:
         }
 
 
+Progress = Callable[[SyncReport], None]
+"""Called with the report so far after each item; what it raises ends the sync (the
+cursor is then not saved, so the next run lists the same items again)."""
+
+
 @dataclass(kw_only=True)
 class SourceSync:
     """Syncs connectors into the indexes of one tenant."""
@@ -81,39 +86,58 @@ class SourceSync:
     embed_batch: int = 256
     max_item_chars: int = 1_000_000
     """An item with more text than this is refused (reported as failed, not indexed)."""
+    locks: LockFactory | None = None
+    """One sync of a source at a time; None: lock files beside the cursor store."""
+
+    def lock(self, tenant_id: str, source: str) -> SourceLock:
+        """The lock a sync of ``source`` for ``tenant_id`` holds."""
+        return (self.locks or file_locks(self.cursors.folder))(tenant_id, source)
 
     @property
     def index_version(self) -> str:
         """Fingerprint of everything that shapes an item's chunks (as the file pipeline's)."""
         return f"p{PIPELINE_VERSION}:c{self.chunk_tokens}/{self.chunk_overlap}"
 
-    def sync(self, connector: Connector, *, tenant_id: str, full: bool = False) -> SyncReport:
-        """Bring the index up to date with ``connector``.
+    def sync(
+        self,
+        connector: Connector,
+        *,
+        tenant_id: str,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> SyncReport:
+        """Bring the index up to date with ``connector``, holding the source's lock.
 
         Args:
             connector: The source.
             tenant_id: Whose index it feeds.
             full: List every item, not only those changed since the last sync's cursor.
+            progress: Told of the report so far after each item.
 
         Returns:
             The sync's report (also recorded with the new cursor).
 
         Raises:
-            SyncBusyError: Another sync of this source (in any process on this data folder)
+            SyncBusyError: Another sync of this source (in any process sharing the lock)
                 is running.
         """
-        name = connector.name
-        lock = FileLock(self.cursors.folder / f"sync-{stable_id(tenant_id, name)}.lock")
+        lock = self.lock(tenant_id, connector.name)
+        if not lock.acquire():
+            raise SyncBusyError(f"a sync of source {connector.name!r} is already running")
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise SyncBusyError(f"a sync of source {name!r} is already running") from None
-        try:
-            return self._sync(connector, tenant_id, full)
+            return self.run(connector, tenant_id=tenant_id, full=full, progress=progress)
         finally:
             lock.release()
 
-    def _sync(self, connector: Connector, tenant_id: str, full: bool) -> SyncReport:
+    def run(
+        self,
+        connector: Connector,
+        *,
+        tenant_id: str,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> SyncReport:
+        """As :meth:`sync`, for a caller that already holds the source's lock."""
         started = time.perf_counter()
         name = connector.name
         state = None if full else self.cursors.get(tenant_id, name)
@@ -130,6 +154,9 @@ class SourceSync:
                     stage.put(ready)
                 if item.version:  # items come oldest first
                     report.cursor = item.version
+                if progress is not None:
+                    report.indexed, report.chunks = stage.documents, stage.chunks
+                    progress(report)
         finally:
             items.close()  # a source's connection is released even when the sync fails
             stage.close()

@@ -317,7 +317,7 @@ class Case:
     url: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
     key: str = "chat"
-    """``chat``, ``ingest`` (a key with that scope alone), ``none`` or ``fresh``."""
+    """``chat``, ``ingest``, ``admin`` (a key with that scope alone), ``none`` or ``fresh``."""
 
 
 def _cases(conversation: str) -> list[Case]:
@@ -378,6 +378,14 @@ def _cases(conversation: str) -> list[Case]:
         Case("GET", "/v1/quota", 403),  # the chat key has no admin scope
         Case("DELETE", "/v1/quota", 401, key="none"),
         Case("DELETE", "/v1/quota", 403),
+        Case("GET", "/v1/sources", 200, key="admin"),
+        Case("GET", "/v1/sources", 401, key="none"),
+        Case("GET", "/v1/sources", 403),  # the chat key has no admin scope
+        Case("GET", "/v1/sources/{name}", 404, url="/v1/sources/none-such", key="admin"),
+        Case("GET", "/v1/sources/{name}", 403, url="/v1/sources/none-such"),
+        Case("POST", "/v1/sources/{name}/sync", 404, url="/v1/sources/nope/sync", key="admin"),
+        Case("POST", "/v1/sources/{name}/sync", 401, url="/v1/sources/nope/sync", key="none"),
+        Case("POST", "/v1/sources/{name}/sync", 403, url="/v1/sources/nope/sync"),
         Case("GET", "/v1/threads", 200),
         Case("GET", "/v1/threads", 400, url="/v1/threads?limit=0"),
         Case("GET", "/v1/threads/{thread_id}", 200, url=thread),
@@ -456,12 +464,18 @@ def test_every_status_a_route_answers_is_in_the_spec(api: Api, model: OpenAIServ
     spec = httpx.get(f"{api.url}/openapi.json").json()
     chat_key = api.key("errors-spec", scopes=("chat",))
     ingest_key = api.key("errors-spec-ingest", scopes=("ingest",))
-    with api.http(chat_key) as client, api.http(ingest_key) as ingest, api.http(None) as anon:
+    admin_key = api.key("errors-spec-admin", scopes=("admin",))
+    with (
+        api.http(chat_key) as client,
+        api.http(ingest_key) as ingest,
+        api.http(admin_key) as admin,
+        api.http(None) as anon,
+    ):
         started = client.post("/v1/chat/completions", json=_chat(_user()))
         assert started.status_code == 200, started.text
         _prime(client, ingest)
         cases = _cases(started.json()["conversation_id"])
-        clients = {"chat": client, "ingest": ingest, "none": anon}
+        clients = {"chat": client, "ingest": ingest, "admin": admin, "none": anon}
         undocumented: list[str] = []
         for case in cases:
             if case.key == "fresh":  # the key's bucket runs dry: 429
