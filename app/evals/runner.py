@@ -53,7 +53,7 @@ __all__ = ["EVAL_TENANT", "EVAL_USER", "DatasetSpec", "EvalRun", "load_dataset",
 EVAL_TENANT = "ragent-eval"
 """Tenant prefix of evaluation runs; each corpus gets ``ragent-eval.<digest>``."""
 EVAL_USER = "ragent-eval"
-"""The user every evaluation run acts as."""
+"""User prefix of evaluation runs; each item acts as ``ragent-eval.<digest of its id>``."""
 
 OnItem = Callable[[str, ItemRun], None]
 
@@ -134,12 +134,21 @@ async def _turn(
     return answer, dict(snapshot.values), paused
 
 
-def _item_context(ctx: Context, item: EvalItem) -> Context:
-    """The item's context: an item with a JSON schema asks for it as an API client would.
+def _item_user(item: EvalItem) -> str:
+    """The user an item runs as: its own, so no item reads another's memories."""
+    return f"{EVAL_USER}.{hashlib.sha256(item.id.encode()).hexdigest()[:12]}"
 
-    The schema becomes the run's ``response_format`` (strict ``json_schema``) and its
-    instruction joins the system prompt, as ``/v1/chat/completions`` does.
+
+def _item_context(ctx: Context, item: EvalItem) -> Context:
+    """The item's context: its own user, and its JSON schema asked for as a client would.
+
+    Items are independent questions: each runs as a user of its own, since long-term
+    memories are per user and a model extracts them from every turn (one item's answer,
+    remembered, leaked into the next items' prompts). An item's schema becomes the run's
+    ``response_format`` (strict ``json_schema``) and its instruction joins the system
+    prompt, as ``/v1/chat/completions`` does.
     """
+    ctx = replace(ctx, user_id=_item_user(item))
     if item.json_schema is None:
         return ctx
     response_format = {

@@ -69,6 +69,11 @@ ANSWER = {
         "required": ["answer"],
     },
 }
+# Two items of one set: the second must not see what the first told the agent.
+MEMORY = [
+    {"id": "tell", "question": "Remember that my name is Ada."},
+    {"id": "ask", "question": "What is my name?"},
+]
 THRESHOLDS = {"recall@10": 0.9, "citation_precision": 0.9, "answer_f1": 0.3}
 
 
@@ -91,6 +96,7 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "planted.jsonl": entry,
             "one.jsonl": one,
             "json.jsonl": one,
+            "memory.jsonl": one,
         }
     }
     (root / "datasets.yaml").write_text(json.dumps(config), encoding="utf-8")
@@ -98,6 +104,7 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _jsonl(root / "planted.jsonl", PLANTED)
     _jsonl(root / "one.jsonl", [CHECKPOINT])
     _jsonl(root / "json.jsonl", [YEAR, ANSWER])
+    _jsonl(root / "memory.jsonl", MEMORY)
     return root
 
 
@@ -332,3 +339,15 @@ def test_eval_retrieval_checks_the_datasets_thresholds(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"ragent: threshold missed: toy: bm25.recall@100 {bm25:.3f} < 0.999"
     ]
+
+
+def test_each_item_runs_as_a_user_of_its_own(sets: Path) -> None:
+    # Long-term memories are per user: with one user for the whole run, the first item's
+    # "my name is Ada" was remembered and answered the second item.
+    result = _run(str(sets / "memory.jsonl"), "--json", cwd=sets)
+    assert "Traceback" not in result.stderr
+    runs = {
+        r["id"]: r["run"] for r in _by_name(json.loads(result.stdout))["memory.jsonl"]["results"]
+    }
+    assert runs["tell"]["error"] is None and runs["ask"]["error"] is None
+    assert "your name is Ada" not in runs["ask"]["answer"], runs["ask"]
