@@ -118,6 +118,7 @@ class WebSource:
         ``cursor`` names the generation of page states the last finished sync left; every
         item carries the new one as its version, which becomes the cursor.
         """
+        self._live = None
         self.store.forget(self.name, keep=cursor)
         crawl = _Crawl(old=self.store.load(self.name, cursor) if cursor else {})
         generation = new_generation()
@@ -156,6 +157,9 @@ class WebSource:
                         if link not in queued:
                             queued.add(link)
                             frontier.append((link, depth + 1, ""))
+            if frontier and len(crawl.visited) >= self.max_pages:
+                left = f"max_pages ({self.max_pages}) reached; not crawled: {len(frontier)}"
+                yield self._failed(frontier[0][0], left, generation)
             self.store.save(self.name, generation, crawl.fresh)
         finally:
             fetcher.close()

@@ -146,6 +146,12 @@ def test_a_sitemap_lists_the_pages_and_its_lastmod_spares_the_request(
     assert len(site.seen("/kettle.html")) == 1  # lastmod unchanged: not asked again
     assert visible(resources, "tandem", "staff") == [src(site, "/bikes.html")]
     assert visible(resources, "ficus", "staff") == []  # left the sitemap
+    bounded = sync.sync(
+        web(site, tmp_path, seeds=[], sitemap=site.url("/sitemap.xml"), max_pages=1),
+        tenant_id=TENANT,
+    )
+    assert bounded.deleted == 1
+    assert reasons(bounded)[src(site, "/bikes.html")] == "max_pages (1) reached; not crawled: 1"
 
 
 def test_private_addresses_and_redirects_off_the_hosts_are_refused(
