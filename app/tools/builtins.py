@@ -214,7 +214,7 @@ async def calculator(expression: str) -> str:
     abs, round, floor, ceil, and the constants pi and e. No variables or other Python.
 
     Args:
-        expression: The expression to evaluate, e.g. "(17 + 3) * 2 ** 10 / sqrt(16)".
+        expression: The expression to evaluate, built from the numbers of the request.
     """
     return evaluate_expression(expression)
 

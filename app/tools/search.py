@@ -26,7 +26,7 @@ async def knowledge_search(
     """Search the user's documents for passages about a question; cite them by label.
 
     Args:
-        query: A standalone search query, e.g. "WAL checkpoint threshold".
+        query: A standalone search query that names its subject (no pronouns).
         caller: Injected: who the call acts for (never shown to the model).
         top_n: How many passages to return (1 to 10).
     """

@@ -79,7 +79,7 @@ async def convert_units(value: float, from_unit: UnitName, to_unit: UnitName) ->
     """Convert a quantity from one unit to another (length, mass, temperature, speed, ...).
 
     Args:
-        value: The amount to convert, e.g. 5.
+        value: The amount to convert, as the request gives it.
         from_unit: Its unit, e.g. "km", "lb", "degC", "mile/hour", "GiB".
         to_unit: The unit wanted, e.g. "mile", "kg", "degF", "m/s", "MB".
     """

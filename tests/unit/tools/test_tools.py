@@ -489,3 +489,31 @@ async def test_execute_rejects_bad_limits(
         await registry.execute(
             make_call("echo", {"text": "x"}), timeout_s=timeout_s, max_output_chars=max_chars
         )
+
+
+# --------------------------------------------------------------------------- tool schemas
+
+# Arguments whose value is a name from a fixed vocabulary: examples show its spelling.
+VOCABULARY_ARGS = {
+    ("current_time", "timezone"),
+    ("convert_units", "from_unit"),
+    ("convert_units", "to_unit"),
+}
+
+
+def test_no_free_form_argument_offers_an_example_value_to_copy() -> None:
+    # Qwen2.5-Coder-1.5B answered "What is 17 * 23?" by calling the calculator with the
+    # description's own example, "(17 + 3) * 2 ** 10 / sqrt(16)", and said 5120. A small
+    # model copies a complete example value; a free-form argument describes its form only.
+    from app.tools.catalog import ALL_TOOLS
+
+    offenders = []
+    for tool_ in ALL_TOOLS:
+        properties = tool_.tool_call_schema.model_json_schema().get("properties", {})  # type: ignore[union-attr]
+        for name, prop in properties.items():
+            text = str(prop.get("description", "")).lower()
+            if (tool_.name, name) in VOCABULARY_ARGS:
+                continue
+            if "e.g." in text or "for example" in text or '"' in text or "such as" in text:
+                offenders.append(f"{tool_.name}.{name}: {prop.get('description')}")
+    assert not offenders, offenders
