@@ -88,6 +88,14 @@ class SharedState(Protocol):
         ...
 
 
+# Not the `limits` library (which app/tools/ratelimit.py uses for tool calls): it has fixed
+# windows, moving windows and sliding-window counters, but no token bucket, so neither
+# server.rate_burst nor a steady refill. bench/rate_limiter.py, "30 per 3 seconds": after 30
+# requests at once, GCRA admits 15 of 30 more sent over the next 1.5 s; limits' fixed and
+# moving windows 0, its sliding-window counter 0 to 13 (where its clock-aligned window falls).
+# For 1,000 keys at 120/minute GCRA holds 0.10 MB, the moving window 17.6 MB. In this process
+# a check takes 0.8 us (p50 of runs at load 4-5) against 2.8 us and more; on Redis each is
+# one round trip.
 def gcra(tat: float, now: float, interval_s: float, burst: int) -> tuple[bool, float, float, int]:
     """One request through a token bucket, in its GCRA form (theoretical arrival time).
 
