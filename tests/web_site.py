@@ -6,6 +6,7 @@ with its conditional headers and the status it got.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 import time
@@ -27,6 +28,8 @@ class Served:
     location: str = ""
     delay_s: float = 0.0
     """Wait this long before answering (a slow server)."""
+    encoding: str = ""
+    """``gzip``: ``body`` is sent compressed, with Content-Encoding."""
 
     @property
     def etag(self) -> str:
@@ -130,14 +133,23 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header("ETag", page.etag)
                 self.end_headers()
                 return 304
-            self._send(200, page.body, page.content_type, page.etag, modified)
+            body = gzip.compress(page.body) if page.encoding == "gzip" else page.body
+            self._send(200, body, page.content_type, page.etag, modified, page.encoding)
             return 200
 
         def _send(
-            self, status: int, body: bytes, kind: str, etag: str = "", modified: str = ""
+            self,
+            status: int,
+            body: bytes,
+            kind: str,
+            etag: str = "",
+            modified: str = "",
+            encoding: str = "",
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", kind)
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
             self.send_header("Content-Length", str(len(body)))
             if etag:
                 self.send_header("ETag", etag)

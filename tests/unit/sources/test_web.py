@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from app.config.sources import SqlSourceSettings, WebSourceSettings
 from app.resources import Resources
+from app.settings import Settings, SettingsError
+from app.sources.configured import configured_source
 from app.sources.connector import SourceItem
 from app.sources.sync import SourceSync
 from app.sources.web import WebSource
+from app.sources.web_fetch import PageFetcher
 from app.sources.web_pages import PageStore
 from tests.sources import TENANT, make_sync, visible
 from tests.web_site import Served, Site, html, serve, small_site
@@ -237,3 +242,52 @@ def test_a_sitemap_index_is_followed_and_a_slow_page_is_kept(
     assert (report.deleted, report.unchanged) == (0, 1)
     assert reasons(report)[src(site, "/kettle.html")] == "timed out (kept)"
     assert visible(resources, "monthly", "staff") == [src(site, "/kettle.html")]
+
+
+def test_a_compressed_bomb_stops_at_the_size_limit(
+    resources: Resources, site: Site, tmp_path: Path
+) -> None:
+    site.pages["/bomb.html"] = Served(b"<p>" + b"0" * 20_000_000 + b"</p>", encoding="gzip")
+    source = web(site, tmp_path, seeds=[site.url("/bomb.html")])
+    report = make_sync(resources).sync(source, tenant_id=TENANT)
+    assert reasons(report)[src(site, "/bomb.html")] == "larger than 50000 bytes (max_page_bytes)"
+
+
+def test_a_connection_that_reaches_a_private_address_is_refused(
+    resources: Resources, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name resolved to a public address when checked, and to loopback when connected
+    # (DNS rebinding): the address the connection reached is checked too.
+    monkeypatch.setattr(PageFetcher, "_address_problem", lambda self, url: "")
+    report = make_sync(resources).sync(web(site, tmp_path, private_hosts=[]), tenant_id=TENANT)
+    assert reasons(report)[src(site, "/")] == (
+        "host '127.0.0.1' reached a private or loopback address (127.0.0.1)"
+    )
+    assert report.indexed == 0
+
+
+def test_settings_tell_sources_apart_by_kind(tmp_path: Path) -> None:
+    settings = Settings(
+        sources=[
+            {
+                "name": "kb",
+                "url": "sqlite://",
+                "query": "SELECT 1",
+                "id_column": "id",
+                "text_columns": ["body"],
+            },
+            {"name": "site", "kind": "web", "seeds": ["https://docs.example.com/"]},
+        ]
+    )
+    sql, site = settings.sources
+    assert isinstance(sql, SqlSourceSettings) and isinstance(site, WebSourceSettings)
+    connector = configured_source(site, data_dir=tmp_path)
+    assert isinstance(connector, WebSource) and list(connector.hosts) == ["docs.example.com"]
+    with pytest.raises(SettingsError, match="needs the data folder"):
+        configured_source(site)
+    with pytest.raises(ValidationError):
+        Settings(sources=[{"name": "site", "kind": "web", "seeds": [], "url": "x"}])
+    with pytest.raises(SettingsError, match="is not an http"):
+        configured_source(
+            WebSourceSettings(name="s", kind="web", seeds=["file:///etc/passwd"]), data_dir=tmp_path
+        )
