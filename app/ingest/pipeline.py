@@ -28,7 +28,7 @@ from pathlib import Path
 from app.ingest.chunking import chunk_document
 from app.ingest.clean import clean_documents
 from app.ingest.dedup import Deduplicator, Signature
-from app.ingest.ids import content_hash, stable_id
+from app.ingest.ids import chunk_key, content_hash, stable_id, with_acl
 from app.ingest.loaders import RECORD_SUFFIXES, SUPPORTED_SUFFIXES, ExpansionLimits, RecordSpec
 from app.ingest.model import LoadedDocument
 from app.ingest.progress import IngestProgress
@@ -217,7 +217,9 @@ class Ingestor:
         if records is None:
             doc_id = stable_id(options.tenant_id, str(path.resolve()))
             existing = self.writer.document(options.tenant_id, doc_id)
-            if existing is not None and self._is_current(existing, file_hash):
+            if existing is not None and self._is_current(
+                existing, with_acl(file_hash, options.acl)
+            ):
                 self._report.unchanged += 1
                 seen.add(doc_id)
                 self._sources[doc_id] = str(path)
@@ -280,15 +282,16 @@ class Ingestor:
         seen.add(doc_id)
         text = doc.text()
         digest = content_hash(text) if is_record else job.file_hash
+        acl = tuple(sorted(set(options.acl)))
         signature = self._docs.sign(text)
         if job.sign_only:  # unchanged, signed for the duplicate filters only
-            self._known(tenant, doc_id, digest, signature, doc)
+            self._known(tenant, doc_id, digest, signature, doc, acl)
             return None
         if is_record:
             existing = self.writer.document(tenant, doc_id)
-            if existing is not None and self._is_current(existing, digest):
+            if existing is not None and self._is_current(existing, with_acl(digest, acl)):
                 report.unchanged += 1
-                self._known(tenant, doc_id, digest, signature, doc)
+                self._known(tenant, doc_id, digest, signature, doc, acl)
                 return None
         verdict = self._docs.check_signed(doc_id, signature)
         if not verdict.kept:
@@ -317,7 +320,7 @@ class Ingestor:
             context=True,
         ):
             piece_hash = content_hash(piece.text)
-            chunk_id = stable_id(doc_id, piece_hash)
+            chunk_id = chunk_key(doc_id, piece_hash, acl)
             piece_signature = self._chunks.sign(piece.text)
             if not self._chunks.check_signed(chunk_id, piece_signature).kept:
                 report.duplicates += 1
@@ -332,7 +335,7 @@ class Ingestor:
                     text=piece.text,
                     span=piece.span,
                     content_hash=piece_hash,
-                    acl=tuple(sorted(set(options.acl))),
+                    acl=acl,
                     heading=" > ".join(piece.heading_path),
                     page=piece.page,
                 )
@@ -341,7 +344,7 @@ class Ingestor:
             tenant_id=tenant,
             doc_id=doc_id,
             source=doc.source,
-            content_hash=digest,
+            content_hash=with_acl(digest, acl),
             embed_model=self.embedder.model_name,
             index_version=self.index_version,
         )
@@ -350,7 +353,13 @@ class Ingestor:
         return ReadyDocument(record, chunks)
 
     def _known(
-        self, tenant: str, doc_id: str, digest: str, signature: Signature, doc: LoadedDocument
+        self,
+        tenant: str,
+        doc_id: str,
+        digest: str,
+        signature: Signature,
+        doc: LoadedDocument,
+        acl: tuple[str, ...],
     ) -> None:
         """Feed the filters an unchanged, parsed document and its chunks (not indexed again).
 
@@ -373,7 +382,7 @@ class Ingestor:
             overlap=self.chunk_overlap,
             context=True,
         ):
-            chunk_id = stable_id(doc_id, content_hash(piece.text))
+            chunk_id = chunk_key(doc_id, content_hash(piece.text), acl)
             piece_signature = self._chunks.sign(piece.text)
             self._chunks.add_signed(chunk_id, piece_signature)
             signed.append(Signed(chunk_id, piece_signature))

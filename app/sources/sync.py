@@ -214,7 +214,10 @@ class SourceSync:
         doc = LoadedDocument(source=source, elements=elements, metadata=dict(item.metadata))
         chunks = [
             Chunk(
-                chunk_id=stable_id(doc_id, content_hash(piece.text), str(number)),
+                # The item's digest is in every chunk id: a change of its ACL (or title,
+                # metadata) changes them, so no answer read under the old version is
+                # cached as citing the new one (app/cache checks cited chunk ids).
+                chunk_id=stable_id(doc_id, digest, content_hash(piece.text), str(number)),
                 doc_id=doc_id,
                 tenant_id=tenant,
                 source=source,

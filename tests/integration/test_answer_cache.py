@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from app.cache import CachedAnswer, SemanticCache, build_store
+from app.cache import CachedAnswer, Scope, SemanticCache, build_store
 from app.context import Context
 from app.graphs.agent import compile_agent
 from app.ingest.pipeline import IngestOptions
@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.turns import Answer, ask
 from tests.fakes import small_ingestor
 from tests.servers import RedisServer, redis_server
+from tests.sources import CREATE, TENANT, articles, execute, make_sync
 
 WAL = (
     "By default, SQLite does a checkpoint automatically when the WAL file reaches a "
@@ -64,10 +65,13 @@ def cached(
     res.answer_cache.store.close()
 
 
-def ingest(res: Resources, folder: Path, text: str, tenant: str = "t1") -> None:
+def ingest(
+    res: Resources, folder: Path, text: str, tenant: str = "t1", acl: tuple[str, ...] = ()
+) -> None:
     folder.mkdir(exist_ok=True)
     (folder / "wal.txt").write_text(text)
-    small_ingestor(res).ingest([folder], IngestOptions(tenant_id=tenant, workers=0, progress=False))
+    options = IngestOptions(tenant_id=tenant, acl=acl, workers=0, progress=False)
+    small_ingestor(res).ingest([folder], options)
 
 
 async def turn(question: str, ctx: Context, thread: str) -> Answer:
@@ -193,3 +197,57 @@ def replace_settings(settings: Settings, **cache: object) -> Settings:
 
 def replace_entry(entry: CachedAnswer, **changes: object) -> CachedAnswer:
     return replace(entry, **changes)  # type: ignore[arg-type]
+
+
+RACE_SCOPE = Scope(tenant="t1", groups=["eng"], model="m", embed_model="e", system_prompt="")
+"""Any scope: :meth:`SemanticCache.put` checks the citations against the index alone."""
+
+
+async def test_an_acl_change_of_a_file_reaches_the_index_and_the_answer_cache(
+    cached: Resources, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    eng, hr = replace(CTX, acl_groups=["eng"]), replace(CTX, acl_groups=["hr"])
+    ingest(cached, docs, WAL, acl=("eng",))
+    first = await turn(QUESTION, eng, "a")
+    assert first.cache == "miss" and first.citations
+    assert (await turn(QUESTION, replace(eng, user_id="u2"), "b")).cache == "hit"
+    ingest(cached, docs, WAL, acl=("hr",))  # the same file, now for another group
+    after = await turn(QUESTION, eng, "c")
+    assert after.cache != "hit" and not after.citations
+    assert (await turn(QUESTION, hr, "d")).citations
+    # An answer made from the chunks the old groups read is not stored as citing the new.
+    assert cached.answer_cache is not None
+    assert not await cached.answer_cache.put(RACE_SCOPE, QUESTION, "x", first.citations, 1)
+
+
+async def test_a_source_sync_s_acl_change_and_deletion_reach_the_answer_cache(
+    cached: Resources, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'kb.sqlite'}"
+    execute(
+        url,
+        CREATE,
+        f"INSERT INTO articles VALUES (1, 'WAL', '{WAL}', NULL, 'eng', '2026-01-01 10:00:00')",
+    )
+    sync, source = make_sync(cached), articles(url)
+    sync.sync(source, tenant_id=TENANT)
+    eng, hr = replace(CTX, acl_groups=["eng"]), replace(CTX, acl_groups=["hr"])
+    first = await turn(QUESTION, eng, "a")
+    assert first.cache == "miss" and first.citations
+    assert (await turn(QUESTION, eng, "b")).cache == "hit"
+
+    execute(url, "UPDATE articles SET groups = 'hr', updated_at = '2026-01-02 10:00:00'")
+    assert sync.sync(source, tenant_id=TENANT).indexed == 1
+    after = await turn(QUESTION, eng, "c")
+    assert after.cache != "hit" and not after.citations
+    # A turn that read the row under its old groups, ending after the sync, stores nothing.
+    assert cached.answer_cache is not None
+    assert not await cached.answer_cache.put(RACE_SCOPE, QUESTION, "x", first.citations, 1)
+
+    assert (await turn(QUESTION, hr, "d")).cache == "miss"
+    assert (await turn(QUESTION, hr, "e")).cache == "hit"
+    execute(url, "DELETE FROM articles")
+    assert sync.sync(source, tenant_id=TENANT).deleted == 1
+    gone = await turn(QUESTION, hr, "f")
+    assert gone.cache != "hit" and not gone.citations
