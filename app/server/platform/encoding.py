@@ -2,7 +2,8 @@
 
 Messages are their ``model_dump()`` (``{"type": "ai", "content": ..., "id": ...}``), as
 ``langgraph_sdk`` and Studio read them. The checkpoint key of a thread is its owner's
-(``<tenant>/<user>/<thread>``); callers only ever see their own thread id.
+(``<tenant>/<user>/<thread>``); callers only ever see their own thread id. A snapshot
+passes the output guard (:func:`~app.server.platform.guarded.guarded`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
+
+from app.server.platform.guarded import guarded
 
 __all__ = ["dumps", "iso", "jsonable", "snapshot_json"]
 
@@ -80,13 +83,17 @@ def snapshot_json(snapshot: StateSnapshot, thread_id: str) -> dict[str, Any]:
     ]
     metadata = dict(snapshot.metadata or {})
     metadata.pop("thread_id", None)  # the owner-scoped checkpoint key
-    return {
-        "values": jsonable(snapshot.values or {}),
-        "next": list(snapshot.next),
-        "checkpoint": _checkpoint(snapshot.config, thread_id),
-        "metadata": jsonable(metadata),
-        "created_at": snapshot.created_at,
-        "parent_checkpoint": _checkpoint(snapshot.parent_config, thread_id),
-        "tasks": tasks,
-        "interrupts": _interrupts(snapshot.interrupts),
-    }
+    # A checkpoint before guard_output holds the model's reply unchecked.
+    state: dict[str, Any] = guarded(
+        {
+            "values": jsonable(snapshot.values or {}),
+            "next": list(snapshot.next),
+            "checkpoint": _checkpoint(snapshot.config, thread_id),
+            "metadata": jsonable(metadata),
+            "created_at": snapshot.created_at,
+            "parent_checkpoint": _checkpoint(snapshot.parent_config, thread_id),
+            "tasks": tasks,
+            "interrupts": _interrupts(snapshot.interrupts),
+        }
+    )
+    return state

@@ -6,8 +6,9 @@ chunk of each stream mode asked for (``values``, ``updates``, ``custom``, and
 ``messages`` as ``messages/metadata`` + ``messages/partial``, or ``messages-tuple`` as
 ``messages``), then ``error`` if it failed. Streamed replies pass the output guard's
 checks as on ``/v1`` (:class:`~app.safety.reply.TokenGuard`): only the ``respond`` node's
-reply streams as tokens, redacted as the final answer is. A run marked cancelled stops
-within :data:`CANCEL_POLL_S`, and its record says ``interrupted``.
+reply streams as tokens, redacted as the final answer is. Every other event's data
+passes the same guard whole (:func:`~app.server.platform.guarded.guarded`). A run
+marked cancelled stops within :data:`CANCEL_POLL_S`, and its record says ``interrupted``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.llm.deadline import turn_deadline
 from app.llm.usage import metered
 from app.safety.reply import TokenGuard
 from app.server.platform.encoding import dumps, jsonable
+from app.server.platform.guarded import guarded
 from app.server.platform.run_records import PlatformRun, RunBook, RunStatus
 from app.server.quotas import count_cost, price_calls
 from app.server.services import Services
@@ -65,7 +67,8 @@ class _Messages:
     """The ``messages`` events: the reply's tokens through the output guard."""
 
     def __init__(self, context: Context, max_chars: int, modes: list[str]) -> None:
-        self.guard = TokenGuard(prompt=context.system_prompt, max_chars=max_chars)
+        self.prompt = context.system_prompt
+        self.guard = TokenGuard(prompt=self.prompt, max_chars=max_chars)
         self.partial = "messages" in modes
         self.tuple = "messages-tuple" in modes
         self.texts: dict[str, str] = {}
@@ -106,12 +109,13 @@ class _Messages:
 
     def _whole(self, message: ToolMessage, meta: dict[str, Any]) -> list[str]:
         kept = {k: meta[k] for k in _META_KEYS if k in meta}
+        data = guarded(jsonable(message), self.prompt)
         out = []
         if self.partial:
             out.append(envelope("messages/metadata", {message.id or "": {"metadata": kept}}))
-            out.append(envelope("messages/complete", [message]))
+            out.append(envelope("messages/complete", [data]))
         if self.tuple:
-            out.append(envelope("messages", [message, kept]))
+            out.append(envelope("messages", [data, kept]))
         return out
 
     def close(self) -> list[str]:
@@ -183,6 +187,7 @@ async def _graph(
     """Stream the graph's chunks as the run's events."""
     modes = set(run.modes)
     settings = services.settings
+    prompt = run.context.system_prompt
     async for mode, chunk in services.agent.astream(
         run.graph_input,
         run.config,
@@ -198,13 +203,14 @@ async def _graph(
         for event in messages.close() if mode != "custom" else ():
             await into.put(event)  # a step ended: the rest of its reply goes first
         if mode == "updates" and _INTERRUPT in cast(dict[str, Any], chunk):
-            interrupts = jsonable(cast(dict[str, Any], chunk)[_INTERRUPT])
+            interrupts = guarded(jsonable(cast(dict[str, Any], chunk)[_INTERRUPT]), prompt)
             name = "updates" if "updates" in modes else "values"
             await into.put(envelope(name, {_INTERRUPT: interrupts}))
         elif mode in _TRACE_MODES:
-            await into.put(envelope(mode, _traced(chunk, scoped, run.record.thread_id)))
+            traced = _traced(chunk, scoped, run.record.thread_id)
+            await into.put(envelope(mode, guarded(traced, prompt)))
         elif mode in modes:
-            await into.put(envelope(mode, chunk))
+            await into.put(envelope(mode, guarded(jsonable(chunk), prompt)))
 
 
 async def _watch(book: RunBook, run_id: str, task: asyncio.Task[None]) -> None:

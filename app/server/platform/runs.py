@@ -30,6 +30,7 @@ from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.platform.bodies import RunCreate
 from app.server.platform.encoding import jsonable
 from app.server.platform.execution import GraphRun, run_events
+from app.server.platform.guarded import guarded
 from app.server.platform.identity import assistant_of, run_context
 from app.server.platform.run_input import graph_input_of
 from app.server.platform.run_records import PlatformRun, RunBook
@@ -235,7 +236,7 @@ async def join_run(
         return result
     # A run started without the values mode: its log holds no values; read the thread.
     snapshot = await services.agent.aget_state(thread_config(identity(principal), thread_id))
-    return jsonable(snapshot.values or {})
+    return guarded(jsonable(snapshot.values or {}))
 
 
 @router.get("/{run_id}/stream", summary="Join a run's stream (SSE)")

@@ -31,6 +31,7 @@ from app.server.platform.bodies import (
     ThreadSearch,
 )
 from app.server.platform.encoding import iso, jsonable, snapshot_json
+from app.server.platform.guarded import guarded
 from app.server.platform.run_records import RunBook
 from app.server.schemas import ID_PATTERN
 from app.server.services import Services
@@ -94,7 +95,7 @@ async def thread_json(services: Services, principal: Principal, info: ThreadInfo
     for task in snapshot.tasks:
         if task.interrupts:
             interrupts[task.id] = [
-                {"value": jsonable(i.value), "id": i.id} for i in task.interrupts
+                {"value": guarded(jsonable(i.value)), "id": i.id} for i in task.interrupts
             ]
     status = "busy" if busy else "interrupted" if snapshot.interrupts else "idle"
     return {
@@ -103,7 +104,7 @@ async def thread_json(services: Services, principal: Principal, info: ThreadInfo
         "updated_at": iso(info.updated_at),
         "metadata": await _metadata(services, principal, info.thread_id),
         "status": status,
-        "values": jsonable(snapshot.values or {}),
+        "values": guarded(jsonable(snapshot.values or {})),
         "interrupts": interrupts,
         "config": {},
     }
