@@ -8,6 +8,9 @@ for the source's status, its history and a sync asked for over HTTP.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,6 +176,34 @@ def test_admins_list_sources_and_ask_for_a_sync(pair: Pair) -> None:
     finally:
         held.release()
     assert pair.post(1, "/v1/sources/manual/sync", admin).status_code == 202
+
+
+def test_ragent_worker_runs_the_schedule_too(pair: Pair, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **pair.env,
+        "RAGENT_DATA_DIR": str(tmp_path / "worker-data"),
+        "RAGENT_SERVER_INGEST_QUEUE": "true",
+        "RAGENT_SOURCES": json.dumps([_source("side", pair.db, every_s=1)]),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "ragent"), "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    store = RedisStatusStore(redis.Redis.from_url(pair.redis_url))
+    try:
+        runs = _until(lambda: store.runs("default", "side"), timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    assert runs[0]["holder"].endswith(f"-{proc.pid}"), log.read_text()[-2000:]
+    assert (runs[0]["trigger"], runs[0]["error"]) == ("schedule", None)
 
 
 def test_an_unknown_source_is_404(pair: Pair, tmp_path: Path) -> None:
