@@ -24,8 +24,8 @@ text. Schema keywords a small model copies into its arguments (``"type": "object
 ``"required": [...]``) are dropped first, unless the tool declares such an argument.
 
 While a reply streams, :class:`StreamGuard` holds back text that may be the start of such
-a call (a reply that opens with ``{``, a fence, or one of the tags), so a call never
-reaches the user as text; ordinary text streams as it comes.
+a call (a reply or a line that opens with ``{``, a fence, or one of the tags), so a call
+never reaches the user as text; ordinary text streams as it comes.
 
 Written here because no library reads these formats outside a model server: llama.cpp
 and vLLM each parse one format per model family, inside the server.
@@ -95,10 +95,14 @@ def _as_calls(payload: Any) -> list[tuple[str, Any]] | None:
     for item in items:
         if not isinstance(item, dict):
             return None
-        if isinstance(item.get("function"), dict):  # OpenAI's own shape, written as text
+        wrapped = isinstance(item.get("function"), dict)
+        if wrapped:  # OpenAI's own shape, written as text
             item = item["function"]
         name = item.get("name")
-        keys = [k for k in ("arguments", "parameters", "args") if k in item]
+        # A tool's spec has the same wrapper with "parameters": an echo of the tool list,
+        # refused below as a key that does not belong.
+        allowed = ("arguments",) if wrapped else ("arguments", "parameters", "args")
+        keys = [k for k in allowed if k in item]
         if not isinstance(name, str) or len(keys) > 1 or set(item) - {"name", *keys}:
             return None
         args = item[keys[0]] if keys else {}
@@ -197,8 +201,48 @@ def _parse(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
         found = _as_calls(_loads(stripped))
         if found is None:
             found = _json_lines(stripped)
-        return (found, "", "json") if found else None
-    return None
+        if found:
+            return found, "", "json"
+    return _call_lines(stripped)
+
+
+# The tool list some chat templates print (``<tools>...</tools>``), echoed by the model.
+_TOOLS_ECHO: Final = re.compile(r"<tools>.*?</tools>", re.DOTALL)
+
+
+def _loads_call(line: str) -> Any:
+    """A line's JSON, read once more without its outer braces when they are doubled.
+
+    Qwen2.5's chat template shows the call format with doubled braces
+    (``{{"name": ..., "arguments": ...}}``), and its models write calls that way.
+    """
+    value = _loads(line)
+    if value is None and line.startswith("{{") and line.endswith("}}"):
+        value = _loads(line[1:-1])
+    return value
+
+
+def _call_lines(text: str) -> tuple[list[tuple[str, Any]], str, str] | None:
+    """Calls on lines of their own, after a lead-in and before a guess at their result.
+
+    As Qwen2.5-Coder-1.5B writes them: "To calculate 17 * 23, I'll use the calculator
+    function:", the call on the next line, then "The result is 391." The lead-in stays the
+    reply's text; what follows the last call is the model's guess at a result it does not
+    have yet, and is dropped: the tool's own result comes next.
+    """
+    pairs: list[tuple[str, Any]] = []
+    first: int | None = None
+    at = 0
+    for line in text.splitlines(keepends=True):
+        body = line.strip()
+        found = _as_calls(_loads_call(body)) if body.startswith("{") else None
+        if found:
+            first = at if first is None else first
+            pairs += [pair for pair in found if pair not in pairs]
+        at += len(line)
+    if first is None:
+        return None
+    return pairs, _TOOLS_ECHO.sub("", text[:first]).strip(), "json_line"
 
 
 _DECODER: Final = json.JSONDecoder()
@@ -254,8 +298,8 @@ class StreamGuard:
     """Holds back streamed text that may be a tool call written as text.
 
     Text streams through until it could open a call: a reply whose first non-blank
-    characters are ``{``, ``[{`` or a fence, or any of the tags (or a JSON fence)
-    anywhere. From there on,
+    characters are ``{``, ``[{`` or a fence, a later line that opens with ``{``, or any of
+    the tags (or a JSON fence) anywhere. From there on,
     text is held to the end of the reply, where :func:`recover_tool_calls` decides; held
     text past ``max_chars`` cannot be a call the tools would accept, and is let go. A
     possible beginning of a tag at the end of a piece waits for the next piece.
@@ -316,7 +360,8 @@ class StreamGuard:
             at = seen.find(tag, max(0, self._shown - len(tag)))
             if at >= 0:
                 return at
-        return None
+        line = _LINE_HEAD.search(seen, max(0, self._shown - 1))
+        return None if line is None else line.start() + 1
 
     def _undecided(self) -> int:
         """How many characters at the end may still open a call once more text comes."""
@@ -327,12 +372,16 @@ class StreamGuard:
         for size in range(min(_LONGEST_TAG - 1, len(seen)), 0, -1):
             if any(tag.startswith(seen[-size:]) for tag in _TAGS):
                 return size
-        return 0
+        line = _LINE_END.search(seen)  # a new line may open with a call's brace
+        return 0 if line is None else len(seen) - line.start() - 1
 
 
 _TAGS: Final = ("<tool_call>", _PYTHON_TAG, _MISTRAL, "```json", "```tool_call", "```tool_code")
 _LONGEST_TAG: Final = max(map(len, _TAGS))
 _FENCE_HEAD: Final = r"```(?:json|tool_call|tool_code)?\s*"
+# A line that opens with a brace, after some text: a call on a line of its own.
+_LINE_HEAD: Final = re.compile(r"\n[ \t]*\{")
+_LINE_END: Final = re.compile(r"\n[ \t]*\Z")
 _HEAD: Final = re.compile(
     rf"\{{|\[\s*\{{|{_FENCE_HEAD}[\[{{]|<tool_call>|<\|python_tag\|>|\[TOOL_CALLS\]"
 )

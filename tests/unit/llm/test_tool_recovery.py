@@ -197,7 +197,8 @@ def test_calls_one_after_another_count_once_each_and_a_cut_tail_is_ignored() -> 
     assert _calls(text) == [("convert_units", UNIT_ARGS)]
     two = f'{one}\n{{"name": "calculator", "arguments": {json.dumps(ARGS)}}}'
     assert _calls(two) == [("convert_units", UNIT_ARGS), ("calculator", ARGS)]
-    assert _calls(f"{one}\nThat is the call.") is None  # text after it: not only calls
+    # Text after the calls is the model's guess at their result: dropped, the calls run.
+    assert _calls(f"{one}\nThat gives 3.1 miles.") == [("convert_units", UNIT_ARGS)]
     assert _calls('{"name": "calculator"') is None  # nothing complete
 
 
@@ -235,3 +236,55 @@ def test_a_json_block_after_prose_is_held_from_its_fence() -> None:
     assert shown == "I will use the calculator:\n"
     assert guard.holding
     assert _calls("I will use the calculator:\n" + guard.release()) == [("calculator", ARGS)]
+
+
+def test_a_call_on_a_line_of_its_own_after_a_lead_in_is_recovered() -> None:
+    # As Qwen2.5-Coder-1.5B wrote it on llama.cpp: braces doubled as Qwen's chat template
+    # prints the call format, then a guess at the result, which is dropped.
+    text = (
+        "To calculate 17 * 23, I'll use the calculator function:\n"
+        '{{"name": "calculator", "arguments": {"expression": "17*23"}}}\n'
+        "The result is 391."
+    )
+    found = recover_tool_calls(text, TOOLS)
+    assert found is not None and found.format == "json_line"
+    assert [(c["name"], c["args"]) for c in found.calls] == [("calculator", ARGS)]
+    assert found.text == "To calculate 17 * 23, I'll use the calculator function:"
+    assert _calls('{{"name": "calculator", "arguments": {"expression": "17*23"}}}') == [
+        ("calculator", ARGS)
+    ]
+
+
+def test_an_echoed_tool_list_is_neither_a_call_nor_text() -> None:
+    echo = json.dumps(UNITS)
+    text = (
+        "I'll use the `convert_units` function from the tools.\n<tools>\n"
+        f"{echo}\n</tools>\n"
+        '{{"name": "convert_units", "arguments": {"value": 5, "from_unit": "km", "to_unit": "mi"}}}'
+    )
+    found = recover_tool_calls(text, TOOLS)
+    assert found is not None
+    assert [(c["name"], c["args"]) for c in found.calls] == [("convert_units", UNIT_ARGS)]
+    assert found.text == "I'll use the `convert_units` function from the tools."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'The settings file reads:\n{"answer": 391}\nas shown.',  # JSON, no call
+        'Call it like this:\n{"name": "rm_rf", "arguments": {}}',  # no such tool bound
+        "Sets look like this:\n{1, 2, 3}\nin Python.",
+    ],
+)
+def test_a_brace_line_that_is_no_call_stays_text(text: str) -> None:
+    assert _calls(text) is None
+    shown, guard = _stream([text[:10], text[10:25], text[25:]])
+    assert shown + guard.release() == text
+
+
+def test_a_call_line_after_a_lead_in_is_held_from_its_line() -> None:
+    line = '{{"name": "calculator", "arguments": {"expression": "17*23"}}}'
+    lead = "I'll use the calculator function:\n"
+    shown, guard = _stream([lead[:20], lead[20:], "  ", line[:7], line[7:]])
+    assert shown == lead and guard.holding
+    assert _calls(lead + guard.release()) == [("calculator", ARGS)]
