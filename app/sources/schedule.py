@@ -101,13 +101,20 @@ class SourceSyncs:
             self._schedule = asyncio.create_task(self._scheduled(), name="source-schedule")
 
     async def _scheduled(self) -> None:
+        failing: dict[str, str] = {}  # logged once until it starts again
         while True:
             for cfg in self.settings.sources:
                 if cfg.every_s and cfg.name not in self._running:
                     try:
                         await self._start_if_due(cfg, cfg.every_s)
-                    except Exception:  # a lost Redis must not end the schedule
-                        log.exception("source %s: the scheduled sync did not start", cfg.name)
+                        failing.pop(cfg.name, None)
+                    except Exception as exc:  # a lost Redis must not end the schedule
+                        reason = f"{type(exc).__name__}: {exc}"
+                        if failing.get(cfg.name) != reason:
+                            failing[cfg.name] = reason
+                            log.warning(
+                                "source %s: a scheduled sync cannot start: %s", cfg.name, reason
+                            )
             await asyncio.sleep(self.tick_s)
 
     async def _start_if_due(self, cfg: SourceSettings, every_s: float) -> None:

@@ -134,3 +134,22 @@ async def test_another_tenants_source_is_unknown(
         await syncs.status("nope", tenant_id=TENANT)
     assert await syncs.statuses(tenant_id="someone-else") == []
     await syncs.close()
+
+
+async def test_a_schedule_that_cannot_start_logs_once_and_keeps_trying(
+    settings: Settings, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts = 0
+
+    def broken() -> SourceRunner:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionError("Redis is away")
+
+    configured = settings.model_copy(update={"sources": [_kb(url, every_s=1)]})
+    syncs = SourceSyncs(configured, broken, tick_s=0.02)
+    syncs.start()
+    await _until(lambda: attempts >= 5)
+    await syncs.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "ragent.sources"]
+    assert logged == ["source kb: a scheduled sync cannot start: ConnectionError: Redis is away"]
