@@ -5,13 +5,22 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from app.ingest.loaders._files import LoadError, decode_text
 from app.ingest.loaders._unstructured import partitioners, to_elements
 from app.ingest.model import Element
 
-__all__ = ["load_docx", "load_html", "load_markdown", "load_plain_text", "strip_navigation"]
+__all__ = [
+    "load_docx",
+    "load_html",
+    "load_markdown",
+    "load_plain_text",
+    "page_title",
+    "strip_navigation",
+    "titled",
+]
 
 # Navigation, not content. unstructured already drops <nav>, <script>, <style> and forms.
 # A <header>/<footer> inside an article or section is kept: it holds that part's title or notes.
@@ -103,7 +112,42 @@ def load_html(data: bytes, *, max_depth: int = MAX_DEPTH) -> list[Element]:
     if not markup.strip():
         return []
     raw = partitioners().html(text=markup, languages=_NO_LANGUAGE_DETECTION)
-    return to_elements(raw)
+    return titled(to_elements(raw), page_title(markup))
+
+
+def page_title(markup: str) -> str:
+    """The text of an HTML document's ``<title>``, whitespace collapsed; ``""`` if none."""
+    import lxml.etree
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    try:
+        root = lxml.html.document_fromstring(markup.encode("utf-8"), parser=parser)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    found = root.find(".//head/title")
+    return " ".join(found.text_content().split()) if found is not None else ""
+
+
+def titled(elements: list[Element], title: str) -> list[Element]:
+    """Put a page's ``<title>`` first in every heading path, unless its first heading says it.
+
+    unstructured drops ``<head>``, so a page whose name is only in its ``<title>`` (and in a
+    styled ``<div>``, as on the SQLite documentation's pages, whose ``<h1>`` elements are
+    numbered sections) gave its chunks heading paths such as "2. Description > 2.1. VACUUM
+    with an INTO clause" that never say VACUUM. A first heading that holds the title, or is
+    held by it ("Routine Vacuuming" in "Routine Vacuuming | Example Docs"), already names the
+    page.
+
+    Args:
+        elements: The page's elements, heading paths built.
+        title: The page's title (:func:`page_title`).
+    """
+    heads = (" ".join(e.text.split()).casefold() for e in elements if e.kind == "Title")
+    first, name = next(heads, None), title.casefold()
+    if not name or (first is not None and (first in name or name in first)):
+        return elements
+    return [replace(e, heading_path=(title, *e.heading_path)) for e in elements]
 
 
 def load_markdown(data: bytes) -> list[Element]:

@@ -123,7 +123,8 @@ def test_public_api() -> None:
 
 def test_html_keeps_structure_and_drops_navigation(tmp_path: Path) -> None:
     page = """<?xml version="1.0" encoding="UTF-8"?>
-    <html><head><title>Ignored</title><script>var x = 1;</script></head><body>
+    <html><head><title>Routine Vacuuming | Example Docs</title><script>var x = 1;</script>
+    </head><body>
     <div class="navheader"><a href="a.html">Prev</a> <a href="b.html">Next</a></div>
     <nav><ul><li>Home</li><li>Download</li></ul></nav>
     <div role="navigation">Skip to content</div>
@@ -139,7 +140,7 @@ def test_html_keeps_structure_and_drops_navigation(tmp_path: Path) -> None:
     text = "\n".join(e.text for e in elements)
     for furniture in ("Prev", "Home", "Skip to content", "1. Vacuuming Basics", "Copyright"):
         assert furniture not in text
-    assert "var x" not in text and "Ignored" not in text
+    assert "var x" not in text and "Example Docs" not in text
     top, basics = _find(elements, "Routine"), _find(elements, "Vacuuming Basics")
     assert (top.kind, top.heading_path) == ("Title", ())
     assert (basics.kind, basics.heading_path) == ("Title", ("Routine Vacuuming",))
@@ -155,6 +156,40 @@ def test_html_keeps_structure_and_drops_navigation(tmp_path: Path) -> None:
     )
     auto = _find(elements, "The autovacuum")
     assert auto.heading_path == ("Routine Vacuuming", "Autovacuum") and auto.page is None
+
+
+def test_html_title_leads_heading_paths_when_no_heading_names_the_page(tmp_path: Path) -> None:
+    # As the SQLite documentation: the page's name in <title> and a styled div, its <h1>s
+    # numbered sections. The title leads every heading path; it never enters the text.
+    page = """<html><head><title>VACUUM</title></head><body>
+    <div class="fancy_title">VACUUM</div>
+    <h1>1. Syntax</h1><p>The statement takes an optional schema name.</p>
+    <h1>2. Description</h1><p>The VACUUM command rebuilds the database file.</p>
+    <h2>2.1. VACUUM with an INTO clause</h2><p>The original database file is unchanged.</p>
+    </body></html>"""
+    elements = _one(tmp_path / "lang_vacuum.html", page)
+    into = _find(elements, "The original")
+    assert into.heading_path == ("VACUUM", "2. Description", "2.1. VACUUM with an INTO clause")
+    assert _find(elements, "2. Description").heading_path == ("VACUUM",)
+    assert _find(elements, "The statement").heading_path == ("VACUUM", "1. Syntax")
+    assert [e.text for e in elements].count("VACUUM") == 1  # the div, not the title
+
+
+@pytest.mark.parametrize(
+    ("title", "h1"),
+    [
+        ("25.1. Routine Vacuuming", "25.1. Routine Vacuuming"),
+        ("Vacuum | Docs", "Vacuum"),
+        ("", "Vacuum"),
+    ],
+)
+def test_html_title_said_by_the_first_heading_is_not_repeated(
+    tmp_path: Path, title: str, h1: str
+) -> None:
+    page = (
+        f"<html><head><title>{title}</title></head><body><h1>{h1}</h1><p>Run it.</p></body></html>"
+    )
+    assert _find(_one(tmp_path / "v.html", page), "Run it").heading_path == (h1,)
 
 
 def test_html_in_a_declared_legacy_charset(tmp_path: Path) -> None:
