@@ -49,6 +49,8 @@ class _Robots:
     rules: urllib.robotparser.RobotFileParser | None
     delay_s: float = 0.0
     last_request: float = 0.0
+    problem: str = ""
+    """Why it cannot be read for now (while ``rules`` is None)."""
 
 
 @dataclass
@@ -207,10 +209,11 @@ class WebSource:
         # A page that cannot be read for now stays as it was, and so do the pages found
         # through it (its links from the last crawl are followed).
         if robots.rules is None:
+            problem = f"robots.txt: {robots.problem}"
             if prev is None:
-                return self._failed(url, "robots.txt answered an error", generation), ()
+                return self._failed(url, problem, generation), ()
             crawl.keep(url, lastmod)
-            return self._failed(url, "robots.txt answered an error (kept)", generation), prev.links
+            return self._failed(url, f"{problem} (kept)", generation), prev.links
         if not robots.rules.can_fetch(self.user_agent, url):
             return None, ()
         if prev is not None and lastmod and lastmod == prev.lastmod:
@@ -275,7 +278,7 @@ class WebSource:
                 delay = min(float(found or 0), self.max_crawl_delay_s)
             elif rules is not None:  # none, or 4xx: no rules (RFC 9309)
                 rules.parse([])
-            crawl.robots[origin] = _Robots(rules, delay)
+            crawl.robots[origin] = _Robots(rules, delay, problem=got.reason)
         return crawl.robots[origin]
 
     def _unchanged(self, url: str, generation: str) -> SourceItem:

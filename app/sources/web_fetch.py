@@ -42,6 +42,10 @@ class Fetched:
     last_modified: str = ""
 
 
+class _Unresolved(Exception):
+    """A host name the resolver could not answer for now."""
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -80,7 +84,11 @@ class PageFetcher:
         return host_allowed(url, self.private_hosts)
 
     def _address_problem(self, url: httpx.URL) -> str:
-        """Why ``url``'s host may not be reached ("" when it may); cached per host."""
+        """Why ``url``'s host may not be reached ("" when it may); cached per host.
+
+        Raises:
+            _Unresolved: The name does not resolve now (a transient failure).
+        """
         host = url.host or ""
         if host not in self._checked:
             if self._private_ok(url):
@@ -88,8 +96,8 @@ class PageFetcher:
             else:
                 try:
                     infos = socket.getaddrinfo(host, url.port or 80, type=socket.SOCK_STREAM)
-                except (OSError, UnicodeError):
-                    return f"cannot resolve host {host!r}"  # not cached: may be transient
+                except (OSError, UnicodeError):  # not cached: DNS may answer next time
+                    raise _Unresolved(f"cannot resolve host {host!r}") from None
                 bad = sorted({str(i[4][0]) for i in infos if not _public(str(i[4][0]))})
                 self._checked[host] = (
                     f"host {host!r} resolves to a private or loopback address ({bad[0]});"
@@ -131,7 +139,10 @@ class PageFetcher:
                 return Fetched("refused", f"not an http(s) URL: {target}")
             if not host_allowed(target, self.hosts):
                 return Fetched("refused", f"host {target.host!r} is not on the source's hosts")
-            problem = self._address_problem(target)
+            try:
+                problem = self._address_problem(target)
+            except _Unresolved as exc:
+                return Fetched("transient", str(exc))
             if problem:
                 return Fetched("refused", problem)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
@@ -115,7 +116,7 @@ def test_a_failing_home_page_or_robots_txt_keeps_the_pages_behind_it(
     site.pages["/robots.txt"] = Served(b"down", status=503)
     report = sync.sync(source, tenant_id=TENANT)
     assert report.deleted == 0
-    assert reasons(report)[src(site, "/plants.html")] == "robots.txt answered an error (kept)"
+    assert reasons(report)[src(site, "/plants.html")] == "robots.txt: HTTP 503 (kept)"
     assert visible(resources, "ficus", "staff") == [src(site, "/plants.html")]
 
 
@@ -235,12 +236,12 @@ def test_a_sitemap_index_is_followed_and_a_slow_page_is_kept(
         content_type="text/xml",
     )
     sync = make_sync(resources)
-    source = web(site, tmp_path, seeds=[], sitemap=site.url("/index.xml"), request_timeout_s=0.5)
+    source = web(site, tmp_path, seeds=[], sitemap=site.url("/index.xml"), request_timeout_s=2)
     assert sync.sync(source, tenant_id=TENANT).indexed == 2
-    site.pages["/kettle.html"] = Served(html("Kettles", "Descale it."), delay_s=2)
+    site.pages["/kettle.html"] = Served(html("Kettles", "Descale it."), delay_s=6)
     report = sync.sync(source, tenant_id=TENANT)
-    assert (report.deleted, report.unchanged) == (0, 1)
     assert reasons(report)[src(site, "/kettle.html")] == "timed out (kept)"
+    assert (report.deleted, report.unchanged) == (0, 1), report
     assert visible(resources, "monthly", "staff") == [src(site, "/kettle.html")]
 
 
@@ -291,3 +292,21 @@ def test_settings_tell_sources_apart_by_kind(tmp_path: Path) -> None:
         configured_source(
             WebSourceSettings(name="s", kind="web", seeds=["file:///etc/passwd"]), data_dir=tmp_path
         )
+
+
+def test_a_name_that_does_not_resolve_keeps_the_pages(
+    resources: Resources, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = make_sync(resources)
+    source = web(site, tmp_path, private_hosts=[])
+    monkeypatch.setattr(PageFetcher, "_private_ok", lambda self, url: True)
+    assert sync.sync(source, tenant_id=TENANT).indexed == 4
+    monkeypatch.undo()
+
+    def unresolved(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolved)
+    report = sync.sync(source, tenant_id=TENANT)
+    assert report.deleted == 0
+    assert reasons(report)[src(site, "/")] == "robots.txt: cannot resolve host '127.0.0.1' (kept)"
