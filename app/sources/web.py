@@ -133,16 +133,18 @@ class WebSource:
         )
         deadline = time.monotonic() + self.crawl_timeout_s
         try:
-            frontier: deque[tuple[str, int, str]] = deque()
+            # Seeds first (their links are followed), then the sitemap's pages (not followed).
+            starts = {str(canonical(seed)): (0, "") for seed in self.seeds}
             if self.sitemap:
-                problem = self._read_sitemaps(fetcher, crawl, frontier)
+                pages, problem = self._read_sitemaps(fetcher)
                 if problem:  # the page set is unknown: every page stays
                     yield self._failed(self.sitemap, problem, generation)
                     for url in crawl.old:
                         crawl.keep(url, crawl.old[url].lastmod)
-            for seed in self.seeds:
-                frontier.append((str(canonical(seed)), 0, ""))
-            queued = {url for url, _, _ in frontier}
+                for url, lastmod in pages.items():
+                    starts.setdefault(url, (-1, lastmod))
+            frontier = deque((url, depth, lastmod) for url, (depth, lastmod) in starts.items())
+            queued = set(starts)
             while frontier and len(crawl.visited) < self.max_pages:
                 if time.monotonic() > deadline:
                     yield self._failed(frontier[0][0], "crawl_timeout_s reached", generation)
@@ -177,28 +179,24 @@ class WebSource:
             raise RuntimeError(f"source {self.name!r}: ids() before a finished crawl")
         return iter(sorted(self._live))
 
-    def _read_sitemaps(
-        self, fetcher: PageFetcher, crawl: _Crawl, frontier: deque[tuple[str, int, str]]
-    ) -> str:
-        """Queue the sitemap's pages (depth -1: not followed); return why it failed, or ""."""
+    def _read_sitemaps(self, fetcher: PageFetcher) -> tuple[dict[str, str], str]:
+        """The sitemap's pages (URL to lastmod), and why it could not be read ("" if it was)."""
         todo, read, pages = deque([str(self.sitemap)]), 0, []
         while todo:
             url = todo.popleft()
             if read >= _MAX_SITEMAPS:
-                return f"more than {_MAX_SITEMAPS} sitemaps"
+                return {}, f"more than {_MAX_SITEMAPS} sitemaps"
             read += 1
             got = fetcher.get(url, xml=True)
             if got.outcome != "ok":
-                return f"sitemap {url}: {got.reason or got.outcome}"
+                return {}, f"sitemap {url}: {got.reason or got.outcome}"
             try:
                 sitemap = read_sitemap(got.body)
             except SitemapError as exc:
-                return f"sitemap {url}: {exc}"
+                return {}, f"sitemap {url}: {exc}"
             todo.extend(u for u in (canonical(s, url) for s in sitemap.sitemaps) if u)
             pages += [(u, lastmod) for loc, lastmod in sitemap.pages if (u := canonical(loc))]
-        for url, lastmod in dict(pages).items():
-            frontier.append((url, -1, lastmod))
-        return ""
+        return dict(pages), ""
 
     def _visit(
         self, fetcher: PageFetcher, crawl: _Crawl, url: str, lastmod: str, generation: str
