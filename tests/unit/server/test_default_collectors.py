@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.server.api_metrics import Metrics
@@ -12,3 +14,20 @@ def test_process_platform_and_gc_metrics_are_served() -> None:
     names = {f.name for f in text_string_to_metric_families(second.render().decode())}
     assert {"process_cpu_seconds", "python_info", "python_gc_objects_collected"} <= names
     assert "ragent_http_requests" in names and first.registry is not second.registry
+
+
+def test_a_scrape_is_openmetrics_when_asked_and_gzipped_when_accepted() -> None:
+    metrics = Metrics()
+    metrics.requests.labels("/v1/threads", "GET", "200").inc()
+    text, headers = metrics.scrape()
+    assert list(headers) == ["Content-Type"] and headers["Content-Type"].startswith("text/plain")
+    assert b"ragent_http_requests_total{" in text and b"ragent_safety_blocks_total{" in text
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    om, headers = metrics.scrape(accept)
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    # The API's and the engines' metrics make one exposition: one # EOF, at its end.
+    assert om.count(b"# EOF") == 1 and om.endswith(b"# EOF\n")
+    zipped, headers = metrics.scrape("", "gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip"
+    assert len(zipped) < len(text) / 4
+    assert gzip.decompress(zipped).split(b"\n")[:3] == text.split(b"\n")[:3]
