@@ -135,6 +135,9 @@ class ApiGuard:
         # The run's root span, or the child of the caller's (traceparent). Hand-written, not
         # opentelemetry-instrumentation-asgi: that one records the full URL with its query,
         # the client's address and user agent, which the attribute allowlist keeps out.
+        # bench/http_spans.py: it puts a planted e-mail and token (http.url), client address
+        # (net.peer.ip) and user agent on the span, makes 3 spans a request against 1, and
+        # takes 277 us a request against 151 us through the ASGI stack.
         with server_span(
             "http.request", scope.get("headers", ()), method=scope["method"]
         ) as traced:
