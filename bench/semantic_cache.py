@@ -2,18 +2,22 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/semantic_cache.py [--json] [--turns 17]
+    .venv/bin/python bench/semantic_cache.py [--json] [--turns 17] [--pairs FILE] [--no-latency]
 
 1. Decisions, on ``evals/datasets/cache_pairs.jsonl`` (true paraphrases and near misses
-   that differ in one entity, number, negation, word or role, over the sample documents):
+   that differ in one entity, number, negation, word or role, over the sample documents),
+   or on another set of the same format (``--pairs``: ``cache_pairs_heldout.jsonl`` is
+   written over the dev corpora's questions, apart from the agreement rules):
    for each pair the ``stored`` question's entry is put in a scope of its own, and the
    ``asked`` question looked up through :class:`app.cache.SemanticCache` on each engine
    (SQLite, and RediSearch on a throwaway Redis), with the configured thresholds and the
-   local embedder. Printed: precision of hits (hits on paraphrases / hits), hit rate on
-   paraphrases, and near misses served. Then, from the cosine similarities alone, the same
-   figures for embedding similarity without the agreement check at several thresholds,
-   and a split check: the threshold is calibrated (the lowest with precision >= 0.99) on
-   half of the base questions and scored on the other half.
+   local embedder. Printed: precision of hits (hits on paraphrases / hits) with the lower
+   ends of its 95 % Wilson and Clopper-Pearson intervals, hit rate on paraphrases, near
+   misses served, and each near miss served (a wrong hit). Then, from the cosine
+   similarities alone, the same figures for embedding similarity without the agreement
+   check at several thresholds, and a split check: the threshold is calibrated (the
+   lowest with precision >= 0.99) on half of the base questions and scored on the other
+   half.
 2. Latency, on the samples ingested into a temporary index: each answerable question of
    ``evals/datasets/samples_qa.jsonl`` asked through the compiled agent with the cache on
    (the offline answerer as the model), once (a miss: a full turn, which also stores the
@@ -59,8 +63,21 @@ QA = REPO / "evals" / "datasets" / "samples_qa.jsonl"
 ENGINES = ("sqlite", "redis")
 
 
-def _pairs() -> list[dict[str, str]]:
-    return [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
+def _pairs(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def lower_bounds(right: int, served: int) -> dict[str, float | None]:
+    """The lower ends of the two-sided 95 % Wilson and Clopper-Pearson intervals of a rate."""
+    if not served:
+        return {"wilson": None, "clopper_pearson": None}
+    from scipy.stats import binomtest  # type: ignore[import-untyped]  # with datasketch
+
+    test = binomtest(right, served)
+    return {
+        method: round(float(test.proportion_ci(0.95, method=m).low), 4)
+        for method, m in (("wilson", "wilson"), ("clopper_pearson", "exact"))
+    }
 
 
 @contextmanager
@@ -75,11 +92,11 @@ def _settings(engine: str, data_dir: Path) -> Iterator[Settings]:
         yield settings
 
 
-def _scores(hits: list[bool], labels: list[str]) -> dict[str, Any]:
+def _scores(hits: list[bool], labels: list[str], *, bounds: bool = False) -> dict[str, Any]:
     paraphrases = sum(label == "paraphrase" for label in labels)
     served = sum(hits)
     right = sum(h and label == "paraphrase" for h, label in zip(hits, labels, strict=True))
-    return {
+    score: dict[str, Any] = {
         "pairs": len(labels),
         "paraphrases": paraphrases,
         "near_misses": len(labels) - paraphrases,
@@ -88,11 +105,14 @@ def _scores(hits: list[bool], labels: list[str]) -> dict[str, Any]:
         "hit_rate": round(right / paraphrases, 4) if paraphrases else None,
         "near_misses_served": served - right,
     }
+    if bounds:
+        score["precision_lower_95"] = lower_bounds(right, served)
+    return score
 
 
-def decisions(engine: str) -> dict[str, Any]:
-    """Look every pair up through the cache on ``engine``; score the hits."""
-    pairs = _pairs()
+def decisions(engine: str, path: Path = PAIRS) -> dict[str, Any]:
+    """Look every pair of ``path`` up through the cache on ``engine``; score the hits."""
+    pairs = _pairs(path)
     with tempfile.TemporaryDirectory() as tmp, _settings(engine, Path(tmp)) as settings:
         resources = build_resources(settings)
         cache = resources.answer_cache
@@ -113,15 +133,21 @@ def decisions(engine: str) -> dict[str, Any]:
             labels.append(pair["label"])
         cache.store.clear()
         cache.store.close()
-        return _scores(hits, labels)
+        score = _scores(hits, labels, bounds=True)
+        score["wrong_hits"] = [
+            pair
+            for pair, hit in zip(pairs, hits, strict=True)
+            if hit and pair["label"] != "paraphrase"
+        ]
+        return score
 
 
-def sweep(settings: Settings) -> dict[str, Any]:
+def sweep(settings: Settings, path: Path = PAIRS) -> dict[str, Any]:
     """Embedding similarity alone vs with the agreement check, and a split calibration."""
     resources = build_resources(settings)
     embedder = resources.embedder
     similar = word_similarity(embedder)
-    pairs = _pairs()
+    pairs = _pairs(path)
     cosines, agreed, labels, halves = [], [], [], []
     for pair in pairs:
         a, b = embedder.embed_query(pair["stored"]), embedder.embed_query(pair["asked"])
@@ -231,22 +257,30 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--turns", type=int, default=17, help="answerable questions asked")
     parser.add_argument("--hit-rounds", type=int, default=3, help="times each is asked again")
+    parser.add_argument(
+        "--pairs", type=Path, default=PAIRS, help="paraphrase / near-miss pairs (JSON lines)"
+    )
+    parser.add_argument("--no-latency", action="store_true", help="decisions and sweep only")
     args = parser.parse_args()
-    report: dict[str, Any] = {"dataset": str(PAIRS.relative_to(REPO))}
+    path = args.pairs.resolve()
+    name = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    report: dict[str, Any] = {"dataset": name}
     settings = load_settings()
     report["thresholds"] = {
         "cosine": settings.cache.threshold,
         "word": settings.cache.term_threshold,
     }
-    report["decisions"] = {engine: decisions(engine) for engine in ENGINES}
+    report["decisions"] = {engine: decisions(engine, path) for engine in ENGINES}
     with tempfile.TemporaryDirectory() as tmp:
-        report["similarity"] = sweep(replace_dir(settings, Path(tmp)))
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        _ingest(replace_dir(settings, data_dir))
-        report["latency"] = {
-            engine: latency(engine, data_dir, args.turns, args.hit_rounds) for engine in ENGINES
-        }
+        report["similarity"] = sweep(replace_dir(settings, Path(tmp)), path)
+    report["latency"] = {}
+    if not args.no_latency:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            _ingest(replace_dir(settings, data_dir))
+            report["latency"] = {
+                engine: latency(engine, data_dir, args.turns, args.hit_rounds) for engine in ENGINES
+            }
     if args.json:
         print(json.dumps(report))  # noqa: T201
         return 0
@@ -270,6 +304,13 @@ def _print(report: dict[str, Any]) -> None:
             f"hit rate on paraphrases {score['hit_rate']} ({score['paraphrases']})  "
             f"near misses served {score['near_misses_served']}/{score['near_misses']}"
         )
+        low = score["precision_lower_95"]
+        out(
+            f"       precision 95 % lower bound: Wilson {low['wilson']}  "
+            f"Clopper-Pearson {low['clopper_pearson']}"
+        )
+        for pair in score["wrong_hits"]:
+            out(f"       wrong hit ({pair['kind']}): {pair['stored']!r} -> {pair['asked']!r}")
     similarity = report["similarity"]
     for name in ("embedding_alone", "with_agreement"):
         out(f"{name}:")
