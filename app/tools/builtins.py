@@ -187,6 +187,9 @@ def evaluate_expression(expression: str) -> str:
             f"the expression is too long ({len(text)} characters; "
             f"the limit is {MAX_EXPRESSION_CHARS})"
         )
+    # "^" is a power, as on calculators and in maths notation (models write "2^10"):
+    # bitwise operators are outside the whitelist, and "**" keeps the power's precedence.
+    text = text.replace("^", "**")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
@@ -209,7 +212,7 @@ def evaluate_expression(expression: str) -> str:
 async def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression; use it for any calculation instead of mental maths.
 
-    Supports numbers, + - * / // % ** (exponent at most 1000), unary minus, parentheses,
+    Supports numbers, + - * / // % ** or ^ (exponent at most 1000), unary minus, parentheses,
     the functions sqrt, log (natural, or log(x, base)), log10, exp, sin, cos, tan (radians),
     abs, round, floor, ceil, and the constants pi and e. No variables or other Python.
 

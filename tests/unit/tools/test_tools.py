@@ -38,6 +38,10 @@ def make_call(name: str, args: Any, call_id: str = "call-1") -> ToolCall:
     ("expression", "expected"),
     [
         ("2 + 3 * 4", "14"),
+        ("2^10", "1024"),  # a power, as models write it (Qwen2.5-Coder-1.5B did)
+        ("2^10 + 1", "1025"),
+        ("-2^2", "-4"),
+        ("2^3^2", "512"),
         ("(2 + 3) * 4", "20"),
         ("2 - 3 - 4", "-5"),
         ("2 ** 3 ** 2", "512"),  # right-associative
