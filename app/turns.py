@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
@@ -40,6 +41,8 @@ __all__ = [
 # for ``invoke`` results and ``updates`` stream events).
 INTERRUPT = "__interrupt__"
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 async def ask(
     agent: CompiledStateGraph[AgentState, Context, InputState, AgentState],
@@ -60,7 +63,8 @@ async def ask(
         max_chars: The longest question accepted.
 
     Raises:
-        QuestionError: The question is empty or too long; nothing is written.
+        QuestionError: The question is empty, too long or not valid text; nothing is
+            written.
     """
     config = _config(context, thread_id, question, max_chars)
     await _prefetch(question)
@@ -176,6 +180,11 @@ def _config(context: Context, thread_id: str, question: str, max_chars: int) -> 
         raise QuestionError("the question is empty")
     if len(question) > max_chars:
         raise QuestionError(f"the question is longer than {max_chars} characters")
+    if _SURROGATE.search(question):  # argv's bytes that are not UTF-8 arrive as surrogates
+        raise QuestionError(
+            "the question is not valid text: it holds bytes that are not UTF-8 or a lone "
+            "surrogate (U+D800 to U+DFFF)"
+        )
     return thread_config(context, thread_id)
 
 
@@ -237,7 +246,8 @@ async def stream_ask(
         :class:`Token` pieces, then exactly one :class:`Answer`.
 
     Raises:
-        QuestionError: The question is empty or too long; nothing is written.
+        QuestionError: The question is empty, too long or not valid text; nothing is
+            written.
     """
     config = _config(context, thread_id, question, max_chars)
     if callbacks:

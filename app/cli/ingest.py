@@ -39,6 +39,11 @@ def ingest(
     from app.resources import build_resources
 
     settings = settings_for(config)
+    from app.ingest.scheduling import shown, utf8_name
+
+    undecodable = [shown(p) for p in paths if not utf8_name(str(p))]
+    if undecodable:
+        raise CliError(f"the path is not UTF-8 (shown escaped): {undecodable[0]}")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise CliError(f"no such file or directory: {missing[0]}")

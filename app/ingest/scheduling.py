@@ -4,19 +4,23 @@ Folders are walked without trusting symbolic links: a link (to a file or a folde
 followed only when its target resolves inside one of the folders given to the run, and
 each real file and folder is visited once, so a link loop ends. A link that leaves those
 folders, is broken or loops is not followed and is reported (:class:`RefusedLink`). A path
-given explicitly is taken as given, even if it is a link: the user named it.
+given explicitly is taken as given, even if it is a link: the user named it. A file or
+folder whose name is not UTF-8 is not ingested either, and is reported with its name escaped.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.ingest.worker import ParseResult
 
-__all__ = ["Discovery", "RefusedLink", "batches", "discover", "within"]
+__all__ = ["Discovery", "RefusedLink", "batches", "discover", "shown", "utf8_name", "within"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,16 @@ class Discovery:
     refused: list[RefusedLink] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)
     """The given folders, resolved: the only places a link may lead."""
+
+
+def utf8_name(name: str) -> bool:
+    """Whether a file name was valid UTF-8 (the OS's bytes that are not come as surrogates)."""
+    return _SURROGATE.search(name) is None
+
+
+def shown(path: Path | str) -> str:
+    """``path`` as text that can be printed and stored: bytes that are not UTF-8 escaped."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def within(path: Path, roots: Iterable[Path]) -> bool:
@@ -98,6 +112,9 @@ def discover(paths: Sequence[Path]) -> Discovery:
             if entry.name.startswith("."):
                 continue
             path = folder / entry.name
+            if not utf8_name(entry.name):  # no source, id or report could hold the name
+                found.refused.append(RefusedLink(Path(shown(path)), "a name that is not UTF-8"))
+                continue
             link = entry.is_symlink() or via_link
             if entry.is_symlink():
                 real = _real(path)

@@ -194,13 +194,15 @@ def _allowed(request: Request, headers: dict[str, str] | None) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+        # A body only one of this app's routes parsed: the LangGraph API's routes included.
+        message = "body: the body is not valid UTF-8; send valid Unicode"
+        return error_response(ApiError(exc.status_code, message, "invalid_text"))
     if not owns(request.url.path):  # a route of the LangGraph server keeps its own shape
         return await http_exception_handler(request, exc)
     code = _CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     headers = dict(exc.headers) if exc.headers else None
-    if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "error parsing the body"
-        message, code = "body: the body is not valid UTF-8; send valid Unicode", "invalid_text"
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": _allowed(request, headers)}
     return error_response(ApiError(exc.status_code, message, code, headers=headers))

@@ -8,16 +8,18 @@ with bad arguments, or one the caller may not make, answers ``isError`` with the
 """
 
 # No ``from __future__ import annotations``: FastMCP reads the tools' annotations at runtime.
+import json
 from typing import Annotated, Any
 
 from mcp.server.fastmcp import Context as McpContext
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import ToolAnnotations
+from mcp.types import INVALID_PARAMS, PARSE_ERROR, ToolAnnotations
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from app.context import Context
 from app.conversations import thread_config
@@ -29,6 +31,7 @@ from app.server.errors import ApiError
 from app.server.runs.recovery import close_interrupted
 from app.server.schemas import ID_PATTERN
 from app.server.services import Services
+from app.server.text import lone_surrogate
 from app.settings import Settings
 from app.turns import QuestionError, new_thread_id, waiting
 from app.turns import ask as ask_turn
@@ -189,12 +192,58 @@ def build_mcp(settings: Settings) -> FastMCP[Any]:
     return server
 
 
+def _invalid_text(body: bytes) -> JSONResponse | None:
+    r"""A JSON-RPC error for a body that is not valid Unicode text, else None.
+
+    The SDK reads bytes that are not UTF-8 as an internal error (500), and takes a lone
+    surrogate (``"\ud800"`` in JSON) on to the tools, whose tokenizer fails on it.
+    Anything else it parses (or refuses) itself.
+    """
+    request_id: Any = None
+    try:
+        document = json.loads(body.decode()) if body else None
+    except UnicodeDecodeError:
+        code, where = PARSE_ERROR, "the body is not UTF-8"
+    except ValueError:
+        return None
+    else:
+        found = lone_surrogate(document)
+        if found is None:
+            return None
+        code, where = INVALID_PARAMS, f"{found}: the text holds a lone surrogate (U+D800 to U+DFFF)"
+        if isinstance(document, dict) and isinstance(document.get("id"), str | int):
+            request_id = document["id"]
+    error = {"code": code, "message": f"{where}; send valid Unicode"}
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=400)
+
+
 class McpEndpoint:
-    """The ASGI endpoint at ``/mcp``: hands each request to the app's MCP session manager."""
+    """The ASGI endpoint at ``/mcp``: hands each request to the app's MCP session manager.
+
+    A body that is not valid Unicode text gets a JSON-RPC error (400), as ``/v1`` answers
+    ``invalid_text``: nothing runs.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one MCP request (the middleware has authenticated it)."""
         server: FastMCP[Any] | None = getattr(scope["app"].state, "mcp", None)
         if server is None:
             raise ApiError(404, "the MCP endpoint is off (mcp.serve: false)", "not_found")
+        if scope.get("method") == "POST":
+            # The body is already capped (ApiGuard); read once here, replayed to the SDK.
+            body = await Request(scope, receive).body()
+            refusal = _invalid_text(body)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            sent = False
+
+            async def replay() -> Message:
+                nonlocal sent
+                if sent:
+                    return await receive()  # a disconnect, as the SDK expects to see it
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            receive = replay
         await server.session_manager.handle_request(scope, receive, send)
