@@ -6,7 +6,8 @@ mode. Two questions agree only when they name the same numbers, quoted strings,
 identifiers and capitalised entities, both or neither are negated, and every content
 word one has and the other lacks has a counterpart in the other that means nearly the
 same (by the embedder's similarity of the two words) and is not its negation
-("stable" / "unstable").
+("stable" / "unstable"). The words they share, with the prepositions that give them their
+roles, must come in the same order, but for one phrase moved whole ("In WAL mode, ...").
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ _NEGATIONS = frozenset(
     "isnt arent wasnt werent wont shouldnt couldnt wouldnt hasnt havent hadnt".split()
 )
 _NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis", "de", "anti", "a")
+# Prepositions mark a phrase's role: "elements of an array into rows" is not "rows into elements".
+_ROLE_WORDS = frozenset(
+    "about above after against as at before below between by during for from in into of off "
+    "on onto over than through to toward towards under until upon with within without".split()
+)
 MAX_WORDS = 40
 """Content words a question may have to be compared at all: the checks stay cheap."""
 MAX_UNSHARED = 6
@@ -114,12 +120,32 @@ def _uncovered(
     return None
 
 
+def _ordered(question: str, other: str) -> list[str]:
+    """The question's words (stemmed) and prepositions, in order, as far as ``other`` has them.
+
+    A word the other question has fewer times keeps only its first occurrences.
+    """
+    counts: dict[str, int] = {}
+    for token in tokenize(other):
+        if token in _ROLE_WORDS or token not in STOPWORDS:
+            counts[stem(token)] = counts.get(stem(token), 0) + 1
+    out: list[str] = []
+    for token in tokenize(question):
+        if token in _ROLE_WORDS or token not in STOPWORDS:
+            s = stem(token)
+            if counts.get(s, 0) > 0:
+                counts[s] -= 1
+                out.append(s)
+    return out
+
+
 def _one_block_moved(a: list[str], b: list[str]) -> bool:
     """Whether ``b`` is ``a`` with at most one run of words moved elsewhere.
 
-    "In WAL mode, can a reader block a writer?" moves "WAL mode" of "Can a reader block
+    "In WAL mode, can a reader block a writer?" moves "in WAL mode" of "Can a reader block
     a writer in WAL mode?"; "Can a writer block a reader ...?" swaps two words, which no
-    single move does.
+    single move does, and so does "rows of a query into elements of an array" of
+    "elements of an array into rows of a query", its prepositions counted.
     """
     if a == b:
         return True
@@ -163,8 +189,9 @@ def agree(a: str, b: str, similar: WordSimilarity, *, term_threshold: float) -> 
                 return Agreement(False, "negation")
         if _uncovered(own, other, similar, term_threshold) is not None:
             return Agreement(False, "term")
-    shared_a = [s for s in wa if s in wb]
-    shared_b = [s for s in wb if s in wa]
+    shared_a, shared_b = _ordered(a, b), _ordered(b, a)
+    if max(len(shared_a), len(shared_b)) > MAX_WORDS:
+        return Agreement(False, "long")
     if not _one_block_moved(shared_a, shared_b):
         return Agreement(False, "order")
     return Agreement(True)

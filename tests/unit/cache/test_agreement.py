@@ -44,6 +44,12 @@ def agrees(a: str, b: str) -> bool:
         ("What's the default of autovacuum_naptime?", "What is the default of autovacuum_naptime?"),
         ("How do I reset my password?", "How can I reset my password?"),
         ("Is Python's sort stable?", "Are Python sorts stable?"),
+        # A phrase moved whole with its preposition keeps its role.
+        ("What is the timeout in seconds for a lock?", "What is the lock timeout in seconds?"),
+        (
+            "When does SQLite checkpoint the WAL file at 1000 pages?",
+            "At 1000 pages, when does SQLite checkpoint the WAL file?",
+        ),
     ],
 )
 def test_paraphrases_agree(stored: str, asked: str) -> None:
@@ -78,6 +84,12 @@ def test_paraphrases_agree(stored: str, asked: str) -> None:
         (
             "Can a reader block a writer in WAL mode?",
             "Can a writer block a reader in WAL mode?",
+            "order",
+        ),
+        # The same words, prepositions and all, but the two phrases trade roles.
+        (
+            "How do I turn the elements of a JSON array into rows of a query?",
+            "How do I turn the rows of a query into the elements of a JSON array?",
             "order",
         ),
     ],
