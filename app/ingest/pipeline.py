@@ -45,7 +45,8 @@ from app.retrieval.types import Chunk, DocumentRecord
 __all__ = ["IngestOptions", "IngestReport", "Ingestor"]
 
 # 3: chunks are embedded after their heading path, and leave room for it.
-PIPELINE_VERSION = "3"
+# 4: an HTML page's <title> leads its heading paths where its first heading does not say it.
+PIPELINE_VERSION = "4"
 # Documents are cleaned of cross-document boilerplate in groups of this many.
 _BOILERPLATE_BATCH = 32
 
