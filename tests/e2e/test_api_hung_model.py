@@ -29,6 +29,9 @@ TIMEOUT_S = 3.0
 BOUND_S = 2 * TIMEOUT_S
 """One timeout, the offline answer and the process's own work fit well inside; three
 timeouts (the old cost) do not."""
+CLI_TIMEOUT_S = 5.0
+"""The CLI's bound counts its exit too: a longer timeout leaves that more room on a busy
+machine, while a turn that waits two timeouts still passes the bound."""
 
 
 @dataclass
@@ -38,12 +41,12 @@ class Served:
     model: OpenAIServer
 
 
-def _env(model: OpenAIServer, data_dir: Path) -> dict[str, str]:
+def _env(model: OpenAIServer, data_dir: Path, timeout_s: float = TIMEOUT_S) -> dict[str, str]:
     return {
         "RAGENT_DATA_DIR": str(data_dir),
         "RAGENT_LLM_BASE_URL": model.base_url,
         "RAGENT_LLM_MODEL": MODEL,
-        "RAGENT_LLM_TIMEOUT_S": str(TIMEOUT_S),
+        "RAGENT_LLM_TIMEOUT_S": str(timeout_s),
         # Each test meets the hung server anew, not an open circuit left by the one before.
         "RAGENT_LLM_BREAKER_FAILURES": "1000",
         "RAGENT_MEMORY_EXTRACTION": "llm",
@@ -126,13 +129,16 @@ def test_a_streamed_turn_ends_within_one_timeout(served: Served, hung: OpenAISer
 def test_the_cli_ends_within_one_timeout(
     corpus: Corpus, hung: OpenAIServer, tmp_path: Path
 ) -> None:
-    env = _env(hung, fresh_data_dir(corpus, tmp_path))
-    started = time.monotonic()
+    env = _env(hung, fresh_data_dir(corpus, tmp_path), CLI_TIMEOUT_S)
     done = ragent("ask", f"Remember that my favourite colour is teal. {QUESTION}", env=env)
-    elapsed = time.monotonic() - started
+    exited = time.monotonic()
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
     assert hung.calls(MODEL) == 1
-    # The process's start-up (the graph, the embedder) is in this figure too.
-    assert elapsed < BOUND_S + 15, elapsed
+    # Timed from the model call's arrival (the model server runs in this process, on the same
+    # clock) to the process's exit, not from its start: loading the graph and the embedder
+    # on a busy machine takes 5 to 30 s and is not what the deadline bounds. The exit is:
+    # it used to walk the heap for cycles for 7 to 14 s after the answer was printed.
+    since_the_call = exited - hung.arrivals[0]
+    assert since_the_call < 2 * CLI_TIMEOUT_S, since_the_call
