@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.server import api_keys
 from tests.e2e.conftest import QUESTION, Corpus, fresh_data_dir, running
@@ -134,6 +135,39 @@ def test_a_paraphrase_is_a_hit_with_the_same_citations_streamed_too(
         timeout=60,
     )
     assert raw.status_code == 200 and raw.headers["X-Ragent-Cache"] == "hit"
+
+
+def _cache_samples(url: str) -> dict[tuple[str, str], float]:
+    """The ``ragent_answer_cache_*`` samples of ``/metrics``: (name, label values) -> value."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {
+        (sample.name, ",".join(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("ragent_answer_cache_")
+        for sample in family.samples
+    }
+
+
+def test_a_miss_then_a_hit_move_the_metrics_by_one_each(
+    server: Server, model: OpenAIServer
+) -> None:
+    client = server.client(server.key(groups=("metrics",)))  # a scope no other test fills
+    before = _cache_samples(server.url)
+    model.plan(MODEL, Reply(ANSWER))
+    first = ask(client, QUESTION)
+    again = ask(client, QUESTION)
+    after = _cache_samples(server.url)
+
+    assert (extensions(first)["cache"], extensions(again)["cache"]) == ("miss", "hit")
+    moved = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
+    lookups = {k[1]: v for k, v in moved.items() if k[0] == "ragent_answer_cache_lookups_total"}
+    assert lookups == {"miss": 1.0, "hit": 1.0}, moved
+    seconds = "ragent_answer_cache_lookup_seconds"
+    assert moved[(f"{seconds}_count", "false")] == moved[(f"{seconds}_count", "true")] == 1.0
+    assert moved[(f"{seconds}_sum", "true")] > 0 and moved[(f"{seconds}_sum", "false")] > 0
+    # The hit saved what the miss's model call cost.
+    saved = moved[("ragent_answer_cache_saved_tokens_total", "")]
+    assert first.usage is not None and saved == first.usage.total_tokens > 0, moved
 
 
 def test_another_tenant_or_group_and_a_near_miss_miss(server: Server, model: OpenAIServer) -> None:
