@@ -26,7 +26,12 @@ def _rows(name: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("name", "least"), [("cache_pairs_heldout.jsonl", 80), ("cache_pairs_heldout2.jsonl", 30)]
+    ("name", "least"),
+    [
+        ("cache_pairs_heldout.jsonl", 80),
+        ("cache_pairs_heldout2.jsonl", 30),
+        ("cache_pairs_heldout3.jsonl", 40),
+    ],
 )
 def test_a_heldout_set_is_well_formed(name: str, least: int) -> None:
     rows = _rows(name)
@@ -50,7 +55,15 @@ def test_a_heldout_set_is_well_formed(name: str, least: int) -> None:
 
 def test_the_heldout_sets_share_no_pair_with_the_first_set() -> None:
     first = {(r["stored"], r["asked"]) for r in _rows("cache_pairs.jsonl")}
-    for name in ("cache_pairs_heldout.jsonl", "cache_pairs_heldout2.jsonl"):
+    names = (
+        "cache_pairs_heldout.jsonl",
+        "cache_pairs_heldout2.jsonl",
+        "cache_pairs_heldout3.jsonl",
+    )
+    for name in names:
         assert not first & {(r["stored"], r["asked"]) for r in _rows(name)}
-    stored = {r["stored"] for r in _rows("cache_pairs_heldout.jsonl")}
-    assert not stored & {r["stored"] for r in _rows("cache_pairs_heldout2.jsonl")}
+    # Each held-out set asks about stored questions of its own.
+    stored = [{r["stored"] for r in _rows(name)} for name in names]
+    for i, one in enumerate(stored):
+        for other in stored[i + 1 :]:
+            assert not one & other
