@@ -110,10 +110,15 @@ def status_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         state = cursors.get(tenant, cfg.name)
         status = statuses.get(tenant, cfg.name) or {}
         running = locks(tenant, cfg.name).held()
+        state_name = status.get("state", "never")
+        if running:
+            state_name = "running"
+        elif state_name == "running":
+            state_name = "interrupted"  # its process died mid-sync (as GET /v1/sources says)
         rows.append(
             {
                 "name": cfg.name,
-                "state": "running" if running else status.get("state", "never"),
+                "state": state_name,
                 "synced_at": _when(status.get("finished_at") or (state and state.updated_at)),
                 "next_run_at": _when(status.get("next_run_at")),
                 "cursor": state.cursor if state else None,
