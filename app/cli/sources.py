@@ -60,12 +60,12 @@ def sync_command(
     records its run where ``sources status`` and ``GET /v1/sources`` read it.
     """
     from app.resources import build_resources
-    from app.sources.configured import configured_source, source_settings
+    from app.sources.configured import settings_source, source_settings
     from app.sources.factory import build_runner
 
     settings = settings_for(config)
     cfg = source_settings(settings, name)
-    connector = configured_source(cfg, data_dir=settings.data_dir)
+    connector = settings_source(settings, cfg)
     runner = build_runner(build_resources(settings))
     tenant = cfg.tenant_id or settings.tenant_id
     lock = runner.claim(tenant, name)
@@ -91,12 +91,11 @@ def _when(moment: object) -> str | None:
 @sources_cli.command("status")
 def status_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Print each source's state, last sync (counts, error), next scheduled sync and cursor."""
-    from app.sources.cursors import CursorStore
-    from app.sources.factory import status_store
+    from app.sources.factory import cursor_store, status_store
     from app.sources.locks import file_locks, redis_locks
 
     settings = settings_for(config)
-    cursors = CursorStore(settings.data_dir / "sources.sqlite")
+    cursors = cursor_store(settings)
     statuses = status_store(settings)
     if settings.server.redis_url:
         import redis

@@ -9,9 +9,9 @@ from app.settings import Settings, SettingsError
 from app.sources.connector import Connector
 from app.sources.sql import SqlSource, SqlSourceError
 from app.sources.web import WebSource, WebSourceError
-from app.sources.web_pages import PageStore
+from app.sources.web_pages import Pages, PageStore, RedisPageStore
 
-__all__ = ["configured_source", "source_settings"]
+__all__ = ["configured_source", "settings_source", "source_settings"]
 
 
 def source_settings(settings: Settings, name: str) -> SourceSettings:
@@ -27,20 +27,41 @@ def source_settings(settings: Settings, name: str) -> SourceSettings:
     raise SettingsError(f"no source named {name!r} in 'sources' (configured: {known})")
 
 
-def configured_source(cfg: SourceSettings, *, data_dir: Path | None = None) -> Connector:
+def settings_source(settings: Settings, cfg: SourceSettings) -> Connector:
+    """Return the connector of ``cfg``, its pages' validators kept where its cursor is.
+
+    That is Redis when ``server.redis_url`` is set (every replica reads them), else the
+    data folder's ``sources.sqlite``.
+
+    Raises:
+        SettingsError: As :func:`configured_source`.
+    """
+    pages: Pages | None = None
+    if isinstance(cfg, WebSourceSettings) and settings.server.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.server.redis_url)
+        pages = RedisPageStore(client, cfg.tenant_id or settings.tenant_id)
+    return configured_source(cfg, data_dir=settings.data_dir, pages=pages)
+
+
+def configured_source(
+    cfg: SourceSettings, *, data_dir: Path | None = None, pages: Pages | None = None
+) -> Connector:
     """Return the connector of a configured source.
 
     Args:
         cfg: The source's settings.
         data_dir: The data folder (``settings.data_dir``); a web source keeps its pages'
-            validators there, in ``sources.sqlite``.
+            validators there, in ``sources.sqlite``, unless ``pages`` is given.
+        pages: Where a web source keeps its pages' validators instead (Redis).
 
     Raises:
         SettingsError: A column named in it is not a plain identifier, a web source's URLs
             are not http(s), or a web source is built without ``data_dir``.
     """
     if isinstance(cfg, WebSourceSettings):
-        return _web_source(cfg, data_dir)
+        return _web_source(cfg, data_dir, pages)
     try:
         return SqlSource(
             name=cfg.name,
@@ -59,13 +80,15 @@ def configured_source(cfg: SourceSettings, *, data_dir: Path | None = None) -> C
         raise SettingsError(f"invalid setting 'sources': {exc}") from None
 
 
-def _web_source(cfg: WebSourceSettings, data_dir: Path | None) -> WebSource:
-    if data_dir is None:
-        raise SettingsError(f"source {cfg.name!r}: a web source needs the data folder")
+def _web_source(cfg: WebSourceSettings, data_dir: Path | None, pages: Pages | None) -> WebSource:
+    if pages is None:
+        if data_dir is None:
+            raise SettingsError(f"source {cfg.name!r}: a web source needs the data folder")
+        pages = PageStore(data_dir / "sources.sqlite")
     try:
         return WebSource(
             name=cfg.name,
-            store=PageStore(data_dir / "sources.sqlite"),
+            store=pages,
             sitemap=cfg.sitemap,
             seeds=tuple(cfg.seeds),
             hosts=tuple(cfg.hosts),

@@ -1,4 +1,10 @@
-"""Where each source's sync cursor and last result are kept between runs (a SQLite file)."""
+"""Where each source's sync cursor and last result are kept between runs.
+
+A SQLite file in the data folder (``sources.sqlite``), or Redis next to the sync status
+(``ragent:source:<id>:cursor``) when ``server.redis_url`` is set, so that every replica,
+even one with a fresh data folder, reads on from the last finished sync. Either way the
+cursor is written in one step, only once a sync has committed everything before it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["CursorStore", "SyncState"]
+from app.ingest.ids import stable_id
+
+__all__ = ["CursorStore", "Cursors", "RedisCursorStore", "SyncState"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_state (
@@ -32,8 +41,22 @@ class SyncState:
     updated_at: float
 
 
+class Cursors(Protocol):
+    """One cursor per (tenant, source); written only when a sync finishes."""
+
+    def get(self, tenant_id: str, source: str) -> SyncState | None:
+        """Return the source's state, or None before its first finished sync."""
+        ...
+
+    def put(
+        self, tenant_id: str, source: str, cursor: str | None, result: dict[str, object]
+    ) -> None:
+        """Record a finished sync: its cursor and its report, in one write."""
+        ...
+
+
 class CursorStore:
-    """Keeps one cursor per (tenant, source); written only when a sync finishes."""
+    """Keeps one cursor per (tenant, source) in a SQLite file; written when a sync finishes."""
 
     def __init__(self, path: Path) -> None:
         """Open (and create) the store at ``path``."""
@@ -70,3 +93,30 @@ class CursorStore:
                 " last_result = excluded.last_result, updated_at = excluded.updated_at",
                 (tenant_id, source, cursor, json.dumps(result), time.time()),
             )
+
+
+class RedisCursorStore:
+    """Cursors in Redis (``ragent:source:<id>:cursor``), beside the status every replica reads."""
+
+    def __init__(self, client: Any) -> None:
+        """Use ``client`` (a synchronous ``redis.Redis``)."""
+        self._r = client
+
+    @staticmethod
+    def _key(tenant_id: str, source: str) -> str:
+        return f"ragent:source:{stable_id(tenant_id, source)}:cursor"
+
+    def get(self, tenant_id: str, source: str) -> SyncState | None:
+        """GET the state."""
+        raw = self._r.get(self._key(tenant_id, source))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return SyncState(data["cursor"], data["last_result"], float(data["updated_at"]))
+
+    def put(
+        self, tenant_id: str, source: str, cursor: str | None, result: dict[str, object]
+    ) -> None:
+        """SET the cursor and the report as one value (one atomic write)."""
+        value = {"cursor": cursor, "last_result": result, "updated_at": time.time()}
+        self._r.set(self._key(tenant_id, source), json.dumps(value))

@@ -7,13 +7,13 @@ from typing import Any
 from app.ingest.factory import build_ingestor
 from app.resources import Resources
 from app.settings import Settings
-from app.sources.cursors import CursorStore
+from app.sources.cursors import Cursors, CursorStore, RedisCursorStore
 from app.sources.locks import LockFactory, file_locks, redis_locks
 from app.sources.runner import SourceRunner
 from app.sources.status import RedisStatusStore, SqliteStatusStore, StatusStore
 from app.sources.sync import SourceSync
 
-__all__ = ["build_runner", "build_source_sync", "status_store"]
+__all__ = ["build_runner", "build_source_sync", "cursor_store", "status_store"]
 
 
 def _redis(settings: Settings) -> Any:
@@ -27,6 +27,13 @@ def status_store(settings: Settings) -> StatusStore:
     if settings.server.redis_url:
         return RedisStatusStore(_redis(settings))
     return SqliteStatusStore(settings.data_dir / "sources.sqlite")
+
+
+def cursor_store(settings: Settings) -> Cursors:
+    """Redis beside the status when ``server.redis_url`` is set, else ``sources.sqlite``."""
+    if settings.server.redis_url:
+        return RedisCursorStore(_redis(settings))
+    return CursorStore(settings.data_dir / "sources.sqlite")
 
 
 def build_runner(resources: Resources) -> SourceRunner:
@@ -56,7 +63,7 @@ def build_source_sync(resources: Resources, *, locks: LockFactory | None = None)
         counter=resources.counter,
         chunk_tokens=files.chunk_tokens,
         chunk_overlap=files.chunk_overlap,
-        cursors=CursorStore(folder / "sources.sqlite"),
+        cursors=cursor_store(resources.settings),
         embed_batch=files.embed_batch,
         locks=locks or file_locks(folder),
     )

@@ -19,7 +19,7 @@ from typing import Any
 from app.config.sources import SourceSettings
 from app.resources import Resources
 from app.settings import Settings
-from app.sources.configured import configured_source
+from app.sources.configured import settings_source
 from app.sources.connector import Connector
 from app.sources.locks import SourceLock
 from app.sources.runner import SourceRunner
@@ -53,7 +53,7 @@ class SourceSyncs:
         ``connect`` builds a source's connector (:func:`configured_source` by default).
         """
         self.settings = settings
-        self._connect = connect or functools.partial(configured_source, data_dir=settings.data_dir)
+        self._connect = connect or functools.partial(settings_source, settings)
         self.tick_s = tick_s
         self._build = runner
         self._runner: SourceRunner | None = None

@@ -26,7 +26,7 @@ from app.llm.tokens import TokenCounter
 from app.retrieval.protocols import DocumentWriter, Embedder
 from app.retrieval.types import Chunk, DocumentRecord
 from app.sources.connector import Connector, SourceItem
-from app.sources.cursors import CursorStore
+from app.sources.cursors import Cursors, CursorStore
 from app.sources.locks import LockFactory, SourceLock, file_locks
 
 __all__ = ["Progress", "SourceSync", "SyncBusyError", "SyncReport", "item_source"]
@@ -82,16 +82,25 @@ class SourceSync:
     counter: TokenCounter
     chunk_tokens: int
     chunk_overlap: int
-    cursors: CursorStore
+    cursors: Cursors
+    """SQLite in the data folder, or Redis shared by the replicas."""
     embed_batch: int = 256
     max_item_chars: int = 1_000_000
     """An item with more text than this is refused (reported as failed, not indexed)."""
     locks: LockFactory | None = None
-    """One sync of a source at a time; None: lock files beside the cursor store."""
+    """One sync of a source at a time; None: lock files beside the (SQLite) cursor store."""
 
     def lock(self, tenant_id: str, source: str) -> SourceLock:
-        """The lock a sync of ``source`` for ``tenant_id`` holds."""
-        return (self.locks or file_locks(self.cursors.folder))(tenant_id, source)
+        """The lock a sync of ``source`` for ``tenant_id`` holds.
+
+        Raises:
+            TypeError: No ``locks`` are given and the cursors are not in a data folder.
+        """
+        if self.locks is not None:
+            return self.locks(tenant_id, source)
+        if not isinstance(self.cursors, CursorStore):
+            raise TypeError("a sync whose cursors are not in a data folder needs its locks")
+        return file_locks(self.cursors.folder)(tenant_id, source)
 
     @property
     def index_version(self) -> str:

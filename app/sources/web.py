@@ -24,7 +24,7 @@ from app.ingest.loaders import LoadError
 from app.ingest.loaders.markup import MAX_DEPTH
 from app.sources.connector import SourceItem
 from app.sources.web_fetch import Fetched, PageFetcher
-from app.sources.web_pages import PageState, PageStore, new_generation
+from app.sources.web_pages import Pages, PageState, new_generation
 from app.sources.web_parse import SitemapError, canonical, read_page, read_sitemap
 from app.tools.http import host_allowed
 
@@ -75,7 +75,7 @@ class WebSource:
     """Pages of a site (or a few), found from a sitemap or by following links."""
 
     name: str
-    store: PageStore
+    store: Pages
     sitemap: str | None = None
     seeds: Sequence[str] = ()
     hosts: Sequence[str] = ()
