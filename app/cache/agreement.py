@@ -3,11 +3,14 @@
 Embedding similarity alone rates "Are Python sorts stable?" and "Are Python sorts
 unstable?" at 0.97, and a question about WAL mode close to the same one about rollback
 mode. Two questions agree only when they name the same numbers, quoted strings,
-identifiers and capitalised entities, both or neither are negated, and every content
-word one has and the other lacks has a counterpart in the other that means nearly the
-same (by the embedder's similarity of the two words) and is not its negation
-("stable" / "unstable"). The words they share, with the prepositions that give them their
-roles, must come in the same order, but for one phrase moved whole ("In WAL mode, ...").
+identifiers and entities (capitalised words; an acronym such as "US" is one even where it
+spells a stopword), both or neither are negated, and every content word one has and the
+other lacks has a counterpart in the other that means nearly the same (by the embedder's
+similarity of the two words) and is not its negation ("stable" / "unstable"). The words
+they share, entities and the prepositions that give them their roles included, must come
+in the same order, but for one phrase moved whole with its preposition ("In WAL mode,
+..."): "Which team beat Brazil?" and "Which team did Brazil beat?" share every word and
+ask opposite things.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ _QUOTED = re.compile(
 )
 _IDENTIFIER = re.compile(r"\b\w+(?:[_./:-]\w+)+\b|\b[a-z]+[A-Z]\w*\b")
 _CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
+# Where a sentence starts, a capital says nothing: "How", "Is", "In WAL mode, ...".
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)[\"'(\[\u201c\u2018]*$")
 _NEGATIONS = frozenset(
     "not no never without none nothing nobody neither nor cannot cant dont doesnt didnt "
     "isnt arent wasnt werent wont shouldnt couldnt wouldnt hasnt havent hadnt".split()
@@ -42,6 +47,7 @@ _ROLE_WORDS = frozenset(
     "about above after against as at before below between by during for from in into of off "
     "on onto over than through to toward towards under until upon with within without".split()
 )
+_ROLE_STEMS = frozenset(stem(word) for word in _ROLE_WORDS)
 MAX_WORDS = 40
 """Content words a question may have to be compared at all: the checks stay cheap."""
 MAX_UNSHARED = 6
@@ -60,18 +66,26 @@ def key_terms(question: str) -> frozenset[str]:
     """Return the terms two questions must share exactly to ask the same thing.
 
     Numbers, quoted strings, identifiers (``max_connections``, ``list.sort``,
-    ``camelCase``) and capitalised words that are not stopwords (``SQLite``,
-    ``POSTGRES``; a capitalised "How" or "Is" at the start is no entity), lower-cased.
+    ``camelCase``) and entities, lower-cased: capitalised words that are not stopwords
+    (``SQLite``, ``POSTGRES``), and capitalised stopwords that are acronyms (``US``, ``IN``)
+    or do not start a sentence (``The Who``); a capitalised "How" or "Is" at the start is
+    no entity.
     """
     found: set[str] = {m.group(0).replace(",", "") for m in _NUMBER.finditer(question)}
     for match in _QUOTED.finditer(question):
         found.add("q:" + next(g for g in match.groups() if g).strip().lower())
     found |= {m.group(0).lower() for m in _IDENTIFIER.finditer(question)}
     for match in _CAPITALISED.finditer(question):
-        word = match.group(0).lower()
-        if word not in STOPWORDS and len(word) > 1:
+        token, word = match.group(0), match.group(0).lower()
+        if len(word) < 2:
+            continue  # "I", "A"
+        if word not in STOPWORDS or token.isupper() or not _starts_sentence(question, match):
             found.add(word)
     return frozenset(found)
+
+
+def _starts_sentence(question: str, match: re.Match[str]) -> bool:
+    return _SENTENCE_START.search(question, 0, match.start()) is not None
 
 
 def _negated(question: str) -> bool:
@@ -120,39 +134,65 @@ def _uncovered(
     return None
 
 
-def _ordered(question: str, other: str) -> list[str]:
-    """The question's words (stemmed) and prepositions, in order, as far as ``other`` has them.
+def _counterparts(
+    own: dict[str, str], other: dict[str, str], similar: WordSimilarity
+) -> dict[str, str]:
+    """Stem of each word of ``own`` that ``other`` lacks -> stem of its closest there."""
+    spare = {s: word for s, word in other.items() if s not in own}
+    out: dict[str, str] = {}
+    for s, word in own.items():
+        if s not in other and spare:
+            out[s] = max(spare, key=lambda t: similar(word, spare[t]))
+    return out
+
+
+def _role_stems(question: str) -> list[str]:
+    """The question's content words, entities and prepositions, stemmed, in order.
+
+    Entities count as words, those that spell a stopword too ("US").
+    """
+    keys = key_terms(question)
+    return [
+        stem(t) for t in tokenize(question) if t in _ROLE_WORDS or t not in STOPWORDS or t in keys
+    ]
+
+
+def _ordered(stems: list[str], other: list[str]) -> list[str]:
+    """``stems`` in order, as far as ``other`` has them.
 
     A word the other question has fewer times keeps only its first occurrences.
     """
     counts: dict[str, int] = {}
-    for token in tokenize(other):
-        if token in _ROLE_WORDS or token not in STOPWORDS:
-            counts[stem(token)] = counts.get(stem(token), 0) + 1
+    for s in other:
+        counts[s] = counts.get(s, 0) + 1
     out: list[str] = []
-    for token in tokenize(question):
-        if token in _ROLE_WORDS or token not in STOPWORDS:
-            s = stem(token)
-            if counts.get(s, 0) > 0:
-                counts[s] -= 1
-                out.append(s)
+    for s in stems:
+        if counts.get(s, 0) > 0:
+            counts[s] -= 1
+            out.append(s)
     return out
 
 
 def _one_block_moved(a: list[str], b: list[str]) -> bool:
-    """Whether ``b`` is ``a`` with at most one run of words moved elsewhere.
+    """Whether ``b`` is ``a`` with at most one phrase moved elsewhere with its preposition.
 
     "In WAL mode, can a reader block a writer?" moves "in WAL mode" of "Can a reader block
-    a writer in WAL mode?"; "Can a writer block a reader ...?" swaps two words, which no
-    single move does, and so does "rows of a query into elements of an array" of
-    "elements of an array into rows of a query", its prepositions counted.
+    a writer in WAL mode?". Nothing else may change order: "Which team did Brazil beat?"
+    moves one word of "Which team beat Brazil?" and swaps subject and object; "Can a
+    writer block a reader ...?" swaps two words, and "rows of a query into elements of an
+    array" two phrases of "elements of an array into rows of a query", its prepositions
+    counted.
     """
     if a == b:
         return True
     n = len(a)
     for i in range(n):
-        for j in range(i + 1, n + 1):
+        if a[i] not in _ROLE_STEMS:
+            continue  # a moved phrase starts with the preposition that gives it its role
+        for j in range(i + 2, n + 1):
             block, rest = a[i:j], a[:i] + a[j:]
+            if all(word in _ROLE_STEMS for word in block):
+                continue
             for k in range(len(rest) + 1):
                 if rest[:k] + block + rest[k:] == b:
                     return True
@@ -189,7 +229,11 @@ def agree(a: str, b: str, similar: WordSimilarity, *, term_threshold: float) -> 
                 return Agreement(False, "negation")
         if _uncovered(own, other, similar, term_threshold) is not None:
             return Agreement(False, "term")
-    shared_a, shared_b = _ordered(a, b), _ordered(b, a)
+    # A word and its counterpart count as one word: "Who taught Aristotle?" and "Whom did
+    # Aristotle teach?" swap "taught" / "teach" and "Aristotle".
+    renamed = _counterparts(wb, wa, similar)
+    stems_a, stems_b = _role_stems(a), [renamed.get(s, s) for s in _role_stems(b)]
+    shared_a, shared_b = _ordered(stems_a, stems_b), _ordered(stems_b, stems_a)
     if max(len(shared_a), len(shared_b)) > MAX_WORDS:
         return Agreement(False, "long")
     if not _one_block_moved(shared_a, shared_b):

@@ -6,7 +6,11 @@ import pytest
 
 from app.cache.agreement import agree, key_terms
 
-SYNONYMS = {frozenset({"often", "frequently"}), frozenset({"begin", "start"})}
+SYNONYMS = {
+    frozenset({"often", "frequently"}),
+    frozenset({"begin", "start"}),
+    frozenset({"taught", "teach"}),
+}
 CLOSE_BUT_OPPOSITE = {
     frozenset({"ascending", "descending"}),
     frozenset({"stable", "unstable"}),
@@ -45,11 +49,16 @@ def agrees(a: str, b: str) -> bool:
         ("How do I reset my password?", "How can I reset my password?"),
         ("Is Python's sort stable?", "Are Python sorts stable?"),
         # A phrase moved whole with its preposition keeps its role.
-        ("What is the timeout in seconds for a lock?", "What is the lock timeout in seconds?"),
         (
             "When does SQLite checkpoint the WAL file at 1000 pages?",
             "At 1000 pages, when does SQLite checkpoint the WAL file?",
         ),
+        (
+            "How do I copy rows from the old table into the new table?",
+            "How do I copy rows into the new table from the old table?",
+        ),
+        # A capitalised stopword that starts the question is no entity.
+        ("In WAL mode, can a reader block a writer?", "Can a reader block a writer in WAL mode?"),
     ],
 )
 def test_paraphrases_agree(stored: str, asked: str) -> None:
@@ -92,6 +101,34 @@ def test_paraphrases_agree(stored: str, asked: str) -> None:
             "How do I turn the rows of a query into the elements of a JSON array?",
             "order",
         ),
+        # Subject and object swapped by word order alone: one word moves, no preposition.
+        ("Which team beat Brazil in 2002?", "Which team did Brazil beat in 2002?", "order"),
+        ("Did Amazon acquire Whole Foods?", "Did Whole Foods acquire Amazon?", "order"),
+        # A word and its counterpart ("taught" / "teach") count as one word for the order.
+        ("Who taught Aristotle?", "Whom did Aristotle teach?", "order"),
+        # "US" is an entity, not the stopword "us": both places move, not only "Europe".
+        (
+            "Do sports fans in the US spend more than fans in Europe?",
+            "Do sports fans in Europe spend more than fans in the US?",
+            "order",
+        ),
+        (
+            "Do UK retailers sell more online than EU retailers?",
+            "Do UK retailers sell more online?",
+            "entity",
+        ),
+        (
+            "How does SQLite treat IN with a subquery?",
+            "How does SQLite treat a subquery?",
+            "entity",
+        ),
+        # A word that moves without a preposition is refused even where the meaning holds:
+        # a miss costs a model call, a wrong hit a wrong answer.
+        (
+            "What is the timeout in seconds for a lock?",
+            "What is the lock timeout in seconds?",
+            "order",
+        ),
     ],
 )
 def test_near_misses_disagree_and_say_why(stored: str, asked: str, reason: str) -> None:
@@ -106,6 +143,15 @@ def test_key_terms_are_numbers_identifiers_quotes_and_entities() -> None:
     assert key_terms("How do I sort a list?") == frozenset()  # "How" starts, it is no entity
     # An apostrophe opens no quote; a possessive names the entity itself.
     assert key_terms("What's the 'wal' of Python's sort?") == {"python", "q:wal"}
+
+
+def test_acronyms_and_capitals_inside_a_sentence_are_entities_even_if_stopwords() -> None:
+    assert key_terms("Do fans in the US spend more than in Europe?") == {"us", "europe"}
+    assert key_terms("Does IN use an index?") == {"in"}
+    assert key_terms("Who sang in The Who?") == {"the", "who"}
+    # At the start of a sentence, after a colon or inside an opening quote, a capital is no entity.
+    assert key_terms("In WAL mode: Is a reader blocked? (Is it?)") == {"wal"}
+    assert key_terms("Can I do it? A guess") == frozenset()
 
 
 def test_long_or_far_apart_questions_are_refused_without_comparing_words() -> None:
