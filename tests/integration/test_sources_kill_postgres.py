@@ -1,9 +1,10 @@
 """``kill -9`` of ``ragent sources sync`` mid-way through a PostgreSQL table, then a rerun.
 
 The killed process leaves whole documents only (every record's chunks all there, in
-SQLite and in the keyword index alike, and no chunk without its record), its lock free,
-and a status that says the sync was interrupted; the next ``ragent sources sync``
-indexes every row once and reports ok.
+SQLite and in the keyword index alike, and no chunk without its record), its lock free
+(the lock file at once; the Redis lock when its TTL lapses), its cursor unmoved, and a
+status that says the sync was interrupted; the next ``ragent sources sync`` indexes
+every row once and reports ok.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import pytest
+import redis
 
 from app.ingest.ids import stable_id
 from app.retrieval.embedded.index import EmbeddedIndex
 from app.retrieval.types import SearchFilter
+from app.sources.cursors import RedisCursorStore
 from app.sources.locks import FileSourceLock
 from tests.postgres import pg_bin, postgres_server
-from tests.servers import BIN, ragent
+from tests.servers import BIN, ragent, redis_server
 from tests.sources import CREATE, execute
 
 pytestmark = [
@@ -85,9 +88,24 @@ def _check_whole(data: Path) -> dict[str, list[str]]:
     return records
 
 
+def _state(env: dict[str, str], cwd: Path) -> dict[str, object]:
+    status = ragent("sources", "status", "--json", env=env, cwd=cwd)
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)["sources"]
+    assert isinstance(row, dict)
+    return row
+
+
+@pytest.mark.parametrize("backend", ["files", "redis"])
 def test_a_killed_sync_leaves_whole_documents_a_free_lock_and_the_next_run_finishes(
-    database: str, tmp_path: Path
+    database: str, tmp_path: Path, backend: str
 ) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server()).url if backend == "redis" else None
+        _kill_and_rerun(database, tmp_path, redis_url)
+
+
+def _kill_and_rerun(database: str, tmp_path: Path, redis_url: str | None) -> None:
     rows = ", ".join(
         f"({n}, 'Note {n}', 'entry number{n} shared ' || repeat('word{n} ', 20), NULL, NULL,"
         f" TIMESTAMP '2026-03-01 00:00:00' + interval '{n} seconds')"
@@ -110,6 +128,8 @@ def test_a_killed_sync_leaves_whole_documents_a_free_lock_and_the_next_run_finis
         "RAGENT_SOURCES": json.dumps([source]),
         "RAGENT_INGEST_EMBED_BATCH": "16",
     }
+    if redis_url:
+        env["RAGENT_SERVER_REDIS_URL"] = redis_url
     with (tmp_path / "sync.log").open("wb") as log:
         proc = subprocess.Popen(
             [str(BIN / "ragent"), "sources", "sync", "kb"],
@@ -136,10 +156,19 @@ def test_a_killed_sync_leaves_whole_documents_a_free_lock_and_the_next_run_finis
     assert 0 < len(records) < ROWS, "the kill came after the sync had finished"
     lock = FileSourceLock(data / f"sync-{stable_id(TENANT, 'kb')}.lock")
     assert not lock.held()
-    status = ragent("sources", "status", "--json", env=env, cwd=tmp_path)
-    assert status.returncode == 0, status.stderr
-    (row,) = json.loads(status.stdout)["sources"]
+    if redis_url:
+        client = redis.Redis.from_url(redis_url)
+        key = f"ragent:source-sync:{stable_id(TENANT, 'kb')}"
+        assert 0 < client.pttl(key) <= 60_000  # the dead holder's lock lapses by its TTL
+        assert _state(env, tmp_path)["state"] == "running"  # as far as anyone can tell
+        assert RedisCursorStore(client).get(TENANT, "kb") is None  # no finished sync yet
+        deadline = time.monotonic() + 65
+        while client.exists(key):
+            assert time.monotonic() < deadline, "the lock did not lapse"
+            time.sleep(0.5)
+    row = _state(env, tmp_path)
     assert row["state"] == "interrupted", row  # not "running": nothing runs it
+    assert row["cursor"] is None, row
 
     again = ragent("sources", "sync", "kb", env=env, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr
@@ -148,8 +177,8 @@ def test_a_killed_sync_leaves_whole_documents_a_free_lock_and_the_next_run_finis
     assert report["unchanged"] >= len(records)  # what the killed run wrote is kept
     finished = _check_whole(data)
     assert set(finished) == {stable_id(TENANT, f"source:kb/{n}") for n in range(1, ROWS + 1)}
-    status = ragent("sources", "status", "--json", env=env, cwd=tmp_path)
-    (row,) = json.loads(status.stdout)["sources"]
-    assert row["state"] == "ok" and row["last_result"]["error"] is None, row
+    row = _state(env, tmp_path)
+    result = row["last_result"]
+    assert row["state"] == "ok" and isinstance(result, dict) and result["error"] is None, row
     assert row["cursor"] == "2026-03-01T00:03:20", row  # the last row's updated_at
     assert not lock.held()
