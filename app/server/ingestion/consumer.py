@@ -27,7 +27,7 @@ from app.server.api_metrics import Metrics
 from app.server.ingestion.jobs import JobManager
 from app.server.ingestion.queue import Delivery, IngestQueue
 from app.server.ingestion.upload_checks import discard
-from app.server.ingestion.uploads import Author, Upload, keep, upload_dir
+from app.server.ingestion.uploads import Author, Upload, keep_path, upload_dir
 from app.server.shared_state import SharedState
 from app.settings import Settings
 
@@ -122,15 +122,15 @@ class IngestWorker:
         author = Author.of(job["owner"], acl)
         uploads: list[Upload] = []
         for file in delivery.files:
-            data = await self.queue.get_file(file)
-            if data is None:
+            path = await asyncio.to_thread(
+                keep_path, self.settings, tenant, file.source, file.name, author=author
+            )
+            upload = Upload(path, file.source)
+            local.append(upload)
+            if not await self.queue.copy_file(file, path):
                 job["errors"].append({"source": file.source, "reason": "upload expired"})
                 job["progress"]["files_done"] += 1
                 continue
-            upload = await asyncio.to_thread(
-                keep, self.settings, tenant, file.source, file.name, data, author=author
-            )
-            local.append(upload)
             uploads.append(upload)
         return uploads
 

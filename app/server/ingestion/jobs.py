@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from app.retrieval.types import Chunk, DocumentRecord
 from app.server.api_metrics import Metrics
 from app.server.ingestion.fetch import fetch_url
 from app.server.ingestion.upload_checks import discard, refused_paths
-from app.server.ingestion.uploads import Author, Upload, keep
+from app.server.ingestion.uploads import Author, Upload, keep, keep_stream
 from app.server.shared_state import SharedState
 from app.settings import Settings
 
@@ -96,9 +96,18 @@ class JobManager:
         job["updated_at"] = int(time.time())
         await self.state.set(f"job:{job['id']}", json.dumps(job), self.settings.server.jobs_ttl_s)
 
-    async def keep(self, tenant: str, name: str, data: bytes, *, author: Author) -> Upload:
-        """Keep an uploaded file for a job about to be submitted (on this process's disk)."""
-        return await asyncio.to_thread(keep, self.settings, tenant, name, name, data, author=author)
+    async def keep(
+        self, tenant: str, name: str, data: bytes | AsyncIterable[bytes], *, author: Author
+    ) -> Upload:
+        """Keep an uploaded file (whole, or piece by piece) on this process's disk.
+
+        When ``data`` raises, nothing of the file is left.
+        """
+        if isinstance(data, bytes):
+            return await asyncio.to_thread(
+                keep, self.settings, tenant, name, name, data, author=author
+            )
+        return await keep_stream(self.settings, tenant, name, name, data, author=author)
 
     async def discard(self, uploads: Sequence[Upload]) -> None:
         """Remove kept files that no job will own (the request failed before submitting)."""

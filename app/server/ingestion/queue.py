@@ -11,16 +11,22 @@ the job to the next worker that asks, counting one more delivery. Past
 
 Uploaded files travel as Redis strings of their own (``ragent:ingest:file:<uuid>``),
 bounded by the upload limits and with the job record's TTL, and are deleted once the
-job ends either way: no replica or worker keeps them on its disk.
+job ends either way: no replica or worker keeps them on its disk. Neither side holds a
+whole file: the API appends 1 MiB pieces to a ``ragent:ingest:partial:<uuid>`` key (a
+TTL of a minute, renewed with each piece) and renames it into place once complete, so a
+failed, refused or cancelled upload leaves nothing a worker can see, and a killed API
+process nothing that outlives the minute; a worker reads a file back by ranges.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 __all__ = ["DEAD", "STREAM", "Delivery", "IngestQueue", "QueuedFile"]
 
@@ -28,6 +34,10 @@ STREAM = "ragent:ingest:queue"
 DEAD = "ragent:ingest:dead"
 _GROUP = "workers"
 _FILE = "ragent:ingest:file:"
+_PARTIAL = "ragent:ingest:partial:"
+_PARTIAL_TTL_S = 60
+"""A partial upload outlives its writer (a killed API process) by at most this long."""
+_READ_BYTES = 1 << 20
 _DEAD_MAXLEN = 10_000
 """The dead-letter stream keeps about this many jobs (oldest trimmed first)."""
 
@@ -90,16 +100,63 @@ class IngestQueue:
                 raise
         self._group_made = True
 
-    async def put_file(self, data: bytes, source: str, name: str, ttl_s: int) -> QueuedFile:
-        """Store one uploaded file for a job that is about to be enqueued."""
-        key = f"{_FILE}{uuid.uuid4().hex}"
-        await self._r.set(key, data, ex=ttl_s)
+    async def put_file(
+        self, data: bytes | AsyncIterable[bytes], source: str, name: str, ttl_s: int
+    ) -> QueuedFile:
+        """Store one uploaded file for a job that is about to be enqueued.
+
+        ``data`` may come as pieces: each is appended to a partial key, renamed into place
+        when ``data`` ends. When ``data`` raises (a file over the size limit) or the task
+        is cancelled, the partial key is deleted and the error propagates.
+        """
+        token = uuid.uuid4().hex
+        key, partial = f"{_FILE}{token}", f"{_PARTIAL}{token}"
+        pieces = _one(data) if isinstance(data, bytes) else data
+        try:
+            await self._r.set(partial, b"", ex=_PARTIAL_TTL_S)
+            async for piece in pieces:
+                pipe = self._r.pipeline(transaction=False)
+                pipe.append(partial, piece)
+                pipe.expire(partial, _PARTIAL_TTL_S)
+                await pipe.execute()
+            pipe = self._r.pipeline(transaction=True)
+            pipe.rename(partial, key)
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
+        except BaseException:
+            # Shielded: a cancelled request still removes what it wrote.
+            await asyncio.shield(self._r.delete(partial))
+            raise
         return QueuedFile(key, source, name)
 
     async def get_file(self, file: QueuedFile) -> bytes | None:
         """The bytes of a queued file, or None when it expired or was removed."""
         data = await self._r.get(file.key)
         return None if data is None else bytes(data)
+
+    async def copy_file(self, file: QueuedFile, path: Path) -> bool:
+        """Write a queued file to ``path`` by 1 MiB ranges; False when it expired or was removed.
+
+        ``path`` is left absent on False.
+        """
+        size = int(await self._r.strlen(file.key))
+        if size == 0 and not await self._r.exists(file.key):
+            return False
+        out: IO[bytes] = await asyncio.to_thread(open, path, "wb")
+        complete = False
+        try:
+            for start in range(0, size, _READ_BYTES):
+                end = min(start + _READ_BYTES, size) - 1
+                piece = bytes(await self._r.getrange(file.key, start, end))
+                if len(piece) != end - start + 1:  # expired or removed meanwhile
+                    return False
+                await asyncio.to_thread(out.write, piece)
+            complete = True
+        finally:
+            await asyncio.to_thread(out.close)
+            if not complete:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+        return True
 
     async def drop_files(self, files: Sequence[QueuedFile]) -> None:
         """Remove queued files (their job ended, or was never enqueued)."""
@@ -167,3 +224,7 @@ class IngestQueue:
     async def close(self) -> None:
         """Release the connections."""
         await self._r.aclose()
+
+
+async def _one(data: bytes) -> AsyncIterable[bytes]:
+    yield data

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from typing import Any
 
 from app.server.ingestion.jobs import new_job
@@ -37,8 +37,13 @@ class QueuedJobs:
         self.state = state
         self.queue = queue
 
-    async def keep(self, tenant: str, name: str, data: bytes, *, author: Author) -> QueuedFile:
-        """Store an uploaded file in Redis for the job about to be submitted."""
+    async def keep(
+        self, tenant: str, name: str, data: bytes | AsyncIterable[bytes], *, author: Author
+    ) -> QueuedFile:
+        """Store an uploaded file (whole, or piece by piece) in Redis for the job to come.
+
+        When ``data`` raises, nothing of the file is left in Redis.
+        """
         return await self.queue.put_file(data, name, name, self.settings.server.jobs_ttl_s)
 
     async def discard(self, files: Sequence[QueuedFile]) -> None:

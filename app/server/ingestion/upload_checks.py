@@ -11,14 +11,15 @@ removed again with :func:`discard`, together with its folder when that is left e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from app.ingest.loaders import SUPPORTED_SUFFIXES
 from app.ingest.report import IngestReport
-from app.server.ingestion.uploads import Upload
+from app.server.ingestion.uploads import PIECE_BYTES, Upload
 
-__all__ = ["discard", "refusal", "refused_paths"]
+__all__ = ["FileTooLarge", "discard", "pieces", "refusal", "refused_paths"]
 
 
 def refusal(name: str, size: int | None, max_bytes: int) -> str | None:
@@ -38,6 +39,31 @@ def refusal(name: str, size: int | None, max_bytes: int) -> str | None:
     if size is not None and size > max_bytes:
         return f"file too large ({size} bytes > {max_bytes})"
     return None
+
+
+class FileTooLarge(Exception):
+    """An upload passed ``ingest.max_file_bytes`` while it was being copied."""
+
+    def __init__(self, max_bytes: int) -> None:
+        """Record the limit passed."""
+        super().__init__(f"file too large (more than {max_bytes} bytes)")
+
+
+class _Readable(Protocol):
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def pieces(upload: _Readable, max_bytes: int) -> AsyncIterator[bytes]:
+    """The bytes of ``upload`` in pieces of 1 MiB; raises :class:`FileTooLarge` past the limit.
+
+    The limit is checked before a piece is handed on, so nothing past it is written.
+    """
+    size = 0
+    while piece := await upload.read(PIECE_BYTES):
+        size += len(piece)
+        if size > max_bytes:
+            raise FileTooLarge(max_bytes)
+        yield piece
 
 
 def refused_paths(report: IngestReport) -> set[str]:

@@ -11,16 +11,30 @@ document that someone else wrote or that carries other groups.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from app.settings import Settings
 
-__all__ = ["Author", "Upload", "keep", "safe_name", "upload_dir"]
+PIECE_BYTES = 1 << 20
+"""Uploads are copied in pieces of this size: a process never holds a whole file."""
+
+__all__ = [
+    "PIECE_BYTES",
+    "Author",
+    "Upload",
+    "keep",
+    "keep_path",
+    "keep_stream",
+    "safe_name",
+    "upload_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -60,15 +74,53 @@ def upload_dir(settings: Settings, tenant: str, source: str, *, author: Author) 
     return settings.data_dir / "uploads" / digest
 
 
-def keep(
-    settings: Settings, tenant: str, source: str, name: str, data: bytes, *, author: Author
-) -> Upload:
-    """Write ``data`` as the one file of ``source`` (blocking: call it in a thread)."""
+def keep_path(settings: Settings, tenant: str, source: str, name: str, *, author: Author) -> Path:
+    """Where ``source`` is kept as ``name``: its folder made, files of other names removed.
+
+    Blocking: call it in a thread.
+    """
     folder = upload_dir(settings, tenant, source, author=author)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe_name(name)
     for old in folder.iterdir():  # one file per source: a new type replaces the old one
         if old != path:
             old.unlink()
+    return path
+
+
+def keep(
+    settings: Settings, tenant: str, source: str, name: str, data: bytes, *, author: Author
+) -> Upload:
+    """Write ``data`` as the one file of ``source`` (blocking: call it in a thread)."""
+    path = keep_path(settings, tenant, source, name, author=author)
     path.write_bytes(data)
+    return Upload(path, source)
+
+
+async def keep_stream(
+    settings: Settings,
+    tenant: str,
+    source: str,
+    name: str,
+    pieces: AsyncIterable[bytes],
+    *,
+    author: Author,
+) -> Upload:
+    """Write ``pieces`` as the one file of ``source``, one piece in memory at a time.
+
+    The bytes go to a hidden ``.part`` file renamed into place once complete; when
+    ``pieces`` raises (a file over the size limit) or the task is cancelled, the part
+    is removed and the error propagates.
+    """
+    path = await asyncio.to_thread(keep_path, settings, tenant, source, name, author=author)
+    part = path.with_name(f".{path.name}.part")  # safe names never start with a dot
+    try:
+        with open(part, "wb") as out:  # noqa: ASYNC230 - each write runs in a thread
+            async for piece in pieces:
+                await asyncio.to_thread(out.write, piece)
+        await asyncio.to_thread(part.replace, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
     return Upload(path, source)

@@ -13,7 +13,7 @@ from app.server.deps import IngestUser, ServicesDep, owner_of
 from app.server.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError
 from app.server.idempotency import idempotent
 from app.server.ingestion.fetch import allowed
-from app.server.ingestion.upload_checks import refusal
+from app.server.ingestion.upload_checks import FileTooLarge, pieces, refusal
 from app.server.ingestion.uploads import Author, safe_name
 from app.server.schemas import NAMESPACE_PATTERN
 
@@ -99,13 +99,13 @@ async def ingest(
                 if reason is not None:
                     refused.append({"source": name, "reason": reason})
                     continue
-                data = await upload.read()
-                if len(data) > max_bytes:  # no size was sent with the part
-                    refused.append(
-                        {"source": name, "reason": refusal(name, len(data), max_bytes) or ""}
-                    )
-                    continue
-                uploads.append(await services.jobs.keep(tenant, name, data, author=author))
+                # Copied in pieces, the limit checked as it goes (no size was sent with
+                # the part, or it lied): a refused copy leaves nothing behind.
+                data = pieces(upload, max_bytes)
+                try:
+                    uploads.append(await services.jobs.keep(tenant, name, data, author=author))
+                except FileTooLarge as exc:
+                    refused.append({"source": name, "reason": str(exc)})
             job = await services.jobs.submit(
                 owner=owner_of(principal),
                 tenant=tenant,
