@@ -3,20 +3,15 @@
 Two ``ragent serve`` processes and one ``ragent worker`` share a real Redis (keys, rate
 limits, jobs, the ingestion queue and its uploads, the audit stream), Elasticsearch and
 Weaviate; each process has a data dir of its own, so nothing reaches another through a
-disk. The model is the offline answerer. An upload through replica A is searchable
-through replica B; replica A killed with SIGKILL loses nothing; a worker killed mid-job
-is replaced and the job finishes once, with no chunk written twice.
+disk. The model is the offline answerer (tests/realmodel/test_production_topology.py
+runs this topology on the compose settings, with a local model). An upload through
+replica A is searchable through replica B; replica A killed with SIGKILL loses nothing;
+a worker killed mid-job is replaced and the job finishes once, with no chunk written twice.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,41 +25,10 @@ from tests.e2e.remote_fixtures import (  # noqa: F401 - fixtures
     check_remote_citations,
     remote_fixture,
 )
+from tests.e2e.topology import ROTA, TENANT, documents, follow_job, kill, process
 from tests.servers import BIN, RedisServer, free_port, redis_server, wait_http
 
 pytestmark = pytest.mark.e2e
-
-ROTA = "# Rota\n\nThe on-call rota for the billing service changes every Monday at noon.\n"
-TENANT = "initech"
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A ragent process with its output in ``log``; stopped (if still alive) at the end."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args,
-            cwd=log.parent,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +50,6 @@ def _env(remote: RemoteProfile, redis: RedisServer, data_dir: Path) -> dict[str,
     }
 
 
-def _job(client: httpx.Client, job: dict[str, Any], until: Any, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not until(job):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-        reply = client.get(f"/v1/jobs/{job['id']}")
-        assert reply.status_code == 200, reply.text
-        job = reply.json()
-    return job
-
-
 def _ask(url: str, key: str, question: str) -> dict[str, Any]:
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
     reply = client.chat.completions.create(
@@ -104,21 +57,6 @@ def _ask(url: str, key: str, question: str) -> dict[str, Any]:
     )
     message = reply.choices[0].message
     return {"answer": message.content or "", **(message.model_extra or {})}
-
-
-def _documents(count: int) -> list[tuple[str, bytes]]:
-    rng = random.Random(27)
-    words = [f"w{i:04d}" for i in range(4000)]
-    return [
-        (
-            f"doc-{i:03d}.md",
-            (
-                f"# Document {i}\n\n"
-                + "\n\n".join(" ".join(rng.choices(words, k=120)) + "." for _ in range(6))
-            ).encode(),
-        )
-        for i in range(count)
-    ]
 
 
 @pytest.mark.timeout(900)  # three processes load the embedder, then two jobs run
@@ -137,9 +75,9 @@ def test_two_replicas_and_a_worker_share_everything_but_a_disk(
     worker_env = _env(remote, redis, tmp_path / "worker")
     headers = {"Authorization": f"Bearer {key}"}
     with (
-        _process(serve[0], _env(remote, redis, tmp_path / "a"), tmp_path / "a.log") as a,
-        _process(serve[1], _env(remote, redis, tmp_path / "b"), tmp_path / "b.log") as b,
-        _process(worker, worker_env, tmp_path / "worker.log") as first_worker,
+        process(serve[0], _env(remote, redis, tmp_path / "a"), tmp_path / "a.log") as a,
+        process(serve[1], _env(remote, redis, tmp_path / "b"), tmp_path / "b.log") as b,
+        process(worker, worker_env, tmp_path / "worker.log") as first_worker,
     ):
         wait_http(f"{urls[0]}/healthz", a, timeout=240)
         wait_http(f"{urls[1]}/healthz", b, timeout=240)
@@ -150,7 +88,7 @@ def test_two_replicas_and_a_worker_share_everything_but_a_disk(
             # Upload through A; B follows the job and answers from what the worker indexed.
             queued = via_a.post("/v1/ingest", files=[("files", ("rota.md", ROTA.encode()))])
             assert queued.status_code == 202, queued.text
-            done = _job(
+            done = follow_job(
                 via_b, queued.json(), lambda j: j["status"] not in {"queued", "running"}, 240
             )
             assert done["status"] == "succeeded" and done["progress"]["documents"] == 1, done
@@ -162,19 +100,21 @@ def test_two_replicas_and_a_worker_share_everything_but_a_disk(
             check_remote_citations(remote, TENANT, rota["citations"], {"rota.md": copy})
 
             # Replica A dies: B still serves, and a job queued through B still runs.
-            _kill(a)
-            docs = _documents(24)  # two batches: the worker dies between them
+            kill(a)
+            docs = documents(24)  # two batches: the worker dies between them
             queued = via_b.post("/v1/ingest", files=[("files", d) for d in docs])
             assert queued.status_code == 202, queued.text
             # The worker dies once it has indexed a first batch of the job, before its end.
-            running = _job(via_b, queued.json(), lambda j: j["progress"]["chunks"] > 0, 240)
-            _kill(first_worker)
+            running = follow_job(via_b, queued.json(), lambda j: j["progress"]["chunks"] > 0, 240)
+            kill(first_worker)
             assert running["status"] == "running", running
         with (
-            _process(worker, worker_env, tmp_path / "worker.log"),
+            process(worker, worker_env, tmp_path / "worker.log"),
             httpx.Client(base_url=urls[1], headers=headers, timeout=60) as via_b,
         ):
-            job = _job(via_b, running, lambda j: j["status"] not in {"queued", "running"}, 240)
+            job = follow_job(
+                via_b, running, lambda j: j["status"] not in {"queued", "running"}, 240
+            )
     assert job["status"] == "succeeded" and job["attempts"] == 2, job
     assert job["progress"]["files_done"] == len(docs) and not job["errors"], job
     es = remote.es_chunks(TENANT)

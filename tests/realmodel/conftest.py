@@ -33,14 +33,22 @@ MODEL = "qwen2.5-coder-0.5b"
 
 
 def model_path() -> Path:
-    """The verified GGUF file (fetched on first use)."""
+    """The verified GGUF file (fetched on first use).
+
+    When it is neither cached nor fetchable, the tier fails under CI (``CI`` set, where
+    scripts/test.sh fetched it first) and is skipped elsewhere.
+    """
     done = subprocess.run(
         [str(REPO / "scripts" / "models.sh"), "path", MODEL],
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert done.returncode == 0, done.stderr
+    if done.returncode != 0:
+        reason = f"the {MODEL} fixture is missing (scripts/models.sh): {done.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     return Path(done.stdout.strip().splitlines()[-1])
 
 

@@ -60,9 +60,9 @@ def _env_example(path: Path) -> dict[str, str]:
     return {k: v for k, v in values.items() if k.startswith("RAGENT_") and v is not None}
 
 
-def compose_settings() -> dict[str, str]:
-    """What the ragent service's environment holds: ragent.env.example, then ``environment``."""
-    service = _compose()["services"]["ragent"]
+def compose_settings(service_name: str = "ragent") -> dict[str, str]:
+    """What a service's environment holds: ragent.env.example, then its ``environment``."""
+    service = _compose()["services"][service_name]
     env = _env_example(COMPOSE / "ragent.env.example")
     env.update({k: _interpolated(v) for k, v in service["environment"].items()})
     return {k: v for k, v in env.items() if k.startswith("RAGENT_")}
